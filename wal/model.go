@@ -1,0 +1,326 @@
+package wal
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Duration is a time.Duration that reads and writes as Go duration text
+// ("15s", "1h") in JSON and YAML, so the config file and the API share one
+// spelling.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes the duration as Go duration text.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText parses Go duration text ("15s"); a bare number is rejected
+// because it hides its unit.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q (use a unit, e.g. 15s, 5m, 1h)", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalJSON accepts only a JSON string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("invalid duration %s (use a string with a unit, e.g. \"15s\")", string(b))
+	}
+	return d.UnmarshalText([]byte(s))
+}
+
+// Providers a source may name.
+const (
+	ProviderGeneric = "generic"
+	ProviderGitHub  = "github"
+	ProviderShopify = "shopify"
+	ProviderSlack   = "slack"
+	ProviderStripe  = "stripe"
+)
+
+// Ordering modes of a destination.
+const (
+	OrderingOrdered  = "ordered"
+	OrderingParallel = "parallel"
+)
+
+// Delivery modes of a destination.
+const (
+	ModeHTTP  = "http"
+	ModeAgent = "agent"
+)
+
+// Source is where webhooks come in: POST /in/{slug}.
+type Source struct {
+	Slug     string   `json:"slug" yaml:"slug"`
+	Provider string   `json:"provider" yaml:"provider"`
+	Secrets  []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
+	// Verify is "" (verify signatures) or "none", the only way to accept
+	// unsigned requests.
+	Verify   string  `json:"verify,omitempty" yaml:"verify,omitempty"`
+	Disabled bool    `json:"disabled,omitempty" yaml:"disabled,omitempty"`
+	Routes   []Route `json:"routes,omitempty" yaml:"routes,omitempty"`
+}
+
+// Route sends a source's events, optionally filtered by type, to a destination.
+type Route struct {
+	Destination string   `json:"destination" yaml:"destination"`
+	EventTypes  []string `json:"event_types,omitempty" yaml:"event_types,omitempty"`
+}
+
+// Destination is where events go: a URL, reached directly or through an agent.
+type Destination struct {
+	Slug        string   `json:"slug" yaml:"slug"`
+	URL         string   `json:"url" yaml:"url"`
+	Mode        string   `json:"mode,omitempty" yaml:"mode,omitempty"`   // http (default) | agent
+	Agent       string   `json:"agent,omitempty" yaml:"agent,omitempty"` // agent id when mode is agent
+	Ordering    string   `json:"ordering,omitempty" yaml:"ordering,omitempty"`
+	MaxInFlight int      `json:"max_in_flight,omitempty" yaml:"max_in_flight,omitempty"`
+	Timeout     Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	MaxAttempts int      `json:"max_attempts,omitempty" yaml:"max_attempts,omitempty"`
+	BackoffBase Duration `json:"backoff_base,omitempty" yaml:"backoff_base,omitempty"`
+	BackoffMax  Duration `json:"backoff_max,omitempty" yaml:"backoff_max,omitempty"`
+	// VerifyTLS is nil for the default (true).
+	VerifyTLS           *bool             `json:"verify_tls,omitempty" yaml:"verify_tls,omitempty"`
+	Headers             map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
+	SigningSecret       string            `json:"signing_secret,omitempty" yaml:"signing_secret,omitempty"`
+	AllowPrivateNetwork bool              `json:"allow_private_network,omitempty" yaml:"allow_private_network,omitempty"`
+	// RateLimit caps attempts per second; 0 means no limit.
+	RateLimit float64 `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	Paused    bool    `json:"paused,omitempty" yaml:"paused,omitempty"`
+}
+
+// Agent is a private network agent (agentd) allowed to dial in.
+type Agent struct {
+	ID             string   `json:"id" yaml:"id"`
+	AllowedTargets []string `json:"allowed_targets,omitempty" yaml:"allowed_targets,omitempty"`
+	// Secret is set only by enrollment; config files never carry it.
+	Secret string `json:"-" yaml:"-"`
+}
+
+// Forward is a raw TCP forward: connections accepted on Listen go through
+// Agent to Target.
+type Forward struct {
+	Listen string `json:"listen" yaml:"listen"`
+	Agent  string `json:"agent" yaml:"agent"`
+	Target string `json:"target" yaml:"target"`
+}
+
+// Defaults applied where a destination leaves a field zero.
+const (
+	DefaultTimeout     = 15 * time.Second
+	DefaultMaxAttempts = 8
+	DefaultBackoffBase = 5 * time.Second
+	DefaultBackoffMax  = time.Hour
+	DefaultMaxInFlight = 1
+)
+
+// WithDefaults returns d with every zero field set to its default.
+func (d Destination) WithDefaults() Destination {
+	if d.Mode == "" {
+		d.Mode = ModeHTTP
+	}
+	if d.Ordering == "" {
+		d.Ordering = OrderingOrdered
+	}
+	if d.MaxInFlight == 0 {
+		d.MaxInFlight = DefaultMaxInFlight
+	}
+	if d.Ordering == OrderingOrdered {
+		d.MaxInFlight = 1
+	}
+	if d.Timeout == 0 {
+		d.Timeout = Duration(DefaultTimeout)
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = DefaultMaxAttempts
+	}
+	if d.BackoffBase == 0 {
+		d.BackoffBase = Duration(DefaultBackoffBase)
+	}
+	if d.BackoffMax == 0 {
+		d.BackoffMax = Duration(DefaultBackoffMax)
+	}
+	return d
+}
+
+// TLSVerify reports whether the destination's TLS certificate is verified.
+func (d Destination) TLSVerify() bool { return d.VerifyTLS == nil || *d.VerifyTLS }
+
+// FieldError names the field a validation failed on.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidSlug reports whether s is a valid slug: lower-case letters, digits,
+// '-' and '_', starting with a letter or digit, at most 63 characters.
+func ValidSlug(s string) bool { return slugRE.MatchString(s) }
+
+// Validate checks a source on its own; route targets are checked by the
+// caller, which knows the destinations.
+func (s Source) Validate() error {
+	if !ValidSlug(s.Slug) {
+		return fieldErr("slug", "%q is not a valid slug (a-z, 0-9, '-', '_', at most 63)", s.Slug)
+	}
+	switch s.Provider {
+	case ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe:
+	case "":
+		return fieldErr("provider", "required (generic, github, shopify, slack or stripe)")
+	default:
+		return fieldErr("provider", "unknown provider %q (generic, github, shopify, slack or stripe)", s.Provider)
+	}
+	switch s.Verify {
+	case "":
+		if len(s.Secrets) == 0 {
+			return fieldErr("secrets", "at least one secret is required unless verify is \"none\"")
+		}
+	case "none":
+	default:
+		return fieldErr("verify", "must be empty or \"none\", got %q", s.Verify)
+	}
+	for i, sec := range s.Secrets {
+		if sec == "" {
+			return fieldErr(fmt.Sprintf("secrets[%d]", i), "must not be empty")
+		}
+	}
+	for i, r := range s.Routes {
+		if !ValidSlug(r.Destination) {
+			return fieldErr(fmt.Sprintf("routes[%d].destination", i), "%q is not a valid destination slug", r.Destination)
+		}
+		for j, p := range r.EventTypes {
+			if strings.TrimSpace(p) == "" {
+				return fieldErr(fmt.Sprintf("routes[%d].event_types[%d]", i, j), "must not be empty")
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks a destination (before defaults are applied).
+func (d Destination) Validate() error {
+	if !ValidSlug(d.Slug) {
+		return fieldErr("slug", "%q is not a valid slug (a-z, 0-9, '-', '_', at most 63)", d.Slug)
+	}
+	u, err := url.Parse(d.URL)
+	if d.URL == "" {
+		return fieldErr("url", "required")
+	}
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fieldErr("url", "%q is not an absolute http(s) URL", d.URL)
+	}
+	if u.User != nil {
+		return fieldErr("url", "credentials in the URL are not allowed; use headers")
+	}
+	switch d.Mode {
+	case "", ModeHTTP:
+		if d.Agent != "" {
+			return fieldErr("agent", "only allowed with mode: agent")
+		}
+	case ModeAgent:
+		if !ValidSlug(d.Agent) {
+			return fieldErr("agent", "mode agent needs a valid agent id, got %q", d.Agent)
+		}
+	default:
+		return fieldErr("mode", "must be http or agent, got %q", d.Mode)
+	}
+	switch d.Ordering {
+	case "", OrderingOrdered, OrderingParallel:
+	default:
+		return fieldErr("ordering", "must be ordered or parallel, got %q", d.Ordering)
+	}
+	if d.MaxInFlight < 0 || d.MaxInFlight > 1024 {
+		return fieldErr("max_in_flight", "must be between 1 and 1024")
+	}
+	if d.MaxInFlight > 1 && d.Ordering != OrderingParallel {
+		return fieldErr("max_in_flight", "only parallel destinations may have more than one in flight")
+	}
+	if d.Timeout < 0 || d.Timeout.D() > 10*time.Minute {
+		return fieldErr("timeout", "must be between 1ms and 10m")
+	}
+	if d.MaxAttempts < 0 || d.MaxAttempts > 100 {
+		return fieldErr("max_attempts", "must be between 1 and 100")
+	}
+	if d.BackoffBase < 0 {
+		return fieldErr("backoff_base", "must not be negative")
+	}
+	if d.BackoffMax < 0 || d.BackoffMax.D() > 24*time.Hour {
+		return fieldErr("backoff_max", "must be between 0 and 24h")
+	}
+	if d.BackoffBase > 0 && d.BackoffMax > 0 && d.BackoffBase > d.BackoffMax {
+		return fieldErr("backoff_base", "must not exceed backoff_max")
+	}
+	if d.RateLimit < 0 {
+		return fieldErr("rate_limit", "must not be negative")
+	}
+	for k := range d.Headers {
+		if k == "" || strings.ContainsAny(k, " :\r\n\t") {
+			return fieldErr("headers", "invalid header name %q", k)
+		}
+		if strings.ContainsAny(d.Headers[k], "\r\n") {
+			return fieldErr("headers", "header %q has a line break in its value", k)
+		}
+	}
+	return nil
+}
+
+// Validate checks an agent.
+func (a Agent) Validate() error {
+	if !ValidSlug(a.ID) {
+		return fieldErr("id", "%q is not a valid agent id (a-z, 0-9, '-', '_', at most 63)", a.ID)
+	}
+	for i, t := range a.AllowedTargets {
+		if err := validHostPort(t); err != nil {
+			return fieldErr(fmt.Sprintf("allowed_targets[%d]", i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// Validate checks a forward.
+func (f Forward) Validate() error {
+	if err := validHostPort(f.Listen); err != nil {
+		return fieldErr("listen", "%v", err)
+	}
+	if !ValidSlug(f.Agent) {
+		return fieldErr("agent", "%q is not a valid agent id", f.Agent)
+	}
+	if err := validHostPort(f.Target); err != nil {
+		return fieldErr("target", "%v", err)
+	}
+	return nil
+}
+
+func validHostPort(s string) error {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 || i == len(s)-1 {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	for _, c := range s[i+1:] {
+		if c < '0' || c > '9' {
+			return fmt.Errorf("%q has a non-numeric port", s)
+		}
+	}
+	return nil
+}
