@@ -1,0 +1,97 @@
+package wal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Batch collects writes that become durable together, through Commit.
+type Batch struct {
+	db  *DB
+	b   *pebble.Batch
+	buf []byte
+}
+
+// NewBatch starts an empty batch.
+func (db *DB) NewBatch() *Batch { return &Batch{db: db, b: db.pdb.NewBatch()} }
+
+// Count is the number of writes in the batch.
+func (b *Batch) Count() int { return int(b.b.Count()) }
+
+// Discard drops a batch that will not be committed.
+func (b *Batch) Discard() { b.b.Close() }
+
+// PutEvent stores an event's raw record.
+func (b *Batch) PutEvent(e *Event) {
+	b.buf = appendEvent(b.buf[:0], e)
+	b.b.Set(eventKey(e.Partition, e.Seq), b.buf, nil)
+}
+
+// PutDedupe records that (source, key) is event seq, received at.
+func (b *Batch) PutDedupe(part uint16, source, key string, seq uint64, at time.Time) {
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], seq)
+	binary.BigEndian.PutUint64(v[8:], uint64(at.UnixNano()))
+	b.b.Set(dedupeKey(part, source, key), v[:], nil)
+}
+
+// PutOutbox records that event (part, seq) still has to reach dest's queue.
+func (b *Batch) PutOutbox(part uint16, seq uint64, dest string) {
+	b.b.Set(outboxKey(part, seq, dest), nil, nil)
+}
+
+// DeleteOutbox acknowledges an outbox entry.
+func (b *Batch) DeleteOutbox(part uint16, seq uint64, dest string) {
+	b.b.Delete(outboxKey(part, seq, dest), nil)
+}
+
+// PutQueue appends event (evPart, evSeq) to dest's queue at qseq.
+func (b *Batch) PutQueue(dest string, qseq uint64, evPart uint16, evSeq uint64) {
+	var v [10]byte
+	b.b.Set(destKey(b.db.DestPartition(dest), subQueue, dest, qseq), appendQueueValue(v[:0], evPart, evSeq), nil)
+}
+
+// DeleteQueue removes a finished delivery from dest's queue.
+func (b *Batch) DeleteQueue(dest string, qseq uint64) {
+	b.b.Delete(destKey(b.db.DestPartition(dest), subQueue, dest, qseq), nil)
+}
+
+// PutDelivery stores an event's delivery record at a destination, and keeps
+// the dead-letter index in step with its status.
+func (b *Batch) PutDelivery(evSeq uint64, d *Delivery) {
+	part := b.db.DestPartition(d.Destination)
+	v, _ := json.Marshal(d)
+	b.b.Set(destKey(part, subDelivery, d.Destination, evSeq), v, nil)
+	dk := destKey(part, subDead, d.Destination, evSeq)
+	if d.Status == StatusDead {
+		b.b.Set(dk, []byte(d.EventID), nil)
+	} else {
+		b.b.Delete(dk, nil)
+	}
+}
+
+// PutConfig stores a config object as JSON.
+func (b *Batch) PutConfig(kind byte, slug string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	b.b.Set(configKey(kind, slug), raw, nil)
+	return nil
+}
+
+// DeleteConfig removes a config object.
+func (b *Batch) DeleteConfig(kind byte, slug string) {
+	b.b.Delete(configKey(kind, slug), nil)
+}
+
+// DestPartition is the partition that holds a destination's queue.
+func (db *DB) DestPartition(dest string) uint16 { return Partition(db.partitions, dest) }
+
+// EventPartition is the partition of an event's keys.
+func (db *DB) EventPartition(source, key string) uint16 {
+	return Partition(db.partitions, source, key)
+}

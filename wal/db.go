@@ -1,0 +1,233 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Config configures the store. A zero field means the default.
+type Config struct {
+	// Partitions is used only when the data dir is created; an existing
+	// data dir keeps the count it was created with.
+	Partitions int
+	// CacheSize is Pebble's block cache in bytes.
+	CacheSize int64
+	// SecretKey is the 32-byte AES key that seals secrets at rest. Nil
+	// means: read or create <dir>/secret.key with mode 0600.
+	SecretKey []byte
+	// FS replaces the file system (tests inject failures); nil is the OS.
+	FS     vfs.FS
+	Logger *slog.Logger
+	// MaxBatchBytes caps one group commit.
+	MaxBatchBytes int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Partitions: 64, CacheSize: 256 << 20, MaxBatchBytes: 16 << 20}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.Partitions < 0 || c.Partitions > 4096 {
+		return fmt.Errorf("wal: partitions must be between 1 and 4096, got %d", c.Partitions)
+	}
+	if c.SecretKey != nil && len(c.SecretKey) != 32 {
+		return fmt.Errorf("wal: secret key must be 32 bytes, got %d", len(c.SecretKey))
+	}
+	return nil
+}
+
+func (c *Config) fill() {
+	d := DefaultConfig()
+	if c.Partitions == 0 {
+		c.Partitions = d.Partitions
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = d.CacheSize
+	}
+	if c.MaxBatchBytes == 0 {
+		c.MaxBatchBytes = d.MaxBatchBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// DB is the durable store.
+type DB struct {
+	pdb        *pebble.DB
+	cache      interface{ Unref() }
+	partitions int
+	sealer     *sealer
+	log        *slog.Logger
+
+	seq      atomic.Uint64 // last event sequence handed out
+	auditSeq atomic.Uint64 // last audit sequence handed out
+
+	commits   chan *pending
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closed    atomic.Bool
+}
+
+// Open opens or creates the store in dir.
+func Open(dir string, cfg Config) (*DB, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.fill()
+	if cfg.FS == nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("wal.Open: %w", err)
+		}
+	}
+	key := cfg.SecretKey
+	if key == nil {
+		var err error
+		if key, err = loadOrCreateKey(filepath.Join(dir, "secret.key")); err != nil {
+			return nil, fmt.Errorf("wal.Open: %w", err)
+		}
+	}
+	s, err := newSealer(key)
+	if err != nil {
+		return nil, fmt.Errorf("wal.Open: %w", err)
+	}
+	cache := pebble.NewCache(cfg.CacheSize)
+	opts := &pebble.Options{Cache: cache, FS: cfg.FS, Logger: pebbleLogger{cfg.Logger}}
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	opts.MemTableSize = 64 << 20
+	pdb, err := pebble.Open(filepath.Join(dir, "pebble"), opts)
+	if err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("wal.Open: %w", err)
+	}
+	db := &DB{
+		pdb:     pdb,
+		cache:   cache,
+		sealer:  s,
+		log:     cfg.Logger,
+		commits: make(chan *pending, 4096),
+		done:    make(chan struct{}),
+	}
+	if err := db.initMeta(cfg.Partitions); err != nil {
+		pdb.Close()
+		cache.Unref()
+		return nil, fmt.Errorf("wal.Open: %w", err)
+	}
+	if err := db.initSeqs(); err != nil {
+		pdb.Close()
+		cache.Unref()
+		return nil, fmt.Errorf("wal.Open: %w", err)
+	}
+	db.wg.Add(1)
+	go db.commitLoop(cfg.MaxBatchBytes)
+	return db, nil
+}
+
+// Partitions is the partition count fixed when the data dir was created.
+func (db *DB) Partitions() int { return db.partitions }
+
+// Close waits for queued commits, then closes Pebble. Idempotent.
+func (db *DB) Close() error {
+	var err error
+	db.closeOnce.Do(func() {
+		db.closed.Store(true)
+		close(db.done)
+		db.wg.Wait()
+		err = db.pdb.Close()
+		db.cache.Unref()
+	})
+	return err
+}
+
+func (db *DB) initMeta(want int) error {
+	k := []byte{prefixMeta, 'P'}
+	v, closer, err := db.pdb.Get(k)
+	switch {
+	case err == nil:
+		n, perr := strconv.Atoi(string(v))
+		closer.Close()
+		if perr != nil || n <= 0 || n > 65535 {
+			return fmt.Errorf("%w: partition count %q", ErrCorrupt, v)
+		}
+		db.partitions = n
+		return nil
+	case errors.Is(err, pebble.ErrNotFound):
+		db.partitions = want
+		return db.pdb.Set(k, []byte(strconv.Itoa(want)), pebble.Sync)
+	default:
+		return err
+	}
+}
+
+// initSeqs resumes the event and audit sequences after the highest ones on
+// disk, so a sequence is never handed out twice.
+func (db *DB) initSeqs() error {
+	var maxSeq uint64
+	for p := 0; p < db.partitions; p++ {
+		lo := partKey(uint16(p), subEvent, 0)
+		k, ok, err := db.lastKey(lo, prefixEnd(lo))
+		if err != nil {
+			return err
+		}
+		if ok && len(k) == len(lo)+8 {
+			if s := binary.BigEndian.Uint64(k[len(lo):]); s > maxSeq {
+				maxSeq = s
+			}
+		}
+	}
+	db.seq.Store(maxSeq)
+	lo := []byte{prefixAudit}
+	k, ok, err := db.lastKey(lo, prefixEnd(lo))
+	if err != nil {
+		return err
+	}
+	if ok && len(k) == 9 {
+		db.auditSeq.Store(binary.BigEndian.Uint64(k[1:]))
+	}
+	return nil
+}
+
+func (db *DB) lastKey(lo, hi []byte) ([]byte, bool, error) {
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return nil, false, it.Error()
+	}
+	return append([]byte(nil), it.Key()...), true, nil
+}
+
+// NextSeq hands out the next event sequence. Sequences grow with time, so
+// an event acknowledged before another arrived has the smaller one.
+func (db *DB) NextSeq() uint64 { return db.seq.Add(1) }
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
+}

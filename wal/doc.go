@@ -1,0 +1,41 @@
+// Package wal owns every byte WebhookOps keeps on disk. It is the only
+// package that imports Pebble.
+//
+// # Key schema
+//
+// All durable state that grows with traffic lives in a partition: a
+// contiguous key range that can be copied, checkpointed or handed to
+// another node whole. The partition count is fixed when a data dir is
+// created and stored under the meta prefix; a node owns partitions, and a
+// single node owns them all.
+//
+//	m <name>                               meta (partition count, format version)
+//	c <kind> <slug>                        config objects (sources, destinations, agents,
+//	                                       forwards, tokens), JSON, secrets sealed with AES-GCM
+//	u <seq:8>                              audit entries, in the order they happened
+//	p <part:2> e <seq:8>                   event: raw headers and body as received
+//	p <part:2> k <source> 0 <idem key>     dedupe key -> event seq and receive time
+//	p <part:2> o <seq:8> <dest>            outbox: event not yet appended to dest's queue
+//	p <part:2> q <dest> 0 <qseq:8>         queue: a pending delivery, in acknowledgement order
+//	p <part:2> r <dest> 0 <seq:8>          delivery record: status and every attempt
+//	p <part:2> x <dest> 0 <seq:8>          dead-letter index
+//
+// An event's keys (e, k, o) live in the partition of hash(source, idem key);
+// a destination's keys (q, r, x) live in the partition of hash(destination).
+// The queue is ordered by a per-destination sequence assigned by the
+// destination's actor, the only writer of that queue, so paging the queue
+// in from disk sees the same order the live path used.
+//
+// # Durability
+//
+// Every write goes through the Committer: one goroutine that merges every
+// batch waiting for it into one Pebble batch and commits it with a real
+// fsync. Throughput comes from many events sharing one fsync, never from
+// skipping it. A callback runs only after its batch is durable.
+//
+// # What this package must never do
+//
+// It never decides anything about delivery, dedupe or ordering; it stores
+// what the actors decided and gives it back in key order. It never returns a
+// secret in clear except through the explicit Open* calls, and never logs one.
+package wal

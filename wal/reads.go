@@ -1,0 +1,271 @@
+package wal
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func (db *DB) get(k []byte) ([]byte, error) {
+	v, closer, err := db.pdb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+// GetEvent reads one event.
+func (db *DB) GetEvent(part uint16, seq uint64) (*Event, error) {
+	if int(part) >= db.partitions {
+		return nil, ErrNotFound
+	}
+	v, err := db.get(eventKey(part, seq))
+	if err != nil {
+		return nil, fmt.Errorf("wal.GetEvent %s: %w", EventID(part, seq), err)
+	}
+	return decodeEvent(part, seq, v)
+}
+
+// GetEventByID reads one event by its public id.
+func (db *DB) GetEventByID(id string) (*Event, error) {
+	part, seq, err := ParseEventID(id)
+	if err != nil {
+		return nil, err
+	}
+	return db.GetEvent(part, seq)
+}
+
+func (db *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
+	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := fn(it.Key(), it.Value()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// ScanDedupe calls fn for every dedupe key of a partition.
+func (db *DB) ScanDedupe(part uint16, fn func(source, key string, seq uint64, at time.Time)) error {
+	lo := partKey(part, subDedupe, 0)
+	return db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
+		rest := k[len(lo):]
+		i := indexByte(rest, 0)
+		if i < 0 || len(v) != 16 {
+			return fmt.Errorf("%w: dedupe key %x", ErrCorrupt, k)
+		}
+		fn(string(rest[:i]), string(rest[i+1:]), binary.BigEndian.Uint64(v[:8]), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))))
+		return nil
+	})
+}
+
+// OutboxEntry is an event that has not yet reached a destination's queue.
+type OutboxEntry struct {
+	EventPart uint16
+	EventSeq  uint64
+	Dest      string
+}
+
+// ScanOutbox calls fn for every outbox entry of a partition, in event order.
+func (db *DB) ScanOutbox(part uint16, fn func(OutboxEntry)) error {
+	lo := partKey(part, subOutbox, 0)
+	return db.scan(lo, prefixEnd(lo), func(k, _ []byte) error {
+		rest := k[len(lo):]
+		if len(rest) < 8 {
+			return fmt.Errorf("%w: outbox key %x", ErrCorrupt, k)
+		}
+		fn(OutboxEntry{EventPart: part, EventSeq: binary.BigEndian.Uint64(rest[:8]), Dest: string(rest[8:])})
+		return nil
+	})
+}
+
+// QueuePage returns up to limit entries of dest's queue with qseq > after.
+func (db *DB) QueuePage(dest string, after uint64, limit int) ([]QueueEntry, error) {
+	p := destPrefix(db.DestPartition(dest), subQueue, dest)
+	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), after+1)
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	var out []QueueEntry
+	errStop := errors.New("stop")
+	err := db.scan(lo, prefixEnd(p), func(k, v []byte) error {
+		if len(k) != len(p)+8 || len(v) != 10 {
+			return fmt.Errorf("%w: queue key %x", ErrCorrupt, k)
+		}
+		out = append(out, QueueEntry{
+			QSeq:      binary.BigEndian.Uint64(k[len(p):]),
+			EventPart: binary.BigEndian.Uint16(v[:2]),
+			EventSeq:  binary.BigEndian.Uint64(v[2:]),
+		})
+		if len(out) == limit {
+			return errStop
+		}
+		return nil
+	})
+	if err == errStop {
+		err = nil
+	}
+	return out, err
+}
+
+// LastQSeq is the highest queue sequence of dest (0 when empty).
+func (db *DB) LastQSeq(dest string) (uint64, error) {
+	p := destPrefix(db.DestPartition(dest), subQueue, dest)
+	k, ok, err := db.lastKey(p, prefixEnd(p))
+	if err != nil || !ok {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(k[len(p):]), nil
+}
+
+// QueueDepth counts dest's pending deliveries (a scan: for reads, not the hot path).
+func (db *DB) QueueDepth(dest string) (int, error) {
+	p := destPrefix(db.DestPartition(dest), subQueue, dest)
+	n := 0
+	err := db.scan(p, prefixEnd(p), func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
+// DestsWithPending lists the destinations whose queue is not empty, seeking
+// past each destination's range rather than reading it.
+func (db *DB) DestsWithPending() ([]string, error) {
+	var out []string
+	for p := 0; p < db.partitions; p++ {
+		lo := partKey(uint16(p), subQueue, 0)
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return nil, err
+		}
+		for ok := it.First(); ok; {
+			rest := it.Key()[len(lo):]
+			i := indexByte(rest, 0)
+			if i < 0 {
+				it.Close()
+				return nil, fmt.Errorf("%w: queue key %x", ErrCorrupt, it.Key())
+			}
+			dest := string(rest[:i])
+			out = append(out, dest)
+			ok = it.SeekGE(prefixEnd(destPrefix(uint16(p), subQueue, dest)))
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// GetDelivery reads an event's delivery record at dest.
+func (db *DB) GetDelivery(dest string, evSeq uint64) (*Delivery, error) {
+	v, err := db.get(destKey(db.DestPartition(dest), subDelivery, dest, evSeq))
+	if err != nil {
+		return nil, err
+	}
+	var d Delivery
+	if err := json.Unmarshal(v, &d); err != nil {
+		return nil, fmt.Errorf("%w: delivery %s/%d", ErrCorrupt, dest, evSeq)
+	}
+	return &d, nil
+}
+
+// ListDead returns dest's dead-lettered event ids with seq > after, oldest first.
+func (db *DB) ListDead(dest string, after uint64, limit int) (ids []string, next uint64, err error) {
+	p := destPrefix(db.DestPartition(dest), subDead, dest)
+	lo := binary.BigEndian.AppendUint64(append([]byte(nil), p...), after+1)
+	errStop := errors.New("stop")
+	err = db.scan(lo, prefixEnd(p), func(k, v []byte) error {
+		if len(ids) == limit {
+			return errStop
+		}
+		ids = append(ids, string(v))
+		next = binary.BigEndian.Uint64(k[len(p):])
+		return nil
+	})
+	if err == errStop {
+		return ids, next, nil
+	}
+	return ids, 0, err
+}
+
+// ListEvents returns events with seq < before (0: from the newest), newest
+// first across all partitions, that match, at most limit. next is the
+// cursor for the following page, 0 at the end. Sequences are unique and
+// never reused, so a cursor never skips or repeats an event while new ones
+// arrive (they sort after the cursor).
+func (db *DB) ListEvents(before uint64, limit int, match func(*Event) bool) (out []*Event, next uint64, err error) {
+	type head struct {
+		it  *pebble.Iterator
+		seq uint64
+		lo  []byte
+	}
+	heads := make([]*head, 0, db.partitions)
+	defer func() {
+		for _, h := range heads {
+			h.it.Close()
+		}
+	}()
+	for p := 0; p < db.partitions; p++ {
+		lo := partKey(uint16(p), subEvent, 0)
+		hi := prefixEnd(lo)
+		if before > 0 {
+			hi = eventKey(uint16(p), before)
+		}
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return nil, 0, err
+		}
+		h := &head{it: it, lo: lo}
+		heads = append(heads, h)
+		if it.Last() {
+			h.seq = binary.BigEndian.Uint64(it.Key()[len(lo):])
+		}
+	}
+	for {
+		var best *head
+		for _, h := range heads {
+			if h.it.Valid() && (best == nil || h.seq > best.seq) {
+				best = h
+			}
+		}
+		if best == nil {
+			return out, 0, nil
+		}
+		part := binary.BigEndian.Uint16(best.lo[1:3])
+		e, err := decodeEvent(part, best.seq, best.it.Value())
+		if err != nil {
+			return nil, 0, err
+		}
+		if match == nil || match(e) {
+			if len(out) == limit {
+				return out, out[len(out)-1].Seq, nil
+			}
+			out = append(out, e)
+		}
+		if best.it.Prev() {
+			best.seq = binary.BigEndian.Uint64(best.it.Key()[len(best.lo):])
+		}
+	}
+}
+
+func indexByte(b []byte, c byte) int {
+	for i, x := range b {
+		if x == c {
+			return i
+		}
+	}
+	return -1
+}

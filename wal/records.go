@@ -1,0 +1,206 @@
+package wal
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Event is one webhook as it was received, kept byte-exact.
+type Event struct {
+	Partition  uint16
+	Seq        uint64
+	Source     string
+	IdemKey    string
+	EventType  string
+	ReceivedAt time.Time
+	// Headers are the request's headers in the order they arrived.
+	Headers      [][2]string
+	Body         []byte
+	Destinations []string
+}
+
+// ID is the event's public id: "evt_" followed by the partition and the
+// sequence in hex, so an id alone finds the event's key.
+func (e *Event) ID() string { return EventID(e.Partition, e.Seq) }
+
+// EventID formats an event id.
+func EventID(part uint16, seq uint64) string {
+	var b [4 + 20]byte
+	copy(b[:], "evt_")
+	var raw [10]byte
+	binary.BigEndian.PutUint16(raw[:2], part)
+	binary.BigEndian.PutUint64(raw[2:], seq)
+	hex.Encode(b[4:], raw[:])
+	return string(b[:])
+}
+
+// ParseEventID is the inverse of EventID.
+func ParseEventID(id string) (part uint16, seq uint64, err error) {
+	if len(id) != 24 || id[:4] != "evt_" {
+		return 0, 0, fmt.Errorf("%w: malformed event id %q", ErrNotFound, id)
+	}
+	var raw [10]byte
+	if _, err := hex.Decode(raw[:], []byte(id[4:])); err != nil {
+		return 0, 0, fmt.Errorf("%w: malformed event id %q", ErrNotFound, id)
+	}
+	return binary.BigEndian.Uint16(raw[:2]), binary.BigEndian.Uint64(raw[2:]), nil
+}
+
+const eventFormat = 1
+
+// appendEvent encodes e: a format byte, then uvarint-prefixed fields.
+func appendEvent(b []byte, e *Event) []byte {
+	b = append(b, eventFormat)
+	b = binary.AppendVarint(b, e.ReceivedAt.UnixNano())
+	b = appendString(b, e.Source)
+	b = appendString(b, e.IdemKey)
+	b = appendString(b, e.EventType)
+	b = binary.AppendUvarint(b, uint64(len(e.Headers)))
+	for _, h := range e.Headers {
+		b = appendString(b, h[0])
+		b = appendString(b, h[1])
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Destinations)))
+	for _, d := range e.Destinations {
+		b = appendString(b, d)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Body)))
+	return append(b, e.Body...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = ErrCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = ErrCorrupt
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = ErrCorrupt
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// count reads a list length, bounded by what the remaining bytes could hold.
+func (d *decoder) count() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = ErrCorrupt
+		return 0
+	}
+	return int(n)
+}
+
+// decodeEvent decodes what appendEvent wrote. The body is copied, so the
+// result does not alias b.
+func decodeEvent(part uint16, seq uint64, b []byte) (*Event, error) {
+	if len(b) == 0 || b[0] != eventFormat {
+		return nil, fmt.Errorf("%w: event %s has unknown format", ErrCorrupt, EventID(part, seq))
+	}
+	d := decoder{b: b[1:]}
+	e := &Event{Partition: part, Seq: seq}
+	e.ReceivedAt = time.Unix(0, d.varint()).UTC()
+	e.Source = d.string()
+	e.IdemKey = d.string()
+	e.EventType = d.string()
+	if n := d.count(); n > 0 {
+		e.Headers = make([][2]string, n)
+		for i := range e.Headers {
+			e.Headers[i] = [2]string{d.string(), d.string()}
+		}
+	}
+	if n := d.count(); n > 0 {
+		e.Destinations = make([]string, n)
+		for i := range e.Destinations {
+			e.Destinations[i] = d.string()
+		}
+	}
+	e.Body = append([]byte{}, d.bytes()...)
+	if d.err != nil {
+		return nil, fmt.Errorf("%w: event %s is truncated", ErrCorrupt, EventID(part, seq))
+	}
+	return e, nil
+}
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusDelivered = "delivered"
+	StatusDead      = "dead_lettered"
+)
+
+// Attempt is one try at delivering an event to a destination.
+type Attempt struct {
+	N          int       `json:"n"`
+	At         time.Time `json:"at"`
+	DurationMS float64   `json:"duration_ms"`
+	StatusCode int       `json:"status_code,omitempty"`
+	Response   string    `json:"response,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	ReplayID   string    `json:"replay_id,omitempty"`
+}
+
+// Delivery is an event's state at one destination, with every attempt.
+type Delivery struct {
+	Destination string    `json:"destination"`
+	EventID     string    `json:"event_id"`
+	Status      string    `json:"status"`
+	QSeq        uint64    `json:"qseq,omitempty"`
+	Attempts    []Attempt `json:"attempts"`
+	NextAt      time.Time `json:"next_attempt_at,omitzero"`
+	ReplayID    string    `json:"replay_id,omitempty"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// QueueEntry is one pending delivery in a destination's queue.
+type QueueEntry struct {
+	QSeq      uint64
+	EventPart uint16
+	EventSeq  uint64
+}
+
+func appendQueueValue(b []byte, part uint16, seq uint64) []byte {
+	b = binary.BigEndian.AppendUint16(b, part)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
