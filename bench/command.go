@@ -1,0 +1,137 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Command returns the `bench` command with one subcommand per scenario and
+// `all`: `webhookops bench ingest --max --baseline --duration 10s`.
+func Command() *cli.Command {
+	var subs []*cli.Command
+	for _, name := range Scenarios {
+		subs = append(subs, scenarioCommand(name, []string{name}, scenarioUsage[name]))
+	}
+	subs = append(subs, scenarioCommand("all", Scenarios, "every scenario in turn, one report"))
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure this machine: ingest, delivery, recovery, memory and tunnel figures, each beside the machine's own limit",
+		Description: "Each scenario starts what it measures (a child `webhookops serve` on a temporary data dir, a local sink)\n" +
+			"or targets a running server with --target (loopback only). Latency is measured from the intended send time\n" +
+			"(open loop at --rate), so a stall is not hidden; --max runs closed-loop for peak throughput.\n" +
+			"--baseline runs the same load against a no-op handler (or a direct connection) and reports the ratio.",
+		Subcommands: subs,
+	}
+}
+
+var scenarioUsage = map[string]string{
+	ScenarioIngest:       "signed POSTs answered 202 after a durable commit",
+	ScenarioE2E:          "ingest through to a local sink: ingest-to-delivered latency",
+	ScenarioRecovery:     "N pending events, kill -9, restart: time to resume and to drain",
+	ScenarioDestinations: "N idle destinations: the server's resident memory",
+	ScenarioTunnelHTTP:   "HTTP requests through an agent to a loopback app",
+	ScenarioTunnelTCP:    "bulk bytes through a raw TCP forward",
+}
+
+func benchFlags() []cli.Flag {
+	d := DefaultOptions()
+	return []cli.Flag{
+		&cli.StringFlag{Name: "target", Usage: "ingest URL of a running server (loopback only); default: start a child server"},
+		&cli.StringFlag{Name: "sink-addr", Usage: "loopback host:port for the local sink (e2e with --target: where the server delivers)"},
+		&cli.StringFlag{Name: "server-bin", Usage: "webhookops binary to start (default: this executable)"},
+		&cli.StringFlag{Name: "source", Value: d.Source, Usage: "source slug to post to"},
+		&cli.StringFlag{Name: "secret", Value: d.Secret, Usage: "the source's signing secret"},
+		&cli.Float64Flag{Name: "rate", Value: d.Rate, Usage: "open-loop requests per second"},
+		&cli.BoolFlag{Name: "max", Usage: "closed loop: peak throughput with --concurrency workers"},
+		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: d.Concurrency, Usage: "workers (and connections)"},
+		&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Value: d.Duration, Usage: "length of each measured phase (recovery: of the pile-up)"},
+		&cli.DurationFlag{Name: "warmup", Value: d.Warmup, Usage: "unrecorded load before each measured phase (0 for none)"},
+		&cli.Int64Flag{Name: "requests", Value: d.Requests, Usage: "request cap per measured phase"},
+		&cli.BoolFlag{Name: "baseline", Usage: "also run the same load against the machine's limit and report the ratio"},
+		&cli.IntFlag{Name: "body-size", Value: d.BodySize, Usage: "webhook body size in bytes"},
+		&cli.DurationFlag{Name: "request-timeout", Value: d.RequestTimeout, Usage: "per-request timeout"},
+		&cli.DurationFlag{Name: "drain-timeout", Value: d.DrainTimeout, Usage: "how long to wait for deliveries after the load (e2e, recovery)"},
+		&cli.StringFlag{Name: "ordering", Value: d.Ordering, Usage: "destination ordering: parallel or ordered"},
+		&cli.IntFlag{Name: "max-in-flight", Value: d.MaxInFlight, Usage: "destination max_in_flight"},
+		&cli.Int64Flag{Name: "events", Value: d.Events, Usage: "recovery: backlog size"},
+		&cli.IntFlag{Name: "destinations", Value: d.Destinations, Usage: "destinations: how many idle destinations"},
+		&cli.IntFlag{Name: "streams", Value: d.Streams, Usage: "tunnel-tcp: parallel TCP streams"},
+		&cli.StringFlag{Name: "json", Usage: "also write every figure and the machine facts to this file"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		&cli.BoolFlag{Name: "server-log", Usage: "copy the child server's output to stderr"},
+		&cli.BoolFlag{Name: "keep", Usage: "keep the temporary data dirs"},
+	}
+}
+
+func scenarioCommand(name string, scenarios []string, usage string) *cli.Command {
+	return &cli.Command{
+		Name:  name,
+		Usage: usage,
+		Flags: benchFlags(),
+		Action: func(c *cli.Context) error {
+			opts := Options{
+				Scenarios:      scenarios,
+				Target:         c.String("target"),
+				SinkAddr:       c.String("sink-addr"),
+				ServerBin:      c.String("server-bin"),
+				Source:         c.String("source"),
+				Secret:         c.String("secret"),
+				Rate:           c.Float64("rate"),
+				Max:            c.Bool("max"),
+				Concurrency:    c.Int("concurrency"),
+				Duration:       c.Duration("duration"),
+				Warmup:         c.Duration("warmup"),
+				Requests:       c.Int64("requests"),
+				Baseline:       c.Bool("baseline"),
+				BodySize:       c.Int("body-size"),
+				RequestTimeout: c.Duration("request-timeout"),
+				DrainTimeout:   c.Duration("drain-timeout"),
+				Ordering:       c.String("ordering"),
+				MaxInFlight:    c.Int("max-in-flight"),
+				Events:         c.Int64("events"),
+				Destinations:   c.Int("destinations"),
+				Streams:        c.Int("streams"),
+				KeepData:       c.Bool("keep"),
+			}
+			if opts.Warmup == 0 {
+				opts.Warmup = -1 // an explicit 0 means none
+			}
+			if !c.Bool("quiet") {
+				opts.Progress = os.Stderr
+			}
+			if c.Bool("server-log") {
+				opts.ServerLog = os.Stderr
+			}
+			ctx, stop := signal.NotifyContext(contextOf(c), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, runErr := Run(ctx, opts)
+			if rep == nil {
+				return runErr
+			}
+			if err := rep.WriteTable(c.App.Writer); err != nil {
+				return err
+			}
+			if path := c.String("json"); path != "" {
+				if err := rep.WriteJSONFile(path); err != nil {
+					return err
+				}
+			}
+			if runErr != nil {
+				return fmt.Errorf("bench: %w", runErr)
+			}
+			return nil
+		},
+	}
+}
+
+func contextOf(c *cli.Context) context.Context {
+	if c.Context != nil {
+		return c.Context
+	}
+	return context.Background()
+}

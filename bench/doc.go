@@ -1,0 +1,66 @@
+// Package bench is the load harness behind `webhookops bench`: it measures the
+// gateway on the machine it runs on and reports each figure beside the
+// machine's own limit for the same load.
+//
+// # Scenarios
+//
+//   - ingest: signed POSTs to /in/{source}; a request counts when it is answered
+//     202 (durably committed).
+//   - e2e: the same load, measured from the intended send time to the moment a
+//     local sink receives the delivery (matched on the X-Webhook-Id header, which
+//     the gateway forwards and which carries the send time).
+//   - recovery: N events pile up while the sink stalls, the server is killed with
+//     SIGKILL, the sink comes back, the server is restarted on the same data dir;
+//     reports restart-to-ready, restart-to-first-delivery and restart-to-drained.
+//   - destinations: a config with N idle destinations; reports the server's RSS.
+//   - tunnel-http, tunnel-tcp: requests / bulk bytes through an agent to a
+//     loopback app. Until the server's tunnel side and agent enrollment exist only
+//     the direct half runs and the scenario reports ErrNotAvailable.
+//
+// Each scenario starts what it measures (a child `webhookops serve` on a temporary
+// data dir, an in-process sink) unless Options.Target names a running server.
+// Everything it sends goes to loopback: a non-loopback target is refused, and the
+// load generator's dialer refuses any non-loopback address as a second check.
+//
+// # Coordinated omission
+//
+// Open-loop mode (the default, Options.Rate) gives request i the intended send
+// time start + i/rate and measures its latency from that instant, not from the
+// moment a worker got round to sending it. A worker takes the next slot, sleeps
+// until its intended time (if that is still ahead) and sends. When the server
+// stalls, every worker is stuck in a request, the following slots fall behind
+// schedule, and their latency includes the time they waited to be sent: a
+// one-second stall shows as a second of latency spread over every request that
+// should have gone out during it, instead of as one slow request among many fast
+// ones (which is what a closed-loop tool that waits for each answer before
+// sending the next one reports; Gil Tene's "coordinated omission"). The workers
+// are a fixed pool (Options.Concurrency, like wrk2's connections), so the
+// generator never spawns a goroutine per request; if the pool is too small for
+// rate × latency the run is behind schedule and the latencies say so.
+//
+// Closed-loop mode (Options.Max) answers a different question, peak throughput:
+// Concurrency workers each send, wait for the answer and send again. Its
+// latencies are service times and are labelled as such in the report mode.
+//
+// Latencies go into one HDR histogram per phase (microsecond resolution, three
+// significant digits, up to an hour) and are reported in milliseconds as p50,
+// p90, p99, p99.9 and max.
+//
+// # Baseline and ratio
+//
+// With Options.Baseline the same load runs, in the same process and the same
+// run, against the machine's limit for it: an in-process no-op Go HTTP handler on
+// loopback that reads the body and answers 202 with a small JSON body like the
+// real one (ingest, e2e), or a direct loopback connection to the app (tunnel
+// scenarios). The report gives our figure, the baseline's and Ratio = ours /
+// baseline. In closed-loop mode the throughput ratio is the headline (what share
+// of what this machine could do at all does the gateway achieve); in open-loop
+// mode both sides normally achieve the requested rate and the latency columns
+// (and the extra p99_ratio) carry the comparison. For destinations the baseline
+// is the same server with a single destination and the ratio is of RSS.
+//
+// The generator and the server share the machine (two cores on the reference
+// boxes), so the generator is kept lean: a fixed worker pool, one reused body
+// buffer and HMAC state per worker, keep-alive connections
+// (MaxIdleConnsPerHost = Concurrency), and one histogram behind a mutex.
+package bench

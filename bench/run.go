@@ -1,0 +1,239 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Run runs opts.Scenarios in order and returns their figures. A scenario that
+// fails is reported with its Error set and the run goes on; the returned error
+// joins every scenario's error.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	r := &runner{opts: opts, client: newClient(opts.Concurrency, opts.RequestTimeout)}
+	defer r.client.CloseIdleConnections()
+	rep := &Report{Machine: machineFacts(ctx)}
+	var errs []error
+	for _, name := range opts.Scenarios {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		res, err := r.scenario(ctx, name)
+		res.Name = name
+		if err != nil {
+			err = fmt.Errorf("%s: %w", name, err)
+			res.Error = err.Error()
+			errs = append(errs, err)
+		}
+		rep.Scenarios = append(rep.Scenarios, res)
+	}
+	return rep, errors.Join(errs...)
+}
+
+type runner struct {
+	opts   Options
+	client *http.Client
+}
+
+func (r *runner) scenario(ctx context.Context, name string) (ScenarioResult, error) {
+	switch name {
+	case ScenarioIngest:
+		return r.ingest(ctx)
+	case ScenarioE2E:
+		return r.e2e(ctx)
+	case ScenarioRecovery:
+		return r.recovery(ctx)
+	case ScenarioDestinations:
+		return r.destinations(ctx)
+	case ScenarioTunnelHTTP:
+		return r.tunnelHTTP(ctx)
+	case ScenarioTunnelTCP:
+		return r.tunnelTCP(ctx)
+	}
+	return ScenarioResult{}, fmt.Errorf("bench: unknown scenario %q", name)
+}
+
+// mode describes how load is driven, for the report.
+func (r *runner) mode() string {
+	if r.opts.Max {
+		return fmt.Sprintf("closed x%d", r.opts.Concurrency)
+	}
+	return fmt.Sprintf("open %g/s x%d", r.opts.Rate, r.opts.Concurrency)
+}
+
+// phase describes one measured phase of request load.
+func (r *runner) phase(newWorker func() sendFunc) load {
+	return load{
+		rate:      r.opts.Rate,
+		closed:    r.opts.Max,
+		workers:   r.opts.Concurrency,
+		duration:  r.opts.Duration,
+		requests:  r.opts.Requests,
+		newWorker: newWorker,
+	}
+}
+
+// measure runs the warmup (unrecorded) and then the measured phase, with a
+// progress bar. newPhase(true) is the warmup's load, newPhase(false) the
+// measured one (each from its own signer, so their ids differ).
+func (r *runner) measure(ctx context.Context, label string, newPhase func(warmup bool) load) loadResult {
+	if r.opts.Warmup > 0 {
+		w := newPhase(true)
+		w.duration = r.opts.Warmup
+		p := startProgress(r.opts.Progress, label+" warmup", w.duration, func() string { return "" })
+		w.run(ctx)
+		p.stop()
+	}
+	l := newPhase(false)
+	l.rec = newRecorder()
+	p := startProgress(r.opts.Progress, label, l.duration, func() string {
+		return fmt.Sprintf("%d ok %d err", l.rec.ok.Load(), l.rec.errs.Load())
+	})
+	defer p.stop()
+	return l.run(ctx)
+}
+
+// fill copies a phase's figures into res.
+func fill(res *ScenarioResult, lr loadResult, unit string) {
+	res.Unit = unit
+	res.Throughput = lr.throughput()
+	res.Latency = lr.rec.latency()
+	res.Count = lr.rec.ok.Load()
+	res.Errors += lr.rec.errs.Load()
+	res.DurationSeconds = lr.elapsed.Seconds()
+	if err := lr.rec.firstError(); err != nil && res.FirstError == "" {
+		res.FirstError = err.Error()
+	}
+}
+
+// fillBaseline records the baseline's figures and the ratios.
+func fillBaseline(res *ScenarioResult, throughput float64, lat Latency) {
+	res.BaselineThroughput = throughput
+	res.BaselineLatency = &lat
+	if throughput > 0 {
+		res.Ratio = res.Throughput / throughput
+	}
+	if lat.P99 > 0 && res.Latency.P99 > 0 {
+		res.setExtra("p99_ratio", res.Latency.P99/lat.P99)
+	}
+}
+
+func (res *ScenarioResult) setExtra(k string, v float64) {
+	if res.Extra == nil {
+		res.Extra = make(map[string]float64)
+	}
+	res.Extra[k] = v
+}
+
+// tempDir makes a directory for one scenario's server; done removes it unless
+// KeepData is set (then it says where it is).
+func (r *runner) tempDir(name string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "webhookops-bench-"+name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if r.opts.KeepData {
+			if r.opts.Progress != nil {
+				fmt.Fprintf(r.opts.Progress, "bench: kept %s\n", dir)
+			}
+			return
+		}
+		_ = os.RemoveAll(dir)
+	}, nil
+}
+
+// ingestServer is the gateway under test for ingest/e2e: a running one
+// (--target) or a child started on a temp dir routing the bench source to
+// the sink.
+type ingestServer struct {
+	base  string
+	child *child
+	close func()
+}
+
+func (r *runner) startIngestServer(ctx context.Context, name string, sk *sink, maxAttempts int, timeout time.Duration) (*ingestServer, error) {
+	if r.opts.Target != "" {
+		return &ingestServer{base: r.opts.Target, close: func() {}}, nil
+	}
+	bin, err := serverBin(ctx, r.opts.ServerBin)
+	if err != nil {
+		return nil, err
+	}
+	dir, cleanup, err := r.tempDir(name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := serverConfig(r.opts.Source, r.opts.Secret, []string{"sink"}, []destConfig{{
+		slug: "sink", url: sk.hookURL(), ordering: r.opts.Ordering, maxInFlight: r.opts.MaxInFlight,
+		timeout: timeout, maxAttempts: maxAttempts, backoffBase: 100 * time.Millisecond,
+	}})
+	spec, err := newChildSpec(bin, dir, cfg, r.opts.ServerLog)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	c, err := spec.start()
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	if err := c.waitReady(ctx, 60*time.Second); err != nil {
+		c.kill()
+		cleanup()
+		return nil, err
+	}
+	return &ingestServer{base: spec.ingestURL(), child: c, close: func() {
+		_ = c.stop(10 * time.Second)
+		cleanup()
+	}}, nil
+}
+
+// baselineIngest runs the same load against the in-process no-op handler.
+func (r *runner) baselineIngest(ctx context.Context, res *ScenarioResult) error {
+	noop, err := startHTTPServer("", noopIngest())
+	if err != nil {
+		return fmt.Errorf("bench: baseline server: %w", err)
+	}
+	defer noop.Close()
+	lr := r.measure(ctx, res.Name+" baseline", func(bool) load {
+		return r.phase(newSigner(r.client, noop.url(), r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
+	})
+	fillBaseline(res, lr.throughput(), lr.rec.latency())
+	if n := lr.rec.errs.Load(); n > 0 {
+		return fmt.Errorf("bench: baseline had %d errors, first: %v", n, lr.rec.firstError())
+	}
+	return nil
+}
+
+func (r *runner) ingest(ctx context.Context) (ScenarioResult, error) {
+	res := ScenarioResult{Name: ScenarioIngest, Mode: r.mode(), Unit: "req/s"}
+	sk, err := startSink(r.opts.SinkAddr)
+	if err != nil {
+		return res, err
+	}
+	defer sk.Close()
+	srv, err := r.startIngestServer(ctx, ScenarioIngest, sk, 3, 5*time.Second)
+	if err != nil {
+		return res, err
+	}
+	lr := r.measure(ctx, ScenarioIngest, func(bool) load {
+		return r.phase(newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
+	})
+	srv.close()
+	fill(&res, lr, "req/s")
+	if r.opts.Baseline {
+		if err := r.baselineIngest(ctx, &res); err != nil {
+			return res, err
+		}
+	}
+	return res, ctx.Err()
+}
