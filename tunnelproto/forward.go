@@ -1,0 +1,108 @@
+package tunnelproto
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Forward serves a raw TCP forward: every connection accepted on ln is
+// dialled through the agent to target (KindTCP) and joined with it, with
+// half-close in both directions. It returns when ctx is done (cutting the
+// copies) or when ln is closed, after its copies have ended. A failed Dial
+// closes that one connection and is logged; Forward keeps serving.
+func (s *Server) Forward(ctx context.Context, ln net.Listener, agentID, target string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sc, err := s.Dial(ctx, agentID, KindTCP, target)
+			if err != nil {
+				s.log.Warn("forward: dial through agent failed", "agent", agentID, "target", target, "client", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+			cut := context.AfterFunc(ctx, func() {
+				c.Close()
+				sc.Close()
+			})
+			defer cut()
+			Join(c, sc)
+		}()
+	}
+}
+
+// Transport returns an http.Transport whose connections are streams through
+// the agent (KindHTTP), so a request to http://localhost:3000/hooks reaches
+// localhost:3000 as seen from the agent. It uses no proxy. Each idle
+// keep-alive connection holds one stream; call CloseIdleConnections when
+// done with the transport.
+func (s *Server) Transport(agentID string) *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return s.Dial(ctx, agentID, KindHTTP, addr)
+		},
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       60 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Join copies a→b and b→a until both directions end. When one side's
+// reads end cleanly, the other side's write half is closed (CloseWrite if it
+// has one), so half-closed protocols keep working. An error in either
+// direction closes both connections. Both are closed when Join returns. It
+// returns the first error other than a clean end of stream.
+func Join(a, b net.Conn) error {
+	errc := make(chan error, 1)
+	go func() { errc <- pipe(b, a) }()
+	err1 := pipe(a, b)
+	err2 := <-errc
+	a.Close()
+	b.Close()
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+const copyBufSize = 64 << 10
+
+var copyBufPool = sync.Pool{New: func() any { return new([copyBufSize]byte) }}
+
+// pipe copies src to dst, then half-closes dst. On error it closes both so
+// the other direction ends too.
+func pipe(dst, src net.Conn) error {
+	buf := copyBufPool.Get().(*[copyBufSize]byte)
+	defer copyBufPool.Put(buf)
+	// The wrappers hide ReaderFrom/WriterTo so our buffer size is used.
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf[:])
+	if err != nil {
+		dst.Close()
+		src.Close()
+		return err
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return dst.Close()
+}

@@ -1,0 +1,547 @@
+package tunnelproto
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Server accepts agents' QUIC connections, authenticates them and opens
+// streams to them on behalf of the gateway (Dial, Forward, Transport).
+type Server struct {
+	cfg    ServerConfig
+	log    *slog.Logger
+	udp    net.PacketConn
+	tr     *quic.Transport
+	ln     *quic.Listener
+	nonces *nonceCache
+	limit  *limiter
+	nextID atomic.Uint64
+	active atomic.Int64 // data streams handed out by Dial and not yet closed
+
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+	wg        sync.WaitGroup // accept loop, handshakes, sessions
+
+	mu       sync.Mutex // guards the fields below
+	closed   bool
+	serving  bool
+	sessions map[string]*session
+	pending  map[*quic.Conn]struct{} // connections still in the handshake
+}
+
+// NewServer validates cfg and binds the UDP socket, so Addr is known before
+// Serve runs.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
+	}
+	udp, err := net.ListenUDP("udp", udpAddr)
+	if err != nil {
+		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(cfg.tlsConfig(), cfg.quicConfig())
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "tunnel"),
+		udp:      udp,
+		tr:       tr,
+		ln:       ln,
+		nonces:   newNonceCache(10*time.Minute, 1<<16),
+		limit:    newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, 1<<14),
+		done:     make(chan struct{}),
+		sessions: make(map[string]*session),
+		pending:  make(map[*quic.Conn]struct{}),
+	}, nil
+}
+
+// Addr is the UDP address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Fingerprint is the pin agents need ("sha256:<hex>").
+func (s *Server) Fingerprint() string { return Fingerprint(s.cfg.TLSCert) }
+
+// Serve accepts agents until ctx is done or Close is called, then closes the
+// server. It returns nil after a Close or a cancelled ctx. It may be called
+// once.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed || s.serving {
+		s.mu.Unlock()
+		return fmt.Errorf("tunnelproto.Serve: %w", ErrServerClosed)
+	}
+	s.serving = true
+	s.mu.Unlock()
+
+	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	defer stop()
+	for {
+		conn, err := s.ln.Accept(context.Background())
+		if err != nil {
+			if ctx.Err() != nil {
+				return s.Close()
+			}
+			if s.isClosed() {
+				return nil
+			}
+			return fmt.Errorf("tunnelproto.Serve: %w", err)
+		}
+		if !s.track(conn) {
+			conn.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), CodeShutdown.String())
+			return nil
+		}
+		go func() {
+			defer s.wg.Done()
+			s.handleConn(conn)
+		}()
+	}
+}
+
+// track registers a connection in the handshake and adds it to wg; false
+// once the server is closed.
+func (s *Server) track(conn *quic.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.pending[conn] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// Close cuts every session (GOAWAY, then CONNECTION_CLOSE with
+// CodeShutdown), stops listening and waits for every goroutine the server
+// started. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.done)
+		pending := make([]*quic.Conn, 0, len(s.pending))
+		for c := range s.pending {
+			pending = append(pending, c)
+		}
+		s.mu.Unlock()
+
+		s.ln.Close()
+		for _, c := range pending {
+			c.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), CodeShutdown.String())
+		}
+		for _, sess := range s.Sessions() {
+			s.endSession(sess.sess, CodeShutdown, "server shutting down")
+		}
+		s.wg.Wait()
+		s.tr.Close()
+		s.udp.Close()
+	})
+	return nil
+}
+
+// Shutdown drains: it stops accepting agents, sends GOAWAY to every session
+// so the gateway stops routing new requests to them, waits for streams
+// handed out by Dial to be closed or for ctx to end, then Closes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ln.Close()
+	for _, info := range s.Sessions() {
+		info.sess.draining.Store(true)
+		info.sess.goAway(CodeShutdown, "server draining")
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+	for s.active.Load() > 0 && err == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	s.Close()
+	return err
+}
+
+// SessionInfo describes one live agent session.
+type SessionInfo struct {
+	AgentID    string
+	RemoteAddr string
+	Since      time.Time
+	LastSeen   time.Time
+	Streams    int // data streams open now
+
+	sess *session
+}
+
+// Sessions lists the live sessions.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionInfo, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, sess.info())
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		if a.AgentID < b.AgentID {
+			return -1
+		}
+		return 1
+	})
+	return out
+}
+
+// Online reports whether the agent has a live session and when the server
+// last heard from it.
+func (s *Server) Online(agentID string) (bool, time.Time) {
+	s.mu.Lock()
+	sess := s.sessions[agentID]
+	s.mu.Unlock()
+	if sess == nil {
+		return false, time.Time{}
+	}
+	return true, sess.lastSeenTime()
+}
+
+// Disconnect cuts the agent's live session at once (GOAWAY, then
+// CONNECTION_CLOSE with CodeRevoked): used when its secret is revoked or
+// rotated. The agent may reconnect and must then authenticate afresh. It
+// reports whether there was a session.
+func (s *Server) Disconnect(agentID string) bool {
+	s.mu.Lock()
+	sess := s.sessions[agentID]
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	s.endSession(sess, CodeRevoked, "disconnected by the server")
+	return true
+}
+
+func (s *Server) emit(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	lvl := slog.LevelInfo
+	if e.Kind == EventRejected {
+		lvl = slog.LevelWarn
+	}
+	attrs := []any{"agent", e.AgentID, "remote", e.RemoteAddr}
+	if e.Kind == EventRejected || e.Kind == EventOffline {
+		attrs = append(attrs, "code", e.Code.String(), "reason", e.Reason)
+	}
+	s.log.Log(context.Background(), lvl, "agent "+string(e.Kind), attrs...)
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+// handleConn runs the handshake and then the session of one connection.
+func (s *Server) handleConn(conn *quic.Conn) {
+	sess := s.handshake(conn)
+	s.mu.Lock()
+	delete(s.pending, conn)
+	s.mu.Unlock()
+	if sess == nil {
+		return
+	}
+	if !s.register(sess) {
+		return
+	}
+	sess.run()
+}
+
+// handshake runs HELLO → CHALLENGE → AUTH → OK on the control stream. On
+// failure it answers ERROR, closes the connection, emits EventRejected and
+// returns nil.
+func (s *Server) handshake(conn *quic.Conn) *session {
+	remote := conn.RemoteAddr().String()
+	ip := remote
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		ip = host
+	}
+	ctx, cancel := context.WithTimeout(conn.Context(), s.cfg.HandshakeTimeout)
+	defer cancel()
+	var agentID string
+	reject := func(ctrl *quic.Stream, code Code, reason string) *session {
+		if ctrl != nil {
+			wire := code.String() // never more detail than the code: no hints for guessers
+			b := (&errorFrame{Code: code, Reason: []byte(wire)}).Append(nil)
+			ctrl.SetWriteDeadline(time.Now().Add(time.Second))
+			ctrl.Write(b)
+			ctrl.Close()
+		}
+		conn.CloseWithError(quic.ApplicationErrorCode(code), code.String())
+		s.emit(Event{Kind: EventRejected, AgentID: agentID, RemoteAddr: remote, Code: code, Reason: reason})
+		return nil
+	}
+
+	ctrl, err := conn.AcceptStream(ctx)
+	if err != nil {
+		if s.isClosed() {
+			return nil
+		}
+		return reject(nil, CodeHandshakeTimeout, "no control stream: "+err.Error())
+	}
+	deadline, _ := ctx.Deadline()
+	ctrl.SetDeadline(deadline)
+	buf := getFrameBuf()
+	defer putFrameBuf(buf)
+
+	typ, p, err := readFrame(ctrl, buf)
+	switch {
+	case errors.Is(err, ErrUnsupportedVersion):
+		return reject(ctrl, CodeUnsupportedVersion, err.Error())
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return reject(ctrl, CodeHandshakeTimeout, "no HELLO in time")
+	case err != nil:
+		return reject(ctrl, CodeProtocol, "reading HELLO: "+err.Error())
+	case typ != FrameHello:
+		return reject(ctrl, CodeProtocol, unexpected(typ, FrameHello).Error())
+	}
+	hello, _, err := parseHello(p)
+	if err != nil {
+		return reject(ctrl, CodeProtocol, "HELLO: "+err.Error())
+	}
+	agentID = string(hello.AgentID)
+	if hello.Version != uint16(Version) {
+		return reject(ctrl, CodeUnsupportedVersion, fmt.Sprintf("agent speaks version %d, server %d", hello.Version, Version))
+	}
+	if !validAgentID(agentID) {
+		return reject(ctrl, CodeProtocol, "agent id is not printable ASCII")
+	}
+	idKey, ipKey := "id:"+agentID, "ip:"+ip
+	now := time.Now()
+	if !s.limit.allow(idKey, now) || !s.limit.allow(ipKey, now) {
+		return reject(ctrl, CodeRateLimited, "too many authentication failures for this agent id or address")
+	}
+	fail := func(code Code, reason string) *session {
+		now := time.Now()
+		s.limit.fail(idKey, now)
+		s.limit.fail(ipKey, now)
+		return reject(ctrl, code, reason)
+	}
+	if !s.nonces.use(hello.Nonce, now) {
+		return fail(CodeReplay, "client nonce already used: replayed HELLO")
+	}
+
+	var ch challengeFrame
+	if _, err := rand.Read(ch.Nonce[:]); err != nil {
+		return reject(ctrl, CodeInternal, "random: "+err.Error())
+	}
+	if _, err := ctrl.Write(ch.Append(buf[:0])); err != nil {
+		return reject(ctrl, CodeProtocol, "writing CHALLENGE: "+err.Error())
+	}
+	typ, p, err = readFrame(ctrl, buf)
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return reject(ctrl, CodeHandshakeTimeout, "no AUTH in time")
+	case err != nil:
+		return reject(ctrl, CodeProtocol, "reading AUTH: "+err.Error())
+	case typ != FrameAuth:
+		return reject(ctrl, CodeProtocol, unexpected(typ, FrameAuth).Error())
+	}
+	auth, _, err := parseAuth(p)
+	if err != nil {
+		return reject(ctrl, CodeProtocol, "AUTH: "+err.Error())
+	}
+	exporter, err := exporterValue(conn.ConnectionState().TLS)
+	if err != nil {
+		return reject(ctrl, CodeInternal, err.Error())
+	}
+	secret, _, ok := s.cfg.Auth.Lookup(agentID)
+	if !ok {
+		// Same wire answer as a wrong secret: the agent cannot tell which.
+		return fail(CodeAuthFailed, "unknown agent")
+	}
+	want := proof(secret, hello.AgentID, &hello.Nonce, &ch.Nonce, exporter)
+	if !hmac.Equal(want[:], auth.Proof[:]) {
+		return fail(CodeAuthFailed, "wrong proof: wrong secret, or a proof replayed from another connection")
+	}
+	ok1 := okFrame{HeartbeatMillis: uint32(s.cfg.HeartbeatInterval / time.Millisecond)}
+	if _, err := ctrl.Write(ok1.Append(buf[:0])); err != nil {
+		return reject(ctrl, CodeProtocol, "writing OK: "+err.Error())
+	}
+	ctrl.SetDeadline(time.Time{})
+	s.emit(Event{Kind: EventAuthenticated, AgentID: agentID, RemoteAddr: remote})
+	sess := &session{srv: s, conn: conn, ctrl: ctrl, agentID: agentID, remote: remote, since: time.Now()}
+	sess.touch()
+	return sess
+}
+
+func (s *Server) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// register makes sess the agent's session, replacing an older one (GOAWAY
+// CodeReplaced, then close). false if the server closed meanwhile.
+func (s *Server) register(sess *session) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		sess.closeConn(CodeShutdown, "server shutting down")
+		return false
+	}
+	old := s.sessions[sess.agentID]
+	s.sessions[sess.agentID] = sess
+	s.mu.Unlock()
+	if old != nil {
+		old.goAway(CodeReplaced, "replaced by a new session from "+sess.remote)
+		old.closeConn(CodeReplaced, "replaced by a new session")
+		s.emit(Event{Kind: EventOffline, AgentID: old.agentID, RemoteAddr: old.remote, Code: CodeReplaced,
+			Reason: "replaced by a new session from " + sess.remote})
+	}
+	s.emit(Event{Kind: EventOnline, AgentID: sess.agentID, RemoteAddr: sess.remote})
+	return true
+}
+
+// endSession removes sess if it is still registered (emitting EventOffline
+// once) and closes its connection.
+func (s *Server) endSession(sess *session, code Code, reason string) {
+	s.mu.Lock()
+	registered := s.sessions[sess.agentID] == sess
+	if registered {
+		delete(s.sessions, sess.agentID)
+	}
+	s.mu.Unlock()
+	sess.goAway(code, reason)
+	sess.closeConn(code, reason)
+	if registered {
+		s.emit(Event{Kind: EventOffline, AgentID: sess.agentID, RemoteAddr: sess.remote, Code: code, Reason: reason})
+	}
+}
+
+// session is one authenticated agent connection.
+type session struct {
+	srv      *Server
+	conn     *quic.Conn
+	ctrl     *quic.Stream
+	agentID  string
+	remote   string
+	since    time.Time
+	lastSeen atomic.Int64 // unix nanoseconds
+	streams  atomic.Int64
+	draining atomic.Bool // GOAWAY sent or received: no new streams
+
+	wmu  sync.Mutex // guards writes on ctrl and wbuf
+	wbuf [64]byte
+}
+
+func (ss *session) touch() { ss.lastSeen.Store(time.Now().UnixNano()) }
+
+func (ss *session) lastSeenTime() time.Time { return time.Unix(0, ss.lastSeen.Load()) }
+
+func (ss *session) info() SessionInfo {
+	return SessionInfo{AgentID: ss.agentID, RemoteAddr: ss.remote, Since: ss.since,
+		LastSeen: ss.lastSeenTime(), Streams: int(ss.streams.Load()), sess: ss}
+}
+
+// writeCtrl writes one frame on the control stream, bounded by a second so
+// a stuck peer cannot hold wmu.
+func (ss *session) writeCtrl(f frame) error {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	ss.ctrl.SetWriteDeadline(time.Now().Add(time.Second))
+	_, err := ss.ctrl.Write(f.Append(ss.wbuf[:0]))
+	return err
+}
+
+func (ss *session) goAway(code Code, reason string) {
+	ss.draining.Store(true)
+	ss.writeCtrl(&goAwayFrame{Code: code, Reason: []byte(reason)})
+}
+
+func (ss *session) closeConn(code Code, reason string) {
+	ss.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
+}
+
+// run reads the control stream: PING refreshes last-seen and is answered
+// with PONG; GOAWAY marks the session draining. Silence for longer than
+// HeartbeatTimeout ends the session.
+func (ss *session) run() {
+	s := ss.srv
+	buf := getFrameBuf()
+	defer putFrameBuf(buf)
+	code, reason := CodeNone, "connection closed"
+	for {
+		ss.ctrl.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
+		typ, p, err := readFrame(ss.ctrl, buf)
+		if err != nil {
+			code, reason = sessionEndReason(err)
+			break
+		}
+		switch typ {
+		case FramePing:
+			ping, _, err := parsePing(p)
+			if err != nil {
+				code, reason = CodeProtocol, "PING: "+err.Error()
+				break
+			}
+			ss.touch()
+			ss.writeCtrl(&pongFrame{Seq: ping.Seq})
+			continue
+		case FrameGoAway:
+			ga, _, _ := parseGoAway(p)
+			ss.draining.Store(true)
+			ss.touch()
+			s.log.Info("agent draining", "agent", ss.agentID, "code", ga.Code.String(), "reason", string(ga.Reason))
+			continue
+		default:
+			code, reason = CodeProtocol, unexpected(typ, FramePing).Error()
+		}
+		break
+	}
+	s.endSession(ss, code, reason)
+}
+
+// sessionEndReason turns a control-stream read error into an offline reason.
+func sessionEndReason(err error) (Code, string) {
+	var ae *quic.ApplicationError
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return CodeHeartbeatTimeout, "no heartbeat within the timeout"
+	case errors.As(err, &ae):
+		if ae.Remote {
+			return Code(ae.ErrorCode), "agent closed the connection: " + ae.ErrorMessage
+		}
+		return Code(ae.ErrorCode), ae.ErrorMessage
+	case errors.Is(err, io.EOF):
+		return CodeNone, "agent closed the control stream"
+	}
+	var it *quic.IdleTimeoutError
+	if errors.As(err, &it) {
+		return CodeHeartbeatTimeout, "QUIC idle timeout"
+	}
+	return CodeProtocol, err.Error()
+}
+
+var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
+
+func getFrameBuf() *frameBuf  { return framePool.Get().(*frameBuf) }
+func putFrameBuf(b *frameBuf) { framePool.Put(b) }
