@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// shortOptions is a run of about a second per phase: enough for every
+// figure to be filled in, never a measurement of speed.
+func shortOptions(scenarios ...string) Options {
+	return Options{
+		Scenarios:      scenarios,
+		Rate:           200,
+		Concurrency:    8,
+		Duration:       time.Second,
+		Warmup:         -1,
+		Requests:       100_000,
+		Baseline:       true,
+		BodySize:       256,
+		RequestTimeout: 10 * time.Second,
+		DrainTimeout:   30 * time.Second,
+		Events:         300,
+		Destinations:   200,
+	}
+}
+
+// checkComplete fails unless the figures every scenario must have are there.
+func checkComplete(t *testing.T, rep *Report, wantBaseline bool) {
+	t.Helper()
+	if rep.Machine.Cores == 0 || rep.Machine.GoVersion == "" {
+		t.Errorf("machine facts missing: %+v", rep.Machine)
+	}
+	for _, s := range rep.Scenarios {
+		if s.Error != "" {
+			t.Errorf("%s: %s", s.Name, s.Error)
+		}
+		if s.Throughput <= 0 || s.Unit == "" || s.Count <= 0 || s.Mode == "" {
+			t.Errorf("%s: throughput %v %q, count %d, mode %q: incomplete", s.Name, s.Throughput, s.Unit, s.Count, s.Mode)
+		}
+		if s.Errors != 0 {
+			t.Errorf("%s: %d errors, first: %s", s.Name, s.Errors, s.FirstError)
+		}
+		if s.Name != ScenarioDestinations {
+			if l := s.Latency; l.P50 <= 0 || l.P90 < l.P50 || l.P99 < l.P90 || l.P999 < l.P99 || l.Max < l.P999 {
+				t.Errorf("%s: latency %+v is not a filled, ordered set of percentiles", s.Name, l)
+			}
+		}
+		if wantBaseline && s.Name != ScenarioRecovery {
+			if s.BaselineThroughput <= 0 || s.Ratio <= 0 {
+				t.Errorf("%s: baseline %v ratio %v: missing", s.Name, s.BaselineThroughput, s.Ratio)
+			}
+		}
+	}
+}
+
+func fakeServer(t *testing.T) string {
+	t.Helper()
+	t.Setenv(fakeServeEnv, "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+// TestScenariosAgainstFakeServer drives every child-starting scenario through
+// its whole life (start, ready, load, kill -9, restart, RSS, SIGTERM) against
+// the test binary acting as `webhookops serve`.
+func TestScenariosAgainstFakeServer(t *testing.T) {
+	bin := fakeServer(t)
+	for _, name := range []string{ScenarioIngest, ScenarioE2E, ScenarioRecovery, ScenarioDestinations} {
+		t.Run(name, func(t *testing.T) {
+			opts := shortOptions(name)
+			opts.ServerBin = bin
+			rep, err := Run(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkComplete(t, rep, true)
+			s := rep.Scenarios[0]
+			switch name {
+			case ScenarioRecovery:
+				for _, k := range []string{"restart_to_ready_ms", "restart_to_first_delivery_ms", "restart_to_drained_ms"} {
+					if s.Extra[k] <= 0 {
+						t.Errorf("recovery: %s = %v", k, s.Extra[k])
+					}
+				}
+				if s.Count != opts.Events || s.Extra["backlog_events"] != float64(opts.Events) {
+					t.Errorf("recovery: backlog %v, delivered %d; want %d of each", s.Extra["backlog_events"], s.Count, opts.Events)
+				}
+			case ScenarioE2E:
+				if s.Extra["accepted"] != float64(s.Count) {
+					t.Errorf("e2e: %v accepted, %d delivered", s.Extra["accepted"], s.Count)
+				}
+			case ScenarioDestinations:
+				if s.Extra["kb_per_destination"] == 0 || s.Extra["ready_ms"] <= 0 {
+					t.Errorf("destinations: extras %v", s.Extra)
+				}
+			}
+		})
+	}
+}
+
+// TestTargetMode runs ingest and e2e against an already running gateway.
+func TestTargetMode(t *testing.T) {
+	sinkAddr, err := freeLoopbackAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "c.yaml")
+	cfg := serverConfig("bench", "benchsecret", []string{"sink"}, []destConfig{{
+		slug: "sink", url: "http://" + sinkAddr + "/hook", ordering: "parallel", maxInFlight: 8,
+		timeout: 5 * time.Second, maxAttempts: 3, backoffBase: 100 * time.Millisecond,
+	}})
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingestAddr, adminAddr, err := fakeAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := startFakeGateway(dir, cfgPath, ingestAddr, adminAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	opts := shortOptions(ScenarioIngest, ScenarioE2E)
+	opts.Target = "http://" + ingestAddr
+	opts.SinkAddr = sinkAddr
+	opts.Max = true
+	opts.Warmup = 200 * time.Millisecond
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkComplete(t, rep, true)
+
+	for _, name := range []string{ScenarioRecovery, ScenarioDestinations} {
+		opts := shortOptions(name)
+		opts.Target = "http://" + ingestAddr
+		if _, err := Run(context.Background(), opts); err == nil {
+			t.Errorf("%s against --target: no error, want a refusal", name)
+		}
+	}
+	opts = shortOptions(ScenarioE2E)
+	opts.Target = "http://" + ingestAddr
+	if _, err := Run(context.Background(), opts); err == nil {
+		t.Error("e2e against --target without --sink-addr: no error")
+	}
+}
+
+// TestTunnelScenariosDirectHalf: the tunnel is not there yet; the direct
+// baseline must still be measured and the error must say why.
+func TestTunnelScenariosDirectHalf(t *testing.T) {
+	opts := shortOptions(ScenarioTunnelHTTP, ScenarioTunnelTCP)
+	opts.Duration = 500 * time.Millisecond
+	opts.Requests = 2000
+	rep, err := Run(context.Background(), opts)
+	if !errors.Is(err, ErrNotAvailable) {
+		t.Fatalf("tunnel scenarios: %v, want ErrNotAvailable", err)
+	}
+	for _, s := range rep.Scenarios {
+		if s.BaselineThroughput <= 0 || s.BaselineLatency == nil || s.BaselineLatency.P50 <= 0 || s.Error == "" {
+			t.Errorf("%s: direct %v latency %+v error %q: the direct half is missing", s.Name, s.BaselineThroughput, s.BaselineLatency, s.Error)
+		}
+	}
+}
+
+func TestServerBinWithoutServe(t *testing.T) {
+	// /bin/true exits 0 and prints nothing: a binary with no serve command.
+	if _, err := serverBin(context.Background(), "/bin/true"); !errors.Is(err, ErrServerUnavailable) {
+		t.Fatalf("serverBin(/bin/true) = %v, want ErrServerUnavailable", err)
+	}
+}

@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// tcpChunk is the write size of the bulk TCP scenario (the size the tunnel
+// ceiling in DEPENDENCIES.md was measured with).
+const tcpChunk = 256 << 10
+
+// tunnelUnavailable says why the tunnel half cannot run yet. The harness
+// needs three things the server does not offer yet: a tunnel listener on
+// `serve`, agent enrollment through the admin API (to mint the id, secret
+// and server fingerprint `agentd join` takes), and a destination that names
+// an agent target.
+func tunnelUnavailable(scenario string) error {
+	return fmt.Errorf("%s %w: the server's tunnel side (serve --tunnel-addr, agent enrollment in the admin API) is not implemented yet; run with --baseline for the direct figure", scenario, ErrNotAvailable)
+}
+
+// tunnelHTTP measures HTTP requests to a loopback app. Until the tunnel
+// exists only the direct half runs (with --baseline), and the scenario
+// reports ErrNotAvailable.
+func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
+	res := ScenarioResult{Name: ScenarioTunnelHTTP, Mode: r.mode(), Unit: "req/s"}
+	if r.opts.Baseline {
+		app, err := startHTTPServer("", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			_, _ = io.Copy(io.Discard, req.Body)
+			w.Header()["Content-Length"] = []string{"2"}
+			_, _ = io.WriteString(w, "ok")
+		}))
+		if err != nil {
+			return res, err
+		}
+		defer app.Close()
+		lr := r.measure(ctx, ScenarioTunnelHTTP+" direct", func(bool) load {
+			sg := newSigner(r.client, app.url(), r.opts.Source, r.opts.Secret, r.opts.BodySize)
+			sg.url = app.url() + "/app"
+			sg.want = http.StatusOK
+			return r.phase(sg.newWorker)
+		})
+		fillBaseline(&res, lr.throughput(), lr.rec.latency())
+		res.Ratio = 0 // nothing to compare with yet
+		if err := lr.rec.firstError(); err != nil {
+			res.FirstError = "direct: " + err.Error()
+		}
+	}
+	return res, tunnelUnavailable(ScenarioTunnelHTTP)
+}
+
+// tunnelTCP measures bulk bytes over a raw TCP stream to a loopback discard
+// app. Until the tunnel exists only the direct half runs (with --baseline).
+func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
+	res := ScenarioResult{Name: ScenarioTunnelTCP, Mode: fmt.Sprintf("closed x%d streams, %d KiB writes", r.opts.Streams, tcpChunk>>10), Unit: "MB/s"}
+	if r.opts.Baseline {
+		app, err := startDiscard()
+		if err != nil {
+			return res, err
+		}
+		defer app.Close()
+		mbps, lat, err := r.bulkTCP(ctx, "tunnel-tcp direct", app)
+		if err != nil {
+			return res, fmt.Errorf("direct: %w", err)
+		}
+		fillBaseline(&res, mbps, lat)
+		res.Ratio = 0
+	}
+	return res, tunnelUnavailable(ScenarioTunnelTCP)
+}
+
+// bulkTCP writes tcpChunk-sized chunks over Streams connections to app for
+// Duration (or Requests chunks) and returns what the app received in MB/s
+// and the latency of each chunk write.
+func (r *runner) bulkTCP(ctx context.Context, label string, app *discard) (float64, Latency, error) {
+	var (
+		mu    sync.Mutex // guards conns
+		conns []net.Conn
+	)
+	closeAll := func() {
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+	}
+	defer closeAll()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
+	chunk := make([]byte, tcpChunk) // only ever read, so the workers can share it
+	newWorker := func() sendFunc {
+		var conn net.Conn
+		return func(ctx context.Context, _ int64, _ time.Time) error {
+			if conn == nil {
+				c, err := d.DialContext(ctx, "tcp", app.addr())
+				if err != nil {
+					return err
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				conn = c
+			}
+			_, err := conn.Write(chunk)
+			return err
+		}
+	}
+	mk := func(bool) load {
+		return load{closed: true, workers: r.opts.Streams, duration: r.opts.Duration, requests: r.opts.Requests, newWorker: newWorker}
+	}
+	// Close the streams and let the app read what is still in socket
+	// buffers (it was written within the phase) before counting.
+	settle := func() {
+		closeAll()
+		for deadline := time.Now().Add(2 * time.Second); app.active() > 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if r.opts.Warmup > 0 {
+		w := mk(true)
+		w.duration = r.opts.Warmup
+		p := startProgress(r.opts.Progress, label+" warmup", w.duration, func() string { return "" })
+		w.run(ctx)
+		p.stop()
+		settle()
+	}
+	before := app.n.Load()
+	l := mk(false)
+	l.rec = newRecorder()
+	p := startProgress(r.opts.Progress, label, l.duration, func() string {
+		return fmt.Sprintf("%d MB", (app.n.Load()-before)/1e6)
+	})
+	lr := l.run(ctx)
+	p.stop()
+	settle()
+	received := app.n.Load() - before
+	if err := lr.rec.firstError(); err != nil {
+		return 0, Latency{}, err
+	}
+	if lr.elapsed <= 0 {
+		return 0, Latency{}, fmt.Errorf("bench: no time measured")
+	}
+	return float64(received) / 1e6 / lr.elapsed.Seconds(), lr.rec.latency(), nil
+}
+
+// discard is a loopback TCP app that reads and counts everything it is sent.
+type discard struct {
+	ln     net.Listener
+	n      atomic.Int64
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards the fields below
+	conn   map[net.Conn]struct{}
+	closed bool
+}
+
+func startDiscard() (*discard, error) {
+	ln, err := listenLoopback("")
+	if err != nil {
+		return nil, err
+	}
+	d := &discard{ln: ln, conn: make(map[net.Conn]struct{})}
+	d.wg.Go(d.accept)
+	return d, nil
+}
+
+func (d *discard) addr() string { return d.ln.Addr().String() }
+
+// active is the number of connections not yet at EOF.
+func (d *discard) active() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.conn)
+}
+
+func (d *discard) accept() {
+	for {
+		c, err := d.ln.Accept()
+		if err != nil {
+			return
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			c.Close()
+			return
+		}
+		d.conn[c] = struct{}{}
+		d.mu.Unlock()
+		d.wg.Go(func() {
+			buf := make([]byte, tcpChunk)
+			for {
+				n, err := c.Read(buf)
+				d.n.Add(int64(n))
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			d.mu.Lock()
+			delete(d.conn, c)
+			d.mu.Unlock()
+		})
+	}
+}
+
+// Close stops accepting, closes every connection and waits for the readers.
+func (d *discard) Close() error {
+	err := d.ln.Close()
+	d.mu.Lock()
+	d.closed = true
+	for c := range d.conn {
+		c.Close()
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+	return err
+}
