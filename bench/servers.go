@@ -139,15 +139,15 @@ func (s *sink) serveHook(w http.ResponseWriter, r *http.Request) {
 		s.stalledMu.Lock()
 		release := s.release
 		s.stalledMu.Unlock()
+		// A held request belongs to the server that was running when it
+		// arrived (in recovery, one that has since been killed): it never
+		// counts as delivered, whatever the mode is when it is let go.
 		select {
 		case <-release:
-		case <-r.Context().Done():
-			return
-		}
-		if s.mode.Load() != sinkHealthy {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			return
+		case <-r.Context().Done():
 		}
+		return
 	case sinkFail:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
@@ -194,8 +194,8 @@ func clampUS(d time.Duration) int64 {
 	return min(max(d.Microseconds(), histLowest), histHighest)
 }
 
-// setMode switches the sink; leaving sinkStall releases stalled requests
-// (which then answer 503, as the server that sent them is gone or will retry).
+// setMode switches the sink; leaving sinkStall releases held requests with a
+// 503 (the server that sent them is gone, or will retry).
 func (s *sink) setMode(m int32) {
 	old := s.mode.Swap(m)
 	if old == sinkStall && m != sinkStall {
