@@ -188,9 +188,12 @@ type Delivery struct {
 	Status      string    `json:"status"`
 	QSeq        uint64    `json:"qseq,omitempty"`
 	Attempts    []Attempt `json:"attempts"`
-	NextAt      time.Time `json:"next_attempt_at,omitzero"`
-	ReplayID    string    `json:"replay_id,omitempty"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	// AttemptsBase is len(Attempts) when the current round (first
+	// delivery or a replay) began: max_attempts counts from here.
+	AttemptsBase int       `json:"attempts_base,omitempty"`
+	NextAt       time.Time `json:"next_attempt_at,omitzero"`
+	ReplayID     string    `json:"replay_id,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
 // QueueEntry is one pending delivery in a destination's queue.

@@ -1,0 +1,416 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/wal"
+)
+
+var (
+	// ErrUnavailable: the node cannot take the request now (storage
+	// failed, or it is shutting down). Ingress answers 503.
+	ErrUnavailable = errors.New("actors: unavailable")
+	// ErrUnknownSource: no such source, or it is disabled.
+	ErrUnknownSource = errors.New("actors: unknown source")
+	// ErrNotFound: no such object.
+	ErrNotFound = errors.New("actors: not found")
+	// ErrConflict: the object already exists.
+	ErrConflict = errors.New("actors: already exists")
+)
+
+// Deliverer makes one delivery attempt. *delivery.Client is the real one.
+type Deliverer interface {
+	Deliver(ctx context.Context, d wal.Destination, r delivery.Request) delivery.Result
+}
+
+// Config configures a node. A zero field means the default.
+type Config struct {
+	DB        *wal.DB
+	Deliverer Deliverer
+	Clock     Clock
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	// Shards is the number of ingress shard actors.
+	Shards int
+	// DedupeWindow is how long an idempotency key is remembered.
+	DedupeWindow time.Duration
+	// PassivateAfter stops an idle destination actor.
+	PassivateAfter time.Duration
+	// QueueWindow is how many pending entries a destination keeps in memory.
+	QueueWindow int
+	// DrainTimeout bounds how long Close waits for in-flight attempts.
+	DrainTimeout time.Duration
+	// Rand returns a uniform int64 in [0, n); nil is math/rand/v2.
+	Rand func(n int64) int64
+	// OnReplayDelivery is told when a replayed delivery finishes.
+	OnReplayDelivery func(replayID, eventID, dest string, delivered bool)
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Shards:         2 * runtime.GOMAXPROCS(0),
+		DedupeWindow:   72 * time.Hour,
+		PassivateAfter: 2 * time.Minute,
+		QueueWindow:    1024,
+		DrainTimeout:   10 * time.Second,
+	}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.DB == nil {
+		return errors.New("actors: Config.DB is required")
+	}
+	if c.Deliverer == nil {
+		return errors.New("actors: Config.Deliverer is required")
+	}
+	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 {
+		return errors.New("actors: negative size in Config")
+	}
+	return nil
+}
+
+// Node is one WebhookOps node: its ingress shards, destination actors and
+// configuration, over one store.
+type Node struct {
+	cfg       Config
+	db        *wal.DB
+	clock     Clock
+	log       *slog.Logger
+	metrics   *Metrics
+	deliverer Deliverer
+	rand      func(int64) int64
+	system    *actor.ActorSystem
+	shards    []*actor.PID
+	dests     *registry
+
+	ctx      context.Context // cancelled when attempts must stop
+	cancel   context.CancelFunc
+	attempts sync.WaitGroup // delivery goroutines
+
+	cfgMu    sync.Mutex // serialises configuration writes
+	snapshot atomic.Pointer[Snapshot]
+
+	ready     atomic.Bool
+	closing   atomic.Bool
+	closeOnce sync.Once
+	sweepStop chan struct{}
+	sweepDone chan struct{}
+}
+
+// Start loads the configuration, recovers what the last run left (outbox
+// entries and pending queues) and starts the actors. It returns once
+// recovery is done.
+func Start(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	def := DefaultConfig()
+	if cfg.Shards == 0 {
+		cfg.Shards = def.Shards
+	}
+	if cfg.DedupeWindow == 0 {
+		cfg.DedupeWindow = def.DedupeWindow
+	}
+	if cfg.PassivateAfter == 0 {
+		cfg.PassivateAfter = def.PassivateAfter
+	}
+	if cfg.QueueWindow == 0 {
+		cfg.QueueWindow = def.QueueWindow
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = def.DrainTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = RealClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = func(n int64) int64 {
+			if n <= 0 {
+				return 0
+			}
+			return rand.Int64N(n)
+		}
+	}
+	n := &Node{
+		cfg:       cfg,
+		db:        cfg.DB,
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		deliverer: cfg.Deliverer,
+		rand:      cfg.Rand,
+		sweepStop: make(chan struct{}),
+		sweepDone: make(chan struct{}),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.dests = newRegistry(n)
+	if err := n.loadConfig(); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		// protoactor logs every start and dead letter at info; keep warnings.
+		return slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "actors")
+	}))
+	for i := 0; i < cfg.Shards; i++ {
+		idx := i
+		props := actor.PropsFromProducer(func() actor.Actor { return &shard{n: n, index: idx} },
+			actor.WithGuardian(supervision()))
+		n.shards = append(n.shards, n.system.Root.Spawn(props))
+	}
+	go n.sweepLoop()
+	if err := n.recover(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	n.ready.Store(true)
+	return n, nil
+}
+
+// supervision restarts a failed actor with a backoff, so a storage hiccup
+// is retried without a tight loop.
+func supervision() actor.SupervisorStrategy {
+	return actor.NewExponentialBackoffStrategy(10*time.Second, 100*time.Millisecond)
+}
+
+func (n *Node) spawnDestination(slug string, e *destEntry) *actor.PID {
+	props := actor.PropsFromProducer(func() actor.Actor { return &destination{n: n, slug: slug, entry: e} },
+		actor.WithGuardian(supervision()))
+	return n.system.Root.Spawn(props)
+}
+
+// recover wakes every destination with a pending queue and re-sends what is
+// left in the outbox, oldest event first.
+func (n *Node) recover() error {
+	dests, err := n.db.DestsWithPending()
+	if err != nil {
+		return fmt.Errorf("actors.recover: %w", err)
+	}
+	for _, d := range dests {
+		n.dests.send(d, wakeMsg{})
+	}
+	var outbox []wal.OutboxEntry
+	for p := 0; p < n.db.Partitions(); p++ {
+		if err := n.db.ScanOutbox(uint16(p), func(e wal.OutboxEntry) { outbox = append(outbox, e) }); err != nil {
+			return fmt.Errorf("actors.recover: %w", err)
+		}
+	}
+	sort.Slice(outbox, func(i, j int) bool { return outbox[i].EventSeq < outbox[j].EventSeq })
+	var last *wal.Event
+	for _, o := range outbox {
+		if last == nil || last.Seq != o.EventSeq {
+			if last, err = n.db.GetEvent(o.EventPart, o.EventSeq); err != nil {
+				return fmt.Errorf("actors.recover: %w", err)
+			}
+		}
+		n.dests.send(o.Dest, &enqueueMsg{ev: last, fromOutbox: true})
+	}
+	if len(dests)+len(outbox) > 0 {
+		n.log.Info("recovered", "destinations_with_pending", len(dests), "outbox_entries", len(outbox))
+	}
+	return nil
+}
+
+func (n *Node) sweepLoop() {
+	defer close(n.sweepDone)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.sweepStop:
+			return
+		case <-t.C:
+			for _, pid := range n.shards {
+				n.system.Root.Send(pid, sweepMsg{})
+			}
+		}
+	}
+}
+
+// Ready reports whether recovery is done and the node takes traffic.
+func (n *Node) Ready() bool { return n.ready.Load() && !n.closing.Load() }
+
+// DB is the node's store, for read paths (admin).
+func (n *Node) DB() *wal.DB { return n.db }
+
+// Clock is the node's clock.
+func (n *Node) Clock() Clock { return n.clock }
+
+// Close stops taking events, lets in-flight attempts finish within
+// DrainTimeout, then stops the actors. It does not close the store.
+func (n *Node) Close() {
+	n.closeOnce.Do(func() {
+		n.closing.Store(true)
+		close(n.sweepStop)
+		if n.system != nil {
+			<-n.sweepDone
+		}
+		if n.system == nil {
+			n.cancel()
+			return
+		}
+		done := make(chan struct{})
+		go func() { n.attempts.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(n.cfg.DrainTimeout):
+			n.log.Warn("drain timeout: cancelling in-flight attempts", "timeout", n.cfg.DrainTimeout)
+			n.cancel()
+			<-done
+		}
+		n.cancel()
+		n.dests.stopAll()
+		for _, pid := range n.shards {
+			n.system.Root.StopFuture(pid).Wait()
+		}
+		n.system.Shutdown()
+	})
+}
+
+// IngestRequest is one verified webhook.
+type IngestRequest struct {
+	Source     string
+	IdemKey    string
+	EventType  string
+	Headers    [][2]string
+	Body       []byte
+	ReceivedAt time.Time
+}
+
+// IngestResult is what the sender is told.
+type IngestResult struct {
+	EventID   string
+	Duplicate bool
+}
+
+// Ingest persists one event and hands it to its destinations. It returns
+// only after the event is durable (or is a duplicate of a durable one).
+func (n *Node) Ingest(ctx context.Context, r IngestRequest, src *SourceView, match func([]string, string) bool) (IngestResult, error) {
+	if n.closing.Load() {
+		return IngestResult{}, fmt.Errorf("%w: shutting down", ErrUnavailable)
+	}
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = n.clock.Now().UTC()
+	}
+	ev := &wal.Event{
+		Source:       r.Source,
+		IdemKey:      r.IdemKey,
+		EventType:    r.EventType,
+		ReceivedAt:   r.ReceivedAt,
+		Headers:      r.Headers,
+		Body:         r.Body,
+		Destinations: src.Targets(r.EventType, match),
+	}
+	part := n.db.EventPartition(r.Source, r.IdemKey)
+	msg := &ingestMsg{part: part, ev: ev, reply: make(chan ingestReply, 1)}
+	n.system.Root.Send(n.shards[int(part)%len(n.shards)], msg)
+	var rep ingestReply
+	select {
+	case rep = <-msg.reply:
+	case <-ctx.Done():
+		return IngestResult{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+	}
+	if rep.wait != nil {
+		select {
+		case <-rep.wait.done:
+		case <-ctx.Done():
+			return IngestResult{}, fmt.Errorf("%w: %v", ErrUnavailable, ctx.Err())
+		}
+		if rep.wait.err != nil {
+			return IngestResult{}, fmt.Errorf("%w: %v", ErrUnavailable, rep.wait.err)
+		}
+		n.auditDuplicate(ev, rep.eventID)
+	}
+	if rep.err != nil {
+		n.metrics.received(r.Source, "storage_error")
+		return IngestResult{}, fmt.Errorf("%w: %v", ErrUnavailable, rep.err)
+	}
+	if rep.duplicate {
+		n.metrics.received(r.Source, "duplicate")
+	}
+	return IngestResult{EventID: rep.eventID, Duplicate: rep.duplicate}, nil
+}
+
+func (n *Node) auditDuplicate(ev *wal.Event, original string) {
+	n.Audit(wal.AuditEntry{At: ev.ReceivedAt, Action: "event.duplicate", ObjectType: "event", ObjectID: original,
+		Detail: map[string]string{"source": ev.Source, "idempotency_key": ev.IdemKey}})
+}
+
+// Audit records an entry without waiting for it to be durable.
+func (n *Node) Audit(e wal.AuditEntry) {
+	b := n.db.NewBatch()
+	b.Audit(e)
+	n.db.Commit(b, nil)
+}
+
+// Replay sends an event to dests again (all of its destinations when dests
+// is empty), keeping its webhook-id. It returns the destinations it was
+// sent to.
+func (n *Node) Replay(ev *wal.Event, dests []string, replayID string) []string {
+	if len(dests) == 0 {
+		dests = ev.Destinations
+	}
+	var sent []string
+	for _, d := range dests {
+		if n.dests.send(d, &enqueueMsg{ev: ev, replayID: replayID}) {
+			sent = append(sent, d)
+		}
+	}
+	return sent
+}
+
+// DestinationStats asks a destination's actor for its queue state.
+func (n *Node) DestinationStats(ctx context.Context, slug string) (DestinationStats, error) {
+	reply := make(chan DestinationStats, 1)
+	if !n.dests.send(slug, statsMsg{reply: reply}) {
+		return DestinationStats{}, ErrUnavailable
+	}
+	select {
+	case s := <-reply:
+		return s, nil
+	case <-ctx.Done():
+		return DestinationStats{}, ctx.Err()
+	}
+}
+
+// LiveDestinations is how many destination actors are in memory.
+func (n *Node) LiveDestinations() int { return n.dests.live() }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// Metrics are the node's collectors.
+func (n *Node) Metrics() *Metrics { return n.metrics }
+
+// minLevel drops records below its level.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler { return minLevel{h.Handler.WithAttrs(a), h.min} }
+
+func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }

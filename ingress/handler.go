@@ -1,0 +1,162 @@
+package ingress
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// DefaultMaxBody is the default body limit: 1 MiB.
+const DefaultMaxBody = 1 << 20
+
+// Config configures the handler. A zero field means the default.
+type Config struct {
+	Node    *actors.Node
+	MaxBody int64
+	Logger  *slog.Logger
+	// Now is the clock for signature timestamps; nil is the node's clock.
+	Now func() time.Time
+}
+
+// Handler serves POST /in/{source}.
+type Handler struct {
+	cfg    Config
+	router *httprouter.Router
+}
+
+// NewHandler builds the ingest handler.
+func NewHandler(cfg Config) *Handler {
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = cfg.Node.Clock().Now
+	}
+	h := &Handler{cfg: cfg, router: httprouter.New()}
+	h.router.POST("/in/:source", h.ingest)
+	h.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; post webhooks to /in/{source}")
+	})
+	h.router.HandleMethodNotAllowed = true
+	h.router.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+	})
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+
+type response struct {
+	EventID   string `json:"event_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	n := h.cfg.Node
+	if !n.Ready() {
+		writeError(w, http.StatusServiceUnavailable, "not_ready", "the node is starting or stopping; retry")
+		return
+	}
+	slug := ps.ByName("source")
+	src, ok := n.Source(slug)
+	if !ok {
+		writeError(w, http.StatusNotFound, "unknown_source", "no enabled source "+strconv.Quote(slug))
+		return
+	}
+	if r.ContentLength > h.cfg.MaxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
+			return
+		}
+		writeError(w, http.StatusBadRequest, "bad_body", "could not read the body: "+err.Error())
+		return
+	}
+	if src.Verify != "none" {
+		if err := verify.Verify(src.Provider, src.SecretBytes, r.Header, body, h.cfg.Now()); err != nil {
+			reason := "invalid"
+			var ve *verify.Error
+			if errors.As(err, &ve) {
+				reason = ve.Reason
+			}
+			n.Audit(wal.AuditEntry{Action: "event.signature_rejected", ObjectType: "source", ObjectID: slug,
+				Detail: map[string]string{"reason": reason, "remote_addr": r.RemoteAddr}})
+			n.Metrics().SignatureReject.WithLabelValues(slug, reason).Inc()
+			writeError(w, http.StatusUnauthorized, "signature_"+reason, err.Error())
+			return
+		}
+	}
+	key, eventType := verify.Extract(src.Provider, r.Header, body)
+	res, err := n.Ingest(r.Context(), actors.IngestRequest{
+		Source:    slug,
+		IdemKey:   key,
+		EventType: eventType,
+		Headers:   headerList(r.Header),
+		Body:      body,
+	}, src, verify.MatchEventType)
+	if err != nil {
+		h.cfg.Logger.Warn("ingest failed", "source", slug, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "storage_unavailable", "the event was not stored; retry")
+		return
+	}
+	status := http.StatusAccepted
+	if res.Duplicate {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, response{EventID: res.EventID, Duplicate: res.Duplicate})
+}
+
+// headerList flattens headers, names sorted, each name's values in order.
+func headerList(h http.Header) [][2]string {
+	names := make([]string, 0, len(h))
+	total := 0
+	for k, v := range h {
+		names = append(names, k)
+		total += len(v)
+	}
+	slices.Sort(names)
+	out := make([][2]string, 0, total)
+	for _, k := range names {
+		for _, v := range h[k] {
+			out = append(out, [2]string{k, v})
+		}
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var e errorBody
+	e.Error.Code, e.Error.Message = code, msg
+	writeJSON(w, status, e)
+}
