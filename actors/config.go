@@ -84,7 +84,10 @@ func (n *Node) Apply(c Change) error {
 	old := n.Snapshot()
 	next := old.clone()
 	b := n.db.NewBatch()
-	type audit struct{ action, kind, id string; detail map[string]string }
+	type audit struct {
+		action, kind, id string
+		detail           map[string]string
+	}
 	var audits []audit
 	fail := func(err error) error { b.Discard(); return err }
 

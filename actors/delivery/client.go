@@ -1,0 +1,375 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/webhookops/webhookops/wal"
+)
+
+// DefaultUserAgent is sent when neither Options.UserAgent nor the
+// destination's custom headers set one.
+const DefaultUserAgent = "WebhookOps"
+
+const (
+	// ResponseExcerptLimit is how much of a response body a Result keeps.
+	ResponseExcerptLimit = 4 << 10
+	// drainLimit is how much more of a response is read and discarded so its
+	// connection can go back to the pool; a longer body closes the connection
+	// instead of stalling the attempt.
+	drainLimit = 64 << 10
+	// maxResponseHeaderBytes bounds what a receiver can make us buffer.
+	maxResponseHeaderBytes = 64 << 10
+)
+
+// Headers that only we set. Canonical form.
+const (
+	hdrWebhookID        = "Webhook-Id"
+	hdrWebhookTimestamp = "Webhook-Timestamp"
+	hdrWebhookSignature = "Webhook-Signature"
+	hdrAttempt          = "X-Webhookops-Attempt"
+	hdrReplayID         = "X-Webhookops-Replay-Id"
+	hdrUserAgent        = "User-Agent"
+	hdrIdempotencyKey   = "Idempotency-Key"
+)
+
+// Errors an attempt can fail with before anything is sent. Result.Err carries
+// their text.
+var (
+	ErrBadURL        = errors.New("delivery: destination url is not an absolute http(s) URL")
+	ErrURLUserinfo   = errors.New("delivery: credentials in the destination url are not allowed; use headers")
+	ErrNoAgentDialer = errors.New("delivery: destination uses mode agent but no agent dialer is configured")
+	ErrNoAgent       = errors.New("delivery: destination uses mode agent but names no agent")
+)
+
+// Request is one attempt to deliver one event.
+type Request struct {
+	// EventID is sent as webhook-id; it is stable across retries and
+	// replays of one event, so a receiver can dedupe on it.
+	EventID string
+	// Attempt is 1-based and sent as X-Webhookops-Attempt.
+	Attempt int
+	// Headers are the source request's headers as received, in order.
+	Headers [][2]string
+	// Body is the raw body, sent byte-exact.
+	Body []byte
+	// ReplayID, when set, is sent as X-Webhookops-Replay-Id.
+	ReplayID string
+}
+
+// Result is the outcome of one attempt.
+type Result struct {
+	Success    bool          // the receiver answered 2xx
+	StatusCode int           // 0 when there was no response
+	Duration   time.Duration // from the start of Deliver to the last byte read
+	Response   []byte        // at most ResponseExcerptLimit bytes of the response body
+	// Err says why there was no response: a connection error, a timeout, an
+	// SSRF refusal, a bad destination. It is "" whenever StatusCode is set.
+	Err string
+	// RetryAfter is the receiver's Retry-After on a 429 or 503 (seconds or
+	// HTTP-date), 0 if none or for any other status.
+	RetryAfter time.Duration
+}
+
+// Options configures a Client. The zero value is usable.
+type Options struct {
+	// Now is the clock for webhook-timestamp and Retry-After dates; nil
+	// means time.Now.
+	Now func() time.Time
+	// AgentDial opens a connection to addr (host:port) through agent
+	// agentID's tunnel, for destinations in mode "agent". It must honour
+	// ctx. nil makes every agent destination fail with ErrNoAgentDialer.
+	AgentDial func(ctx context.Context, agentID, addr string) (net.Conn, error)
+	// Resolver resolves destination host names; nil means net.DefaultResolver.
+	Resolver *net.Resolver
+	// UserAgent is sent as User-Agent; "" means DefaultUserAgent.
+	UserAgent string
+}
+
+// Client makes delivery attempts. It is safe for concurrent use; keep one
+// per process so connections are pooled across destination actors.
+type Client struct {
+	opts Options
+
+	mu         sync.Mutex // guards the fields below
+	transports map[transportKey]*http.Transport
+}
+
+// transportKey is what makes two destinations need different transports.
+type transportKey struct {
+	verifyTLS    bool
+	allowPrivate bool   // mode http only
+	agent        string // "" for mode http
+}
+
+// NewClient returns a Client with opts.
+func NewClient(opts Options) *Client {
+	return &Client{opts: opts}
+}
+
+// CloseIdle closes every idle pooled connection. Connections in use are
+// left alone and go away when their attempt ends.
+func (c *Client) CloseIdle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+func (c *Client) now() time.Time {
+	if c.opts.Now != nil {
+		return c.opts.Now()
+	}
+	return time.Now()
+}
+
+// Deliver makes one attempt to deliver r to d and reports what happened. It
+// never follows redirects and never retries (see the package doc). d's zero
+// fields take their defaults.
+func (c *Client) Deliver(ctx context.Context, d wal.Destination, r Request) Result {
+	start := time.Now()
+	res := c.deliver(ctx, start, d.WithDefaults(), r)
+	res.Duration = time.Since(start)
+	return res
+}
+
+func (c *Client) deliver(ctx context.Context, start time.Time, d wal.Destination, r Request) Result {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	timeout := d.Timeout.D()
+	if timeout <= 0 {
+		timeout = wal.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(r.Body))
+	if err != nil {
+		// The parse error quotes the URL, which may carry a token.
+		return Result{Err: ErrBadURL.Error()}
+	}
+	u := req.URL
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return Result{Err: ErrBadURL.Error()}
+	}
+	if u.User != nil {
+		return Result{Err: ErrURLUserinfo.Error()}
+	}
+
+	tr, err := c.transportFor(d)
+	if err != nil {
+		return Result{Err: err.Error()}
+	}
+	if d.Mode == wal.ModeHTTP {
+		// Refuse an address literal before touching the network; the dial
+		// guard would refuse it too, this only makes the error immediate.
+		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
+			if err := checkAddr(a, d.AllowPrivateNetwork); err != nil {
+				return Result{Err: err.Error()}
+			}
+		}
+	}
+
+	c.buildHeader(req, d, r)
+
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return Result{Err: describeError(ctx, err, start, timeout)}
+	}
+	res := Result{
+		StatusCode: resp.StatusCode,
+		Success:    resp.StatusCode >= 200 && resp.StatusCode <= 299,
+	}
+	if hasRetryAfter(resp.StatusCode) {
+		res.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	}
+	res.Response = readExcerpt(resp.Body)
+	resp.Body.Close()
+	return res
+}
+
+// describeError turns a round-trip error into the attempt's Err text.
+func describeError(ctx context.Context, err error, start time.Time, timeout time.Duration) string {
+	var be *blockedError
+	if errors.As(err, &be) {
+		return be.Error()
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("timed out after %v (timeout %v)", time.Since(start).Round(time.Millisecond), timeout)
+	}
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return "canceled before a response: " + err.Error()
+	}
+	return err.Error()
+}
+
+var excerptPool = sync.Pool{New: func() any { return new([ResponseExcerptLimit]byte) }}
+
+// readExcerpt returns up to ResponseExcerptLimit bytes of body and drains a
+// bounded amount more so the connection can be reused.
+func readExcerpt(body io.Reader) []byte {
+	buf := excerptPool.Get().(*[ResponseExcerptLimit]byte)
+	defer excerptPool.Put(buf)
+	n, _ := io.ReadFull(body, buf[:])
+	var out []byte
+	if n > 0 {
+		out = bytes.Clone(buf[:n])
+	}
+	if n == len(buf) {
+		io.CopyN(io.Discard, body, drainLimit)
+	}
+	return out
+}
+
+// transportFor returns the cached transport for d's combination of TLS
+// verification, private-network permission and agent, making it on first use.
+func (c *Client) transportFor(d wal.Destination) (*http.Transport, error) {
+	k := transportKey{verifyTLS: d.TLSVerify()}
+	switch d.Mode {
+	case wal.ModeHTTP:
+		k.allowPrivate = d.AllowPrivateNetwork
+	case wal.ModeAgent:
+		if c.opts.AgentDial == nil {
+			return nil, ErrNoAgentDialer
+		}
+		if d.Agent == "" {
+			return nil, ErrNoAgent
+		}
+		k.agent = d.Agent
+	default:
+		return nil, fmt.Errorf("delivery: unknown destination mode %q (http or agent)", d.Mode)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.transports[k]; t != nil {
+		return t, nil
+	}
+	if c.transports == nil {
+		c.transports = make(map[transportKey]*http.Transport)
+	}
+	t := c.newTransport(k)
+	c.transports[k] = t
+	return t, nil
+}
+
+func (c *Client) newTransport(k transportKey) *http.Transport {
+	t := &http.Transport{
+		// Never a proxy from the environment: it would route around the
+		// SSRF guard.
+		Proxy: nil,
+		TLSClientConfig: &tls.Config{
+			// Per destination, off only when the operator says verify_tls: false.
+			InsecureSkipVerify: !k.verifyTLS, //nolint:gosec // operator's explicit choice
+			MinVersion:         tls.VersionTLS12,
+		},
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        90 * time.Second,
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		// The excerpt is stored as received; asking for gzip would only
+		// make it unreadable or cost a decompression.
+		DisableCompression: true,
+	}
+	if k.agent != "" {
+		agent, dial := k.agent, c.opts.AgentDial
+		t.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, agent, addr)
+			if err != nil {
+				return nil, fmt.Errorf("agent %s: %w", agent, err)
+			}
+			if conn == nil {
+				return nil, fmt.Errorf("agent %s: dialer returned no connection", agent)
+			}
+			return conn, nil
+		}
+		return t
+	}
+	dialer := &net.Dialer{
+		Timeout:   30 * time.Second, // the attempt's context is usually shorter
+		KeepAlive: 30 * time.Second,
+		Resolver:  c.opts.Resolver,
+		Control:   guardControl(k.allowPrivate),
+	}
+	t.DialContext = dialer.DialContext
+	return t
+}
+
+// buildHeader sets req's headers: filtered source headers, then the
+// destination's custom headers, then ours (see the package doc).
+func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
+	h := make(http.Header, len(r.Headers)+len(d.Headers)+6)
+
+	// Headers named in Connection are hop-by-hop too.
+	var connTokens []string
+	for _, kv := range r.Headers {
+		if strings.EqualFold(kv[0], "Connection") {
+			connTokens = appendTokens(connTokens, kv[1])
+		}
+	}
+	for _, kv := range r.Headers {
+		name, value := kv[0], kv[1]
+		if !validHeaderName(name) || !validHeaderValue(value) {
+			continue
+		}
+		key := http.CanonicalHeaderKey(name)
+		if dropSourceHeader(key) || containsFold(connTokens, key) {
+			continue
+		}
+		h[key] = append(h[key], value)
+	}
+
+	for _, name := range sortedKeys(d.Headers) {
+		value := d.Headers[name]
+		if !validHeaderName(name) || !validHeaderValue(value) {
+			continue
+		}
+		key := http.CanonicalHeaderKey(name)
+		switch {
+		case key == "Host":
+			req.Host = value
+		case isHopByHop(key), key == "Content-Length", ourHeader(key) && key != hdrUserAgent:
+		default:
+			h[key] = []string{value}
+		}
+	}
+
+	now := c.now()
+	h[hdrWebhookID] = []string{r.EventID}
+	h[hdrWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+	if d.SigningSecret != "" {
+		h[hdrWebhookSignature] = []string{Sign(d.SigningSecret, r.EventID, now, r.Body)}
+	}
+	h[hdrAttempt] = []string{strconv.Itoa(r.Attempt)}
+	if r.ReplayID != "" {
+		h[hdrReplayID] = []string{r.ReplayID}
+	}
+	if _, ok := h[hdrUserAgent]; !ok {
+		ua := c.opts.UserAgent
+		if ua == "" {
+			ua = DefaultUserAgent
+		}
+		h[hdrUserAgent] = []string{ua}
+	}
+	if _, ok := h[hdrIdempotencyKey]; !ok {
+		// A nil value marks the POST idempotent for net/http, which then
+		// re-sends it on a fresh connection when a reused keep-alive
+		// connection turns out dead, without sending the header.
+		h[hdrIdempotencyKey] = nil
+	}
+	req.Header = h
+}
