@@ -49,13 +49,19 @@ func (s *Server) Forward(ctx context.Context, ln net.Listener, agentID, target s
 	}
 }
 
-// Transport returns an http.Transport whose connections are streams through
-// the agent (KindHTTP), so a request to http://localhost:3000/hooks reaches
-// localhost:3000 as seen from the agent. It uses no proxy. Each idle
-// keep-alive connection holds one stream; call CloseIdleConnections when
-// done with the transport.
+// Transport returns the agent's http.Transport (one per agent id, shared by
+// every caller) whose connections are streams through the agent (KindHTTP),
+// so a request to http://localhost:3000/hooks reaches localhost:3000 as seen
+// from the agent. It uses no proxy. Each idle keep-alive connection holds
+// one stream; the server closes idle ones when the agent drains and when the
+// server closes.
 func (s *Server) Transport(agentID string) *http.Transport {
-	return &http.Transport{
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tr := s.transports[agentID]; tr != nil {
+		return tr
+	}
+	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return s.Dial(ctx, agentID, KindHTTP, addr)
 		},
@@ -64,6 +70,17 @@ func (s *Server) Transport(agentID string) *http.Transport {
 		IdleConnTimeout:       60 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+	}
+	s.transports[agentID] = tr
+	return tr
+}
+
+func (s *Server) closeIdle(agentID string) {
+	s.mu.Lock()
+	tr := s.transports[agentID]
+	s.mu.Unlock()
+	if tr != nil {
+		tr.CloseIdleConnections()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"sync"
@@ -35,11 +36,12 @@ type Server struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup // accept loop, handshakes, sessions
 
-	mu       sync.Mutex // guards the fields below
-	closed   bool
-	serving  bool
-	sessions map[string]*session
-	pending  map[*quic.Conn]struct{} // connections still in the handshake
+	mu         sync.Mutex // guards the fields below
+	closed     bool
+	serving    bool
+	sessions   map[string]*session
+	pending    map[*quic.Conn]struct{}    // connections still in the handshake
+	transports map[string]*http.Transport // by agent id, see Transport
 }
 
 // NewServer validates cfg and binds the UDP socket, so Addr is known before
@@ -75,6 +77,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		done:     make(chan struct{}),
 		sessions: make(map[string]*session),
 		pending:  make(map[*quic.Conn]struct{}),
+
+		transports: make(map[string]*http.Transport),
 	}, nil
 }
 
@@ -155,6 +159,11 @@ func (s *Server) Close() error {
 			s.endSession(sess.sess, CodeShutdown, "server shutting down")
 		}
 		s.wg.Wait()
+		s.mu.Lock()
+		for _, tr := range s.transports {
+			tr.CloseIdleConnections()
+		}
+		s.mu.Unlock()
 		s.tr.Close()
 		s.udp.Close()
 	})
@@ -433,6 +442,7 @@ func (s *Server) endSession(sess *session, code Code, reason string) {
 	sess.goAway(code, reason)
 	sess.closeConn(code, reason)
 	if registered {
+		s.closeIdle(sess.agentID) // their streams died with the connection
 		s.emit(Event{Kind: EventOffline, AgentID: sess.agentID, RemoteAddr: sess.remote, Code: code, Reason: reason})
 	}
 }
@@ -477,6 +487,21 @@ func (ss *session) goAway(code Code, reason string) {
 	ss.writeCtrl(&goAwayFrame{Code: code, Reason: []byte(reason)})
 }
 
+// closeIdleUntilDone closes the agent's idle HTTP keep-alive streams every
+// 50 ms until the connection ends.
+func (ss *session) closeIdleUntilDone() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		ss.srv.closeIdle(ss.agentID)
+		select {
+		case <-ss.conn.Context().Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (ss *session) closeConn(code Code, reason string) {
 	ss.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
 }
@@ -508,9 +533,17 @@ func (ss *session) run() {
 			continue
 		case FrameGoAway:
 			ga, _, _ := parseGoAway(p)
-			ss.draining.Store(true)
 			ss.touch()
 			s.log.Info("agent draining", "agent", ss.agentID, "code", ga.Code.String(), "reason", string(ga.Reason))
+			if !ss.draining.Swap(true) {
+				// Idle keep-alive streams would hold the agent's drain open
+				// until its timeout; close them as they become idle.
+				s.wg.Add(1) // run is itself counted, so wg is not zero here
+				go func() {
+					defer s.wg.Done()
+					ss.closeIdleUntilDone()
+				}()
+			}
 			continue
 		default:
 			code, reason = CodeProtocol, unexpected(typ, FramePing).Error()

@@ -1,0 +1,389 @@
+package agentd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/webhookops/webhookops/tunnelproto"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// auth is an in-memory tunnelproto.Authenticator.
+type auth struct {
+	mu      sync.Mutex
+	secret  string
+	allowed []string
+}
+
+func (a *auth) Lookup(id string) ([]byte, []string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if id != "agent-1" {
+		return nil, nil, false
+	}
+	return []byte(a.secret), a.allowed, true
+}
+
+// syncBuffer collects log output from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t    *testing.T
+	dir  string
+	auth *auth
+	srv  *tunnelproto.Server
+	addr string
+	fp   string
+	done chan error
+}
+
+func newEnv(t *testing.T, allowed ...string) *env {
+	e := &env{t: t, dir: t.TempDir(), auth: &auth{secret: "s3cret", allowed: allowed}}
+	e.start("127.0.0.1:0")
+	t.Cleanup(e.stop)
+	return e
+}
+
+// start runs a tunnel server on addr with the identity kept in e.dir, so a
+// restart presents the same certificate.
+func (e *env) start(addr string) {
+	e.t.Helper()
+	cert, fp, err := tunnelproto.LoadOrCreateCertificate(e.dir)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv, err := tunnelproto.NewServer(tunnelproto.ServerConfig{
+		Addr: addr, TLSCert: cert, Auth: e.auth, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv, e.addr, e.fp = srv, srv.Addr().String(), fp
+	e.done = make(chan error, 1)
+	go func() { e.done <- srv.Serve(context.Background()) }()
+}
+
+func (e *env) stop() {
+	if e.srv == nil {
+		return
+	}
+	e.srv.Close()
+	<-e.done
+	e.srv = nil
+}
+
+func (e *env) config(allow ...string) Config {
+	return Config{
+		Tunnel: e.addr, ID: "agent-1", Secret: "s3cret", ServerFingerprint: e.fp, Allow: allow,
+		Logger:     slog.New(slog.DiscardHandler),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		DrainTimeout: 2 * time.Second,
+	}
+}
+
+// run starts the agent; Cleanup stops it and checks Run's result.
+func (e *env) run(cfg Config) (stop func()) {
+	e.t.Helper()
+	a, err := New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					e.t.Errorf("Run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				e.t.Error("Run did not return after its context ended")
+			}
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *env) waitOnline() {
+	e.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if ok, _ := e.srv.Online("agent-1"); ok {
+			return
+		}
+	}
+	e.t.Fatal("agent not online")
+}
+
+func TestHTTPThroughAgent(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s on %s", b, r.URL.Path)
+	}))
+	defer app.Close()
+	target := app.Listener.Addr().String()
+	e := newEnv(t, target)
+	e.run(e.config(target))
+	e.waitOnline()
+
+	tr := e.srv.Transport("agent-1")
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Post(app.URL+"/hooks", "text/plain", strings.NewReader("evt_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "got evt_1 on /hooks" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+// TestAllowListEnforcedByAgent: the server would allow the target, the agent
+// does not, so the agent refuses it.
+func TestAllowListEnforcedByAgent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	forbidden := ln.Addr().String()
+	e := newEnv(t, forbidden, "127.0.0.1:9")
+	e.run(e.config("127.0.0.1:9"))
+	e.waitOnline()
+	_, err = e.srv.Dial(context.Background(), "agent-1", tunnelproto.KindTCP, forbidden)
+	if !errors.Is(err, tunnelproto.ErrTargetNotAllowed) || !strings.Contains(err.Error(), "agent's allow list") {
+		t.Fatalf("err = %v, want the agent's refusal", err)
+	}
+	// And a dial failure on an allowed target comes back with its reason.
+	_, err = e.srv.Dial(context.Background(), "agent-1", tunnelproto.KindTCP, "127.0.0.1:9")
+	if !errors.Is(err, tunnelproto.ErrDialFailed) {
+		t.Fatalf("err = %v, want ErrDialFailed", err)
+	}
+}
+
+func TestReconnectAfterServerRestart(t *testing.T) {
+	e := newEnv(t)
+	logs := &syncBuffer{}
+	cfg := e.config()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	e.run(cfg)
+	e.waitOnline()
+	addr := e.addr
+	for i := range 2 {
+		e.stop()
+		e.start(addr)
+		start := time.Now()
+		e.waitOnline()
+		t.Logf("restart %d: back online after %v", i, time.Since(start).Round(time.Millisecond))
+	}
+	if !strings.Contains(logs.String(), "session ended; reconnecting") || !strings.Contains(logs.String(), "server is restarting") {
+		t.Fatalf("reconnect reason not logged:\n%s", logs)
+	}
+}
+
+func TestRefusedIsLoggedAndRetried(t *testing.T) {
+	e := newEnv(t)
+	logs := &syncBuffer{}
+	cfg := e.config()
+	cfg.Secret = "wrong"
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	stop := e.run(cfg)
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(logs.String(), "authentication failed") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	out := logs.String()
+	if strings.Count(out, "authentication failed") < 2 || !strings.Contains(out, "check --id and --secret") {
+		t.Fatalf("want repeated, explained refusals; logs:\n%s", out)
+	}
+	if strings.Contains(out, "wrong") && strings.Contains(out, "secret=wrong") {
+		t.Fatal("secret logged")
+	}
+}
+
+func TestPinMismatchRefused(t *testing.T) {
+	e := newEnv(t)
+	_, otherFP, err := tunnelproto.LoadOrCreateCertificate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := e.config()
+	cfg.ServerFingerprint = otherFP
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	stop := e.run(cfg)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "does not match the pinned fingerprint") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if !strings.Contains(logs.String(), "does not match the pinned fingerprint") {
+		t.Fatalf("pin mismatch not logged:\n%s", logs)
+	}
+	if ok, _ := e.srv.Online("agent-1"); ok {
+		t.Fatal("agent connected to a server it does not trust")
+	}
+}
+
+// TestDrainOnShutdown: a request in flight when the agent is told to stop
+// still completes.
+func TestDrainOnShutdown(t *testing.T) {
+	started := make(chan struct{})
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		w.Write([]byte("done"))
+	}))
+	defer app.Close()
+	target := app.Listener.Addr().String()
+	e := newEnv(t, target)
+	stop := e.run(e.config(target))
+	e.waitOnline()
+
+	tr := e.srv.Transport("agent-1")
+	defer tr.CloseIdleConnections()
+	type result struct {
+		body string
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: tr}).Get(app.URL + "/slow")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		res <- result{string(b), err}
+	}()
+	<-started
+	begin := time.Now()
+	stop()
+	if d := time.Since(begin); d > time.Second {
+		// DrainTimeout is 2 s: the drain must end when the request does,
+		// not wait for idle keep-alive streams to time out.
+		t.Errorf("drain took %v", d)
+	}
+	r := <-res
+	if r.err != nil || r.body != "done" {
+		t.Fatalf("in-flight request: %q, %v", r.body, r.err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := newBackoff(time.Second, 30*time.Second)
+	var prevMax time.Duration
+	for i := range 20 {
+		d := b.next()
+		if d < time.Second || d > 30*time.Second {
+			t.Fatalf("wait %d = %v, outside [1s, 30s]", i, d)
+		}
+		if i == 0 && d > 2*time.Second {
+			t.Fatalf("first wait %v, want at most 2s", d)
+		}
+		if i >= 5 && d < 15*time.Second {
+			t.Fatalf("wait %d = %v: the cap's jitter band is [15s, 30s]", i, d)
+		}
+		prevMax = max(prevMax, d)
+	}
+	b.reset()
+	if d := b.next(); d > 2*time.Second {
+		t.Fatalf("after reset: %v", d)
+	}
+	// Jitter: many agents do not all pick the same wait.
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		seen[newBackoff(time.Second, 30*time.Second).next()] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("only %d distinct first waits in 50 agents", len(seen))
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{Tunnel: "gw:7443", ID: "a", Secret: "s", ServerFingerprint: "sha256:" + strings.Repeat("ab", 32), Allow: []string{"localhost:3000"}}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(*Config){
+		"Tunnel":            func(c *Config) { c.Tunnel = "gw" },
+		"ID":                func(c *Config) { c.ID = "" },
+		"Secret":            func(c *Config) { c.Secret = "" },
+		"ServerFingerprint": func(c *Config) { c.ServerFingerprint = "md5:00" },
+		"Allow":             func(c *Config) { c.Allow = []string{"localhost"} },
+		"MaxBackoff":        func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second },
+	}
+	for field, mutate := range cases {
+		c := good
+		mutate(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: err = %v, want ErrInvalidConfig naming the field", field, err)
+		}
+	}
+}
+
+// TestImportGraph: agentd ships as a small binary; it must never link
+// Pebble or protoactor-go.
+func TestImportGraph(t *testing.T) {
+	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(gobin); err != nil {
+		gobin = "go"
+	}
+	out, err := exec.Command(gobin, "list", "-deps", "github.com/webhookops/webhookops/cmd/agentd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, forbidden := range []string{"github.com/cockroachdb/pebble", "github.com/asynkron/protoactor-go"} {
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, forbidden) {
+				t.Errorf("cmd/agentd depends on %s", dep)
+			}
+		}
+	}
+	if !strings.Contains(string(out), "github.com/webhookops/webhookops/agentd") {
+		t.Fatalf("go list output does not look right:\n%s", out)
+	}
+}

@@ -1,0 +1,28 @@
+// Package agentd is the WebhookOps agent: it runs next to private apps,
+// dials out to the gateway's tunnel (so it works from behind NAT), proves
+// who it is, and serves the streams the gateway opens by connecting them to
+// the local targets it is allowed to reach.
+//
+// # What it owns
+//
+//   - The reconnect loop: capped, jittered exponential backoff (1 s to 30 s by
+//     default), reset after a session that stayed up for HealthyAfter; every
+//     reconnect is logged with its reason.
+//   - Agent-side enforcement of the allow list: a target not in Allow is
+//     refused with "target not allowed" whatever the server asked for, so a
+//     compromised or misconfigured gateway cannot reach anything else.
+//   - Serving a stream: dial the target with a timeout, answer OPEN_OK or
+//     ERROR "dial failed", then copy bytes both ways with half-close.
+//   - Draining on shutdown: GOAWAY to the server, in-flight streams get up to
+//     DrainTimeout to finish.
+//
+// # What it must never do
+//
+//   - Import storage or actor packages (Pebble, protoactor-go): the agent
+//     ships as a small binary of its own; a test guards its import graph.
+//   - Log its secret, or connect to a server whose certificate does not
+//     match the pinned fingerprint.
+//   - Reconnect in a tight loop: every attempt waits at least MinBackoff/2.
+//
+// The wire protocol and the handshake live in package tunnelproto.
+package agentd

@@ -1,0 +1,143 @@
+// Command agentd is the WebhookOps agent: it dials out to the gateway's
+// tunnel and connects the gateway's requests to local targets it is allowed
+// to reach. Only flag parsing and wiring live here; see package agentd.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"github.com/urfave/cli/v2"
+
+	"github.com/webhookops/webhookops/agentd"
+	"github.com/webhookops/webhookops/tunnelproto"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:  "agentd",
+		Usage: "WebhookOps agent: reach private apps through an outbound QUIC tunnel",
+		Commands: []*cli.Command{
+			joinCommand(),
+			{
+				Name:  "version",
+				Usage: "print the version",
+				Action: func(c *cli.Context) error {
+					fmt.Fprintf(c.App.Writer, "agentd %s (protocol %d, %s)\n", version, tunnelproto.Version, revision())
+					return nil
+				},
+			},
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "agentd:", err)
+		os.Exit(1)
+	}
+}
+
+func joinCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "join",
+		Usage: "connect to the gateway and serve its requests until SIGINT/SIGTERM",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "tunnel", Usage: "gateway tunnel address `HOST:PORT`", EnvVars: []string{"AGENTD_TUNNEL"}, Required: true},
+			&cli.StringFlag{Name: "id", Usage: "agent id", EnvVars: []string{"AGENTD_ID"}, Required: true},
+			&cli.StringFlag{Name: "secret", Usage: "agent secret (prefer --secret-file or AGENTD_SECRET: flags show in ps)", EnvVars: []string{"AGENTD_SECRET"}},
+			&cli.StringFlag{Name: "secret-file", Usage: "read the agent secret from `FILE`", EnvVars: []string{"AGENTD_SECRET_FILE"}},
+			&cli.StringFlag{Name: "server-fingerprint", Usage: "pinned gateway certificate, `sha256:HEX`", EnvVars: []string{"AGENTD_SERVER_FINGERPRINT"}, Required: true},
+			&cli.StringSliceFlag{Name: "allow", Usage: "`HOST:PORT` this agent may connect to (repeat, or comma-separated)", EnvVars: []string{"AGENTD_ALLOW"}},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"AGENTD_LOG_FORMAT"}},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"AGENTD_LOG_LEVEL"}},
+			&cli.DurationFlag{Name: "dial-timeout", Value: 10 * time.Second, Usage: "timeout for connecting to a target", EnvVars: []string{"AGENTD_DIAL_TIMEOUT"}},
+			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, Usage: "how long in-flight requests may finish on shutdown", EnvVars: []string{"AGENTD_DRAIN_TIMEOUT"}},
+		},
+		Action: join,
+	}
+}
+
+func join(c *cli.Context) error {
+	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	secret, err := readSecret(c.String("secret"), c.String("secret-file"))
+	if err != nil {
+		return err
+	}
+	cfg := agentd.DefaultConfig()
+	cfg.Tunnel = c.String("tunnel")
+	cfg.ID = c.String("id")
+	cfg.Secret = secret
+	cfg.ServerFingerprint = c.String("server-fingerprint")
+	cfg.Allow = c.StringSlice("allow")
+	cfg.Logger = log
+	cfg.DialTimeout = c.Duration("dial-timeout")
+	cfg.DrainTimeout = c.Duration("drain-timeout")
+	a, err := agentd.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info("agentd starting", "version", version, "id", cfg.ID, "tunnel", cfg.Tunnel, "allow", cfg.Allow)
+	return a.Run(ctx)
+}
+
+func readSecret(flag, file string) (string, error) {
+	switch {
+	case flag != "" && file != "":
+		return "", errors.New("give the secret with --secret or --secret-file, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--secret-file: %w", err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return "", fmt.Errorf("--secret-file: %s is empty", file)
+		}
+		return s, nil
+	case flag != "":
+		return flag, nil
+	}
+	return "", errors.New("the agent secret is required: --secret-file, --secret or AGENTD_SECRET")
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	switch format {
+	case "text":
+		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: lvl, TimeFormat: time.DateTime})), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json, got %q", format)
+}
+
+func revision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown revision"
+	}
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" {
+			return "revision " + s.Value
+		}
+	}
+	return info.GoVersion
+}
