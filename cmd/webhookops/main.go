@@ -1,0 +1,28 @@
+// Command webhookops is the WebhookOps server and its operator CLI.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+	"github.com/webhookops/webhookops/bench"
+)
+
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:    "webhookops",
+		Usage:   "receive, verify, store and deliver webhooks",
+		Version: version,
+		Commands: []*cli.Command{
+			serveCommand(),
+			bench.Command(),
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "webhookops:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"github.com/urfave/cli/v2"
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/config"
+	"github.com/webhookops/webhookops/ingress"
+	"github.com/webhookops/webhookops/wal"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run a node: ingest on --ingest-addr, admin API on --admin-addr",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data-dir", Value: "./data", EnvVars: []string{"WEBHOOKOPS_DATA_DIR"}, Usage: "where events and state are stored"},
+			&cli.StringFlag{Name: "ingest-addr", Value: ":8080", EnvVars: []string{"WEBHOOKOPS_INGEST_ADDR"}, Usage: "address for POST /in/{source}"},
+			&cli.StringFlag{Name: "admin-addr", Value: "127.0.0.1:8081", EnvVars: []string{"WEBHOOKOPS_ADMIN_ADDR"}, Usage: "address for the admin API, /metrics, /healthz, /readyz"},
+			&cli.StringFlag{Name: "config", EnvVars: []string{"WEBHOOKOPS_CONFIG"}, Usage: "YAML file of sources, destinations, agents and forwards, applied at start"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"WEBHOOKOPS_LOG_FORMAT"}, Usage: "text or json"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"WEBHOOKOPS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+			&cli.Int64Flag{Name: "max-body", Value: ingress.DefaultMaxBody, EnvVars: []string{"WEBHOOKOPS_MAX_BODY"}, Usage: "largest webhook body accepted, in bytes"},
+			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
+		},
+		Action: serve,
+	}
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	switch format {
+	case "text":
+		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: lv, TimeFormat: time.TimeOnly})), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
+	default:
+		return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+	}
+}
+
+func serve(c *cli.Context) error {
+	log, err := newLogger(c.String("log-format"), c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+
+	// Read the config file before touching the data dir: a bad file
+	// changes nothing.
+	var file *config.File
+	if path := c.String("config"); path != "" {
+		if file, err = config.Load(path); err != nil {
+			return err
+		}
+	}
+
+	ingestLn, err := net.Listen("tcp", c.String("ingest-addr"))
+	if err != nil {
+		return fmt.Errorf("--ingest-addr: %w", err)
+	}
+	defer ingestLn.Close()
+	adminLn, err := net.Listen("tcp", c.String("admin-addr"))
+	if err != nil {
+		return fmt.Errorf("--admin-addr: %w", err)
+	}
+	defer adminLn.Close()
+
+	db, err := wal.Open(c.String("data-dir"), wal.Config{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	client := delivery.NewClient(delivery.Options{UserAgent: "webhookops/" + version})
+	defer client.CloseIdle()
+	start := time.Now()
+	node, err := actors.Start(actors.Config{
+		DB:           db,
+		Deliverer:    client,
+		Logger:       log,
+		DedupeWindow: c.Duration("dedupe-window"),
+		DrainTimeout: c.Duration("drain-timeout"),
+	})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	if file != nil {
+		err := node.Apply(actors.Change{
+			Sources: file.Sources, Destinations: file.Destinations, Agents: file.Agents, Forwards: file.Forwards,
+			Actor: "config:" + c.String("config"), KeepAgentSecrets: true,
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.String("config"), err)
+		}
+	}
+	adm, err := admin.New(admin.Config{Node: node, Logger: log})
+	if err != nil {
+		return err
+	}
+	ingestSrv := &http.Server{
+		Handler:           ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"), Logger: log}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- ingestSrv.Serve(ingestLn) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	snap := node.Snapshot()
+	log.Info("webhookops ready",
+		"ingest", "http://"+displayAddr(ingestLn.Addr())+"/in/{source}",
+		"admin", "http://"+displayAddr(adminLn.Addr()),
+		"data_dir", c.String("data-dir"),
+		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
+		"recovery", time.Since(start).Round(time.Millisecond))
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server failed", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Stop accepting first, so nothing is acknowledged after the node stops.
+	ingestSrv.Shutdown(ctx)
+	node.Close()
+	adminSrv.Shutdown(ctx)
+	log.Info("stopped")
+	return nil
+}
+
+func displayAddr(a net.Addr) string {
+	s := a.String()
+	if strings.HasPrefix(s, "[::]:") {
+		return "localhost" + s[4:]
+	}
+	if strings.HasPrefix(s, "0.0.0.0:") {
+		return "localhost" + s[7:]
+	}
+	return s
+}
