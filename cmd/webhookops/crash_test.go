@@ -109,7 +109,7 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 
 	var (
 		mu        sync.Mutex
-		delivered []int       // keys in arrival order
+		delivered []int // keys in arrival order
 		count     = map[int]int{}
 	)
 	sinkSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -241,4 +241,3 @@ destinations:
 	}
 	t.Logf("acknowledged %d events over %d kills; delivered %d distinct, %d redelivered", len(acked), kills, len(seen), dups)
 }
-
