@@ -312,7 +312,17 @@ func (c *Client) newTransport(k transportKey) *http.Transport {
 // buildHeader sets req's headers: filtered source headers, then the
 // destination's custom headers, then ours (see the package doc).
 func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
-	h := make(http.Header, len(r.Headers)+len(d.Headers)+6)
+	const ours = 6 // the most headers we add
+	h := make(http.Header, len(r.Headers)+len(d.Headers)+ours)
+	// One backing array for the values: each header gets a capacity-capped
+	// window of it, so a repeated header's append copies out instead of
+	// overwriting its neighbour.
+	vals := make([]string, 0, len(r.Headers)+len(d.Headers)+ours)
+	one := func(v string) []string {
+		vals = append(vals, v)
+		n := len(vals)
+		return vals[n-1 : n : n]
+	}
 
 	// Headers named in Connection are hop-by-hop too.
 	var connTokens []string
@@ -330,7 +340,11 @@ func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
 		if dropSourceHeader(key) || containsFold(connTokens, key) {
 			continue
 		}
-		h[key] = append(h[key], value)
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, value)
+		} else {
+			h[key] = one(value)
+		}
 	}
 
 	for _, name := range sortedKeys(d.Headers) {
@@ -344,26 +358,26 @@ func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
 			req.Host = value
 		case isHopByHop(key), key == "Content-Length", ourHeader(key) && key != hdrUserAgent:
 		default:
-			h[key] = []string{value}
+			h[key] = one(value)
 		}
 	}
 
 	now := c.now()
-	h[hdrWebhookID] = []string{r.EventID}
-	h[hdrWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+	h[hdrWebhookID] = one(r.EventID)
+	h[hdrWebhookTimestamp] = one(strconv.FormatInt(now.Unix(), 10))
 	if d.SigningSecret != "" {
-		h[hdrWebhookSignature] = []string{Sign(d.SigningSecret, r.EventID, now, r.Body)}
+		h[hdrWebhookSignature] = one(Sign(d.SigningSecret, r.EventID, now, r.Body))
 	}
-	h[hdrAttempt] = []string{strconv.Itoa(r.Attempt)}
+	h[hdrAttempt] = one(strconv.Itoa(r.Attempt))
 	if r.ReplayID != "" {
-		h[hdrReplayID] = []string{r.ReplayID}
+		h[hdrReplayID] = one(r.ReplayID)
 	}
 	if _, ok := h[hdrUserAgent]; !ok {
 		ua := c.opts.UserAgent
 		if ua == "" {
 			ua = DefaultUserAgent
 		}
-		h[hdrUserAgent] = []string{ua}
+		h[hdrUserAgent] = one(ua)
 	}
 	if _, ok := h[hdrIdempotencyKey]; !ok {
 		// A nil value marks the POST idempotent for net/http, which then

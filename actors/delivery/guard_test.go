@@ -134,6 +134,11 @@ func TestDeliverSSRFGuard(t *testing.T) {
 		{"http://mixed.internal.test:" + port + "/", false, "; set allow_private_network to allow it"},
 		{"http://metadata.internal.test/", true, "destination address 169.254.169.254 is a cloud metadata address"},
 		{"http://localhost:" + port + "/", false, "is loopback"},
+		// inet_aton spellings of 127.0.0.1 are names to the Go resolver;
+		// whatever resolves them, the result is checked.
+		{"http://2130706433:" + port + "/", false, "no such host"},
+		{"http://127.1:" + port + "/", false, "no such host"},
+		{"http://0x7f000001:" + port + "/", false, "no such host"},
 		// allow_private_network reaches the loopback server, by address or by name.
 		{"http://127.0.0.1:" + port + "/", true, ""},
 		{"http://loop.internal.test:" + port + "/", true, ""},

@@ -55,9 +55,16 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
+// sortedKeys returns m's keys in order, so that two custom headers whose
+// names differ only in case resolve the same way every time.
 func sortedKeys(m map[string]string) []string {
-	if len(m) == 0 {
+	switch len(m) {
+	case 0:
 		return nil
+	case 1:
+		for k := range m {
+			return []string{k}
+		}
 	}
 	return slices.Sorted(maps.Keys(m))
 }
