@@ -269,3 +269,12 @@ func indexByte(b []byte, c byte) int {
 	}
 	return -1
 }
+
+// CountDead counts dest's dead-lettered events (a scan: for reads and
+// metrics, not the hot path).
+func (db *DB) CountDead(dest string) (int, error) {
+	p := destPrefix(db.DestPartition(dest), subDead, dest)
+	n := 0
+	err := db.scan(p, prefixEnd(p), func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
