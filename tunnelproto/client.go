@@ -176,7 +176,7 @@ func (c *Client) handshake(ctx context.Context) error {
 	if _, err := ctrl.Write(hello.Append(buf[:0])); err != nil {
 		return refusal(err)
 	}
-	typ, p, err := c.readHandshakeFrame(buf, FrameChallenge)
+	_, p, err := c.readHandshakeFrame(buf, FrameChallenge)
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,6 @@ func (c *Client) handshake(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CHALLENGE: %w", err)
 	}
-	_ = typ
 	exporter, err := exporterValue(c.conn.ConnectionState().TLS)
 	if err != nil {
 		return err
@@ -316,8 +315,10 @@ func (r *Request) Reject(code Code, reason string) error {
 // ends, with the reason (a *GoAwayError for a server GOAWAY or close,
 // ErrHeartbeatTimeout, …), or when ctx is done: it then sends GOAWAY,
 // waits up to DrainTimeout for in-flight handlers, closes the connection and
-// returns nil. Serve waits for every goroutine it started and closes the
-// connection before returning.
+// returns nil. Either way it then closes its side of the control stream and
+// lets the server close the connection (so no stream loses its last bytes),
+// closing it itself when DrainTimeout runs out. Serve waits for every
+// goroutine it started and closes the connection before returning.
 func (c *Client) Serve(ctx context.Context, h Handler) error {
 	handlerCtx, cancelHandlers := context.WithCancel(context.Background())
 	defer cancelHandlers()
@@ -365,13 +366,25 @@ func (c *Client) Serve(ctx context.Context, h Handler) error {
 	timer := time.NewTimer(c.cfg.DrainTimeout)
 	select {
 	case <-drained:
+		// The last bytes of the streams may still be in flight: closing the
+		// connection now would lose them. The server closes it once its ends
+		// of the streams are done; FIN on the control stream tells it this
+		// side is.
+		close(pingDone)
+		c.wmu.Lock()
+		c.ctrl.Close()
+		c.wmu.Unlock()
+		select {
+		case <-c.conn.Context().Done():
+		case <-timer.C:
+		}
 	case <-timer.C:
 		c.log.Warn("drain timeout: cutting in-flight streams", "timeout", c.cfg.DrainTimeout)
+		close(pingDone)
 	}
 	timer.Stop()
 	cancelHandlers()
 	c.conn.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "agent closing")
-	close(pingDone)
 	<-drained
 	ctrlWG.Wait()
 

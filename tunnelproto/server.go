@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,8 @@ type Server struct {
 	nonces *nonceCache
 	limit  *limiter
 	nextID atomic.Uint64
-	active atomic.Int64 // data streams handed out by Dial and not yet closed
+	active   atomic.Int64 // data streams handed out by Dial and not yet closed
+	draining atomic.Bool  // Shutdown began: the listener is closed on purpose
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -108,7 +110,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return s.Close()
 			}
-			if s.isClosed() {
+			if s.isClosed() || s.draining.Load() {
 				return nil
 			}
 			return fmt.Errorf("tunnelproto.Serve: %w", err)
@@ -174,6 +176,7 @@ func (s *Server) Close() error {
 // so the gateway stops routing new requests to them, waits for streams
 // handed out by Dial to be closed or for ctx to end, then Closes.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.ln.Close()
 	for _, info := range s.Sessions() {
 		info.sess.draining.Store(true)
@@ -212,12 +215,7 @@ func (s *Server) Sessions() []SessionInfo {
 	for _, sess := range s.sessions {
 		out = append(out, sess.info())
 	}
-	slices.SortFunc(out, func(a, b SessionInfo) int {
-		if a.AgentID < b.AgentID {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, func(a, b SessionInfo) int { return strings.Compare(a.AgentID, b.AgentID) })
 	return out
 }
 
@@ -487,6 +485,23 @@ func (ss *session) goAway(code Code, reason string) {
 	ss.writeCtrl(&goAwayFrame{Code: code, Reason: []byte(reason)})
 }
 
+// waitStreams waits until the session's streams handed out by Dial are
+// closed, the connection ends, or max passes.
+func (ss *session) waitStreams(max time.Duration) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(max)
+	for ss.streams.Load() > 0 {
+		select {
+		case <-ss.conn.Context().Done():
+			return
+		case <-deadline:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // closeIdleUntilDone closes the agent's idle HTTP keep-alive streams every
 // 50 ms until the connection ends.
 func (ss *session) closeIdleUntilDone() {
@@ -517,6 +532,13 @@ func (ss *session) run() {
 	for {
 		ss.ctrl.SetReadDeadline(time.Now().Add(s.cfg.HeartbeatTimeout))
 		typ, p, err := readFrame(ss.ctrl, buf)
+		if err == io.EOF {
+			// The agent finished its streams and waits for us to close the
+			// connection once our ends of them are done too.
+			ss.waitStreams(5 * time.Second)
+			code, reason = CodeNone, "agent shut down"
+			break
+		}
 		if err != nil {
 			code, reason = sessionEndReason(err)
 			break
@@ -564,8 +586,6 @@ func sessionEndReason(err error) (Code, string) {
 			return Code(ae.ErrorCode), "agent closed the connection: " + ae.ErrorMessage
 		}
 		return Code(ae.ErrorCode), ae.ErrorMessage
-	case errors.Is(err, io.EOF):
-		return CodeNone, "agent closed the control stream"
 	}
 	var it *quic.IdleTimeoutError
 	if errors.As(err, &it) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -324,10 +325,17 @@ func TestTCPForwardBulk(t *testing.T) {
 	}
 	defer c.Close()
 	start := time.Now()
+	// 100 blocks of 1 MiB of random bytes, each stamped with its index so a
+	// lost, repeated or reordered block changes the hash.
+	block := make([]byte, 1<<20)
+	rand.NewChaCha8([32]byte{7}).Read(block)
 	h := sha256.New()
-	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{7}), size), h)
-	if _, err := io.CopyBuffer(c, src, make([]byte, 256<<10)); err != nil {
-		t.Fatal(err)
+	for i := range size / len(block) {
+		binary.BigEndian.PutUint64(block, uint64(i))
+		h.Write(block)
+		if _, err := c.Write(block); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c.(*net.TCPConn).CloseWrite()
 	got, err := io.ReadAll(c)
@@ -629,5 +637,57 @@ func TestLoadOrCreateCertificate(t *testing.T) {
 	os.Remove(filepath.Join(dir, CertFileName))
 	if _, _, err := LoadOrCreateCertificate(dir); err == nil {
 		t.Fatal("a key without its certificate was silently replaced")
+	}
+}
+
+func TestShutdownDrains(t *testing.T) {
+	target := echoServer(t)
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret", target)
+	s := startServer(t, auth, nil)
+	startAgent(t, s.clientConfig("agent-1", "s3cret"), dialHandler([]string{target}))
+	waitOnline(t, s, "agent-1")
+	c, err := s.Dial(context.Background(), "agent-1", KindTCP, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	// Draining: no new streams, the open one still works.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		extra, err := s.Dial(context.Background(), "agent-1", KindTCP, target)
+		if errors.Is(err, ErrAgentOffline) {
+			break
+		}
+		if err == nil {
+			extra.Close() // opened before the drain began
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dial during drain: %v, want ErrAgentOffline", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := c.Write([]byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	c.(interface{ CloseWrite() error }).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "still here" {
+		t.Fatalf("in-flight stream during drain: %q, %v", got, err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned %v before the stream was closed", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Shutdown did not return after the last stream closed")
 	}
 }
