@@ -23,14 +23,14 @@ import (
 // Server accepts agents' QUIC connections, authenticates them and opens
 // streams to them on behalf of the gateway (Dial, Forward, Transport).
 type Server struct {
-	cfg    ServerConfig
-	log    *slog.Logger
-	udp    net.PacketConn
-	tr     *quic.Transport
-	ln     *quic.Listener
-	nonces *nonceCache
-	limit  *limiter
-	nextID atomic.Uint64
+	cfg      ServerConfig
+	log      *slog.Logger
+	udp      net.PacketConn
+	tr       *quic.Transport
+	ln       *quic.Listener
+	nonces   *nonceCache
+	limit    *limiter
+	nextID   atomic.Uint64
 	active   atomic.Int64 // data streams handed out by Dial and not yet closed
 	draining atomic.Bool  // Shutdown began: the listener is closed on purpose
 
