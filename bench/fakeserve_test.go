@@ -28,7 +28,7 @@ import (
 // dedupe, a durable (fsynced) event log before the 202, delivery to the
 // destination with the forwarded X-Webhook-Id and a webhook-id header, a
 // restart that delivers what was pending, /readyz, SIGTERM.
-const fakeServeEnv = "WEBHOOKOPS_BENCH_FAKE_SERVE"
+const fakeServeEnv = "BENCH_TEST_FAKE_SERVE"
 
 type fakeConfig struct {
 	Sources []struct {

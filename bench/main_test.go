@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -14,5 +15,23 @@ func TestMain(m *testing.M) {
 	if os.Getenv(fakeServeEnv) != "" {
 		os.Exit(fakeServeMain(os.Args[1:]))
 	}
-	goleak.VerifyTestMain(m)
+	// Every child the tests start may be the test binary acting as serve.
+	os.Setenv(fakeServeEnv, "1")
+	dir, err := os.MkdirTemp("", "webhookops-bench-test-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
+
+// binDir holds binaries the tests build; removed after the run.
+var binDir string

@@ -57,9 +57,10 @@ func checkComplete(t *testing.T, rep *Report, wantBaseline bool) {
 	}
 }
 
+// fakeServer is the test binary, which TestMain turns into a fake serve when
+// fakeServeEnv is set (it is, for every child of the tests).
 func fakeServer(t *testing.T) string {
 	t.Helper()
-	t.Setenv(fakeServeEnv, "1")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +75,7 @@ func TestScenariosAgainstFakeServer(t *testing.T) {
 	bin := fakeServer(t)
 	for _, name := range []string{ScenarioIngest, ScenarioE2E, ScenarioRecovery, ScenarioDestinations} {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			opts := shortOptions(name)
 			opts.ServerBin = bin
 			rep, err := Run(context.Background(), opts)
@@ -89,8 +91,8 @@ func TestScenariosAgainstFakeServer(t *testing.T) {
 						t.Errorf("recovery: %s = %v", k, s.Extra[k])
 					}
 				}
-				if s.Count != opts.Events || s.Extra["backlog_events"] != float64(opts.Events) {
-					t.Errorf("recovery: backlog %v, delivered %d; want %d of each", s.Extra["backlog_events"], s.Count, opts.Events)
+				if s.Extra["backlog_events"] <= 0 || float64(s.Count) != s.Extra["backlog_events"] {
+					t.Errorf("recovery: backlog %v, delivered %d; want all of it delivered", s.Extra["backlog_events"], s.Count)
 				}
 			case ScenarioE2E:
 				if s.Extra["accepted"] != float64(s.Count) {
