@@ -59,6 +59,31 @@
 // (and the extra p99_ratio) carry the comparison. For destinations the baseline
 // is the same server with a single destination and the ratio is of RSS.
 //
+// # Recovery without backoff in the way
+//
+// The backlog piles up while the sink holds every delivery open without
+// answering (the destination timeout is set to minutes). A sink that refused
+// connections or answered 503 would instead push each event through its
+// max_attempts and backoff, into the dead-letter queue or to a due time far
+// ahead, and the restart would then measure the retry schedule rather than
+// recovery. Held requests never count as delivered; after the restart every
+// unique webhook-id the sink sees counts once, duplicates are reported.
+//
+// # Running
+//
+//	go run ./cmd/webhookops bench ingest --baseline --duration 10s --rate 2000
+//	go run ./cmd/webhookops bench ingest --max -c 64 --baseline --json ingest.json
+//	go run ./cmd/webhookops bench e2e --baseline --rate 1000
+//	go run ./cmd/webhookops bench recovery --events 1000000 --duration 30m
+//	go run ./cmd/webhookops bench destinations --destinations 10000 --baseline
+//	go run ./cmd/webhookops bench all --baseline --json all.json
+//
+// The table goes to stdout, the progress bar to stderr (--quiet drops it),
+// the child server's output to a log file in its temporary directory (shown
+// when it fails; --server-log copies it to stderr). Run figures are only as
+// good as the machine is quiet: the ratio to the baseline, measured in the
+// same run, is what survives a noisy neighbour.
+//
 // The generator and the server share the machine (two cores on the reference
 // boxes), so the generator is kept lean: a fixed worker pool, one reused body
 // buffer and HMAC state per worker, keep-alive connections

@@ -56,6 +56,7 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 	res.setExtra("ingest_throughput", lr.throughput())
 	res.setExtra("ingest_p99_ms", lr.rec.latency().P99)
 	res.setExtra("duplicate_deliveries", float64(st.receipts-st.unique))
+	lateExtra(&res, lr)
 	if drainErr != nil {
 		return res, drainErr
 	}

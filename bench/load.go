@@ -21,6 +21,10 @@ const (
 	histDigits  = 3
 )
 
+// lateAfter is how far behind its intended time an open-loop send may go
+// before it counts as late.
+const lateAfter = time.Millisecond
+
 func newHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(histLowest, histHighest, histDigits)
 }
@@ -32,6 +36,7 @@ type recorder struct {
 	h    *hdrhistogram.Histogram
 	ok   atomic.Int64
 	errs atomic.Int64
+	late atomic.Int64 // open loop: sent more than lateAfter behind schedule
 
 	errMu    sync.Mutex // guards firstErr
 	firstErr error
@@ -178,6 +183,9 @@ func openLoop(ctx context.Context, send sendFunc, rec *recorder, next *atomic.In
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(intended) > lateAfter {
+			rec.late.Add(1)
 		}
 		if err := send(ctx, firstSeq+i, intended); err != nil {
 			if ctx.Err() != nil {

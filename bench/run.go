@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -112,6 +113,17 @@ func fill(res *ScenarioResult, lr loadResult, unit string) {
 	if err := lr.rec.firstError(); err != nil && res.FirstError == "" {
 		res.FirstError = err.Error()
 	}
+	lateExtra(res, lr)
+}
+
+// lateExtra reports how many open-loop requests went out more than a
+// millisecond after their intended time: their latency counts the wait, as
+// it should, but a high share means the worker pool (--concurrency) is too
+// small for rate × latency, or the generator is short of CPU.
+func lateExtra(res *ScenarioResult, lr loadResult) {
+	if n := lr.rec.ok.Load() + lr.rec.errs.Load(); n > 0 && lr.rec.late.Load() > 0 {
+		res.setExtra("late_send_pct", 100*float64(lr.rec.late.Load())/float64(n))
+	}
 }
 
 // fillBaseline records the baseline's figures and the ratios.
@@ -191,9 +203,12 @@ func (r *runner) startIngestServer(ctx context.Context, name string, sk *sink, m
 		cleanup()
 		return nil, err
 	}
+	var once sync.Once
 	return &ingestServer{base: spec.ingestURL(), child: c, close: func() {
-		_ = c.stop(10 * time.Second)
-		cleanup()
+		once.Do(func() {
+			_ = c.stop(10 * time.Second)
+			cleanup()
+		})
 	}}, nil
 }
 
