@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -121,10 +120,7 @@ func scenarioCommand(name string, scenarios []string, usage string) *cli.Command
 					return err
 				}
 			}
-			if runErr != nil {
-				return fmt.Errorf("bench: %w", runErr)
-			}
-			return nil
+			return runErr
 		},
 	}
 }

@@ -30,9 +30,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		res, err := r.scenario(ctx, name)
 		res.Name = name
 		if err != nil {
-			err = fmt.Errorf("%s: %w", name, err)
 			res.Error = err.Error()
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
 	}
