@@ -40,27 +40,31 @@ func (db *DB) CommitWait(b *Batch) error {
 	return <-ch
 }
 
-// commitLoop merges every batch waiting into one Pebble batch and commits
-// it with one fsync.
+// commitLoop merges every batch waiting into one Pebble batch and enters
+// it into Pebble's commit pipeline without waiting for the fsync; syncLoop
+// waits for the fsyncs in the same order and runs the callbacks. So one
+// group is being gathered and applied while the one before it syncs, and
+// callbacks still run in commit order.
 func (db *DB) commitLoop(maxBytes int) {
 	defer db.wg.Done()
-	group := make([]*pending, 0, 256)
+	defer close(db.applied)
 	for {
 		var first *pending
 		select {
 		case first = <-db.commits:
 		case <-db.done:
-			// Drain what was queued before Close, then stop.
+			// Commit what was queued before Close, then stop.
 			for {
 				select {
 				case p := <-db.commits:
-					db.commitGroup([]*pending{p})
+					db.applyGroup([]*pending{p})
 				default:
 					return
 				}
 			}
 		}
-		group = append(group[:0], first)
+		group := make([]*pending, 1, 64)
+		group[0] = first
 		size := first.b.b.Len()
 	gather:
 		for size < maxBytes {
@@ -72,11 +76,17 @@ func (db *DB) commitLoop(maxBytes int) {
 				break gather
 			}
 		}
-		db.commitGroup(group)
+		db.applyGroup(group)
 	}
 }
 
-func (db *DB) commitGroup(group []*pending) {
+// appliedGroup is a group in Pebble's pipeline, waiting for its fsync.
+type appliedGroup struct {
+	group []*pending
+	err   error // set when the group never entered the pipeline
+}
+
+func (db *DB) applyGroup(group []*pending) {
 	base := group[0].b.b
 	var err error
 	for _, p := range group[1:] {
@@ -85,16 +95,27 @@ func (db *DB) commitGroup(group []*pending) {
 		}
 	}
 	if err == nil {
-		err = base.Commit(pebble.Sync)
+		err = db.pdb.ApplyNoSyncWait(base, pebble.Sync)
 	}
-	if err != nil {
-		err = fmt.Errorf("wal.Commit: %w", err)
-		db.log.Error("group commit failed", "err", err, "batches", len(group))
-	}
-	for _, p := range group {
-		p.b.b.Close()
-		if p.done != nil {
-			p.done(err)
+	db.applied <- appliedGroup{group: group, err: err}
+}
+
+func (db *DB) syncLoop() {
+	defer db.wg.Done()
+	for g := range db.applied {
+		err := g.err
+		if err == nil {
+			err = g.group[0].b.b.SyncWait()
+		}
+		if err != nil {
+			err = fmt.Errorf("wal.Commit: %w", err)
+			db.log.Error("group commit failed", "err", err, "batches", len(g.group))
+		}
+		for _, p := range g.group {
+			p.b.b.Close()
+			if p.done != nil {
+				p.done(err)
+			}
 		}
 	}
 }

@@ -77,6 +77,7 @@ type DB struct {
 	auditSeq atomic.Uint64 // last audit sequence handed out
 
 	commits   chan *pending
+	applied   chan appliedGroup
 	done      chan struct{}
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -122,6 +123,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 		sealer:  s,
 		log:     cfg.Logger,
 		commits: make(chan *pending, 4096),
+		applied: make(chan appliedGroup, 16),
 		done:    make(chan struct{}),
 	}
 	if err := db.initMeta(cfg.Partitions); err != nil {
@@ -134,8 +136,9 @@ func Open(dir string, cfg Config) (*DB, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
-	db.wg.Add(1)
+	db.wg.Add(2)
 	go db.commitLoop(cfg.MaxBatchBytes)
+	go db.syncLoop()
 	return db, nil
 }
 
