@@ -18,6 +18,7 @@ func main() {
 		Version: version,
 		Commands: []*cli.Command{
 			serveCommand(),
+			sinkCommand(),
 			bench.Command(),
 		},
 	}
