@@ -1,7 +1,80 @@
 // Package admin owns the operator's side of a node: the admin HTTP API
 // (httprouter, JSON, under /api/v1), its OpenAPI document, /metrics,
-// /healthz and /readyz. Subpackage config reads the YAML config file.
+// /healthz and /readyz, replays and the token store. Subpackage config
+// reads the YAML config file; subpackage client is the typed HTTP client
+// the CLI uses.
 //
 // It must never return a secret in clear except in the answer that
 // creates or rotates it, and never change state on a request it refuses.
+//
+// # Authentication
+//
+// Every route but /healthz and /readyz needs Authorization: Bearer <token>.
+// Tokens are random ("whops_" + 43 base64url characters); the store keeps
+// only their SHA-256 (wal.KindToken), and a presented token is hashed and
+// compared with every stored hash in constant time. Two roles: "admin"
+// does everything, "read" may GET anything and scrape /metrics (403 on
+// writes). --admin-token (WEBHOOKOPS_ADMIN_TOKEN) adds an admin token named
+// "bootstrap" held only in memory; without it, a node whose store holds no
+// token creates one named "initial" on start and hands it out once
+// (Server.InitialToken, printed by `webhookops serve`). Refusals answer 401
+// (403 for a read-only token on a write) and are audited as auth.rejected.
+// Tokens are managed through the API (GET/POST /tokens, DELETE
+// /tokens/{name}); `webhookops token` uses it, or works on the data dir
+// directly when the server is stopped (Pebble locks the dir while it runs).
+//
+// /metrics needs a token too (any role): Prometheus sends one with
+// `authorization: {credentials: ...}` in its scrape config.
+// --metrics-public serves it without one, for scrapers on a trusted network.
+//
+// # Resources
+//
+// Sources, destinations and agents use the config file's field names (the
+// wal model types). POST creates (409 if the slug exists), PUT replaces
+// (the slug in the body may be omitted, never changed), DELETE removes (409
+// while something still refers to the object). Every change goes through
+// actors.Node.Apply: validated, all or nothing, durable and audited with
+// the token's name (actor "token:<name>") and a masked diff, effective at
+// once. A failed request writes nothing, audit included.
+//
+// Secrets: a source's secrets, a destination's signing secret and an
+// agent's secret are shown in clear only in the answer that creates or
+// rotates them; reads show them masked. PUT may echo the masked values
+// back (a GET-edit-PUT round trip) but cannot change them: rotation is
+// POST /sources/{slug}/secrets (adds a secret, generated or the one the
+// provider issued; the old one stays valid) and DELETE
+// /sources/{slug}/secrets/{secret_id} (retires one; the last one cannot be
+// removed). secret_id is a hash prefix that names a secret without
+// revealing it. Rotations are audited as secret.rotated / secret.revoked.
+//
+// Request bodies: at most 1 MiB of one JSON object; unknown fields are
+// refused (400 unknown_field naming the field), as are wrong types and
+// malformed values (400 invalid_field naming the field). Every error has
+// one shape: {"error": {"code", "message", "field"}}.
+//
+// # Events, replays, dead letters
+//
+// Lists answer {"items": [...], "next_cursor": "..."}, newest first;
+// next_cursor is empty on the last page. An event list cursor is an event
+// sequence: sequences are never reused and new events sort before the
+// cursor, so paging never skips or repeats an event while new ones arrive.
+// Filters: source, destination, status (the event's, or its status at
+// destination when that is given), event_type (exact or a "x.*" pattern),
+// since/until (RFC 3339, received_at), idempotency_key.
+//
+// A replay (one event, POST /events/{id}/replay; bulk by the event list's
+// filters, POST /replays; a dead-letter redrive, POST
+// /destinations/{slug}/dead-letters/redrive) is recorded durably with a
+// replay.requested audit entry before the request is answered (202), then
+// runs in the background: it collects the matching events, oldest first so
+// an ordered destination sees them in their original order, and hands each
+// (event, destination) pair to actors.Node.Replay with the replay's id.
+// Total counts those pairs. Each pair finishes when the destination
+// delivers or dead-letters it (actors.Config.OnReplayDelivery, through
+// ReplayHook); the replay is "completed" when all have, with a
+// replay.completed audit entry. A pair that rode on a delivery already
+// pending, or whose destination was deleted, is counted by a periodic check
+// of its delivery record. A bulk replay with no filter needs "all": true.
+// Progress is saved every second; a replay interrupted by a restart reads
+// as "failed" with the reason (its queued deliveries still run).
 package admin

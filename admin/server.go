@@ -1,51 +1,360 @@
 package admin
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sync"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/wal"
 )
 
-// Config configures the admin server.
+// APIPrefix is where the API lives.
+const APIPrefix = "/api/v1"
+
+// AgentStatus tells the admin API which agents are connected. The tunnel
+// server implements it; nil means nothing is known (every agent reads as
+// offline). Online must be cheap: /metrics calls it on every scrape.
+type AgentStatus interface {
+	Online(agentID string) (online bool, lastSeen time.Time)
+}
+
+// Config configures the admin server. A zero field means the default.
 type Config struct {
 	Node   *actors.Node
 	Logger *slog.Logger
+	// ReplayHook must be the hook given to the node as
+	// actors.Config.OnReplayDelivery; it is how a replay learns that its
+	// deliveries finished.
+	ReplayHook *ReplayHook
+	// BootstrapToken, when set, is an admin token held only in memory
+	// (--admin-token). When empty and the store holds no token, the
+	// server creates one; InitialToken returns it once.
+	BootstrapToken string
+	// MetricsPublic serves /metrics without a token.
+	MetricsPublic bool
+	// Agents reports agent connections; nil is "unknown".
+	Agents AgentStatus
+	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
+	// are reused; zero is 5 s.
+	MetricsCacheFor time.Duration
+}
+
+// access is what a route requires.
+type access int
+
+const (
+	public   access = iota // no token
+	readOnly               // any valid token
+	adminOnly              // an admin token
+)
+
+type handler func(r *http.Request, ps httprouter.Params, p principal) (int, any, error)
+
+type route struct {
+	method, path string
+	access       access
+	h            handler
+	raw          http.Handler
 }
 
 // Server is the admin HTTP handler.
 type Server struct {
 	cfg    Config
+	node   *actors.Node
+	db     *wal.DB
+	log    *slog.Logger
 	router *httprouter.Router
+	routes []route
 	reg    *prometheus.Registry
+	tokens *tokenSet
+
+	initialMu    sync.Mutex
+	initialToken string // guarded by initialMu; handed out once
+
+	// cfgMu makes an existence check and the Apply after it one step, so
+	// two creates of one slug cannot both succeed.
+	cfgMu sync.Mutex
+
+	replays *replayManager
+	openapi []byte
+
+	closeOnce sync.Once
 }
 
-// New builds the admin handler and registers the node's metrics.
+// New builds the admin handler, loads the tokens (creating the first one if
+// there is none and no bootstrap token), resumes the replay records and
+// registers the node's metrics.
 func New(cfg Config) (*Server, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("admin: Config.Node is required")
+	}
+	if cfg.ReplayHook == nil {
+		return nil, errors.New("admin: Config.ReplayHook is required (pass the same hook to actors.Config.OnReplayDelivery)")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, router: httprouter.New(), reg: prometheus.NewRegistry()}
+	if cfg.MetricsCacheFor == 0 {
+		cfg.MetricsCacheFor = 5 * time.Second
+	}
+	s := &Server{
+		cfg:    cfg,
+		node:   cfg.Node,
+		db:     cfg.Node.DB(),
+		log:    cfg.Logger,
+		router: httprouter.New(),
+		reg:    prometheus.NewRegistry(),
+	}
+	var err error
+	if s.tokens, err = loadTokens(s.db, cfg.BootstrapToken); err != nil {
+		return nil, err
+	}
+	if s.tokens.empty() {
+		secret, _, err := s.tokens.create(InitialTokenName, RoleAdmin, "system", s.now())
+		if err != nil {
+			return nil, err
+		}
+		s.initialToken = secret
+	}
 	if err := cfg.Node.Metrics().Register(s.reg); err != nil {
 		return nil, err
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s.router.GET("/healthz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		w.Write([]byte("ok\n"))
+	if s.replays, err = newReplayManager(s); err != nil {
+		return nil, err
+	}
+	s.reg.MustRegister(newStateCollector(s))
+	cfg.ReplayHook.attach(s.replays)
+	s.routesTable()
+	if s.openapi, err = buildOpenAPI(s); err != nil {
+		s.replays.close()
+		return nil, err
+	}
+	s.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errNotFound("no route %s %s; see %s/openapi.json", r.Method, r.URL.Path, APIPrefix))
 	})
-	s.router.GET("/readyz", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		if !cfg.Node.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		w.Write([]byte("ready\n"))
+	s.router.HandleMethodNotAllowed = true
+	s.router.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: r.Method + " is not allowed on " + r.URL.Path})
 	})
-	s.router.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	s.router.PanicHandler = func(w http.ResponseWriter, r *http.Request, v any) {
+		s.log.Error("admin handler panicked", "method", r.Method, "path", r.URL.Path, "panic", v)
+		writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+	}
 	return s, nil
 }
 
+// InitialToken returns the token created on first start, once; later calls
+// return "". The caller prints it: it is never stored in clear.
+func (s *Server) InitialToken() string {
+	s.initialMu.Lock()
+	defer s.initialMu.Unlock()
+	t := s.initialToken
+	s.initialToken = ""
+	return t
+}
+
+// Close stops the background replays (their records stay "running" and
+// read as interrupted after a restart). Idempotent.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.cfg.ReplayHook.attach(nil)
+		s.replays.close()
+	})
+}
+
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) now() time.Time { return s.node.Clock().Now().UTC() }
+
+// Route is one method and path the server answers, for tests and the
+// OpenAPI check.
+type Route struct {
+	Method, Path string
+	Public       bool
+	AdminOnly    bool
+}
+
+// Routes lists every route registered on the router.
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.routes))
+	for _, rt := range s.routes {
+		out = append(out, Route{Method: rt.method, Path: rt.path, Public: rt.access == public, AdminOnly: rt.access == adminOnly})
+	}
+	return out
+}
+
+// handle registers a route. It is the only way a route reaches the router,
+// so none can skip the token check.
+func (s *Server) handle(method, path string, a access, h handler) {
+	s.add(route{method: method, path: path, access: a, h: h})
+}
+
+func (s *Server) add(rt route) {
+	if slices.ContainsFunc(s.routes, func(o route) bool { return o.method == rt.method && o.path == rt.path }) {
+		panic("admin: duplicate route " + rt.method + " " + rt.path)
+	}
+	s.routes = append(s.routes, rt)
+	s.router.Handle(rt.method, rt.path, func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		p, ok := s.authorize(w, r, rt.access)
+		if !ok {
+			return
+		}
+		if rt.raw != nil {
+			rt.raw.ServeHTTP(w, r)
+			return
+		}
+		status, body, err := rt.h(r, ps, p)
+		if err != nil {
+			e := toError(err)
+			if e.Status >= 500 {
+				s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, e)
+			return
+		}
+		if status == http.StatusNoContent {
+			w.WriteHeader(status)
+			return
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+// authorize checks the bearer token against what the route needs. A
+// refusal is answered and audited here.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (principal, bool) {
+	if a == public {
+		return principal{name: "anonymous"}, true
+	}
+	tok, ok := bearer(r)
+	if !ok {
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized", "missing", "", "send Authorization: Bearer <token>")
+		return principal{}, false
+	}
+	p, ok := s.tokens.check(tok)
+	if !ok {
+		s.refuse(w, r, http.StatusUnauthorized, "unauthorized", "invalid", tokenDisplayPrefix(tok), "the token is not valid (revoked, mistyped or from another node)")
+		return principal{}, false
+	}
+	if a == adminOnly && p.role != RoleAdmin {
+		s.refuse(w, r, http.StatusForbidden, "forbidden", "read_only", p.name, "token "+p.name+" is read-only")
+		return principal{}, false
+	}
+	return p, true
+}
+
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, reason, who, msg string) {
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "auth.rejected", ObjectType: "token", ObjectID: who,
+		Detail: map[string]string{"reason": reason, "method": r.Method, "path": r.URL.Path, "remote_addr": r.RemoteAddr}})
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="webhookops"`)
+	}
+	writeError(w, &Error{Status: status, Code: code, Message: msg})
+}
+
+// routesTable registers every route. The OpenAPI document (openapi.go)
+// lists them again by hand; a test fails if the two disagree.
+func (s *Server) routesTable() {
+	s.handle(http.MethodGet, "/healthz", public, func(*http.Request, httprouter.Params, principal) (int, any, error) {
+		return http.StatusOK, map[string]string{"status": "ok"}, nil
+	})
+	s.handle(http.MethodGet, "/readyz", public, func(*http.Request, httprouter.Params, principal) (int, any, error) {
+		if !s.node.Ready() {
+			return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the node is starting or stopping"}
+		}
+		return http.StatusOK, map[string]string{"status": "ready"}, nil
+	})
+	metricsAccess := readOnly
+	if s.cfg.MetricsPublic {
+		metricsAccess = public
+	}
+	s.add(route{method: http.MethodGet, path: "/metrics", access: metricsAccess,
+		raw: promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)})})
+
+	p := APIPrefix
+	s.handle(http.MethodGet, p+"/openapi.json", readOnly, s.getOpenAPI)
+
+	s.handle(http.MethodGet, p+"/sources", readOnly, s.listSources)
+	s.handle(http.MethodPost, p+"/sources", adminOnly, s.createSource)
+	s.handle(http.MethodGet, p+"/sources/:slug", readOnly, s.getSource)
+	s.handle(http.MethodPut, p+"/sources/:slug", adminOnly, s.updateSource)
+	s.handle(http.MethodDelete, p+"/sources/:slug", adminOnly, s.deleteSource)
+	s.handle(http.MethodPost, p+"/sources/:slug/secrets", adminOnly, s.rotateSourceSecret)
+	s.handle(http.MethodDelete, p+"/sources/:slug/secrets/:secret_id", adminOnly, s.removeSourceSecret)
+
+	s.handle(http.MethodGet, p+"/destinations", readOnly, s.listDestinations)
+	s.handle(http.MethodPost, p+"/destinations", adminOnly, s.createDestination)
+	s.handle(http.MethodGet, p+"/destinations/:slug", readOnly, s.getDestination)
+	s.handle(http.MethodPut, p+"/destinations/:slug", adminOnly, s.updateDestination)
+	s.handle(http.MethodDelete, p+"/destinations/:slug", adminOnly, s.deleteDestination)
+	s.handle(http.MethodPost, p+"/destinations/:slug/pause", adminOnly, s.pauseDestination)
+	s.handle(http.MethodPost, p+"/destinations/:slug/resume", adminOnly, s.resumeDestination)
+	s.handle(http.MethodPost, p+"/destinations/:slug/signing-secret", adminOnly, s.rotateSigningSecret)
+	s.handle(http.MethodGet, p+"/destinations/:slug/dead-letters", readOnly, s.listDeadLetters)
+	s.handle(http.MethodPost, p+"/destinations/:slug/dead-letters/redrive", adminOnly, s.redrive)
+
+	s.handle(http.MethodGet, p+"/agents", readOnly, s.listAgents)
+	s.handle(http.MethodPost, p+"/agents", adminOnly, s.createAgent)
+	s.handle(http.MethodGet, p+"/agents/:id", readOnly, s.getAgent)
+	s.handle(http.MethodPut, p+"/agents/:id", adminOnly, s.updateAgent)
+	s.handle(http.MethodDelete, p+"/agents/:id", adminOnly, s.deleteAgent)
+	s.handle(http.MethodPost, p+"/agents/:id/secret", adminOnly, s.rotateAgentSecret)
+
+	s.handle(http.MethodGet, p+"/events", readOnly, s.listEvents)
+	s.handle(http.MethodGet, p+"/events/:id", readOnly, s.getEvent)
+	s.handle(http.MethodPost, p+"/events/:id/replay", adminOnly, s.replayEvent)
+
+	s.handle(http.MethodGet, p+"/replays", readOnly, s.listReplays)
+	s.handle(http.MethodPost, p+"/replays", adminOnly, s.createReplay)
+	s.handle(http.MethodGet, p+"/replays/:id", readOnly, s.getReplay)
+
+	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
+
+	s.handle(http.MethodGet, p+"/tokens", adminOnly, s.listTokens)
+	s.handle(http.MethodPost, p+"/tokens", adminOnly, s.createToken)
+	s.handle(http.MethodDelete, p+"/tokens/:name", adminOnly, s.revokeToken)
+}
+
+func (s *Server) getOpenAPI(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, rawJSON(s.openapi), nil
+}
+
+// rawJSON is a pre-encoded JSON answer.
+type rawJSON []byte
+
+func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
+
+func (s *Server) listTokens(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, newPage(s.tokens.all(), ""), nil
+}
+
+func (s *Server) createToken(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	var req tokenReq
+	if err := decodeBody(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.Role == "" {
+		req.Role = RoleAdmin
+	}
+	secret, tok, err := s.tokens.create(req.Name, req.Role, p.actor(), s.now())
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, CreatedToken{Token: tok, Secret: secret}, nil
+}
+
+func (s *Server) revokeToken(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	if err := s.tokens.revoke(ps.ByName("name"), p.actor(), s.now()); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}

@@ -1,0 +1,84 @@
+package admin
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// AuditFilter selects audit entries. Action matches exactly, or as a
+// prefix when it ends in "." or "*" ("delivery.", "replay.*").
+type AuditFilter struct {
+	Action     string
+	ObjectType string
+	ObjectID   string
+	ReplayID   string
+	Actor      string
+	Since      time.Time
+	Until      time.Time
+}
+
+func (f *AuditFilter) match(e *wal.AuditEntry) bool {
+	if f.Action != "" {
+		if p, ok := strings.CutSuffix(f.Action, "*"); ok || strings.HasSuffix(f.Action, ".") {
+			if !ok {
+				p = f.Action
+			}
+			if !strings.HasPrefix(e.Action, p) {
+				return false
+			}
+		} else if e.Action != f.Action {
+			return false
+		}
+	}
+	switch {
+	case f.ObjectType != "" && e.ObjectType != f.ObjectType,
+		f.ObjectID != "" && e.ObjectID != f.ObjectID,
+		f.ReplayID != "" && e.ReplayID != f.ReplayID,
+		f.Actor != "" && e.Actor != f.Actor,
+		!f.Since.IsZero() && e.At.Before(f.Since),
+		!f.Until.IsZero() && !e.At.Before(f.Until):
+		return false
+	}
+	return true
+}
+
+func (s *Server) listAudit(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
+	q := r.URL.Query()
+	known := []string{"action", "object_type", "object_id", "replay_id", "actor", "since", "until", "cursor", "limit"}
+	for k := range q {
+		if !slices.Contains(known, k) {
+			return 0, nil, errBadRequest("unknown_field", k, "unknown query parameter %q", k)
+		}
+	}
+	f := AuditFilter{Action: q.Get("action"), ObjectType: q.Get("object_type"), ObjectID: q.Get("object_id"), ReplayID: q.Get("replay_id"), Actor: q.Get("actor")}
+	for _, p := range []struct {
+		name string
+		t    *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				return 0, nil, errBadRequest("invalid_query", p.name, "must be an RFC 3339 time, got %q", v)
+			}
+			*p.t = t
+		}
+	}
+	limit, err := queryLimit(r, 100, 1000)
+	if err != nil {
+		return 0, nil, err
+	}
+	before, err := parseCursor(q.Get("cursor"))
+	if err != nil {
+		return 0, nil, err
+	}
+	items, next, err := s.db.ListAudit(before, limit, f.match)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, newPage(items, formatCursor(next)), nil
+}

@@ -1,0 +1,279 @@
+package admin
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/webhookops/webhookops/wal"
+)
+
+// Token roles.
+const (
+	// RoleAdmin may do everything.
+	RoleAdmin = "admin"
+	// RoleRead may read everything (GET) and scrape /metrics, and change
+	// nothing.
+	RoleRead = "read"
+)
+
+// TokenPrefix starts every token this package makes, so a leaked one is
+// recognisable by secret scanners.
+const TokenPrefix = "whops_"
+
+// BootstrapTokenName names the token given by --admin-token.
+const BootstrapTokenName = "bootstrap"
+
+// InitialTokenName names the token a node makes on its first start when
+// no --admin-token is given.
+const InitialTokenName = "initial"
+
+// Token is an API token as stored: its hash, never the token itself.
+type Token struct {
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	Hash      string    `json:"hash,omitempty"`
+	Prefix    string    `json:"prefix"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// principal is who a request acts as.
+type principal struct {
+	name string
+	role string
+}
+
+// actor is the audit log's name for the principal.
+func (p principal) actor() string { return "token:" + p.name }
+
+// tokenSet holds the tokens in memory; writes go through the store first.
+type tokenSet struct {
+	db *wal.DB
+
+	mu   sync.Mutex // serialises writes
+	list atomic.Pointer[[]tokenEntry]
+}
+
+type tokenEntry struct {
+	tok  Token
+	hash [sha256.Size]byte
+}
+
+func hashToken(t string) [sha256.Size]byte { return sha256.Sum256([]byte(t)) }
+
+// NewTokenString returns a fresh random token.
+func NewTokenString() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func loadTokens(db *wal.DB, bootstrap string) (*tokenSet, error) {
+	ts := &tokenSet{db: db}
+	stored, err := ListTokens(db)
+	if err != nil {
+		return nil, err
+	}
+	var list []tokenEntry
+	for _, t := range stored {
+		h, err := hex.DecodeString(t.Hash)
+		if err != nil || len(h) != sha256.Size {
+			return nil, fmt.Errorf("%w: token %q has a bad hash", wal.ErrCorrupt, t.Name)
+		}
+		e := tokenEntry{tok: t}
+		copy(e.hash[:], h)
+		list = append(list, e)
+	}
+	if bootstrap != "" {
+		list = append(list, tokenEntry{
+			tok:  Token{Name: BootstrapTokenName, Role: RoleAdmin, Prefix: tokenDisplayPrefix(bootstrap)},
+			hash: hashToken(bootstrap),
+		})
+	}
+	ts.list.Store(&list)
+	return ts, nil
+}
+
+func tokenDisplayPrefix(t string) string {
+	if len(t) > len(TokenPrefix)+4 && strings.HasPrefix(t, TokenPrefix) {
+		return t[:len(TokenPrefix)+4]
+	}
+	if len(t) > 4 {
+		return t[:4]
+	}
+	return ""
+}
+
+// check finds the token's principal. Every stored hash is compared, in
+// constant time, whatever matches, so timing tells nothing about which
+// tokens exist.
+func (ts *tokenSet) check(presented string) (principal, bool) {
+	h := hashToken(presented)
+	var found *Token
+	for i, e := range *ts.list.Load() {
+		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
+			found = &(*ts.list.Load())[i].tok
+		}
+	}
+	if found == nil {
+		return principal{}, false
+	}
+	return principal{name: found.Name, role: found.Role}, true
+}
+
+func (ts *tokenSet) empty() bool { return len(*ts.list.Load()) == 0 }
+
+func (ts *tokenSet) all() []Token {
+	var out []Token
+	for _, e := range *ts.list.Load() {
+		t := e.tok
+		t.Hash = ""
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b Token) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// create stores a new token and returns it in clear, the only time it is.
+func (ts *tokenSet) create(name, role, by string, now time.Time) (string, Token, error) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err := validTokenReq(name, role); err != nil {
+		return "", Token{}, err
+	}
+	for _, e := range *ts.list.Load() {
+		if e.tok.Name == name {
+			return "", Token{}, errConflict("a token named %q already exists", name)
+		}
+	}
+	secret, tok, err := CreateToken(ts.db, name, role, by, now)
+	if err != nil {
+		return "", Token{}, err
+	}
+	list := slices.Clone(*ts.list.Load())
+	list = append(list, tokenEntry{tok: tok, hash: hashToken(secret)})
+	ts.list.Store(&list)
+	tok.Hash = ""
+	return secret, tok, nil
+}
+
+func (ts *tokenSet) revoke(name, by string, now time.Time) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if name == BootstrapTokenName {
+		if slices.ContainsFunc(*ts.list.Load(), func(e tokenEntry) bool { return e.tok.Name == name && e.tok.Hash == "" }) {
+			return errConflict("the bootstrap token comes from --admin-token; remove the flag and restart to revoke it")
+		}
+	}
+	if err := RevokeToken(ts.db, name, by, now); err != nil {
+		return err
+	}
+	list := slices.DeleteFunc(slices.Clone(*ts.list.Load()), func(e tokenEntry) bool { return e.tok.Name == name && e.tok.Hash != "" })
+	ts.list.Store(&list)
+	return nil
+}
+
+func validTokenReq(name, role string) error {
+	if !wal.ValidSlug(name) {
+		return errBadRequest("validation_failed", "name", "%q is not a valid token name (a-z, 0-9, '-', '_', at most 63)", name)
+	}
+	if name == BootstrapTokenName {
+		return errBadRequest("validation_failed", "name", "%q is reserved for --admin-token", name)
+	}
+	if role != RoleAdmin && role != RoleRead {
+		return errBadRequest("validation_failed", "role", "must be %q or %q, got %q", RoleAdmin, RoleRead, role)
+	}
+	return nil
+}
+
+// ListTokens reads the stored tokens (hashes included). It works on an
+// open store, so `webhookops token list --data-dir` can use it while the
+// server is stopped.
+func ListTokens(db *wal.DB) ([]Token, error) {
+	var out []Token
+	err := db.LoadConfig(wal.KindToken, func(slug string, raw []byte) error {
+		var t Token
+		if err := json.Unmarshal(raw, &t); err != nil {
+			return fmt.Errorf("%w: token %q", wal.ErrCorrupt, slug)
+		}
+		out = append(out, t)
+		return nil
+	})
+	return out, err
+}
+
+// CreateToken stores a new token's hash, audited, and returns the token in
+// clear. It does not check for an existing name; callers do.
+func CreateToken(db *wal.DB, name, role, by string, now time.Time) (string, Token, error) {
+	if err := validTokenReq(name, role); err != nil {
+		return "", Token{}, err
+	}
+	secret, err := NewTokenString()
+	if err != nil {
+		return "", Token{}, err
+	}
+	h := hashToken(secret)
+	tok := Token{Name: name, Role: role, Hash: hex.EncodeToString(h[:]), Prefix: tokenDisplayPrefix(secret), CreatedAt: now.UTC(), CreatedBy: by}
+	b := db.NewBatch()
+	if err := b.PutConfig(wal.KindToken, name, tok); err != nil {
+		b.Discard()
+		return "", Token{}, err
+	}
+	b.Audit(wal.AuditEntry{At: now.UTC(), Action: "token.created", ObjectType: "token", ObjectID: name, Actor: by,
+		Detail: map[string]string{"role": role, "prefix": tok.Prefix}})
+	if err := db.CommitWait(b); err != nil {
+		return "", Token{}, err
+	}
+	return secret, tok, nil
+}
+
+// RevokeToken deletes a stored token, audited.
+func RevokeToken(db *wal.DB, name, by string, now time.Time) error {
+	if _, err := db.GetConfig(wal.KindToken, name); err != nil {
+		if errors.Is(err, wal.ErrNotFound) {
+			return errNotFound("no token named %q", name)
+		}
+		return err
+	}
+	b := db.NewBatch()
+	b.DeleteConfig(wal.KindToken, name)
+	b.Audit(wal.AuditEntry{At: now.UTC(), Action: "token.revoked", ObjectType: "token", ObjectID: name, Actor: by})
+	return db.CommitWait(b)
+}
+
+// bearer extracts the token of an Authorization: Bearer header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	t := strings.TrimSpace(h[7:])
+	return t, t != ""
+}
+
+// tokenReq is POST /tokens.
+type tokenReq struct {
+	Name string `json:"name"`
+	Role string `json:"role,omitempty"`
+}
+
+// CreatedToken is the answer to POST /tokens: the only time the token is
+// shown.
+type CreatedToken struct {
+	Token
+	Secret string `json:"token"`
+}

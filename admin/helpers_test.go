@@ -1,0 +1,274 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/ingress"
+	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/wal"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// protoactor's process registry and dead-letter throttling keep
+		// package-level goroutines.
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreAnyFunction("github.com/lithammer/shortuuid/v4.init"),
+		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble/v2/internal/ascii.init"),
+	)
+}
+
+const testToken = "whops_test-bootstrap-token-0123456789"
+
+// env is a real node (Pebble in a temp dir), its admin API and its ingest
+// handler, each on a loopback HTTP server.
+type env struct {
+	t      *testing.T
+	dir    string
+	db     *wal.DB
+	node   *actors.Node
+	adm    *Server
+	api    *httptest.Server
+	in     *httptest.Server
+	token  string
+	client *http.Client
+}
+
+type envOpts struct {
+	bootstrap     string
+	metricsPublic bool
+	dir           string
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
+	db, err := wal.Open(o.dir, wal.Config{Partitions: 8, CacheSize: 8 << 20, SecretKey: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := NewReplayHook()
+	node, err := actors.Start(actors.Config{
+		DB:               db,
+		Deliverer:        delivery.NewClient(delivery.Options{}),
+		Shards:           4,
+		OnReplayDelivery: hook.OnReplayDelivery,
+		DrainTimeout:     2 * time.Second,
+	})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	adm, err := New(Config{Node: node, ReplayHook: hook, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond})
+	if err != nil {
+		node.Close()
+		db.Close()
+		t.Fatal(err)
+	}
+	e := &env{t: t, dir: o.dir, db: db, node: node, adm: adm, token: o.bootstrap, client: &http.Client{Timeout: 30 * time.Second}}
+	if e.token == "" {
+		e.token = adm.InitialToken()
+	}
+	e.api = httptest.NewServer(adm)
+	e.in = httptest.NewServer(ingress.NewHandler(ingress.Config{Node: node}))
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *env) stop() {
+	e.api.Close()
+	e.in.Close()
+	e.adm.Close()
+	e.node.Close()
+	e.db.Close()
+	e.client.CloseIdleConnections()
+}
+
+// call does one API request with the env's token and decodes the answer
+// into out (if not nil). It returns the status and the raw body.
+func (e *env) call(method, path string, body, out any) (int, []byte) {
+	e.t.Helper()
+	return e.callAs(e.token, method, path, body, out)
+}
+
+func (e *env) callAs(token, method, path string, body, out any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, e.api.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			e.t.Fatalf("%s %s: decoding %s: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, raw
+}
+
+// must is call that fails the test unless the status is want.
+func (e *env) must(want int, method, path string, body, out any) []byte {
+	e.t.Helper()
+	code, raw := e.call(method, path, body, out)
+	if code != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, code, want, raw)
+	}
+	return raw
+}
+
+// ingest posts a generic webhook signed with secret through the ingest
+// handler and returns the event id.
+func (e *env) ingest(source, secret, key, body string) string {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.in.URL+"/in/"+source, strings.NewReader(body))
+	req.Header.Set("X-Webhookops-Signature", verify.SignGeneric([]byte(secret), []byte(body)))
+	req.Header.Set("X-Event-Id", key)
+	req.Header.Set("X-Event-Type", "order.created")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		e.t.Fatalf("ingest %s: %d %s", key, resp.StatusCode, raw)
+	}
+	var r struct {
+		EventID string `json:"event_id"`
+	}
+	json.Unmarshal(raw, &r)
+	return r.EventID
+}
+
+// eventually polls cond until it holds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// sink is a loopback receiver that can be told to fail.
+type sink struct {
+	srv     *httptest.Server
+	failing atomic.Bool
+	mu      sync.Mutex
+	ids     []string // webhook-id of each accepted request
+	hits    map[string]int
+	total   atomic.Int64
+}
+
+func newSink(t *testing.T) *sink {
+	s := &sink{hits: map[string]int{}}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		s.total.Add(1)
+		if s.failing.Load() {
+			http.Error(w, "sink is down", http.StatusServiceUnavailable)
+			return
+		}
+		id := r.Header.Get("Webhook-Id")
+		s.mu.Lock()
+		s.ids = append(s.ids, id)
+		s.hits[id]++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) accepted() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ids...)
+}
+
+func (s *sink) count(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[id]
+}
+
+// setup creates destination "app" pointing at the sink and source "shop"
+// routing to it, and returns the source's secret.
+func (e *env) setup(sk *sink, dest map[string]any) string {
+	e.t.Helper()
+	d := map[string]any{"slug": "app", "url": sk.srv.URL + "/hook", "allow_private_network": true}
+	for k, v := range dest {
+		d[k] = v
+	}
+	e.must(http.StatusCreated, "POST", "/api/v1/destinations", d, nil)
+	var src SourceOut
+	e.must(http.StatusCreated, "POST", "/api/v1/sources", map[string]any{
+		"slug": "shop", "provider": "generic", "routes": []map[string]any{{"destination": "app"}},
+	}, &src)
+	if len(src.Secrets) != 1 || strings.Contains(src.Secrets[0], "*") {
+		e.t.Fatalf("creation must show the secret in clear once: %+v", src)
+	}
+	return src.Secrets[0]
+}
+
+func (e *env) event(id string) EventOut {
+	e.t.Helper()
+	var ev EventOut
+	e.must(http.StatusOK, "GET", "/api/v1/events/"+id, nil, &ev)
+	return ev
+}
+
+func (e *env) waitReplay(id string, timeout time.Duration) Replay {
+	e.t.Helper()
+	var r Replay
+	eventually(e.t, timeout, fmt.Sprintf("replay %s to complete", id), func() bool {
+		r = Replay{}
+		e.must(http.StatusOK, "GET", "/api/v1/replays/"+id, nil, &r)
+		if r.Status == ReplayFailed {
+			e.t.Fatalf("replay failed: %+v", r)
+		}
+		return r.Status == ReplayCompleted
+	})
+	return r
+}

@@ -1,0 +1,554 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// maxSourceSecrets bounds how many secrets a source may hold at once
+// during rotations.
+const maxSourceSecrets = 8
+
+// SourceOut is a source as the API shows it: secrets masked, each with an
+// id to remove it by. Only the answers that create or rotate a secret
+// carry it in clear.
+type SourceOut struct {
+	wal.Source
+	SecretIDs []string `json:"secret_ids"`
+}
+
+// DestinationOut is a destination as the API shows it: the signing secret
+// masked, and, on a single read, its queue.
+type DestinationOut struct {
+	wal.Destination
+	Stats *DestinationStats `json:"stats,omitempty"`
+}
+
+// DestinationStats is the queue of a destination.
+type DestinationStats struct {
+	QueueDepth          int       `json:"queue_depth"`
+	InFlight            int       `json:"in_flight"`
+	OldestPendingAt     time.Time `json:"oldest_pending_at,omitzero"`
+	OldestPendingAgeSec float64   `json:"oldest_pending_age_seconds"`
+	CircuitOpen         bool      `json:"circuit_open"`
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	DeadLetters         int       `json:"dead_letters"`
+}
+
+// AgentOut is an agent as the API shows it. Secret is set only when the
+// agent is created or its secret rotated.
+type AgentOut struct {
+	wal.Agent
+	Secret   string    `json:"secret,omitempty"`
+	Online   bool      `json:"online"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+}
+
+// SecretRotation is the answer to a secret rotation: the new secret, the
+// only time it is shown.
+type SecretRotation struct {
+	Secret   string `json:"secret"`
+	SecretID string `json:"secret_id"`
+	// Source or Destination is the object after the rotation, masked.
+	Source      *SourceOut      `json:"source,omitempty"`
+	Destination *DestinationOut `json:"destination,omitempty"`
+}
+
+// secretReq is the optional body of a rotation: a secret the provider
+// issued (Stripe and GitHub make their own); empty generates one.
+type secretReq struct {
+	Secret string `json:"secret,omitempty"`
+}
+
+// secretID names a secret without revealing it.
+func secretID(s string) string {
+	h := sha256.Sum256([]byte("webhookops secret id\x00" + s))
+	return hex.EncodeToString(h[:6])
+}
+
+func sourceOut(src wal.Source, clear bool) SourceOut {
+	out := SourceOut{Source: src, SecretIDs: []string{}}
+	out.Secrets = slices.Clone(src.Secrets)
+	for i, sec := range src.Secrets {
+		out.SecretIDs = append(out.SecretIDs, secretID(sec))
+		if !clear {
+			out.Secrets[i] = actors.Mask(sec)
+		}
+	}
+	return out
+}
+
+func destinationOut(d wal.Destination, clear bool) DestinationOut {
+	if !clear {
+		d.SigningSecret = actors.Mask(d.SigningSecret)
+	}
+	return DestinationOut{Destination: d}
+}
+
+func (s *Server) agentOut(a wal.Agent) AgentOut {
+	out := AgentOut{Agent: a}
+	out.Agent.Secret = ""
+	if s.cfg.Agents != nil {
+		out.Online, out.LastSeen = s.cfg.Agents.Online(a.ID)
+	}
+	return out
+}
+
+// apply writes one change as the principal.
+func (s *Server) apply(c actors.Change, p principal) error {
+	c.Actor = p.actor()
+	return s.node.Apply(c)
+}
+
+// sameMasked reports whether got is what a read showed of want: a client
+// that PUTs back what it GET is not changing secrets.
+func sameMasked(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != actors.Mask(want[i]) && got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// --- sources ---
+
+func (s *Server) listSources(*http.Request, httprouter.Params, principal) (int, any, error) {
+	snap := s.node.Snapshot()
+	var out []SourceOut
+	for _, k := range slices.Sorted(maps.Keys(snap.Sources)) {
+		out = append(out, sourceOut(snap.Sources[k].Source, false))
+	}
+	return http.StatusOK, newPage(out, ""), nil
+}
+
+func (s *Server) getSource(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
+	src, ok := s.node.Snapshot().Sources[ps.ByName("slug")]
+	if !ok {
+		return 0, nil, errNotFound("no source %q", ps.ByName("slug"))
+	}
+	return http.StatusOK, sourceOut(src.Source, false), nil
+}
+
+func (s *Server) createSource(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	var src wal.Source
+	if err := decodeBody(r, &src); err != nil {
+		return 0, nil, err
+	}
+	if src.Verify != "none" && len(src.Secrets) == 0 && wal.ValidSlug(src.Slug) {
+		sec, err := delivery.GenerateSigningSecret()
+		if err != nil {
+			return 0, nil, err
+		}
+		src.Secrets = []string{sec}
+	}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Sources[src.Slug]; ok {
+		return 0, nil, errConflict("a source %q already exists", src.Slug)
+	}
+	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, sourceOut(src, true), nil
+}
+
+func (s *Server) updateSource(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	slug := ps.ByName("slug")
+	var src wal.Source
+	if err := decodeBody(r, &src); err != nil {
+		return 0, nil, err
+	}
+	if src.Slug != "" && src.Slug != slug {
+		return 0, nil, errBadRequest("validation_failed", "slug", "the slug cannot change (path says %q, body %q)", slug, src.Slug)
+	}
+	src.Slug = slug
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cur, ok := s.node.Snapshot().Sources[slug]
+	if !ok {
+		return 0, nil, errNotFound("no source %q", slug)
+	}
+	switch {
+	case src.Secrets == nil:
+		src.Secrets = cur.Secrets
+	case sameMasked(src.Secrets, cur.Secrets):
+		src.Secrets = cur.Secrets
+	default:
+		return 0, nil, errBadRequest("validation_failed", "secrets", "secrets change only by rotation: POST %s/sources/%s/secrets, then DELETE the old one", APIPrefix, slug)
+	}
+	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, sourceOut(src, false), nil
+}
+
+func (s *Server) deleteSource(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	if err := s.apply(actors.Change{DeleteSources: []string{ps.ByName("slug")}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// decodeOptional decodes a body that may be empty.
+func decodeOptional(r *http.Request, v any) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	return decodeBody(r, v)
+}
+
+func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	var req secretReq
+	if err := decodeOptional(r, &req); err != nil {
+		return 0, nil, err
+	}
+	slug := ps.ByName("slug")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cur, ok := s.node.Snapshot().Sources[slug]
+	if !ok {
+		return 0, nil, errNotFound("no source %q", slug)
+	}
+	sec := req.Secret
+	if sec == "" {
+		var err error
+		if sec, err = delivery.GenerateSigningSecret(); err != nil {
+			return 0, nil, err
+		}
+	}
+	if slices.Contains(cur.Secrets, sec) {
+		return 0, nil, errConflict("the source already has this secret")
+	}
+	if len(cur.Secrets) >= maxSourceSecrets {
+		return 0, nil, errConflict("the source already has %d secrets; remove an old one first", len(cur.Secrets))
+	}
+	src := cur.Source
+	src.Secrets = append(slices.Clone(cur.Secrets), sec)
+	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+		return 0, nil, err
+	}
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
+		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec), "secrets": itoa(len(src.Secrets))}})
+	out := sourceOut(src, false)
+	return http.StatusCreated, SecretRotation{Secret: sec, SecretID: secretID(sec), Source: &out}, nil
+}
+
+func (s *Server) removeSourceSecret(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	slug, id := ps.ByName("slug"), ps.ByName("secret_id")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cur, ok := s.node.Snapshot().Sources[slug]
+	if !ok {
+		return 0, nil, errNotFound("no source %q", slug)
+	}
+	i := slices.IndexFunc(cur.Secrets, func(sec string) bool { return secretID(sec) == id })
+	if i < 0 {
+		return 0, nil, errNotFound("source %q has no secret %q (see secret_ids)", slug, id)
+	}
+	if len(cur.Secrets) == 1 && cur.Verify != "none" {
+		return 0, nil, errConflict("this is the source's last secret; rotate in a new one first")
+	}
+	src := cur.Source
+	src.Secrets = slices.Delete(slices.Clone(cur.Secrets), i, i+1)
+	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+		return 0, nil, err
+	}
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.revoked", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
+		Detail: map[string]string{"secret_id": id, "secrets": itoa(len(src.Secrets))}})
+	return http.StatusOK, sourceOut(src, false), nil
+}
+
+// --- destinations ---
+
+func (s *Server) listDestinations(*http.Request, httprouter.Params, principal) (int, any, error) {
+	snap := s.node.Snapshot()
+	var out []DestinationOut
+	for _, k := range slices.Sorted(maps.Keys(snap.Destinations)) {
+		out = append(out, destinationOut(snap.Destinations[k], false))
+	}
+	return http.StatusOK, newPage(out, ""), nil
+}
+
+func (s *Server) getDestination(r *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
+	slug := ps.ByName("slug")
+	d, ok := s.node.Snapshot().Destinations[slug]
+	if !ok {
+		return 0, nil, errNotFound("no destination %q", slug)
+	}
+	out := destinationOut(d, false)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	st, err := s.node.DestinationStats(ctx, slug)
+	if err != nil {
+		return 0, nil, err
+	}
+	out.Stats = &DestinationStats{
+		QueueDepth:          st.QueueDepth,
+		InFlight:            st.InFlight,
+		OldestPendingAt:     st.OldestPendingAt,
+		CircuitOpen:         st.CircuitOpen,
+		ConsecutiveFailures: st.ConsecutiveFails,
+	}
+	if !st.OldestPendingAt.IsZero() {
+		out.Stats.OldestPendingAgeSec = s.now().Sub(st.OldestPendingAt).Seconds()
+	}
+	if out.Stats.DeadLetters, err = s.db.CountDead(slug); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	var d wal.Destination
+	if err := decodeBody(r, &d); err != nil {
+		return 0, nil, err
+	}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Destinations[d.Slug]; ok {
+		return 0, nil, errConflict("a destination %q already exists", d.Slug)
+	}
+	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+		return 0, nil, err
+	}
+	// Apply generated the signing secret if none was given.
+	return http.StatusCreated, destinationOut(s.node.Snapshot().Destinations[d.Slug], true), nil
+}
+
+func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	slug := ps.ByName("slug")
+	var d wal.Destination
+	if err := decodeBody(r, &d); err != nil {
+		return 0, nil, err
+	}
+	if d.Slug != "" && d.Slug != slug {
+		return 0, nil, errBadRequest("validation_failed", "slug", "the slug cannot change (path says %q, body %q)", slug, d.Slug)
+	}
+	d.Slug = slug
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cur, ok := s.node.Snapshot().Destinations[slug]
+	if !ok {
+		return 0, nil, errNotFound("no destination %q", slug)
+	}
+	if d.SigningSecret != "" && !sameMasked([]string{d.SigningSecret}, []string{cur.SigningSecret}) {
+		return 0, nil, errBadRequest("validation_failed", "signing_secret", "the signing secret changes only by rotation: POST %s/destinations/%s/signing-secret", APIPrefix, slug)
+	}
+	d.SigningSecret = cur.SigningSecret
+	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, destinationOut(d, false), nil
+}
+
+func (s *Server) deleteDestination(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	slug := ps.ByName("slug")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	snap := s.node.Snapshot()
+	if _, ok := snap.Destinations[slug]; !ok {
+		return 0, nil, errNotFound("no destination %q", slug)
+	}
+	var users []string
+	for _, k := range slices.Sorted(maps.Keys(snap.Sources)) {
+		if slices.ContainsFunc(snap.Sources[k].Routes, func(r wal.Route) bool { return r.Destination == slug }) {
+			users = append(users, k)
+		}
+	}
+	if len(users) > 0 {
+		return 0, nil, errConflict("destination %q is routed to by sources %v; remove those routes first", slug, users)
+	}
+	if err := s.apply(actors.Change{DeleteDestinations: []string{slug}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (s *Server) setPaused(slug string, paused bool, p principal) (int, any, error) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	d, ok := s.node.Snapshot().Destinations[slug]
+	if !ok {
+		return 0, nil, errNotFound("no destination %q", slug)
+	}
+	d.Paused = paused
+	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, destinationOut(d, false), nil
+}
+
+func (s *Server) pauseDestination(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	return s.setPaused(ps.ByName("slug"), true, p)
+}
+
+func (s *Server) resumeDestination(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	return s.setPaused(ps.ByName("slug"), false, p)
+}
+
+func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	var req secretReq
+	if err := decodeOptional(r, &req); err != nil {
+		return 0, nil, err
+	}
+	slug := ps.ByName("slug")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	d, ok := s.node.Snapshot().Destinations[slug]
+	if !ok {
+		return 0, nil, errNotFound("no destination %q", slug)
+	}
+	sec := req.Secret
+	if sec == "" {
+		var err error
+		if sec, err = delivery.GenerateSigningSecret(); err != nil {
+			return 0, nil, err
+		}
+	}
+	d.SigningSecret = sec
+	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+		return 0, nil, err
+	}
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug, Actor: p.actor(),
+		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec)}})
+	out := destinationOut(d, false)
+	return http.StatusCreated, SecretRotation{Secret: sec, SecretID: secretID(sec), Destination: &out}, nil
+}
+
+// --- agents ---
+
+func newAgentSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+func (s *Server) listAgents(*http.Request, httprouter.Params, principal) (int, any, error) {
+	snap := s.node.Snapshot()
+	var out []AgentOut
+	for _, k := range slices.Sorted(maps.Keys(snap.Agents)) {
+		out = append(out, s.agentOut(snap.Agents[k]))
+	}
+	return http.StatusOK, newPage(out, ""), nil
+}
+
+func (s *Server) getAgent(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
+	a, ok := s.node.Snapshot().Agents[ps.ByName("id")]
+	if !ok {
+		return 0, nil, errNotFound("no agent %q", ps.ByName("id"))
+	}
+	return http.StatusOK, s.agentOut(a), nil
+}
+
+func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	var a wal.Agent
+	if err := decodeBody(r, &a); err != nil {
+		return 0, nil, err
+	}
+	sec, err := newAgentSecret()
+	if err != nil {
+		return 0, nil, err
+	}
+	a.Secret = sec
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Agents[a.ID]; ok {
+		return 0, nil, errConflict("an agent %q already exists", a.ID)
+	}
+	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
+		return 0, nil, err
+	}
+	out := s.agentOut(a)
+	out.Secret = sec
+	return http.StatusCreated, out, nil
+}
+
+func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	id := ps.ByName("id")
+	var a wal.Agent
+	if err := decodeBody(r, &a); err != nil {
+		return 0, nil, err
+	}
+	if a.ID != "" && a.ID != id {
+		return 0, nil, errBadRequest("validation_failed", "id", "the id cannot change (path says %q, body %q)", id, a.ID)
+	}
+	a.ID = id
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Agents[id]; !ok {
+		return 0, nil, errNotFound("no agent %q", id)
+	}
+	if err := s.node.Apply(actors.Change{Agents: []wal.Agent{a}, KeepAgentSecrets: true, Actor: p.actor()}); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s.agentOut(a), nil
+}
+
+func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	id := ps.ByName("id")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	snap := s.node.Snapshot()
+	if _, ok := snap.Agents[id]; !ok {
+		return 0, nil, errNotFound("no agent %q", id)
+	}
+	var users []string
+	for _, k := range slices.Sorted(maps.Keys(snap.Destinations)) {
+		if d := snap.Destinations[k]; d.Mode == wal.ModeAgent && d.Agent == id {
+			users = append(users, "destination "+k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(snap.Forwards)) {
+		if snap.Forwards[k].Agent == id {
+			users = append(users, "forward "+k)
+		}
+	}
+	if len(users) > 0 {
+		return 0, nil, errConflict("agent %q is used by %v; change those first", id, users)
+	}
+	if err := s.apply(actors.Change{DeleteAgents: []string{id}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	id := ps.ByName("id")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	a, ok := s.node.Snapshot().Agents[id]
+	if !ok {
+		return 0, nil, errNotFound("no agent %q", id)
+	}
+	sec, err := newAgentSecret()
+	if err != nil {
+		return 0, nil, err
+	}
+	a.Secret = sec
+	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
+		return 0, nil, err
+	}
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
+		Detail: map[string]string{"secret": actors.Mask(sec)}})
+	out := s.agentOut(a)
+	out.Secret = sec
+	return http.StatusCreated, out, nil
+}
