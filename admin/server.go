@@ -51,9 +51,9 @@ type Config struct {
 type access int
 
 const (
-	public   access = iota // no token
-	readOnly               // any valid token
-	adminOnly              // an admin token
+	public    access = iota // no token
+	readOnly                // any valid token
+	adminOnly               // an admin token
 )
 
 type handler func(r *http.Request, ps httprouter.Params, p principal) (int, any, error)
