@@ -42,6 +42,8 @@ func benchFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "target", Usage: "ingest URL of a running server (loopback only); default: start a child server"},
 		&cli.StringFlag{Name: "sink-addr", Usage: "loopback host:port for the local sink (e2e with --target: where the server delivers)"},
+		&cli.StringFlag{Name: "forward-addr", Usage: "tunnel scenarios: a server forward (loopback host:port) that reaches --app-addr through an agent"},
+		&cli.StringFlag{Name: "app-addr", Usage: "tunnel scenarios: loopback host:port for the app behind the agent (default: a free port)"},
 		&cli.StringFlag{Name: "server-bin", Usage: "webhookops binary to start (default: this executable)"},
 		&cli.StringFlag{Name: "source", Value: d.Source, Usage: "source slug to post to"},
 		&cli.StringFlag{Name: "secret", Value: d.Secret, Usage: "the source's signing secret"},
@@ -77,6 +79,8 @@ func scenarioCommand(name string, scenarios []string, usage string) *cli.Command
 				Scenarios:      scenarios,
 				Target:         c.String("target"),
 				SinkAddr:       c.String("sink-addr"),
+				ForwardAddr:    c.String("forward-addr"),
+				AppAddr:        c.String("app-addr"),
 				ServerBin:      c.String("server-bin"),
 				Source:         c.String("source"),
 				Secret:         c.String("secret"),

@@ -50,6 +50,12 @@ type Options struct {
 	// With Target set, the running server's destination must point at
 	// http://SinkAddr/hook for e2e. Empty means a free port.
 	SinkAddr string
+	// ForwardAddr is a tunnel forward set up by hand (a server forward listen
+	// address whose agent reaches AppAddr) for tunnel-http and tunnel-tcp.
+	ForwardAddr string
+	// AppAddr is where the loopback app of the tunnel scenarios listens;
+	// empty means a free port.
+	AppAddr string
 	// ServerBin is the webhookops binary to start; empty means os.Executable().
 	ServerBin string
 	// Source and Secret identify the source the load is signed for.
@@ -214,9 +220,11 @@ func (o Options) Validate() error {
 			return err
 		}
 	}
-	if o.SinkAddr != "" {
-		if err := CheckLoopbackHostPort(o.SinkAddr); err != nil {
-			return err
+	for _, a := range []string{o.SinkAddr, o.ForwardAddr, o.AppAddr} {
+		if a != "" {
+			if err := CheckLoopbackHostPort(a); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

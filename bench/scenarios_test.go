@@ -3,8 +3,11 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -178,5 +181,81 @@ func TestServerBinWithoutServe(t *testing.T) {
 	// /bin/true exits 0 and prints nothing: a binary with no serve command.
 	if _, err := serverBin(context.Background(), "/bin/true"); !errors.Is(err, ErrServerUnavailable) {
 		t.Fatalf("serverBin(/bin/true) = %v, want ErrServerUnavailable", err)
+	}
+}
+
+// relay is a TCP forward standing in for the tunnel: every connection it
+// accepts is piped to target.
+type relay struct {
+	ln net.Listener
+	wg sync.WaitGroup
+	mu sync.Mutex // guards conns
+	cs []net.Conn
+}
+
+func startRelay(t *testing.T, target string) *relay {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &relay{ln: ln}
+	r.wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.cs = append(r.cs, in, out)
+			r.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				_, _ = io.Copy(dst, src)
+				if tc, ok := dst.(*net.TCPConn); ok {
+					_ = tc.CloseWrite()
+				}
+			}
+			r.wg.Go(func() { pipe(out, in) })
+			r.wg.Go(func() { pipe(in, out) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		r.mu.Lock()
+		for _, c := range r.cs {
+			c.Close()
+		}
+		r.mu.Unlock()
+		r.wg.Wait()
+	})
+	return r
+}
+
+// TestTunnelScenariosThroughAForward runs both tunnel scenarios through a
+// hand-made forward (here a plain TCP relay) with the direct baseline.
+func TestTunnelScenariosThroughAForward(t *testing.T) {
+	for _, name := range []string{ScenarioTunnelHTTP, ScenarioTunnelTCP} {
+		t.Run(name, func(t *testing.T) {
+			appAddr, err := freeLoopbackAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fwd := startRelay(t, appAddr)
+			opts := shortOptions(name)
+			opts.Duration = 500 * time.Millisecond
+			opts.Requests = 2000
+			opts.AppAddr = appAddr
+			opts.ForwardAddr = fwd.ln.Addr().String()
+			rep, err := Run(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkComplete(t, rep, true)
+		})
 	}
 }

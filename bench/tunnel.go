@@ -15,69 +15,102 @@ import (
 // ceiling in DEPENDENCIES.md was measured with).
 const tcpChunk = 256 << 10
 
-// tunnelUnavailable says why the tunnel half cannot run yet. The harness
-// needs three things the server does not offer yet: a tunnel listener on
-// `serve`, agent enrollment through the admin API (to mint the id, secret
-// and server fingerprint `agentd join` takes), and a destination that names
-// an agent target.
+// tunnelUnavailable says why the tunnel half cannot run on its own yet: the
+// harness would need a tunnel listener on `serve`, agent enrollment through
+// the admin API (to mint the id, secret and server fingerprint `agentd join`
+// takes) and the fingerprint of the server's certificate, none of which the
+// server offers yet. Until then the tunnel half runs against a forward set up
+// by hand (--forward-addr, --app-addr).
 func tunnelUnavailable(scenario string) error {
-	return fmt.Errorf("%s %w: the server's tunnel side (serve --tunnel-addr, agent enrollment in the admin API) is not implemented yet; run with --baseline for the direct figure", scenario, ErrNotAvailable)
+	return fmt.Errorf("%s %w: the server cannot start a tunnel for the harness yet (no serve --tunnel-addr, no agent enrollment in the admin API); "+
+		"set up a forward to --app-addr by hand and pass --forward-addr, or run with --baseline for the direct figure", scenario, ErrNotAvailable)
 }
 
-// tunnelHTTP measures HTTP requests to a loopback app. Until the tunnel
-// exists only the direct half runs (with --baseline), and the scenario
-// reports ErrNotAvailable.
+// tunnelHTTP measures HTTP requests to a loopback app through the tunnel
+// (a forward at ForwardAddr that reaches AppAddr through an agent) and, with
+// --baseline, straight to the app.
 func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	res := ScenarioResult{Name: ScenarioTunnelHTTP, Mode: r.mode(), Unit: "req/s"}
-	if r.opts.Baseline {
-		app, err := startHTTPServer("", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			_, _ = io.Copy(io.Discard, req.Body)
-			w.Header()["Content-Length"] = []string{"2"}
-			_, _ = io.WriteString(w, "ok")
-		}))
-		if err != nil {
-			return res, err
-		}
-		defer app.Close()
-		lr := r.measure(ctx, ScenarioTunnelHTTP+" direct", func(bool) load {
-			sg := newSigner(r.client, app.url(), r.opts.Source, r.opts.Secret, r.opts.BodySize)
-			sg.url = app.url() + "/app"
+	if r.opts.ForwardAddr == "" && !r.opts.Baseline {
+		return res, tunnelUnavailable(ScenarioTunnelHTTP)
+	}
+	app, err := startHTTPServer(r.opts.AppAddr, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		w.Header()["Content-Length"] = []string{"2"}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	if err != nil {
+		return res, fmt.Errorf("bench: app: %w", err)
+	}
+	defer app.Close()
+	phase := func(label, base string) loadResult {
+		return r.measure(ctx, label, func(bool) load {
+			sg := newSigner(r.client, base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
+			sg.url = base + "/app"
 			sg.want = http.StatusOK
 			return r.phase(sg.newWorker)
 		})
+	}
+	if r.opts.ForwardAddr != "" {
+		fill(&res, phase(ScenarioTunnelHTTP, "http://"+r.opts.ForwardAddr), "req/s")
+	}
+	if r.opts.Baseline {
+		lr := phase(ScenarioTunnelHTTP+" direct", app.url())
 		fillBaseline(&res, lr.throughput(), lr.rec.latency())
-		res.Ratio = 0 // nothing to compare with yet
-		if err := lr.rec.firstError(); err != nil {
+		if err := lr.rec.firstError(); err != nil && res.FirstError == "" {
 			res.FirstError = "direct: " + err.Error()
 		}
 	}
-	return res, tunnelUnavailable(ScenarioTunnelHTTP)
+	if r.opts.ForwardAddr == "" {
+		return res, tunnelUnavailable(ScenarioTunnelHTTP)
+	}
+	return res, ctx.Err()
 }
 
-// tunnelTCP measures bulk bytes over a raw TCP stream to a loopback discard
-// app. Until the tunnel exists only the direct half runs (with --baseline).
+// tunnelTCP measures bulk bytes over raw TCP streams to a loopback discard
+// app through the forward at ForwardAddr and, with --baseline, directly.
 func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	res := ScenarioResult{Name: ScenarioTunnelTCP, Mode: fmt.Sprintf("closed x%d streams, %d KiB writes", r.opts.Streams, tcpChunk>>10), Unit: "MB/s"}
-	if r.opts.Baseline {
-		app, err := startDiscard()
+	if r.opts.ForwardAddr == "" && !r.opts.Baseline {
+		return res, tunnelUnavailable(ScenarioTunnelTCP)
+	}
+	app, err := startDiscard(r.opts.AppAddr)
+	if err != nil {
+		return res, fmt.Errorf("bench: app: %w", err)
+	}
+	defer app.Close()
+	if r.opts.ForwardAddr != "" {
+		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP, app, r.opts.ForwardAddr)
 		if err != nil {
 			return res, err
 		}
-		defer app.Close()
-		mbps, lat, err := r.bulkTCP(ctx, "tunnel-tcp direct", app)
+		res.Throughput, res.Latency, res.Count, res.DurationSeconds = b.mbps, b.latency, b.chunks, b.elapsed.Seconds()
+	}
+	if r.opts.Baseline {
+		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP+" direct", app, app.addr())
 		if err != nil {
 			return res, fmt.Errorf("direct: %w", err)
 		}
-		fillBaseline(&res, mbps, lat)
-		res.Ratio = 0
+		fillBaseline(&res, b.mbps, b.latency)
 	}
-	return res, tunnelUnavailable(ScenarioTunnelTCP)
+	if r.opts.ForwardAddr == "" {
+		return res, tunnelUnavailable(ScenarioTunnelTCP)
+	}
+	return res, ctx.Err()
 }
 
-// bulkTCP writes tcpChunk-sized chunks over Streams connections to app for
-// Duration (or Requests chunks) and returns what the app received in MB/s
-// and the latency of each chunk write.
-func (r *runner) bulkTCP(ctx context.Context, label string, app *discard) (float64, Latency, error) {
+type bulkResult struct {
+	mbps    float64
+	latency Latency
+	chunks  int64
+	elapsed time.Duration
+}
+
+// bulkTCP writes tcpChunk-sized chunks over Streams connections to addr
+// (which leads to app, directly or through the tunnel) for Duration (or
+// Requests chunks) and returns what app received in MB/s and the latency of
+// each chunk write.
+func (r *runner) bulkTCP(ctx context.Context, label string, app *discard, addr string) (bulkResult, error) {
 	var (
 		mu    sync.Mutex // guards conns
 		conns []net.Conn
@@ -97,7 +130,7 @@ func (r *runner) bulkTCP(ctx context.Context, label string, app *discard) (float
 		var conn net.Conn
 		return func(ctx context.Context, _ int64, _ time.Time) error {
 			if conn == nil {
-				c, err := d.DialContext(ctx, "tcp", app.addr())
+				c, err := d.DialContext(ctx, "tcp", addr)
 				if err != nil {
 					return err
 				}
@@ -140,12 +173,17 @@ func (r *runner) bulkTCP(ctx context.Context, label string, app *discard) (float
 	settle()
 	received := app.n.Load() - before
 	if err := lr.rec.firstError(); err != nil {
-		return 0, Latency{}, err
+		return bulkResult{}, err
 	}
-	if lr.elapsed <= 0 {
-		return 0, Latency{}, fmt.Errorf("bench: no time measured")
+	if lr.elapsed <= 0 || received == 0 {
+		return bulkResult{}, fmt.Errorf("bench: %s: nothing arrived at the app", label)
 	}
-	return float64(received) / 1e6 / lr.elapsed.Seconds(), lr.rec.latency(), nil
+	return bulkResult{
+		mbps:    float64(received) / 1e6 / lr.elapsed.Seconds(),
+		latency: lr.rec.latency(),
+		chunks:  lr.rec.ok.Load(),
+		elapsed: lr.elapsed,
+	}, nil
 }
 
 // discard is a loopback TCP app that reads and counts everything it is sent.
@@ -158,8 +196,8 @@ type discard struct {
 	closed bool
 }
 
-func startDiscard() (*discard, error) {
-	ln, err := listenLoopback("")
+func startDiscard(addr string) (*discard, error) {
+	ln, err := listenLoopback(addr)
 	if err != nil {
 		return nil, err
 	}
