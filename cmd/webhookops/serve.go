@@ -37,6 +37,8 @@ func serveCommand() *cli.Command {
 			&cli.Int64Flag{Name: "max-body", Value: ingress.DefaultMaxBody, EnvVars: []string{"WEBHOOKOPS_MAX_BODY"}, Usage: "largest webhook body accepted, in bytes"},
 			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
+			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
+			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
 		},
 		Action: serve,
 	}
@@ -93,12 +95,14 @@ func serve(c *cli.Context) error {
 	client := delivery.NewClient(delivery.Options{UserAgent: "webhookops/" + version})
 	defer client.CloseIdle()
 	start := time.Now()
+	replayHook := admin.NewReplayHook()
 	node, err := actors.Start(actors.Config{
-		DB:           db,
-		Deliverer:    client,
-		Logger:       log,
-		DedupeWindow: c.Duration("dedupe-window"),
-		DrainTimeout: c.Duration("drain-timeout"),
+		DB:               db,
+		Deliverer:        client,
+		Logger:           log,
+		DedupeWindow:     c.Duration("dedupe-window"),
+		DrainTimeout:     c.Duration("drain-timeout"),
+		OnReplayDelivery: replayHook.OnReplayDelivery,
 	})
 	if err != nil {
 		return err
@@ -113,9 +117,18 @@ func serve(c *cli.Context) error {
 			return fmt.Errorf("%s: %w", c.String("config"), err)
 		}
 	}
-	adm, err := admin.New(admin.Config{Node: node, Logger: log})
+	adm, err := admin.New(admin.Config{
+		Node: node, Logger: log, ReplayHook: replayHook,
+		BootstrapToken: c.String("admin-token"), MetricsPublic: c.Bool("metrics-public"),
+	})
 	if err != nil {
 		return err
+	}
+	defer adm.Close()
+	if tok := adm.InitialToken(); tok != "" {
+		// Shown once; only its hash is stored.
+		fmt.Fprintf(os.Stderr, "\nFirst start: created admin API token %q (shown only now, store it safely):\n\n    %s\n\n"+
+			"Use it as WEBHOOKOPS_TOKEN for the CLI; make more with `webhookops token create`.\n\n", admin.InitialTokenName, tok)
 	}
 	ingestSrv := &http.Server{
 		Handler:           ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"), Logger: log}),
@@ -151,6 +164,7 @@ func serve(c *cli.Context) error {
 	defer cancel()
 	// Stop accepting first, so nothing is acknowledged after the node stops.
 	ingestSrv.Shutdown(ctx)
+	adm.Close()
 	node.Close()
 	adminSrv.Shutdown(ctx)
 	log.Info("stopped")
