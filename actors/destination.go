@@ -137,7 +137,10 @@ func (d *destination) Receive(ctx actor.Context) {
 		if len(d.queue) == 0 && d.inflight == 0 && d.commitsPending == 0 && d.memHigh+1 >= d.nextQSeq &&
 			d.n.dests.passivate(d.slug, d.self) {
 			ctx.Stop(d.self)
+			return
 		}
+		// protoactor disarms the timeout when it fires: arm it again.
+		ctx.SetReceiveTimeout(d.n.cfg.PassivateAfter)
 		return
 	default:
 		return

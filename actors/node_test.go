@@ -322,3 +322,70 @@ func TestRestartResumesQueueAndRetrySchedule(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestParallelRespectsMaxInFlight(t *testing.T) {
+	var cur, peak atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		cur.Add(-1)
+	}))
+	defer srv.Close()
+	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, wal.Destination{Ordering: "parallel", MaxInFlight: 4}))
+	var ids []string
+	for i := 0; i < 20; i++ {
+		ids = append(ids, tn.ingest(t, "src", fmt.Sprint("p", i), "b").EventID)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for cur.Load() < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if p := peak.Load(); p != 4 {
+		t.Fatalf("peak in flight %d, want 4", p)
+	}
+	close(release)
+	for _, id := range ids {
+		waitStatus(t, tn, id, wal.StatusDelivered)
+	}
+	if p := peak.Load(); p > 4 {
+		t.Fatalf("peak in flight %d, want at most 4", p)
+	}
+}
+
+func TestPassivatedDestinationComesBack(t *testing.T) {
+	s, srv := newSink(t, func(string, int) int { return 200 })
+	db, err := wal.Open(t.TempDir(), wal.Config{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n, err := Start(Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), PassivateAfter: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Apply(baseChange(srv.URL, wal.Destination{})); err != nil {
+		t.Fatal(err)
+	}
+	tn := &testNode{Node: n, db: db}
+	for i := 0; i < 3; i++ {
+		id := tn.ingest(t, "src", fmt.Sprint("z", i), "b").EventID
+		s.wait(t, fmt.Sprint("z", i))
+		waitStatus(t, tn, id, wal.StatusDelivered)
+		deadline := time.Now().Add(5 * time.Second)
+		for n.LiveDestinations() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("idle destination actor never passivated")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
