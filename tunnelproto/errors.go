@@ -45,7 +45,7 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	if e.Reason == "" {
+	if e.Reason == "" || e.Reason == e.Code.String() {
 		return fmt.Sprintf("tunnelproto: refused: %s", e.Code)
 	}
 	return fmt.Sprintf("tunnelproto: refused: %s: %s", e.Code, e.Reason)
@@ -61,7 +61,7 @@ type GoAwayError struct {
 }
 
 func (e *GoAwayError) Error() string {
-	if e.Reason == "" {
+	if e.Reason == "" || e.Reason == e.Code.String() {
 		return fmt.Sprintf("tunnelproto: session ended by peer: %s", e.Code)
 	}
 	return fmt.Sprintf("tunnelproto: session ended by peer: %s: %s", e.Code, e.Reason)

@@ -75,6 +75,18 @@ func (s *Server) Transport(agentID string) *http.Transport {
 	return tr
 }
 
+func (s *Server) closeAllIdle() {
+	s.mu.Lock()
+	trs := make([]*http.Transport, 0, len(s.transports))
+	for _, tr := range s.transports {
+		trs = append(trs, tr)
+	}
+	s.mu.Unlock()
+	for _, tr := range trs {
+		tr.CloseIdleConnections()
+	}
+}
+
 func (s *Server) closeIdle(agentID string) {
 	s.mu.Lock()
 	tr := s.transports[agentID]

@@ -161,11 +161,7 @@ func (s *Server) Close() error {
 			s.endSession(sess.sess, CodeShutdown, "server shutting down")
 		}
 		s.wg.Wait()
-		s.mu.Lock()
-		for _, tr := range s.transports {
-			tr.CloseIdleConnections()
-		}
-		s.mu.Unlock()
+		s.closeAllIdle()
 		s.tr.Close()
 		s.udp.Close()
 	})
@@ -186,6 +182,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer tick.Stop()
 	var err error
 	for s.active.Load() > 0 && err == nil {
+		// Idle keep-alive streams of our own Transports count as active;
+		// close them as requests finish.
+		s.closeAllIdle()
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -410,7 +409,7 @@ func (s *Server) isClosed() bool {
 // CodeReplaced, then close). false if the server closed meanwhile.
 func (s *Server) register(sess *session) bool {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.draining.Load() {
 		s.mu.Unlock()
 		sess.closeConn(CodeShutdown, "server shutting down")
 		return false

@@ -495,7 +495,11 @@ func TestSessionReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if n := s.events.count(func(e Event) bool { return e.Kind == EventOffline && e.Code == CodeReplaced }); n != 5 {
+	replaced := func(e Event) bool { return e.Kind == EventOffline && e.Code == CodeReplaced }
+	for deadline := time.Now().Add(5 * time.Second); s.events.count(replaced) < 5 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := s.events.count(replaced); n != 5 {
 		t.Fatalf("%d replaced events, want 5", n)
 	}
 	// goleak in TestMain checks that the replaced sessions left nothing behind.
@@ -551,8 +555,8 @@ func TestHeartbeat(t *testing.T) {
 	auth := newMemAuth()
 	auth.set("agent-1", "s3cret")
 	s := startServer(t, auth, func(c *ServerConfig) {
-		c.HeartbeatInterval = 50 * time.Millisecond
-		c.HeartbeatTimeout = 300 * time.Millisecond
+		c.HeartbeatInterval = 100 * time.Millisecond
+		c.HeartbeatTimeout = time.Second
 	})
 	startAgent(t, s.clientConfig("agent-1", "s3cret"), dialHandler(nil))
 	waitOnline(t, s, "agent-1")
@@ -689,5 +693,33 @@ func TestShutdownDrains(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatal("Shutdown did not return after the last stream closed")
+	}
+}
+
+// TestShutdownClosesIdleKeepAlive: an idle keep-alive stream of the
+// server's own Transport must not hold a drain open until its deadline.
+func TestShutdownClosesIdleKeepAlive(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer app.Close()
+	target := app.Listener.Addr().String()
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret", target)
+	s := startServer(t, auth, nil)
+	startAgent(t, s.clientConfig("agent-1", "s3cret"), dialHandler([]string{target}))
+	waitOnline(t, s, "agent-1")
+	resp, err := (&http.Client{Transport: s.Transport("agent-1")}).Get(app.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v", err, time.Since(start))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Shutdown took %v", d)
 	}
 }
