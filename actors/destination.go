@@ -199,21 +199,28 @@ func (d *destination) enqueue(m *enqueueMsg) {
 				return
 			}
 		}
-		if old, err := d.n.db.GetDelivery(d.slug, ev.Seq); err == nil {
-			if old.Status == wal.StatusPending {
-				return // pending on disk beyond the window
-			}
-			rec.Attempts = old.Attempts
-			rec.AttemptsBase = len(old.Attempts)
-		}
-		rec.ReplayID = m.replayID
 	}
 	qseq := d.nextQSeq
-	d.nextQSeq++
 	rec.QSeq = qseq
 	b := d.n.db.NewBatch()
+	if m.replayID != "" {
+		old, err := d.n.db.GetDelivery(d.slug, ev.Seq)
+		switch {
+		case err == nil && old.Status == wal.StatusPending:
+			b.Discard()
+			return // pending on disk beyond the window
+		case err == nil:
+			rec.Attempts = old.Attempts
+			rec.AttemptsBase = len(old.Attempts)
+			if old.Status == wal.StatusDead {
+				b.DeleteDead(d.slug, ev.Seq)
+			}
+		}
+		rec.ReplayID = m.replayID
+		b.PutDelivery(ev.Seq, rec)
+	}
+	d.nextQSeq++
 	b.PutQueue(d.slug, qseq, ev.Partition, ev.Seq)
-	b.PutDelivery(ev.Seq, rec)
 	if m.fromOutbox {
 		b.DeleteOutbox(ev.Partition, ev.Seq, d.slug)
 	}

@@ -59,18 +59,23 @@ func (b *Batch) DeleteQueue(dest string, qseq uint64) {
 	b.b.Delete(destKey(b.db.DestPartition(dest), subQueue, dest, qseq), nil)
 }
 
-// PutDelivery stores an event's delivery record at a destination, and keeps
-// the dead-letter index in step with its status.
+// PutDelivery stores an event's delivery record at a destination, and adds
+// it to the dead-letter index when its status is dead. A destination with
+// no record for a queued event reads it as pending with no attempts, which
+// spares the hot path a write.
 func (b *Batch) PutDelivery(evSeq uint64, d *Delivery) {
 	part := b.db.DestPartition(d.Destination)
 	v, _ := json.Marshal(d)
 	b.b.Set(destKey(part, subDelivery, d.Destination, evSeq), v, nil)
-	dk := destKey(part, subDead, d.Destination, evSeq)
 	if d.Status == StatusDead {
-		b.b.Set(dk, []byte(d.EventID), nil)
-	} else {
-		b.b.Delete(dk, nil)
+		b.b.Set(destKey(part, subDead, d.Destination, evSeq), []byte(d.EventID), nil)
 	}
+}
+
+// DeleteDead removes an event from dest's dead-letter index (it is being
+// replayed).
+func (b *Batch) DeleteDead(dest string, evSeq uint64) {
+	b.b.Delete(destKey(b.db.DestPartition(dest), subDead, dest, evSeq), nil)
 }
 
 // PutConfig stores a config object as JSON.
