@@ -111,7 +111,7 @@ func TestDeadLetterFixReplay(t *testing.T) {
 func TestBulkReplay(t *testing.T) {
 	n := 10_000
 	if raceEnabled {
-		n = 2_000 // the race detector makes 10,000 too slow; the plain run does 10,000
+		n = 500 // the race detector makes 10,000 too slow; the plain run does 10,000
 	}
 	e := newEnv(t, envOpts{bootstrap: testToken})
 	sk := newSink(t)
