@@ -15,22 +15,31 @@ func (f *errorFrame) frameType() FrameType { return FrameError }
 func (f *errorFrame) Length() int { return headerLen + 4 + len(f.Reason) }
 
 func (f *errorFrame) Append(b []byte) []byte {
-	b = appendHeader(b, FrameError, 4+len(f.Reason))
-	b = binary.BigEndian.AppendUint16(b, uint16(f.Code))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(f.Reason)))
-	return append(b, f.Reason...)
+	return appendCodeReason(b, FrameError, f.Code, f.Reason)
 }
 
 func parseError(b []byte) (errorFrame, int, error) {
-	var f errorFrame
+	code, reason, n, err := parseCodeReason(b)
+	return errorFrame{Code: code, Reason: reason}, n, err
+}
+
+// ERROR and GOAWAY share their payload layout.
+
+func appendCodeReason(b []byte, t FrameType, code Code, reason []byte) []byte {
+	b = appendHeader(b, t, 4+len(reason))
+	b = binary.BigEndian.AppendUint16(b, uint16(code))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(reason)))
+	return append(b, reason...)
+}
+
+func parseCodeReason(b []byte) (Code, []byte, int, error) {
 	code, rest, err := readUint16(b)
 	if err != nil {
-		return f, 0, err
+		return 0, nil, 0, err
 	}
-	f.Code = Code(code)
-	f.Reason, rest, err = readBytes16(rest, MaxReasonLen, "reason")
+	reason, rest, err := readBytes16(rest, MaxReasonLen, "reason")
 	if err != nil {
-		return f, 0, err
+		return 0, nil, 0, err
 	}
-	return f, len(b) - len(rest), nil
+	return Code(code), reason, len(b) - len(rest), nil
 }
