@@ -2,8 +2,10 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -124,7 +126,7 @@ func scenarioCommand(name string, scenarios []string, usage string) *cli.Command
 					return err
 				}
 			}
-			return runErr
+			return summarize(rep, runErr, len(scenarios) > 1)
 		},
 	}
 }
@@ -134,4 +136,29 @@ func contextOf(c *cli.Context) context.Context {
 		return c.Context
 	}
 	return context.Background()
+}
+
+// summarize turns a run's errors into the command's: the table already shows
+// each one, so this only counts them. In a multi-scenario run a scenario the
+// server cannot run yet is not a failure.
+func summarize(rep *Report, runErr error, multi bool) error {
+	if runErr == nil || rep == nil {
+		return runErr
+	}
+	var failed, unavailable []string
+	for _, s := range rep.Scenarios {
+		switch {
+		case s.NotAvailable:
+			unavailable = append(unavailable, s.Name)
+		case s.Error != "":
+			failed = append(failed, s.Name)
+		}
+	}
+	if len(failed) == 0 && len(unavailable) == 0 {
+		return runErr // cancelled before a scenario ran
+	}
+	if len(failed) == 0 && multi {
+		return nil
+	}
+	return fmt.Errorf("bench: did not complete: %s", strings.Join(append(failed, unavailable...), ", "))
 }

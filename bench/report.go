@@ -62,6 +62,9 @@ type ScenarioResult struct {
 	Extra map[string]float64 `json:"extra,omitempty"`
 	// Error is set when the scenario could not run (in full).
 	Error string `json:"error,omitempty"`
+	// NotAvailable is set when the server cannot run the scenario yet (the
+	// figures present are the baseline half).
+	NotAvailable bool `json:"not_available,omitempty"`
 }
 
 // Latency percentiles in milliseconds.

@@ -31,6 +31,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		res.Name = name
 		if err != nil {
 			res.Error = err.Error()
+			res.NotAvailable = errors.Is(err, ErrNotAvailable)
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 		rep.Scenarios = append(rep.Scenarios, res)
