@@ -256,7 +256,7 @@ func (d Destination) Validate() error {
 	if d.MaxInFlight > 1 && d.Ordering != OrderingParallel {
 		return fieldErr("max_in_flight", "only parallel destinations may have more than one in flight")
 	}
-	if d.Timeout < 0 || d.Timeout.D() > 10*time.Minute {
+	if d.Timeout < 0 || (d.Timeout != 0 && d.Timeout.D() < time.Millisecond) || d.Timeout.D() > 10*time.Minute {
 		return fieldErr("timeout", "must be between 1ms and 10m")
 	}
 	if d.MaxAttempts < 0 || d.MaxAttempts > 100 {
@@ -268,8 +268,12 @@ func (d Destination) Validate() error {
 	if d.BackoffMax < 0 || d.BackoffMax.D() > 24*time.Hour {
 		return fieldErr("backoff_max", "must be between 0 and 24h")
 	}
-	if d.BackoffBase > 0 && d.BackoffMax > 0 && d.BackoffBase > d.BackoffMax {
-		return fieldErr("backoff_base", "must not exceed backoff_max")
+	if eff := d.WithDefaults(); eff.BackoffBase > eff.BackoffMax {
+		field := "backoff_base"
+		if d.BackoffBase == 0 {
+			field = "backoff_max"
+		}
+		return fieldErr(field, "backoff_base (%v) must not exceed backoff_max (%v)", eff.BackoffBase, eff.BackoffMax)
 	}
 	if d.RateLimit < 0 {
 		return fieldErr("rate_limit", "must not be negative")
