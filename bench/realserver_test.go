@@ -91,6 +91,7 @@ func startsAndStops(ctx context.Context, bin string) error {
 // a second against the real `webhookops serve`: the harness and the server
 // contract cannot drift apart unnoticed.
 func TestScenariosAgainstRealServer(t *testing.T) {
+	t.Parallel()
 	bin := realServer(t)
 	for _, name := range []string{ScenarioIngest, ScenarioE2E, ScenarioRecovery, ScenarioDestinations} {
 		t.Run(name, func(t *testing.T) {

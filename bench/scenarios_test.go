@@ -75,6 +75,7 @@ func fakeServer(t *testing.T) string {
 // its whole life (start, ready, load, kill -9, restart, RSS, SIGTERM) against
 // the test binary acting as `webhookops serve`.
 func TestScenariosAgainstFakeServer(t *testing.T) {
+	t.Parallel()
 	bin := fakeServer(t)
 	for _, name := range []string{ScenarioIngest, ScenarioE2E, ScenarioRecovery, ScenarioDestinations} {
 		t.Run(name, func(t *testing.T) {
@@ -112,6 +113,7 @@ func TestScenariosAgainstFakeServer(t *testing.T) {
 
 // TestTargetMode runs ingest and e2e against an already running gateway.
 func TestTargetMode(t *testing.T) {
+	t.Parallel()
 	sinkAddr, err := freeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
@@ -140,6 +142,7 @@ func TestTargetMode(t *testing.T) {
 	opts.SinkAddr = sinkAddr
 	opts.Max = true
 	opts.Warmup = 200 * time.Millisecond
+	opts.Duration = 500 * time.Millisecond
 	rep, err := Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +166,7 @@ func TestTargetMode(t *testing.T) {
 // TestTunnelScenariosDirectHalf: the tunnel is not there yet; the direct
 // baseline must still be measured and the error must say why.
 func TestTunnelScenariosDirectHalf(t *testing.T) {
+	t.Parallel()
 	opts := shortOptions(ScenarioTunnelHTTP, ScenarioTunnelTCP)
 	opts.Duration = 500 * time.Millisecond
 	opts.Requests = 2000
@@ -239,6 +243,7 @@ func startRelay(t *testing.T, target string) *relay {
 // TestTunnelScenariosThroughAForward runs both tunnel scenarios through a
 // hand-made forward (here a plain TCP relay) with the direct baseline.
 func TestTunnelScenariosThroughAForward(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{ScenarioTunnelHTTP, ScenarioTunnelTCP} {
 		t.Run(name, func(t *testing.T) {
 			appAddr, err := freeLoopbackAddr()
