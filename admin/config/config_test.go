@@ -254,7 +254,7 @@ forwards:
     target: db.internal:5432
 `, `c.yaml:4:5: forwards[0].agent: unknown agent "dev": it is not declared under agents in this file`},
 	{"defaults conflict", "destinations:\n  - slug: app\n    url: http://a\n    backoff_max: 1s\n",
-		`c.yaml:2:5: destinations[0].backoff_base: must not exceed backoff_max (with defaults applied)`},
+		`c.yaml:4:5: destinations[0].backoff_max: backoff_base (5s) must not exceed backoff_max (1s)`},
 	{"integer expected", "destinations:\n  - slug: app\n    url: http://a\n    max_attempts: many\n",
 		`c.yaml:4:5: destinations[0].max_attempts: must be an integer, not a string`},
 	{"integer overflow", "destinations:\n  - slug: app\n    url: http://a\n    max_attempts: 99999999999999999999\n",
