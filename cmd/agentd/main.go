@@ -26,7 +26,14 @@ import (
 var version = "dev"
 
 func main() {
-	app := &cli.App{
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "agentd:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "agentd",
 		Usage: "WebhookOps agent: reach private apps through an outbound QUIC tunnel",
 		Commands: []*cli.Command{
@@ -40,10 +47,6 @@ func main() {
 				},
 			},
 		},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "agentd:", err)
-		os.Exit(1)
 	}
 }
 

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer = &out
+	if err := app.Run([]string{"agentd", "version"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "agentd dev (protocol 1") {
+		t.Fatalf("version printed %q", out.String())
+	}
+}
+
+func TestJoinRefusesBadInput(t *testing.T) {
+	fp := "sha256:" + strings.Repeat("ab", 32)
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no secret", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp}, "secret is required"},
+		{"two secrets", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--secret-file", secretFile}, "not both"},
+		{"bad fingerprint", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", "sha1:00", "--secret-file", secretFile}, "ServerFingerprint"},
+		{"bad allow", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--allow", "localhost"}, "Allow entry"},
+		{"bad log format", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--log-format", "xml"}, "--log-format"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := newApp().Run(append([]string{"agentd", "join"}, c.args...))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestReadSecretFileTrimsNewline(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(f, []byte("s3cret\r\n"), 0o600)
+	got, err := readSecret("", f)
+	if err != nil || got != "s3cret" {
+		t.Fatalf("readSecret = %q, %v", got, err)
+	}
+}
+
+func TestJoinReadsEnv(t *testing.T) {
+	t.Setenv("AGENTD_TUNNEL", "gw:7443")
+	t.Setenv("AGENTD_ID", "a")
+	t.Setenv("AGENTD_SERVER_FINGERPRINT", "sha256:"+strings.Repeat("ab", 32))
+	t.Setenv("AGENTD_ALLOW", "localhost:3000,bad")
+	t.Setenv("AGENTD_SECRET", "x")
+	// Every required flag came from the environment; the comma-separated
+	// allow list was split and its bad entry reached validation.
+	err := newApp().Run([]string{"agentd", "join"})
+	if err == nil || !strings.Contains(err.Error(), `Allow entry "bad"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
