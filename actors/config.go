@@ -221,6 +221,9 @@ func (n *Node) Apply(c Change) error {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	n.snapshot.Store(next)
+	if n.cfg.OnChange != nil {
+		n.cfg.OnChange(old, next)
+	}
 	for _, slug := range append(changedDests, c.DeleteDestinations...) {
 		n.dests.send(slug, configMsg{})
 	}

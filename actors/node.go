@@ -56,6 +56,9 @@ type Config struct {
 	Rand func(n int64) int64
 	// OnReplayDelivery is told when a replayed delivery finishes.
 	OnReplayDelivery func(replayID, eventID, dest string, delivered bool)
+	// OnChange is told of every configuration change once it is durable,
+	// one at a time, in order. It must not block for long.
+	OnChange func(old, next *Snapshot)
 }
 
 // DefaultConfig returns the defaults.

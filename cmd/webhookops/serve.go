@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,10 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
+			&cli.StringFlag{Name: "tunnel-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_ADDR"}, Usage: "UDP address where agents dial in over QUIC, e.g. :9700; empty turns private delivery and forwards off"},
+			&cli.StringFlag{Name: "tunnel-public-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_PUBLIC_ADDR"}, Usage: "host:port agents should dial, as printed by enrollment (default: this host's name and the tunnel port)"},
+			&cli.StringFlag{Name: "tunnel-cert", EnvVars: []string{"WEBHOOKOPS_TUNNEL_CERT"}, Usage: "PEM certificate for the tunnel (default: generated into the data dir)"},
+			&cli.StringFlag{Name: "tunnel-key", EnvVars: []string{"WEBHOOKOPS_TUNNEL_KEY"}, Usage: "PEM key for --tunnel-cert"},
 		},
 		Action: serve,
 	}
@@ -92,7 +97,19 @@ func serve(c *cli.Context) error {
 	}
 	defer db.Close()
 
-	client := delivery.NewClient(delivery.Options{UserAgent: "webhookops/" + version})
+	// The tunnel starts after the node; delivery and config changes reach
+	// it through this pointer.
+	var agents atomic.Pointer[actors.Agents]
+	client := delivery.NewClient(delivery.Options{
+		UserAgent: "webhookops/" + version,
+		AgentDial: func(ctx context.Context, agentID, addr string) (net.Conn, error) {
+			a := agents.Load()
+			if a == nil {
+				return nil, errors.New("the tunnel is off: start the server with --tunnel-addr to deliver through agents")
+			}
+			return a.Dial(ctx, agentID, addr)
+		},
+	})
 	defer client.CloseIdle()
 	start := time.Now()
 	replayHook := admin.NewReplayHook()
@@ -103,6 +120,11 @@ func serve(c *cli.Context) error {
 		DedupeWindow:     c.Duration("dedupe-window"),
 		DrainTimeout:     c.Duration("drain-timeout"),
 		OnReplayDelivery: replayHook.OnReplayDelivery,
+		OnChange: func(old, next *actors.Snapshot) {
+			if a := agents.Load(); a != nil {
+				a.ConfigChanged(old, next)
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -116,6 +138,14 @@ func serve(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.String("config"), err)
 		}
+	}
+	tunnel, err := startTunnel(c, node, log)
+	if err != nil {
+		return err
+	}
+	if tunnel != nil {
+		agents.Store(tunnel.agents)
+		defer tunnel.agents.Close()
 	}
 	adm, err := admin.New(admin.Config{
 		Node: node, Logger: log, ReplayHook: replayHook,
@@ -165,6 +195,9 @@ func serve(c *cli.Context) error {
 	// Stop accepting first, so nothing is acknowledged after the node stops.
 	ingestSrv.Shutdown(ctx)
 	adm.Close()
+	if tunnel != nil {
+		tunnel.agents.Close()
+	}
 	node.Close()
 	adminSrv.Shutdown(ctx)
 	log.Info("stopped")

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/tunnelproto"
+)
+
+type tunnel struct {
+	agents     *actors.Agents
+	publicAddr string
+}
+
+// startTunnel starts the agents' QUIC listener when --tunnel-addr is set.
+func startTunnel(c *cli.Context, node *actors.Node, log *slog.Logger) (*tunnel, error) {
+	addr := c.String("tunnel-addr")
+	if addr == "" {
+		return nil, nil
+	}
+	cfg := tunnelproto.DefaultServerConfig()
+	cfg.Addr = addr
+	cfg.Logger = log
+	var err error
+	if cf := c.String("tunnel-cert"); cf != "" {
+		cfg.TLSCert, _, err = tunnelproto.LoadCertificateFiles(cf, c.String("tunnel-key"))
+	} else {
+		cfg.TLSCert, _, err = tunnelproto.LoadOrCreateCertificate(filepath.Join(c.String("data-dir"), "tunnel"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tunnel certificate: %w", err)
+	}
+	a, err := node.StartAgents(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--tunnel-addr: %w", err)
+	}
+	t := &tunnel{agents: a, publicAddr: c.String("tunnel-public-addr")}
+	if t.publicAddr == "" {
+		_, port, _ := net.SplitHostPort(a.Addr().String())
+		host, herr := os.Hostname()
+		if herr != nil || host == "" {
+			host = "localhost"
+		}
+		if h, _, _ := net.SplitHostPort(addr); h != "" && h != "0.0.0.0" && h != "::" {
+			host = h
+		}
+		t.publicAddr = net.JoinHostPort(host, port)
+	}
+	log.Info("tunnel listening", "addr", a.Addr().String(), "public", t.publicAddr, "fingerprint", a.Fingerprint())
+	return t, nil
+}
