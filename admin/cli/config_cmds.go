@@ -1,0 +1,574 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/client"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// readFile decodes a JSON object from path ("-" is stdin) into v, refusing
+// unknown fields.
+func readFile(path string, v any) error {
+	var raw []byte
+	var err error
+	if path == "-" {
+		raw, err = io.ReadAll(os.Stdin)
+	} else {
+		raw, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return usageErr("--file: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return usageErr("--file %s: %v", path, err)
+	}
+	return nil
+}
+
+// kv prints an object as aligned "field  value" lines.
+func kv(w io.Writer, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		val := string(m[k])
+		var s string
+		if json.Unmarshal(m[k], &s) == nil {
+			val = s
+		}
+		rows = append(rows, []string{k, val})
+	}
+	return table(w, []string{"FIELD", "VALUE"}, rows)
+}
+
+func slugArg(c *cli.Context, flag string) (string, error) {
+	if s := c.String(flag); s != "" {
+		return s, nil
+	}
+	return arg(c, 0, strings.ToUpper(flag))
+}
+
+// --- sources ---
+
+func sourcesCommand() *cli.Command {
+	routeFlag := &cli.StringSliceFlag{Name: "route", Usage: "destination, or destination=type1,type2 (event type patterns); repeat for more"}
+	return &cli.Command{
+		Name:  "sources",
+		Usage: "manage sources (where webhooks come in)",
+		Subcommands: []*cli.Command{
+			{Name: "list", Usage: "list sources", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				items, err := cl.ListSources(ctx)
+				if err != nil {
+					return err
+				}
+				return output(c, items, func(w io.Writer) error {
+					var rows [][]string
+					for _, s := range items {
+						var routes []string
+						for _, r := range s.Routes {
+							routes = append(routes, routeString(r))
+						}
+						rows = append(rows, []string{s.Slug, s.Provider, orDash(s.Verify), strconv.Itoa(len(s.Secrets)), orDash(strings.Join(routes, " ")), strconv.FormatBool(s.Disabled)})
+					}
+					return table(w, []string{"SLUG", "PROVIDER", "VERIFY", "SECRETS", "ROUTES", "DISABLED"}, rows)
+				})
+			})},
+			{Name: "get", Usage: "show a source (secrets masked)", ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				s, err := cl.GetSource(ctx, slug)
+				if err != nil {
+					return err
+				}
+				return output(c, s, func(w io.Writer) error { return kv(w, s) })
+			})},
+			{Name: "create", Usage: "create a source; prints its secret once", ArgsUsage: "[SLUG]", Flags: commonFlags(
+				&cli.StringFlag{Name: "slug"},
+				&cli.StringFlag{Name: "provider", Value: "generic", Usage: "generic, github, shopify, slack or stripe"},
+				&cli.StringSliceFlag{Name: "secret", Usage: "the provider's signing secret (generated when omitted)"},
+				&cli.BoolFlag{Name: "no-verify", Usage: "accept unsigned requests (verify: none)"},
+				routeFlag,
+				&cli.StringFlag{Name: "file", Usage: "the source as a JSON object (- for stdin) instead of flags"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				var s wal.Source
+				if f := c.String("file"); f != "" {
+					if err := readFile(f, &s); err != nil {
+						return err
+					}
+				} else {
+					slug, err := slugArg(c, "slug")
+					if err != nil {
+						return err
+					}
+					s = wal.Source{Slug: slug, Provider: c.String("provider"), Secrets: c.StringSlice("secret")}
+					if c.Bool("no-verify") {
+						s.Verify = "none"
+					}
+					if s.Routes, err = parseRoutes(c.StringSlice("route")); err != nil {
+						return err
+					}
+				}
+				out, err := cl.CreateSource(ctx, s)
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "created source %s: POST /in/%s\n", out.Slug, out.Slug)
+					for i, sec := range out.Secrets {
+						fmt.Fprintf(w, "secret %s: %s   (shown only now)\n", out.SecretIDs[i], sec)
+					}
+					return nil
+				})
+			})},
+			{Name: "update", Usage: "change a source: the flags given, or the whole object from --file", ArgsUsage: "SLUG", Flags: commonFlags(
+				&cli.StringFlag{Name: "provider"},
+				routeFlag,
+				&cli.BoolFlag{Name: "no-routes", Usage: "remove every route"},
+				&cli.BoolFlag{Name: "disable"},
+				&cli.BoolFlag{Name: "enable"},
+				&cli.StringFlag{Name: "file", Usage: "the source as a JSON object (- for stdin)"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				var s wal.Source
+				if f := c.String("file"); f != "" {
+					if err := readFile(f, &s); err != nil {
+						return err
+					}
+					s.Slug = slug
+				} else {
+					cur, err := cl.GetSource(ctx, slug)
+					if err != nil {
+						return err
+					}
+					s = cur.Source
+					if c.IsSet("provider") {
+						s.Provider = c.String("provider")
+					}
+					if c.IsSet("route") {
+						if s.Routes, err = parseRoutes(c.StringSlice("route")); err != nil {
+							return err
+						}
+					}
+					if c.Bool("no-routes") {
+						s.Routes = nil
+					}
+					if c.Bool("disable") {
+						s.Disabled = true
+					}
+					if c.Bool("enable") {
+						s.Disabled = false
+					}
+				}
+				out, err := cl.UpdateSource(ctx, s)
+				if err != nil {
+					return err
+				}
+				ok(c, "updated source %s", slug)
+				return output(c, out, func(io.Writer) error { return nil })
+			})},
+			{Name: "delete", Usage: "delete a source", ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				if err := cl.DeleteSource(ctx, slug); err != nil {
+					return err
+				}
+				ok(c, "deleted source %s", slug)
+				return nil
+			})},
+			{Name: "rotate-secret", Usage: "add a new secret; the old ones stay valid until removed", ArgsUsage: "SLUG", Flags: commonFlags(
+				&cli.StringFlag{Name: "secret", Usage: "the secret the provider issued (generated when omitted)"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				out, err := cl.RotateSourceSecret(ctx, slug, c.String("secret"))
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "new secret %s: %s   (shown only now)\n", out.SecretID, out.Secret)
+					fmt.Fprintf(w, "the source now accepts %d secrets; remove the old one with: webhookops sources remove-secret %s <secret_id>\n", len(out.Source.SecretIDs), slug)
+					return nil
+				})
+			})},
+			{Name: "remove-secret", Usage: "retire a secret", ArgsUsage: "SLUG SECRET_ID", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				id, err := arg(c, 1, "SECRET_ID")
+				if err != nil {
+					return err
+				}
+				out, err := cl.RemoveSourceSecret(ctx, slug, id)
+				if err != nil {
+					return err
+				}
+				ok(c, "removed secret %s from %s (%d left)", id, slug, len(out.SecretIDs))
+				return output(c, out, func(io.Writer) error { return nil })
+			})},
+		},
+	}
+}
+
+func routeString(r wal.Route) string {
+	if len(r.EventTypes) == 0 {
+		return r.Destination
+	}
+	return r.Destination + "=" + strings.Join(r.EventTypes, ",")
+}
+
+func parseRoutes(specs []string) ([]wal.Route, error) {
+	var out []wal.Route
+	for _, s := range specs {
+		dest, types, _ := strings.Cut(s, "=")
+		if dest == "" {
+			return nil, usageErr("--route %q: want destination or destination=type1,type2", s)
+		}
+		r := wal.Route{Destination: dest}
+		if types != "" {
+			r.EventTypes = strings.Split(types, ",")
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// --- destinations ---
+
+func destinationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url"},
+		&cli.StringFlag{Name: "mode", Usage: "http or agent"},
+		&cli.StringFlag{Name: "agent", Usage: "agent id (mode agent)"},
+		&cli.StringFlag{Name: "ordering", Usage: "ordered or parallel"},
+		&cli.IntFlag{Name: "max-in-flight"},
+		&cli.DurationFlag{Name: "timeout"},
+		&cli.IntFlag{Name: "max-attempts"},
+		&cli.DurationFlag{Name: "backoff-base"},
+		&cli.DurationFlag{Name: "backoff-max"},
+		&cli.BoolFlag{Name: "allow-private-network"},
+		&cli.BoolFlag{Name: "no-verify-tls"},
+		&cli.StringSliceFlag{Name: "header", Usage: "Name=Value; repeat for more"},
+		&cli.Float64Flag{Name: "rate-limit", Usage: "attempts per second (0: no limit)"},
+		&cli.StringFlag{Name: "file", Usage: "the destination as a JSON object (- for stdin) instead of flags"},
+	}
+}
+
+// applyDestinationFlags sets the fields whose flags were given.
+func applyDestinationFlags(c *cli.Context, d *wal.Destination) error {
+	if c.IsSet("url") {
+		d.URL = c.String("url")
+	}
+	if c.IsSet("mode") {
+		d.Mode = c.String("mode")
+	}
+	if c.IsSet("agent") {
+		d.Agent = c.String("agent")
+	}
+	if c.IsSet("ordering") {
+		d.Ordering = c.String("ordering")
+	}
+	if c.IsSet("max-in-flight") {
+		d.MaxInFlight = c.Int("max-in-flight")
+	}
+	if c.IsSet("timeout") {
+		d.Timeout = wal.Duration(c.Duration("timeout"))
+	}
+	if c.IsSet("max-attempts") {
+		d.MaxAttempts = c.Int("max-attempts")
+	}
+	if c.IsSet("backoff-base") {
+		d.BackoffBase = wal.Duration(c.Duration("backoff-base"))
+	}
+	if c.IsSet("backoff-max") {
+		d.BackoffMax = wal.Duration(c.Duration("backoff-max"))
+	}
+	if c.IsSet("allow-private-network") {
+		d.AllowPrivateNetwork = c.Bool("allow-private-network")
+	}
+	if c.IsSet("no-verify-tls") {
+		v := !c.Bool("no-verify-tls")
+		d.VerifyTLS = &v
+	}
+	if c.IsSet("rate-limit") {
+		d.RateLimit = c.Float64("rate-limit")
+	}
+	if c.IsSet("header") {
+		d.Headers = map[string]string{}
+		for _, h := range c.StringSlice("header") {
+			k, v, found := strings.Cut(h, "=")
+			if !found {
+				return usageErr("--header %q: want Name=Value", h)
+			}
+			d.Headers[k] = v
+		}
+	}
+	return nil
+}
+
+func destinationsCommand() *cli.Command {
+	slugCmd := func(name, usage string, fn func(cl *client.Client, ctx context.Context, slug string) (admin.DestinationOut, error), done string) *cli.Command {
+		return &cli.Command{Name: name, Usage: usage, ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+			slug, err := arg(c, 0, "SLUG")
+			if err != nil {
+				return err
+			}
+			out, err := fn(cl, ctx, slug)
+			if err != nil {
+				return err
+			}
+			ok(c, done, slug)
+			return output(c, out, func(io.Writer) error { return nil })
+		})}
+	}
+	return &cli.Command{
+		Name:  "destinations",
+		Usage: "manage destinations (where events go)",
+		Subcommands: []*cli.Command{
+			{Name: "list", Usage: "list destinations", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				items, err := cl.ListDestinations(ctx)
+				if err != nil {
+					return err
+				}
+				return output(c, items, func(w io.Writer) error {
+					var rows [][]string
+					for _, d := range items {
+						x := d.WithDefaults()
+						rows = append(rows, []string{d.Slug, d.URL, x.Mode, x.Ordering, strconv.Itoa(x.MaxInFlight), strconv.Itoa(x.MaxAttempts), strconv.FormatBool(d.Paused)})
+					}
+					return table(w, []string{"SLUG", "URL", "MODE", "ORDERING", "IN_FLIGHT", "MAX_ATTEMPTS", "PAUSED"}, rows)
+				})
+			})},
+			{Name: "get", Usage: "show a destination and its queue", ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				d, err := cl.GetDestination(ctx, slug)
+				if err != nil {
+					return err
+				}
+				return output(c, d, func(w io.Writer) error {
+					if err := kv(w, d.Destination); err != nil {
+						return err
+					}
+					if st := d.Stats; st != nil {
+						fmt.Fprintf(w, "\nqueue: %d pending, %d in flight, %d dead letters, oldest pending %s, circuit open: %v\n",
+							st.QueueDepth, st.InFlight, st.DeadLetters, ageString(st.OldestPendingAgeSec), st.CircuitOpen)
+					}
+					return nil
+				})
+			})},
+			{Name: "create", Usage: "create a destination; prints its signing secret once", ArgsUsage: "[SLUG]",
+				Flags: commonFlags(append([]cli.Flag{&cli.StringFlag{Name: "slug"}}, destinationFlags()...)...),
+				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+					var d wal.Destination
+					if f := c.String("file"); f != "" {
+						if err := readFile(f, &d); err != nil {
+							return err
+						}
+					} else {
+						slug, err := slugArg(c, "slug")
+						if err != nil {
+							return err
+						}
+						d.Slug = slug
+						if err := applyDestinationFlags(c, &d); err != nil {
+							return err
+						}
+					}
+					out, err := cl.CreateDestination(ctx, d)
+					if err != nil {
+						return err
+					}
+					return output(c, out, func(w io.Writer) error {
+						fmt.Fprintf(w, "created destination %s -> %s\nsigning secret: %s   (shown only now)\n", out.Slug, out.URL, out.SigningSecret)
+						return nil
+					})
+				})},
+			{Name: "update", Usage: "change a destination: the flags given, or the whole object from --file", ArgsUsage: "SLUG", Flags: commonFlags(destinationFlags()...),
+				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+					slug, err := arg(c, 0, "SLUG")
+					if err != nil {
+						return err
+					}
+					var d wal.Destination
+					if f := c.String("file"); f != "" {
+						if err := readFile(f, &d); err != nil {
+							return err
+						}
+						d.Slug = slug
+					} else {
+						cur, err := cl.GetDestination(ctx, slug)
+						if err != nil {
+							return err
+						}
+						d = cur.Destination
+						if err := applyDestinationFlags(c, &d); err != nil {
+							return err
+						}
+					}
+					out, err := cl.UpdateDestination(ctx, d)
+					if err != nil {
+						return err
+					}
+					ok(c, "updated destination %s", slug)
+					return output(c, out, func(io.Writer) error { return nil })
+				})},
+			{Name: "delete", Usage: "delete a destination", ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				if err := cl.DeleteDestination(ctx, slug); err != nil {
+					return err
+				}
+				ok(c, "deleted destination %s", slug)
+				return nil
+			})},
+			slugCmd("pause", "stop sending (the queue keeps filling)", (*client.Client).PauseDestination, "paused %s"),
+			slugCmd("resume", "resume sending", (*client.Client).ResumeDestination, "resumed %s"),
+			{Name: "rotate-secret", Usage: "replace the signing secret", ArgsUsage: "SLUG", Flags: commonFlags(&cli.StringFlag{Name: "secret"}), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				slug, err := arg(c, 0, "SLUG")
+				if err != nil {
+					return err
+				}
+				out, err := cl.RotateSigningSecret(ctx, slug, c.String("secret"))
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "new signing secret: %s   (shown only now)\n", out.Secret)
+					return nil
+				})
+			})},
+		},
+	}
+}
+
+func ageString(sec float64) string {
+	if sec <= 0 {
+		return "-"
+	}
+	return (time.Duration(sec * float64(time.Second))).Round(time.Second).String() + " ago"
+}
+
+// --- agents ---
+
+func agentsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agents",
+		Usage: "manage agents (private networks that dial in)",
+		Subcommands: []*cli.Command{
+			{Name: "list", Usage: "list agents", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				items, err := cl.ListAgents(ctx)
+				if err != nil {
+					return err
+				}
+				return output(c, items, func(w io.Writer) error {
+					var rows [][]string
+					for _, a := range items {
+						rows = append(rows, []string{a.ID, orDash(strings.Join(a.AllowedTargets, " ")), strconv.FormatBool(a.Online), fmtTime(a.LastSeen)})
+					}
+					return table(w, []string{"ID", "ALLOWED_TARGETS", "ONLINE", "LAST_SEEN"}, rows)
+				})
+			})},
+			{Name: "get", Usage: "show an agent", ArgsUsage: "ID", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				a, err := cl.GetAgent(ctx, id)
+				if err != nil {
+					return err
+				}
+				return output(c, a, func(w io.Writer) error { return kv(w, a) })
+			})},
+			{Name: "create", Usage: "create an agent; prints its secret once", ArgsUsage: "ID", Flags: commonFlags(
+				&cli.StringSliceFlag{Name: "allow", Usage: "host:port the agent may reach; repeat for more"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				out, err := cl.CreateAgent(ctx, wal.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "created agent %s\nsecret: %s   (shown only now; give it to agentd)\n", out.ID, out.Secret)
+					return nil
+				})
+			})},
+			{Name: "update", Usage: "replace an agent's allowed targets", ArgsUsage: "ID", Flags: commonFlags(
+				&cli.StringSliceFlag{Name: "allow", Usage: "host:port the agent may reach; repeat for more"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				out, err := cl.UpdateAgent(ctx, wal.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
+				if err != nil {
+					return err
+				}
+				ok(c, "updated agent %s", id)
+				return output(c, out, func(io.Writer) error { return nil })
+			})},
+			{Name: "delete", Usage: "delete an agent", ArgsUsage: "ID", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				if err := cl.DeleteAgent(ctx, id); err != nil {
+					return err
+				}
+				ok(c, "deleted agent %s", id)
+				return nil
+			})},
+			{Name: "rotate-secret", Usage: "give an agent a new secret (the old one stops working)", ArgsUsage: "ID", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				out, err := cl.RotateAgentSecret(ctx, id)
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "new secret for %s: %s   (shown only now)\n", id, out.Secret)
+					return nil
+				})
+			})},
+		},
+	}
+}
