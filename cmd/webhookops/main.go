@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+	admincli "github.com/webhookops/webhookops/admin/cli"
 	"github.com/webhookops/webhookops/bench"
 )
 
@@ -16,13 +17,13 @@ func main() {
 		Name:    "webhookops",
 		Usage:   "receive, verify, store and deliver webhooks",
 		Version: version,
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			serveCommand(),
 			sinkCommand(),
 			bench.Command(),
-		},
+		}, clientCommands()...),
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(admincli.PermuteArgs(os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "webhookops:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+	admincli "github.com/webhookops/webhookops/admin/cli"
+)
+
+// clientCommands are the operator commands that talk to the admin API
+// (package admin/cli holds them). main runs os.Args through
+// admincli.PermuteArgs so their flags may follow their arguments.
+func clientCommands() []*cli.Command { return admincli.Commands() }
