@@ -147,10 +147,14 @@ func serve(c *cli.Context) error {
 		agents.Store(tunnel.agents)
 		defer tunnel.agents.Close()
 	}
-	adm, err := admin.New(admin.Config{
+	admCfg := admin.Config{
 		Node: node, Logger: log, ReplayHook: replayHook,
 		BootstrapToken: c.String("admin-token"), MetricsPublic: c.Bool("metrics-public"),
-	})
+	}
+	if tunnel != nil {
+		admCfg.Agents = tunnel.agents // agents online in the API and /metrics
+	}
+	adm, err := admin.New(admCfg)
 	if err != nil {
 		return err
 	}
