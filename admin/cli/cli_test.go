@@ -1,0 +1,259 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/goleak"
+
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/ingress"
+	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/wal"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
+		goleak.IgnoreAnyFunction("github.com/lithammer/shortuuid/v4.init"),
+		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble/v2/internal/ascii.init"),
+		// pebble.Open that fails on the dir's lock (TestTokenOffline, on
+		// purpose) leaves its disk-health ticker running; the CLI exits
+		// right after, so it is only a test-time leak.
+		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble/v2/vfs.(*diskHealthCheckingFS).startTickerLocked.func1"),
+	)
+}
+
+const token = "whops_cli-test-token-0123456789"
+
+var key = bytes.Repeat([]byte{3}, 32)
+
+type server struct {
+	db   *wal.DB
+	node *actors.Node
+	adm  *admin.Server
+	api  *httptest.Server
+	in   *httptest.Server
+}
+
+func startServer(t *testing.T, dir string) *server {
+	t.Helper()
+	db, err := wal.Open(dir, wal.Config{Partitions: 4, CacheSize: 8 << 20, SecretKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := admin.NewReplayHook()
+	node, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, OnReplayDelivery: hook.OnReplayDelivery, DrainTimeout: time.Second})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	adm, err := admin.New(admin.Config{Node: node, ReplayHook: hook, BootstrapToken: token})
+	if err != nil {
+		node.Close()
+		db.Close()
+		t.Fatal(err)
+	}
+	s := &server{db: db, node: node, adm: adm, api: httptest.NewServer(adm), in: httptest.NewServer(ingress.NewHandler(ingress.Config{Node: node}))}
+	t.Cleanup(s.stop)
+	return s
+}
+
+var stopMu sync.Mutex
+
+func (s *server) stop() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	if s.api == nil {
+		return
+	}
+	s.api.Close()
+	s.in.Close()
+	s.adm.Close()
+	s.node.Close()
+	s.db.Close()
+	s.api = nil
+}
+
+// run runs one CLI command line in process and returns its output and exit
+// code.
+func run(t *testing.T, server string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := 0
+	cli.OsExiter = func(c int) { code = c }
+	cli.ErrWriter = &errOut
+	app := &cli.App{Name: "webhookops", Commands: Commands(), Writer: &out, ErrWriter: &errOut, ExitErrHandler: nil}
+	full := append([]string{"webhookops"}, args...)
+	full = append(full[:3:3], append([]string{"--server", server, "--token", token}, full[3:]...)...)
+	if args[0] == "audit" {
+		full = append([]string{"webhookops", "audit", "--server", server, "--token", token}, args[1:]...)
+	}
+	if err := app.RunContext(context.Background(), PermuteArgs(full)); err != nil && code == 0 {
+		code = 1
+		errOut.WriteString(err.Error())
+	}
+	return out.String(), errOut.String(), code
+}
+
+func TestCommandsAgainstServer(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	srv := s.api.URL
+	var mu sync.Mutex
+	var got []string
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Webhook-Id"))
+		mu.Unlock()
+	}))
+	defer sink.Close()
+
+	// Flags after arguments work.
+	out, errOut, code := run(t, srv, "destinations", "create", "app", "--url", sink.URL, "--allow-private-network")
+	if code != 0 || !strings.Contains(out, "signing secret: whsec_") {
+		t.Fatalf("create destination: %d %s %s", code, out, errOut)
+	}
+	out, errOut, code = run(t, srv, "sources", "create", "shop", "--route", "app", "--json")
+	if code != 0 {
+		t.Fatalf("create source: %d %s", code, errOut)
+	}
+	var src admin.SourceOut
+	if err := json.Unmarshal([]byte(out), &src); err != nil || len(src.Secrets) != 1 {
+		t.Fatalf("--json source: %v %s", err, out)
+	}
+
+	body := `{"n":1}`
+	req, _ := http.NewRequest("POST", s.in.URL+"/in/shop", strings.NewReader(body))
+	req.Header.Set("X-Webhookops-Signature", verify.SignGeneric([]byte(src.Secrets[0]), []byte(body)))
+	req.Header.Set("X-Event-Id", "cli-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("ingest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _, _ = run(t, srv, "events", "list", "--status", "delivered", "--json")
+		var p admin.Page[admin.EventOut]
+		json.Unmarshal([]byte(out), &p)
+		if len(p.Items) == 1 {
+			id = p.Items[0].ID
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivered event: %s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	out, _, code = run(t, srv, "events", "list")
+	if code != 0 || !strings.HasPrefix(out, "ID ") || !strings.Contains(out, id) || !strings.Contains(out, "app:delivered(1)") {
+		t.Fatalf("events table:\n%s", out)
+	}
+	out, _, code = run(t, srv, "events", "get", id)
+	if code != 0 || !strings.Contains(out, "app: delivered") || !strings.Contains(out, "200") {
+		t.Fatalf("event detail:\n%s", out)
+	}
+	out, errOut, code = run(t, srv, "replay", "event", id, "--reason", "cli test")
+	if code != 0 || !strings.Contains(out, "completed: 1 deliveries of 1 events, 1 succeeded") {
+		t.Fatalf("replay: %d\n%s\n%s", code, out, errOut)
+	}
+	mu.Lock()
+	if len(got) != 2 || got[0] != id || got[1] != id {
+		t.Fatalf("sink saw %v", got)
+	}
+	mu.Unlock()
+	out, _, code = run(t, srv, "audit", "--action", "replay.*")
+	if code != 0 || !strings.Contains(out, "replay.completed") || !strings.Contains(out, "replay.requested") {
+		t.Fatalf("audit:\n%s", out)
+	}
+
+	// Exit codes.
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"sources", "get", "nope"}, ExitNotFound, "no source"},
+		{[]string{"sources", "create", "shop"}, ExitConflict, "already exists"},
+		{[]string{"sources", "create", "x", "--provider", "paypal"}, ExitInvalid, "provider:"},
+		{[]string{"sources", "get"}, ExitInvalid, "missing SLUG"},
+		{[]string{"events", "list", "--since", "yesterday-ish"}, ExitInvalid, "--since"},
+		{[]string{"replay", "bulk"}, ExitInvalid, "all"},
+	} {
+		_, errOut, code := run(t, srv, c.args...)
+		if code != c.code || !strings.Contains(errOut, c.msg) {
+			t.Errorf("%v: exit %d (%s), want %d with %q", c.args, code, errOut, c.code, c.msg)
+		}
+	}
+	_, errOut, code = run(t, "http://127.0.0.1:1", "sources", "list")
+	if code != ExitConnection || !strings.Contains(errOut, "cannot reach the server") {
+		t.Errorf("connection refused: %d %s", code, errOut)
+	}
+	var o, e bytes.Buffer
+	cli.OsExiter = func(c int) { code = c }
+	cli.ErrWriter = &e
+	app := &cli.App{Commands: Commands(), Writer: &o, ErrWriter: &e}
+	app.Run([]string{"webhookops", "sources", "list", "--server", srv, "--token", "whops_wrong"})
+	if code != ExitAuth || !strings.Contains(e.String(), "refused the token") {
+		t.Errorf("bad token: %d %s", code, e.String())
+	}
+}
+
+// TestTokenOffline: with the server stopped, token create works on the
+// data dir, and the token works once the server is back.
+func TestTokenOffline(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, dir)
+	// While the server runs, the data dir is locked.
+	_, _, code := run(t, s.api.URL, "token", "list", "--data-dir", dir)
+	if code == 0 {
+		t.Fatal("token list --data-dir worked while the server holds the dir")
+	}
+	s.stop()
+	t.Setenv(wal.EnvSecretKey, "0303030303030303030303030303030303030303030303030303030303030303")
+	out, errOut, code := run(t, "http://unused", "token", "create", "rescue", "--role", "read", "--data-dir", dir, "--json")
+	if code != 0 {
+		t.Fatalf("offline create: %d %s", code, errOut)
+	}
+	var ct admin.CreatedToken
+	if err := json.Unmarshal([]byte(out), &ct); err != nil || ct.Role != admin.RoleRead {
+		t.Fatalf("created: %v %s", err, out)
+	}
+	s2 := startServer(t, dir)
+	req, _ := http.NewRequest("GET", s2.api.URL+"/api/v1/sources", nil)
+	req.Header.Set("Authorization", "Bearer "+ct.Secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("offline-made token refused: %v %v", err, resp.Status)
+	}
+	resp.Body.Close()
+}
+
+func TestPermuteArgs(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"webhookops destinations create app --url http://x --allow-private-network", "webhookops destinations create --url http://x --allow-private-network app"},
+		{"webhookops token create viewer --role read", "webhookops token create --role read viewer"},
+		{"webhookops sources get shop --json", "webhookops sources get --json shop"},
+		{"webhookops events list --source=a x", "webhookops events list --source=a x"},
+		{"webhookops serve --data-dir d", "webhookops serve --data-dir d"},
+		{"webhookops audit --action x", "webhookops audit --action x"},
+		{"webhookops sources get -- -weird", "webhookops sources get -- -weird"},
+	} {
+		got := strings.Join(PermuteArgs(strings.Fields(c.in)), " ")
+		if got != c.want {
+			t.Errorf("%q:\n got %q\nwant %q", c.in, got, c.want)
+		}
+	}
+}
