@@ -18,7 +18,9 @@
 // "bootstrap" held only in memory; without it, a node whose store holds no
 // token creates one named "initial" on start and hands it out once
 // (Server.InitialToken, printed by `webhookops serve`). Refusals answer 401
-// (403 for a read-only token on a write) and are audited as auth.rejected.
+// (403 for a read-only token on a write) and are audited as auth.rejected,
+// at most 20 a second (the next entry counts those left out), so a client
+// hammering with a bad token cannot fill the disk.
 // Tokens are managed through the API (GET/POST /tokens, DELETE
 // /tokens/{name}); `webhookops token` uses it, or works on the data dir
 // directly when the server is stopped (Pebble locks the dir while it runs).

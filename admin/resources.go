@@ -1,11 +1,14 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
@@ -207,10 +210,14 @@ func (s *Server) deleteSource(_ *http.Request, ps httprouter.Params, p principal
 
 // decodeOptional decodes a body that may be empty.
 func decodeOptional(r *http.Request, v any) error {
-	if r.ContentLength == 0 {
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxRequestBody))
+	if err != nil {
+		return errBadRequest("bad_body", "", "could not read the body: %v", err)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	return decodeBody(r, v)
+	return decodeJSON(body, v)
 }
 
 func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -295,6 +302,9 @@ func (s *Server) getDestination(r *http.Request, ps httprouter.Params, _ princip
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	st, err := s.node.DestinationStats(ctx, slug)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "the destination did not report its queue within 5s; retry"}
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -83,8 +84,9 @@ type Server struct {
 	// two creates of one slug cannot both succeed.
 	cfgMu sync.Mutex
 
-	replays *replayManager
-	openapi []byte
+	replays  *replayManager
+	openapi  []byte
+	refusals refusalLimiter
 
 	closeOnce sync.Once
 }
@@ -253,8 +255,13 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (pr
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, reason, who, msg string) {
-	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "auth.rejected", ObjectType: "token", ObjectID: who,
-		Detail: map[string]string{"reason": reason, "method": r.Method, "path": r.URL.Path, "remote_addr": r.RemoteAddr}})
+	if n, ok := s.refusals.allow(time.Now()); ok {
+		detail := map[string]string{"reason": reason, "method": r.Method, "path": r.URL.Path, "remote_addr": r.RemoteAddr}
+		if n > 0 {
+			detail["suppressed_before"] = strconv.Itoa(n)
+		}
+		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "auth.rejected", ObjectType: "token", ObjectID: who, Detail: detail})
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="webhookops"`)
 	}
@@ -357,4 +364,32 @@ func (s *Server) revokeToken(_ *http.Request, ps httprouter.Params, p principal)
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// refusalLimiter caps how many refusals per second reach the audit log, so
+// a client hammering with a bad token cannot fill the disk; the next entry
+// written says how many were left out.
+type refusalLimiter struct {
+	mu         sync.Mutex // guards the fields below
+	second     int64
+	n          int
+	suppressed int
+}
+
+const maxRefusalAuditsPerSecond = 20
+
+func (l *refusalLimiter) allow(now time.Time) (suppressedBefore int, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.second {
+		l.second, l.n = sec, 0
+	}
+	if l.n >= maxRefusalAuditsPerSecond {
+		l.suppressed++
+		return 0, false
+	}
+	l.n++
+	n := l.suppressed
+	l.suppressed = 0
+	return n, true
 }
