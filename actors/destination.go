@@ -326,6 +326,9 @@ func (d *destination) startAttempt(it *item, now time.Time) {
 		}
 		it.ev = ev
 	}
+	if !d.n.beginAttempt() {
+		return // shutting down: the entry stays queued on disk
+	}
 	it.inflight = true
 	d.inflight++
 	d.lastStart = now
@@ -337,7 +340,6 @@ func (d *destination) startAttempt(it *item, now time.Time) {
 		ReplayID: it.d.ReplayID,
 	}
 	cfg, self, n := d.cfg, d.self, d.n
-	n.attempts.Add(1)
 	go func() {
 		defer n.attempts.Done()
 		ctx, cancel := context.WithTimeout(n.ctx, cfg.Timeout.D()+time.Second)

@@ -102,7 +102,9 @@ type Node struct {
 
 	ctx      context.Context // cancelled when attempts must stop
 	cancel   context.CancelFunc
-	attempts sync.WaitGroup // delivery goroutines
+	attemptsMu sync.Mutex // guards attempts.Add against Close's Wait
+	draining   bool       // guarded by attemptsMu: no new attempts
+	attempts   sync.WaitGroup
 
 	cfgMu    sync.Mutex // serialises configuration writes
 	snapshot atomic.Pointer[Snapshot]
@@ -272,6 +274,9 @@ func (n *Node) Close() {
 			n.cancel()
 			return
 		}
+		n.attemptsMu.Lock()
+		n.draining = true
+		n.attemptsMu.Unlock()
 		done := make(chan struct{})
 		go func() { n.attempts.Wait(); close(done) }()
 		select {
@@ -419,3 +424,15 @@ func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 }
 
 func (h minLevel) WithGroup(g string) slog.Handler { return minLevel{h.Handler.WithGroup(g), h.min} }
+
+// beginAttempt counts a delivery goroutine about to start; false once the
+// node is draining.
+func (n *Node) beginAttempt() bool {
+	n.attemptsMu.Lock()
+	defer n.attemptsMu.Unlock()
+	if n.draining {
+		return false
+	}
+	n.attempts.Add(1)
+	return true
+}
