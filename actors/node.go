@@ -100,8 +100,8 @@ type Node struct {
 	shards    []*actor.PID
 	dests     *registry
 
-	ctx      context.Context // cancelled when attempts must stop
-	cancel   context.CancelFunc
+	ctx        context.Context // cancelled when attempts must stop
+	cancel     context.CancelFunc
 	attemptsMu sync.Mutex // guards attempts.Add against Close's Wait
 	draining   bool       // guarded by attemptsMu: no new attempts
 	attempts   sync.WaitGroup
