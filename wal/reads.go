@@ -207,6 +207,17 @@ func (db *DB) ListDead(dest string, after uint64, limit int) (ids []string, next
 // never reused, so a cursor never skips or repeats an event while new ones
 // arrive (they sort after the cursor).
 func (db *DB) ListEvents(before uint64, limit int, match func(*Event) bool) (out []*Event, next uint64, err error) {
+	var m func(*Event) (bool, bool)
+	if match != nil {
+		m = func(e *Event) (bool, bool) { return match(e), false }
+	}
+	return db.ListEventsUntil(before, limit, m)
+}
+
+// ListEventsUntil is ListEvents whose match can also end the scan: when it
+// reports stop, no older event is looked at (a time range's lower bound,
+// since sequences grow with time). The page then ends there with next 0.
+func (db *DB) ListEventsUntil(before uint64, limit int, match func(*Event) (ok, stop bool)) (out []*Event, next uint64, err error) {
 	type head struct {
 		it  *pebble.Iterator
 		seq uint64
@@ -249,7 +260,14 @@ func (db *DB) ListEvents(before uint64, limit int, match func(*Event) bool) (out
 		if err != nil {
 			return nil, 0, err
 		}
-		if match == nil || match(e) {
+		ok, stop := true, false
+		if match != nil {
+			ok, stop = match(e)
+		}
+		if stop {
+			return out, 0, nil
+		}
+		if ok {
 			if len(out) == limit {
 				return out, out[len(out)-1].Seq, nil
 			}
