@@ -38,6 +38,16 @@ func serverBin(ctx context.Context, bin string) (string, error) {
 	return bin, nil
 }
 
+// freeLoopbackUDPAddr is freeLoopbackAddr for a UDP port (the QUIC tunnel).
+func freeLoopbackUDPAddr() (string, error) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := pc.LocalAddr().String()
+	return addr, pc.Close()
+}
+
 // freeLoopbackAddr returns a loopback address with a port that was free a
 // moment ago (the child binds it; a race with another process is possible
 // and shows as a failed start).
@@ -59,6 +69,7 @@ type childSpec struct {
 	adminAddr  string
 	logPath    string
 	logTo      io.Writer // extra copy of the output, may be nil
+	extraArgs  []string  // appended to the serve command line
 }
 
 // newChildSpec prepares a data dir, config and ports under dir.
@@ -88,9 +99,9 @@ func newChildSpec(bin, dir, config string, logTo io.Writer) (childSpec, error) {
 
 // child is a running `webhookops serve`.
 type child struct {
-	spec    childSpec
+	spec    childSpec // zero for a process that is not serve
 	cmd     *exec.Cmd
-	log     *os.File
+	logPath string
 	started time.Time
 	exited  chan struct{} // closed when the process has been waited for
 	waitErr error         // set before exited is closed
@@ -100,28 +111,40 @@ func (cs childSpec) ingestURL() string { return "http://" + cs.ingestAddr }
 
 // start launches the server; it does not wait for readiness.
 func (cs childSpec) start() (*child, error) {
-	logf, err := os.OpenFile(cs.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(cs.bin, "serve",
+	args := append([]string{"serve",
 		"--data-dir", cs.dataDir,
 		"--ingest-addr", cs.ingestAddr,
 		"--admin-addr", cs.adminAddr,
 		"--config", cs.configPath,
 		"--log-level", "warn",
-	)
+	}, cs.extraArgs...)
+	c, err := startProcess(cs.bin, args, cs.logPath, cs.logTo)
+	if err != nil {
+		return nil, err
+	}
+	c.spec = cs
+	return c, nil
+}
+
+// startProcess starts bin with args, its output appended to logPath (and
+// copied to logTo if set), and a goroutine that waits for it.
+func startProcess(bin string, args []string, logPath string, logTo io.Writer) (*child, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
 	var out io.Writer = logf
-	if cs.logTo != nil {
-		out = io.MultiWriter(logf, cs.logTo)
+	if logTo != nil {
+		out = io.MultiWriter(logf, logTo)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = childSysProcAttr()
-	c := &child{spec: cs, cmd: cmd, log: logf, exited: make(chan struct{})}
+	c := &child{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	c.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("bench: start %s serve: %w", cs.bin, err)
+		return nil, fmt.Errorf("bench: start %s %s: %w", bin, args[0], err)
 	}
 	go func() {
 		c.waitErr = cmd.Wait()
@@ -187,7 +210,7 @@ func (c *child) kill() {
 func (c *child) pid() int { return c.cmd.Process.Pid }
 
 func (c *child) logTail() string {
-	b, err := os.ReadFile(c.spec.logPath)
+	b, err := os.ReadFile(c.logPath)
 	if err != nil {
 		return "(no log)"
 	}

@@ -56,6 +56,9 @@ type Options struct {
 	// AppAddr is where the loopback app of the tunnel scenarios listens;
 	// empty means a free port.
 	AppAddr string
+	// AgentBin is the agentd binary for the tunnel scenarios; empty means
+	// "agentd" beside ServerBin, then on PATH.
+	AgentBin string
 	// ServerBin is the webhookops binary to start; empty means os.Executable().
 	ServerBin string
 	// Source and Secret identify the source the load is signed for.

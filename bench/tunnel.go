@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,25 +16,37 @@ import (
 // ceiling in DEPENDENCIES.md was measured with).
 const tcpChunk = 256 << 10
 
-// tunnelUnavailable says why the tunnel half cannot run on its own yet: the
-// harness would need a tunnel listener on `serve`, agent enrollment through
-// the admin API (to mint the id, secret and server fingerprint `agentd join`
-// takes) and the fingerprint of the server's certificate, none of which the
-// server offers yet. Until then the tunnel half runs against a forward set up
-// by hand (--forward-addr, --app-addr).
-func tunnelUnavailable(scenario string) error {
-	return fmt.Errorf("%s %w: the server cannot start a tunnel for the harness yet (no serve --tunnel-addr, no agent enrollment in the admin API); "+
-		"set up a forward to --app-addr by hand and pass --forward-addr, or run with --baseline for the direct figure", scenario, ErrNotAvailable)
+// tunnelUnavailable says why the tunnel half cannot run.
+func tunnelUnavailable(scenario string, reason error) error {
+	return fmt.Errorf("%s %w: %v; set up a forward to --app-addr by hand and pass --forward-addr, or run with --baseline for the direct figure",
+		scenario, ErrNotAvailable, reason)
+}
+
+// tunnelForward returns the address of a forward that reaches appAddr
+// through an agent: the one given by hand, or one the harness sets up
+// (startTunnel). An error wrapping ErrNotAvailable means there is none.
+func (r *runner) tunnelForward(ctx context.Context, name, appAddr string, probe func(context.Context, string) error) (string, func(), error) {
+	if r.opts.ForwardAddr != "" {
+		return r.opts.ForwardAddr, func() {}, nil
+	}
+	if r.opts.Target != "" {
+		return "", nil, tunnelUnavailable(name, errors.New("with --target the harness cannot set up the tunnel"))
+	}
+	t, err := r.startTunnel(ctx, name, appAddr, probe)
+	switch {
+	case errors.Is(err, ErrNotAvailable), errors.Is(err, ErrServerUnavailable):
+		return "", nil, tunnelUnavailable(name, err)
+	case err != nil:
+		return "", nil, err
+	}
+	return t.forwardAddr, t.close, nil
 }
 
 // tunnelHTTP measures HTTP requests to a loopback app through the tunnel
-// (a forward at ForwardAddr that reaches AppAddr through an agent) and, with
-// --baseline, straight to the app.
+// (a forward that reaches the app through an agent) and, with --baseline,
+// straight to the app. Without a tunnel only the direct half runs.
 func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	res := ScenarioResult{Name: ScenarioTunnelHTTP, Mode: r.mode(), Unit: "req/s"}
-	if r.opts.ForwardAddr == "" && !r.opts.Baseline {
-		return res, tunnelUnavailable(ScenarioTunnelHTTP)
-	}
 	app, err := startHTTPServer(r.opts.AppAddr, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
 		w.Header()["Content-Length"] = []string{"2"}
@@ -51,8 +64,31 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 			return r.phase(sg.newWorker)
 		})
 	}
-	if r.opts.ForwardAddr != "" {
-		fill(&res, phase(ScenarioTunnelHTTP, "http://"+r.opts.ForwardAddr), "req/s")
+	fwd, closeTunnel, tunErr := r.tunnelForward(ctx, ScenarioTunnelHTTP, app.addr(), func(ctx context.Context, fwd string) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+fwd+"/app", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := r.client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return &errStatus{code: resp.StatusCode}
+		}
+		return nil
+	})
+	if tunErr != nil && !errors.Is(tunErr, ErrNotAvailable) {
+		return res, tunErr
+	}
+	if tunErr == nil {
+		fill(&res, phase(ScenarioTunnelHTTP, "http://"+fwd), "req/s")
+		closeTunnel()
+		r.client.CloseIdleConnections()
 	}
 	if r.opts.Baseline {
 		lr := phase(ScenarioTunnelHTTP+" direct", app.url())
@@ -61,26 +97,42 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 			res.FirstError = "direct: " + err.Error()
 		}
 	}
-	if r.opts.ForwardAddr == "" {
-		return res, tunnelUnavailable(ScenarioTunnelHTTP)
+	if tunErr != nil {
+		return res, tunErr
 	}
 	return res, ctx.Err()
 }
 
 // tunnelTCP measures bulk bytes over raw TCP streams to a loopback discard
-// app through the forward at ForwardAddr and, with --baseline, directly.
+// app through the tunnel and, with --baseline, directly.
 func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	res := ScenarioResult{Name: ScenarioTunnelTCP, Mode: fmt.Sprintf("closed x%d streams, %d KiB writes", r.opts.Streams, tcpChunk>>10), Unit: "MB/s"}
-	if r.opts.ForwardAddr == "" && !r.opts.Baseline {
-		return res, tunnelUnavailable(ScenarioTunnelTCP)
-	}
 	app, err := startDiscard(r.opts.AppAddr)
 	if err != nil {
 		return res, fmt.Errorf("bench: app: %w", err)
 	}
 	defer app.Close()
-	if r.opts.ForwardAddr != "" {
-		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP, app, r.opts.ForwardAddr)
+	fwd, closeTunnel, tunErr := r.tunnelForward(ctx, ScenarioTunnelTCP, app.addr(), func(ctx context.Context, fwd string) error {
+		before := app.accepted.Load()
+		d := net.Dialer{Timeout: 2 * time.Second, Control: loopbackOnly}
+		c, err := d.DialContext(ctx, "tcp", fwd)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if app.accepted.Load() > before {
+				return nil
+			}
+		}
+		return errors.New("the forward accepted but the app saw no connection")
+	})
+	if tunErr != nil && !errors.Is(tunErr, ErrNotAvailable) {
+		return res, tunErr
+	}
+	if tunErr == nil {
+		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP, app, fwd)
+		closeTunnel()
 		if err != nil {
 			return res, err
 		}
@@ -93,8 +145,8 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 		}
 		fillBaseline(&res, b.mbps, b.latency)
 	}
-	if r.opts.ForwardAddr == "" {
-		return res, tunnelUnavailable(ScenarioTunnelTCP)
+	if tunErr != nil {
+		return res, tunErr
 	}
 	return res, ctx.Err()
 }
@@ -188,12 +240,13 @@ func (r *runner) bulkTCP(ctx context.Context, label string, app *discard, addr s
 
 // discard is a loopback TCP app that reads and counts everything it is sent.
 type discard struct {
-	ln     net.Listener
-	n      atomic.Int64
-	wg     sync.WaitGroup
-	mu     sync.Mutex // guards the fields below
-	conn   map[net.Conn]struct{}
-	closed bool
+	ln       net.Listener
+	n        atomic.Int64
+	accepted atomic.Int64 // connections accepted, for the tunnel probe
+	wg       sync.WaitGroup
+	mu       sync.Mutex // guards the fields below
+	conn     map[net.Conn]struct{}
+	closed   bool
 }
 
 func startDiscard(addr string) (*discard, error) {
@@ -229,6 +282,7 @@ func (d *discard) accept() {
 		}
 		d.conn[c] = struct{}{}
 		d.mu.Unlock()
+		d.accepted.Add(1)
 		d.wg.Go(func() {
 			buf := make([]byte, tcpChunk)
 			for {
