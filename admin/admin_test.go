@@ -222,6 +222,11 @@ func TestIngestFindAndAttempts(t *testing.T) {
 	if len(page.Items) != 0 {
 		t.Fatalf("since the future: %+v", page)
 	}
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	e.must(http.StatusOK, "GET", "/api/v1/events?since="+past+"&until="+future, nil, &page)
+	if len(page.Items) != 2 {
+		t.Fatalf("within a time range: %+v", page)
+	}
 	e.must(http.StatusBadRequest, "GET", "/api/v1/events?status=weird", nil, nil)
 	e.must(http.StatusBadRequest, "GET", "/api/v1/events?colour=red", nil, nil)
 

@@ -148,6 +148,23 @@ func (f *EventFilter) cheapMatch(e *wal.Event) bool {
 	return true
 }
 
+// sinceSlack is how far before since a scan goes on. Sequences grow with
+// time but an event's received_at is taken when its request arrives, a
+// little before its sequence is handed out, so neighbours can be out of
+// order by a request's processing time; ten minutes is far beyond it.
+const sinceSlack = 10 * time.Minute
+
+// scanMatch is match for wal.ListEventsUntil: it also ends the scan once
+// events are older than since.
+func (s *Server) scanMatch(f *EventFilter) func(*wal.Event) (bool, bool) {
+	return func(e *wal.Event) (bool, bool) {
+		if !f.Since.IsZero() && e.ReceivedAt.Before(f.Since.Add(-sinceSlack)) {
+			return false, true
+		}
+		return s.match(f, e), false
+	}
+}
+
 // match checks the whole filter, reading delivery records if the status
 // matters.
 func (s *Server) match(f *EventFilter, e *wal.Event) bool {
@@ -271,7 +288,7 @@ func (s *Server) listEvents(r *http.Request, _ httprouter.Params, _ principal) (
 	if err != nil {
 		return 0, nil, err
 	}
-	evs, next, err := s.db.ListEvents(before, limit, func(e *wal.Event) bool { return s.match(&f, e) })
+	evs, next, err := s.db.ListEventsUntil(before, limit, s.scanMatch(&f))
 	if err != nil {
 		return 0, nil, err
 	}

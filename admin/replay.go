@@ -378,7 +378,7 @@ func (m *replayManager) collect(rec Replay) ([]target, error) {
 		var out []target
 		var before uint64
 		for {
-			evs, next, err := s.db.ListEvents(before, 1000, func(e *wal.Event) bool { return s.match(&f, e) })
+			evs, next, err := s.db.ListEventsUntil(before, 1000, s.scanMatch(&f))
 			if err != nil {
 				return nil, err
 			}
