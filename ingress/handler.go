@@ -80,7 +80,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBody))
+	body, err := readBody(w, r, h.cfg.MaxBody)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -159,4 +159,23 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	var e errorBody
 	e.Error.Code, e.Error.Message = code, msg
 	writeJSON(w, status, e)
+}
+
+// readBody reads the whole body under the limit, in one allocation when the
+// sender gave a Content-Length.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		buf := make([]byte, n, n+1)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// A body longer than its Content-Length is the server's problem to
+		// reject; net/http does. Reading one more byte confirms the end.
+		if k, _ := rd.Read(buf[n:n+1]); k != 0 {
+			return nil, errors.New("body longer than Content-Length")
+		}
+		return buf, nil
+	}
+	return io.ReadAll(rd)
 }
