@@ -172,7 +172,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		}
 		// A body longer than its Content-Length is the server's problem to
 		// reject; net/http does. Reading one more byte confirms the end.
-		if k, _ := rd.Read(buf[n:n+1]); k != 0 {
+		if k, _ := rd.Read(buf[n : n+1]); k != 0 {
 			return nil, errors.New("body longer than Content-Length")
 		}
 		return buf, nil
