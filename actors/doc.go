@@ -1,0 +1,52 @@
+// Package actors owns the moving parts of a node, as protoactor-go actors
+// over one wal store: ingress shards, destination actors, their
+// supervision, and the agents' tunnel (Agents).
+//
+// # Ingest
+//
+// An ingress shard actor owns the partitions p with p % shards == index.
+// hash(source, idempotency key) picks the partition, so one key always
+// meets the same shard while a hot source spreads over all of them. The
+// shard keeps every key of the dedupe window in memory (loaded at start),
+// so a key never seen costs no Pebble read. For a new key it builds one
+// batch (event, dedupe key, one outbox entry per destination, the
+// "event.received" audit entry) and hands it to the wal's group committer
+// without waiting: many events share one fsync. The commit callback runs in
+// commit order; it hands the event to each destination actor's mailbox and
+// only then answers the sender, so a request that arrives after an answer
+// can never overtake it. A duplicate of a key whose first event is still
+// committing waits for that commit and answers with its outcome.
+//
+// # Delivery
+//
+// One destination actor per destination is the only writer of its queue
+// and retry state. It appends an event to its queue (and acknowledges the
+// outbox entry in the same batch), keeps a window of the queue in memory
+// and pages the rest in by queue sequence, the same order the live path
+// used. Attempts run on goroutines and report back as messages; timers
+// come from the injected Clock and arrive as messages; the due time of a
+// retry is stored, so a restart resumes the schedule.
+//
+// In ordered mode one event is in flight at a time, and the next is not
+// started until the outcome of the last (delivered or dead-lettered) is
+// durable: a crash can then re-send at most the one event in flight. In
+// parallel mode up to max_in_flight attempts run at once. After five
+// consecutive failed attempts the circuit opens: one attempt at a time
+// probes until one succeeds. An optional rate limit spaces attempt starts.
+//
+// An idle destination actor passivates. The registry counts what it routes
+// to each actor; the actor may stop only when it has received all of it,
+// checked under the registry's lock, so no message is lost to a stopping
+// actor.
+//
+// # Recovery
+//
+// Start wakes every destination whose queue is not empty and re-sends what
+// is left in the outbox, oldest event first, before the node is ready.
+//
+// # What this package must never do
+//
+// It never answers a sender before the event is durable, never delivers
+// from anywhere but the destination's own actor, and never blocks an actor
+// on the network: HTTP runs on goroutines that report back.
+package actors
