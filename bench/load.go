@@ -23,7 +23,7 @@ const (
 
 // lateAfter is how far behind its intended time an open-loop send may go
 // before it counts as late.
-const lateAfter = time.Millisecond
+const lateAfter = 2 * time.Millisecond
 
 func newHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(histLowest, histHighest, histDigits)

@@ -116,10 +116,11 @@ func fill(res *ScenarioResult, lr loadResult, unit string) {
 	lateExtra(res, lr)
 }
 
-// lateExtra reports how many open-loop requests went out more than a
-// millisecond after their intended time: their latency counts the wait, as
-// it should, but a high share means the worker pool (--concurrency) is too
-// small for rate × latency, or the generator is short of CPU.
+// lateExtra reports the share of open-loop requests that went out more than
+// lateAfter behind their intended time. Their latency counts the wait, as it
+// should; a high share means the worker pool (--concurrency) is too small for
+// rate × latency, or the generator itself is short of CPU (a busy machine
+// wakes its timers late).
 func lateExtra(res *ScenarioResult, lr loadResult) {
 	if n := lr.rec.ok.Load() + lr.rec.errs.Load(); n > 0 && lr.rec.late.Load() > 0 {
 		res.setExtra("late_send_pct", 100*float64(lr.rec.late.Load())/float64(n))

@@ -87,8 +87,10 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	}
 	if tunErr == nil {
 		fill(&res, phase(ScenarioTunnelHTTP, "http://"+fwd), "req/s")
-		closeTunnel()
+		// Idle keep-alive connections through the forward would hold the
+		// server's shutdown for its whole drain timeout.
 		r.client.CloseIdleConnections()
+		closeTunnel()
 	}
 	if r.opts.Baseline {
 		lr := phase(ScenarioTunnelHTTP+" direct", app.url())
