@@ -13,9 +13,17 @@
 //     SIGKILL, the sink comes back, the server is restarted on the same data dir;
 //     reports restart-to-ready, restart-to-first-delivery and restart-to-drained.
 //   - destinations: a config with N idle destinations; reports the server's RSS.
-//   - tunnel-http, tunnel-tcp: requests / bulk bytes through an agent to a
-//     loopback app. Until the server's tunnel side and agent enrollment exist only
-//     the direct half runs and the scenario reports ErrNotAvailable.
+//   - tunnel-http, tunnel-tcp: HTTP requests (keep-alive, one stream per
+//     connection) and bulk 256 KiB writes over a TCP forward that reaches a
+//     loopback app through an agent. The harness starts `serve --tunnel-addr
+//     --admin-token` with the agent and the forward in its config, mints the
+//     agent's secret through the admin API (POST /api/v1/agents/{id}/secret),
+//     pins the fingerprint of the tunnel-cert.pem the server wrote into its
+//     data dir, starts `agentd join` (--agent-bin, default beside the server
+//     binary) and waits until a probe reaches the app through the forward.
+//     A forward set up by hand works too (--forward-addr, --app-addr). When
+//     neither is possible the scenario reports ErrNotAvailable with the reason
+//     and, with --baseline, still measures the direct half.
 //
 // Each scenario starts what it measures (a child `webhookops serve` on a temporary
 // data dir, an in-process sink) unless Options.Target names a running server.
