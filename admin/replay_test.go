@@ -317,3 +317,32 @@ func TestPaginationWhileIngesting(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayInterruptedByRestart: a replay still running when the node
+// stops reads as failed after the restart, saying why; the deliveries it
+// queued still happen.
+func TestReplayInterruptedByRestart(t *testing.T) {
+	e := newEnv(t, envOpts{bootstrap: testToken})
+	sk := newSink(t)
+	secret := e.setup(sk, nil)
+	id := e.ingest("shop", secret, "r1", `{}`)
+	eventually(t, 10*time.Second, "delivery", func() bool { return e.event(id).Status == EventDelivered })
+	e.must(http.StatusOK, "POST", "/api/v1/destinations/app/pause", nil, nil)
+	var rp Replay
+	e.must(http.StatusAccepted, "POST", "/api/v1/events/"+id+"/replay", map[string]any{"destination": "app"}, &rp)
+	eventually(t, 5*time.Second, "the replay to run", func() bool {
+		e.must(http.StatusOK, "GET", "/api/v1/replays/"+rp.ID, nil, &rp)
+		return rp.Status == ReplayRunning && rp.ScanDone && rp.Total == 1
+	})
+	e.stop()
+
+	e2 := newEnv(t, envOpts{bootstrap: testToken, dir: e.dir})
+	e2.must(http.StatusOK, "GET", "/api/v1/replays/"+rp.ID, nil, &rp)
+	if rp.Status != ReplayFailed || !strings.Contains(rp.Error, "interrupted by a restart") {
+		t.Fatalf("after restart: %+v", rp)
+	}
+	e2.must(http.StatusOK, "POST", "/api/v1/destinations/app/resume", nil, nil)
+	eventually(t, 10*time.Second, "the queued replay delivery", func() bool { return sk.count(id) == 2 })
+	e2.must(http.StatusBadRequest, "POST", "/api/v1/events/"+id+"/replay", map[string]any{"destination": "other"}, nil)
+	e2.must(http.StatusNotFound, "GET", "/api/v1/replays/rpl_nope", nil, nil)
+}
