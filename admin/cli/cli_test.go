@@ -257,3 +257,83 @@ func TestPermuteArgs(t *testing.T) {
 		}
 	}
 }
+
+// syncBuffer is a bytes.Buffer safe to read while tail writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestEventsTail(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	srv := s.api.URL
+	if _, errOut, code := run(t, srv, "sources", "create", "open", "--no-verify"); code != 0 {
+		t.Fatal(errOut)
+	}
+	post := func(key string) {
+		req, _ := http.NewRequest("POST", s.in.URL+"/in/open", strings.NewReader(`{}`))
+		req.Header.Set("X-Event-Id", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 202 {
+			t.Fatalf("ingest: %v %v", err, resp)
+		}
+		resp.Body.Close()
+	}
+	post("old-1")
+	post("old-2")
+
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	app := &cli.App{Commands: Commands(), Writer: &out, ErrWriter: &out}
+	go func() {
+		done <- app.RunContext(ctx, []string{"webhookops", "events", "tail", "--server", srv, "--token", token, "--interval", "20ms", "--last", "1", "--json"})
+	}()
+	waitFor := func(n int) []admin.EventOut {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var evs []admin.EventOut
+			for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var e admin.EventOut
+				if json.Unmarshal([]byte(line), &e) == nil && e.ID != "" {
+					evs = append(evs, e)
+				}
+			}
+			if len(evs) >= n {
+				return evs
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tail printed %q, want %d events", out.String(), n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	first := waitFor(1)
+	if first[0].IdempotencyKey != "old-2" {
+		t.Fatalf("--last 1 showed %+v", first)
+	}
+	post("new-1")
+	post("new-2")
+	evs := waitFor(3)
+	cancel()
+	<-done
+	var keys []string
+	for _, e := range evs {
+		keys = append(keys, e.IdempotencyKey)
+	}
+	if strings.Join(keys, ",") != "old-2,new-1,new-2" {
+		t.Fatalf("tail printed %v", keys)
+	}
+}
