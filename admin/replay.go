@@ -166,7 +166,13 @@ func newReplayManager(s *Server) (*replayManager, error) {
 }
 
 func (m *replayManager) close() {
-	m.once.Do(func() { close(m.done) })
+	m.once.Do(func() {
+		// Under mu, so start's check of done and its wg.Add are one step
+		// against this close and the Wait below.
+		m.mu.Lock()
+		close(m.done)
+		m.mu.Unlock()
+	})
 	m.wg.Wait()
 }
 
