@@ -169,8 +169,8 @@ func TestConfigCRUD(t *testing.T) {
 	// Agents: the secret shows at creation only.
 	var a AgentOut
 	e.must(http.StatusCreated, "POST", "/api/v1/agents", map[string]any{"id": "office", "allowed_targets": []string{"10.0.0.5:8080"}}, &a)
-	if a.Secret == "" {
-		t.Fatal("agent creation shows no secret")
+	if a.Secret == "" || a.EnrollCommand != "agentd --tunnel gw.example:7443 --server-fingerprint sha256:abcd --id office --secret-file office.secret --allow 10.0.0.5:8080" {
+		t.Fatalf("agent creation: %+v", a)
 	}
 	raw = e.must(http.StatusOK, "GET", "/api/v1/agents/office", nil, nil)
 	if strings.Contains(string(raw), a.Secret) || strings.Contains(string(raw), `"secret"`) {

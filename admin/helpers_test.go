@@ -75,7 +75,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		db.Close()
 		t.Fatal(err)
 	}
-	adm, err := New(Config{Node: node, ReplayHook: hook, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond})
+	adm, err := New(Config{Node: node, ReplayHook: hook, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
+		Tunnel: &TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}})
 	if err != nil {
 		node.Close()
 		db.Close()

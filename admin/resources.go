@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -57,6 +59,20 @@ type AgentOut struct {
 	Secret   string    `json:"secret,omitempty"`
 	Online   bool      `json:"online"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
+	// EnrollCommand, with Secret, is the agentd command line to start the
+	// agent with (the secret goes in the file it names).
+	EnrollCommand string `json:"enroll_command,omitempty"`
+}
+
+func (s *Server) withSecret(out AgentOut, secret string) AgentOut {
+	out.Secret = secret
+	if t := s.cfg.Tunnel; t != nil {
+		out.EnrollCommand = fmt.Sprintf("agentd --tunnel %s --server-fingerprint %s --id %s --secret-file %s.secret", t.Addr, t.Fingerprint, out.ID, out.ID)
+		if len(out.AllowedTargets) > 0 {
+			out.EnrollCommand += " --allow " + strings.Join(out.AllowedTargets, ",")
+		}
+	}
+	return out
 }
 
 // SecretRotation is the answer to a secret rotation: the new secret, the
@@ -486,9 +502,7 @@ func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) 
 	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
 		return 0, nil, err
 	}
-	out := s.agentOut(a)
-	out.Secret = sec
-	return http.StatusCreated, out, nil
+	return http.StatusCreated, s.withSecret(s.agentOut(a), sec), nil
 }
 
 func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -558,7 +572,5 @@ func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p prin
 	}
 	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
 		Detail: map[string]string{"secret": actors.Mask(sec)}})
-	out := s.agentOut(a)
-	out.Secret = sec
-	return http.StatusCreated, out, nil
+	return http.StatusCreated, s.withSecret(s.agentOut(a), sec), nil
 }

@@ -27,6 +27,12 @@ type AgentStatus interface {
 	Online(agentID string) (online bool, lastSeen time.Time)
 }
 
+// TunnelInfo is what an agent needs to reach the node.
+type TunnelInfo struct {
+	Addr        string // host:port agents dial
+	Fingerprint string // sha256:HEX of the tunnel certificate, pinned by agentd
+}
+
 // Config configures the admin server. A zero field means the default.
 type Config struct {
 	Node   *actors.Node
@@ -43,6 +49,9 @@ type Config struct {
 	MetricsPublic bool
 	// Agents reports agent connections; nil is "unknown".
 	Agents AgentStatus
+	// Tunnel, when the node runs one, is put into the agentd command
+	// line the answers that create an agent or rotate its secret carry.
+	Tunnel *TunnelInfo
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration

@@ -527,6 +527,9 @@ func agentsCommand() *cli.Command {
 				}
 				return output(c, out, func(w io.Writer) error {
 					fmt.Fprintf(w, "created agent %s\nsecret: %s   (shown only now; give it to agentd)\n", out.ID, out.Secret)
+					if out.EnrollCommand != "" {
+						fmt.Fprintf(w, "start it with the secret in %s.secret:\n    %s\n", out.ID, out.EnrollCommand)
+					}
 					return nil
 				})
 			})},
