@@ -153,6 +153,7 @@ func serve(c *cli.Context) error {
 	}
 	if tunnel != nil {
 		admCfg.Agents = tunnel.agents // agents online in the API and /metrics
+		admCfg.Tunnel = &admin.TunnelInfo{Addr: tunnel.publicAddr, Fingerprint: tunnel.agents.Fingerprint()}
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {
