@@ -47,7 +47,11 @@
 // provider issued; the old one stays valid) and DELETE
 // /sources/{slug}/secrets/{secret_id} (retires one; the last one cannot be
 // removed). secret_id is a hash prefix that names a secret without
-// revealing it. Rotations are audited as secret.rotated / secret.revoked.
+// revealing it. A destination's signing secret rotates in one step (POST
+// /destinations/{slug}/signing-secret): deliveries are signed with one
+// secret, so the receiver should accept both while it switches. An agent's
+// secret rotates in one step too, and the tunnel cuts the old session.
+// Rotations are audited as secret.rotated / secret.revoked.
 //
 // Request bodies: at most 1 MiB of one JSON object; unknown fields are
 // refused (400 unknown_field naming the field), as are wrong types and
@@ -78,5 +82,17 @@
 // pending, or whose destination was deleted, is counted by a periodic check
 // of its delivery record. A bulk replay with no filter needs "all": true.
 // Progress is saved every second; a replay interrupted by a restart reads
-// as "failed" with the reason (its queued deliveries still run).
+// as "failed" with the reason (its queued deliveries still run). One replay
+// keeps at most 50,000 deliveries outstanding before it waits, so a replay
+// of millions does not flood the destination mailboxes.
+//
+// # Metrics
+//
+// Besides the node's counters and histograms (events received by source
+// and outcome, attempts by destination and outcome, attempt latency,
+// ingest-to-delivered latency, dead-lettered, signature rejections),
+// /metrics reports state, read at scrape time and reused for 5 s since the
+// counts are scans: webhookops_queue_depth and webhookops_dead_letters per
+// destination, webhookops_destination_paused, webhookops_agents,
+// webhookops_agents_online and webhookops_replays_active.
 package admin
