@@ -128,28 +128,23 @@ func TestOpenLoopKeepsTheSchedule(t *testing.T) {
 // that was due during the stall, not just in the few that were in flight.
 func TestOpenLoopShowsAStall(t *testing.T) {
 	var (
-		once  sync.Once
-		mu    sync.Mutex
-		stall = make(chan struct{})
+		once       sync.Once
+		stallUntil atomic.Int64 // unix nanos; requests arriving before it wait for it
 	)
 	srv, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		once.Do(func() {
-			time.AfterFunc(200*time.Millisecond, func() {
-				mu.Lock() // every handler blocks here for 300 ms
-				time.Sleep(300 * time.Millisecond)
-				mu.Unlock()
-				close(stall)
-			})
+			// 200 ms after the first request, stop answering for 300 ms.
+			stallUntil.Store(time.Now().Add(500 * time.Millisecond).UnixNano())
 		})
-		mu.Lock()
-		mu.Unlock() //nolint:staticcheck // an empty critical section is the stall
+		if until := time.Unix(0, stallUntil.Load()); time.Until(until) < 300*time.Millisecond {
+			time.Sleep(time.Until(until))
+		}
 		w.WriteHeader(http.StatusAccepted)
 	})
 	client := newClient(8, 5*time.Second)
 	defer client.CloseIdleConnections()
 	sg := newSigner(client, srv.url(), "bench", "s", 128)
 	lr := load{rate: 500, workers: 8, duration: time.Second, requests: 10_000, newWorker: sg.newWorker}.run(context.Background())
-	<-stall
 	lat := lr.rec.latency()
 	// About 30% of the slots fall in the stall; a closed-loop measurement
 	// would charge the stall to 8 requests out of ~500 (under 2%) and

@@ -28,6 +28,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 			break
 		}
 		res, err := r.scenario(ctx, name)
+		r.client.CloseIdleConnections() // the next scenario talks to other servers
 		res.Name = name
 		if err != nil {
 			res.Error = err.Error()
