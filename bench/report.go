@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,6 +183,14 @@ func machineFacts(ctx context.Context) Machine {
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
+	} else if bi, ok := debug.ReadBuildInfo(); ok {
+		// Not run inside the repository: the revision the binary was built
+		// from, when the build recorded it.
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				m.Commit = s.Value
+			}
+		}
 	}
 	return m
 }
