@@ -3,13 +3,21 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -340,5 +348,33 @@ func TestMachineFacts(t *testing.T) {
 	}
 	if got := cpuModel("/nonexistent"); got != "" {
 		t.Fatalf("cpuModel of a missing file = %q", got)
+	}
+}
+
+func TestFindFingerprint(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "tunnel")
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sub, "tunnel-cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(der)
+	got, err := findFingerprint(dir)
+	if want := "sha256:" + hex.EncodeToString(sum[:]); err != nil || got != want {
+		t.Fatalf("findFingerprint = %q, %v; want %q", got, err, want)
+	}
+	if _, err := findFingerprint(t.TempDir()); err == nil {
+		t.Fatal("findFingerprint of a dir without a certificate: no error")
 	}
 }

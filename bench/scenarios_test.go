@@ -264,3 +264,26 @@ func TestTunnelScenariosThroughAForward(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelStopsPromptly: Ctrl-C in the middle of a long phase ends the run
+// quickly, with the child server stopped (goleak and the test's own exit
+// check the rest).
+func TestCancelStopsPromptly(t *testing.T) {
+	t.Parallel()
+	opts := shortOptions(ScenarioIngest)
+	opts.ServerBin = fakeServer(t)
+	opts.Duration = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	start := time.Now()
+	rep, err := Run(ctx, opts)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled run: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Fatalf("cancelled run took %v to return", d)
+	}
+	if rep == nil || len(rep.Scenarios) != 1 {
+		t.Fatalf("cancelled run returned no partial report: %+v", rep)
+	}
+}
