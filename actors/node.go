@@ -46,6 +46,9 @@ type Config struct {
 	Shards int
 	// DedupeWindow is how long an idempotency key is remembered.
 	DedupeWindow time.Duration
+	// Retention is how long finished events are kept; it is at least the
+	// dedupe window. Events still pending are kept however old.
+	Retention time.Duration
 	// PassivateAfter stops an idle destination actor.
 	PassivateAfter time.Duration
 	// QueueWindow is how many pending entries a destination keeps in memory.
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 	return Config{
 		Shards:         2 * runtime.GOMAXPROCS(0),
 		DedupeWindow:   72 * time.Hour,
+		Retention:      30 * 24 * time.Hour,
 		PassivateAfter: 2 * time.Minute,
 		QueueWindow:    1024,
 		DrainTimeout:   10 * time.Second,
@@ -129,6 +133,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.DedupeWindow == 0 {
 		cfg.DedupeWindow = def.DedupeWindow
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = def.Retention
+	}
+	if cfg.Retention < cfg.DedupeWindow {
+		return nil, fmt.Errorf("actors: retention (%v) must be at least the dedupe window (%v)", cfg.Retention, cfg.DedupeWindow)
 	}
 	if cfg.PassivateAfter == 0 {
 		cfg.PassivateAfter = def.PassivateAfter
@@ -236,10 +246,13 @@ func (n *Node) recover() error {
 	return nil
 }
 
+// sweepLoop expires old dedupe keys from the shards every minute and old
+// finished events from the store every hour.
 func (n *Node) sweepLoop() {
 	defer close(n.sweepDone)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	var lastRetention time.Time
 	for {
 		select {
 		case <-n.sweepStop:
@@ -248,7 +261,35 @@ func (n *Node) sweepLoop() {
 			for _, pid := range n.shards {
 				n.system.Root.Send(pid, sweepMsg{})
 			}
+			if time.Since(lastRetention) >= time.Hour {
+				lastRetention = time.Now()
+				n.expire()
+			}
 		}
+	}
+}
+
+func (n *Node) expire() {
+	cutoff := n.clock.Now().Add(-n.cfg.Retention)
+	total := 0
+	for {
+		select {
+		case <-n.sweepStop:
+			return
+		default:
+		}
+		k, err := n.db.ExpireEvents(cutoff, 10000)
+		total += k
+		if err != nil {
+			n.log.Error("retention sweep failed", "err", err)
+			return
+		}
+		if k < 10000 {
+			break
+		}
+	}
+	if total > 0 {
+		n.log.Info("retention: expired finished events", "events", total, "received_before", cutoff)
 	}
 }
 

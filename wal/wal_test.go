@@ -199,3 +199,43 @@ func FuzzAuditJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestExpireEventsKeepsPending(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	old := time.Now().Add(-48 * time.Hour)
+	put := func(key string, at time.Time, status string) *Event {
+		e := &Event{Partition: db.EventPartition("s", key), Seq: db.NextSeq(), Source: "s", IdemKey: key, ReceivedAt: at, Destinations: []string{"d"}}
+		b := db.NewBatch()
+		b.PutEvent(e)
+		b.PutDedupe(e.Partition, "s", key, e.Seq, at)
+		if status != "" {
+			b.PutDelivery(e.Seq, &Delivery{Destination: "d", EventID: e.ID(), Status: status})
+		}
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	delivered := put("a", old, StatusDelivered)
+	dead := put("b", old, StatusDead)
+	pending := put("c", old, "")
+	fresh := put("d", time.Now(), StatusDelivered)
+	n, err := db.ExpireEvents(time.Now().Add(-24*time.Hour), 100)
+	if err != nil || n != 2 {
+		t.Fatalf("expired %d, %v; want 2", n, err)
+	}
+	for _, e := range []*Event{delivered, dead} {
+		if _, err := db.GetEvent(e.Partition, e.Seq); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("event %s survived: %v", e.ID(), err)
+		}
+	}
+	for _, e := range []*Event{pending, fresh} {
+		if _, err := db.GetEvent(e.Partition, e.Seq); err != nil {
+			t.Fatalf("event %s expired: %v", e.ID(), err)
+		}
+	}
+	if ids, _, _ := db.ListDead("d", 0, 10); len(ids) != 0 {
+		t.Fatalf("dead-letter entries left: %v", ids)
+	}
+}

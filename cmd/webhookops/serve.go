@@ -38,6 +38,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"WEBHOOKOPS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.Int64Flag{Name: "max-body", Value: ingress.DefaultMaxBody, EnvVars: []string{"WEBHOOKOPS_MAX_BODY"}, Usage: "largest webhook body accepted, in bytes"},
 			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
+			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
@@ -130,6 +131,7 @@ func serve(c *cli.Context) error {
 		Deliverer:        client,
 		Logger:           log,
 		DedupeWindow:     c.Duration("dedupe-window"),
+		Retention:        c.Duration("retention"),
 		DrainTimeout:     c.Duration("drain-timeout"),
 		OnReplayDelivery: replayHook.OnReplayDelivery,
 		OnChange: func(old, next *actors.Snapshot) {
