@@ -169,7 +169,7 @@ func TestConfigCRUD(t *testing.T) {
 	// Agents: the secret shows at creation only.
 	var a AgentOut
 	e.must(http.StatusCreated, "POST", "/api/v1/agents", map[string]any{"id": "office", "allowed_targets": []string{"10.0.0.5:8080"}}, &a)
-	if a.Secret == "" || a.EnrollCommand != "agentd --tunnel gw.example:7443 --server-fingerprint sha256:abcd --id office --secret-file office.secret --allow 10.0.0.5:8080" {
+	if a.Secret == "" || a.EnrollCommand != "agentd join --tunnel gw.example:7443 --id office --secret "+a.Secret+" --server-fingerprint sha256:abcd --allow 10.0.0.5:8080" {
 		t.Fatalf("agent creation: %+v", a)
 	}
 	raw = e.must(http.StatusOK, "GET", "/api/v1/agents/office", nil, nil)

@@ -53,6 +53,29 @@
 // secret rotates in one step too, and the tunnel cuts the old session.
 // Rotations are audited as secret.rotated / secret.revoked.
 //
+// # Agents and forwards
+//
+// POST /agents/{id}/enrollment is how an agent joins: it creates the agent
+// (optional body {"allowed_targets": [...]}) or, if it exists, gives it a
+// new secret (and the targets, when the body names them), and answers
+// {"command", "tunnel", "id", "secret", "server_fingerprint",
+// "allowed_targets", "created"}: command is the `agentd join` line to
+// paste, with the tunnel's public address (--tunnel-public-addr), the
+// certificate fingerprint agentd pins, the secret and an --allow per
+// allowed target. POST /agents and POST /agents/{id}/secret go through the
+// same code and carry the same line as enroll_command. A rotation cuts the
+// agent's live session before the answer is written (Apply's OnChange
+// reaches the tunnel synchronously), so a copied old secret stops working
+// at once. Without a tunnel (no --tunnel-addr) enrollment answers 409
+// naming the flag.
+//
+// GET/POST /forwards and GET/DELETE /forwards/{listen} manage raw TCP
+// forwards: connections accepted on listen (host:port) go through agent to
+// target. {listen} is the address URL-escaped (IPv6 brackets as %5B and
+// %5D). A create is refused, naming the field, when the agent does not
+// allow the target (the tunnel would refuse every connection) or the
+// address cannot be listened on; it needs the tunnel, like enrollment.
+//
 // Request bodies: at most 1 MiB of one JSON object; unknown fields are
 // refused (400 unknown_field naming the field), as are wrong types and
 // malformed values (400 invalid_field naming the field). Every error has

@@ -52,6 +52,7 @@ type envOpts struct {
 	bootstrap     string
 	metricsPublic bool
 	dir           string
+	noTunnel      bool // the node runs no tunnel (no --tunnel-addr)
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -75,8 +76,12 @@ func newEnv(t *testing.T, o envOpts) *env {
 		db.Close()
 		t.Fatal(err)
 	}
+	tunnel := &TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}
+	if o.noTunnel {
+		tunnel = nil
+	}
 	adm, err := New(Config{Node: node, ReplayHook: hook, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
-		Tunnel: &TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}})
+		Tunnel: tunnel})
 	if err != nil {
 		node.Close()
 		db.Close()

@@ -62,6 +62,12 @@ var operations = []operation{
 	{method: "PUT", path: "/api/v1/agents/{id}", summary: "Replace an agent (its secret is kept)", tag: "agents", in: "AgentInput", status: 200, out: "Agent"},
 	{method: "DELETE", path: "/api/v1/agents/{id}", summary: "Delete an agent nothing uses", tag: "agents", status: 204},
 	{method: "POST", path: "/api/v1/agents/{id}/secret", summary: "Rotate the agent's secret", tag: "agents", status: 201, out: "Agent"},
+	{method: "POST", path: "/api/v1/agents/{id}/enrollment", summary: "Enroll an agent: create it, or rotate its secret and cut its session; the answer is the agentd command line, shown once (409 when the tunnel is off)", tag: "agents", in: "EnrollmentRequest", inOptional: true, status: 201, out: "Enrollment"},
+
+	{method: "GET", path: "/api/v1/forwards", summary: "List raw TCP forwards", tag: "forwards", status: 200, out: "Page:Forward"},
+	{method: "POST", path: "/api/v1/forwards", summary: "Create a forward: connections to listen go through agent to target (409 when the tunnel is off)", tag: "forwards", in: "ForwardInput", status: 201, out: "Forward"},
+	{method: "GET", path: "/api/v1/forwards/{listen}", summary: "Read a forward; listen is host:port, URL-escaped", tag: "forwards", status: 200, out: "Forward"},
+	{method: "DELETE", path: "/api/v1/forwards/{listen}", summary: "Delete a forward; its listener closes", tag: "forwards", status: 204},
 
 	{method: "GET", path: "/api/v1/events", summary: "List events, newest first", tag: "events", query: eventQuery, status: 200, out: "Page:Event"},
 	{method: "GET", path: "/api/v1/events/{id}", summary: "Read an event: headers, raw body, every attempt", tag: "events", status: 200, out: "Event"},
@@ -94,6 +100,10 @@ var schemaTypes = map[string]any{
 	"RedriveRequest":     RedriveRequest{},
 	"Agent":              AgentOut{},
 	"AgentInput":         wal.Agent{},
+	"Enrollment":         Enrollment{},
+	"EnrollmentRequest":  EnrollmentRequest{},
+	"Forward":            ForwardOut{},
+	"ForwardInput":       wal.Forward{},
 	"Event":              EventOut{},
 	"EventReplayRequest": EventReplayRequest{},
 	"Replay":             Replay{},

@@ -8,12 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
@@ -60,17 +58,16 @@ type AgentOut struct {
 	Online   bool      `json:"online"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
 	// EnrollCommand, with Secret, is the agentd command line to start the
-	// agent with (the secret goes in the file it names).
+	// agent with (the same as an enrollment's command).
 	EnrollCommand string `json:"enroll_command,omitempty"`
 }
 
-func (s *Server) withSecret(out AgentOut, secret string) AgentOut {
-	out.Secret = secret
-	if t := s.cfg.Tunnel; t != nil {
-		out.EnrollCommand = fmt.Sprintf("agentd --tunnel %s --server-fingerprint %s --id %s --secret-file %s.secret", t.Addr, t.Fingerprint, out.ID, out.ID)
-		if len(out.AllowedTargets) > 0 {
-			out.EnrollCommand += " --allow " + strings.Join(out.AllowedTargets, ",")
-		}
+// withSecret is the answer that creates an agent or rotates its secret.
+func (s *Server) withSecret(a wal.Agent, created bool) AgentOut {
+	out := s.agentOut(a)
+	out.Secret = a.Secret
+	if e := s.enrollment(a, created); e != nil {
+		out.EnrollCommand = e.Command
 	}
 	return out
 }
@@ -485,24 +482,15 @@ func (s *Server) getAgent(_ *http.Request, ps httprouter.Params, _ principal) (i
 }
 
 func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var a wal.Agent
-	if err := decodeBody(r, &a); err != nil {
+	var req wal.Agent
+	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	sec, err := newAgentSecret()
+	a, _, err := s.putAgentSecret(req.ID, req.AllowedTargets, enrollNew, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	a.Secret = sec
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	if _, ok := s.node.Snapshot().Agents[a.ID]; ok {
-		return 0, nil, errConflict("an agent %q already exists", a.ID)
-	}
-	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusCreated, s.withSecret(s.agentOut(a), sec), nil
+	return http.StatusCreated, s.withSecret(a, true), nil
 }
 
 func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -555,22 +543,9 @@ func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal)
 }
 
 func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	id := ps.ByName("id")
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	a, ok := s.node.Snapshot().Agents[id]
-	if !ok {
-		return 0, nil, errNotFound("no agent %q", id)
-	}
-	sec, err := newAgentSecret()
+	a, _, err := s.putAgentSecret(ps.ByName("id"), nil, enrollExisting, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	a.Secret = sec
-	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
-		return 0, nil, err
-	}
-	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
-		Detail: map[string]string{"secret": actors.Mask(sec)}})
-	return http.StatusCreated, s.withSecret(s.agentOut(a), sec), nil
+	return http.StatusCreated, s.withSecret(a, false), nil
 }

@@ -324,6 +324,14 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodPut, p+"/agents/:id", adminOnly, s.updateAgent)
 	s.handle(http.MethodDelete, p+"/agents/:id", adminOnly, s.deleteAgent)
 	s.handle(http.MethodPost, p+"/agents/:id/secret", adminOnly, s.rotateAgentSecret)
+	s.handle(http.MethodPost, p+"/agents/:id/enrollment", adminOnly, s.enrollAgent)
+
+	// :listen is host:port, URL-escaped by clients (the router matches the
+	// decoded path, so a '/' in it could never be reached: none is valid).
+	s.handle(http.MethodGet, p+"/forwards", readOnly, s.listForwards)
+	s.handle(http.MethodPost, p+"/forwards", adminOnly, s.createForward)
+	s.handle(http.MethodGet, p+"/forwards/:listen", readOnly, s.getForward)
+	s.handle(http.MethodDelete, p+"/forwards/:listen", adminOnly, s.deleteForward)
 
 	s.handle(http.MethodGet, p+"/events", readOnly, s.listEvents)
 	s.handle(http.MethodGet, p+"/events/:id", readOnly, s.getEvent)

@@ -1,0 +1,219 @@
+package admin
+
+import (
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/tunnelproto"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// Enrollment is what an agent needs to join the tunnel: the agentd
+// command line, ready to paste, and its parts. It is the only answer that
+// shows the agent's secret.
+type Enrollment struct {
+	Command           string   `json:"command"`
+	Tunnel            string   `json:"tunnel"`
+	ID                string   `json:"id"`
+	Secret            string   `json:"secret"`
+	ServerFingerprint string   `json:"server_fingerprint"`
+	AllowedTargets    []string `json:"allowed_targets"`
+	// Created is true when the agent did not exist before, false when
+	// its secret was rotated (which cut its live session).
+	Created bool `json:"created"`
+}
+
+// EnrollmentRequest is the optional body of an enrollment. AllowedTargets,
+// when present (even empty), replaces the agent's list; absent keeps it.
+type EnrollmentRequest struct {
+	AllowedTargets []string `json:"allowed_targets"`
+}
+
+// ForwardOut is a forward as the API shows it.
+type ForwardOut struct {
+	wal.Forward
+	// AgentOnline reports whether the agent the forward goes through has
+	// a live session; while it has none, connections are refused.
+	AgentOnline bool `json:"agent_online"`
+}
+
+// errTunnelOff is the answer to what needs the tunnel when the node runs
+// none.
+func errTunnelOff(what string) *Error {
+	return errConflict("the tunnel is off, so %s is not possible: start `webhookops serve` with --tunnel-addr (e.g. --tunnel-addr :9700, and --tunnel-public-addr HOST:PORT if agents reach it by another name)", what)
+}
+
+// enrollMode is what a call to putAgentSecret accepts.
+type enrollMode int
+
+const (
+	enrollNew      enrollMode = iota // create; 409 if the agent exists
+	enrollExisting                   // rotate; 404 if it does not
+	enrollAny                        // create or rotate
+)
+
+// putAgentSecret gives agent id a fresh secret, creating it first if mode
+// allows; allowed, when not nil, replaces its allowed targets. It is the
+// one path for POST /agents, POST /agents/{id}/secret and POST
+// /agents/{id}/enrollment.
+//
+// Apply is audited (config.created or config.updated, secret masked), and
+// its OnChange reaches the tunnel before Apply returns: a rotated agent's
+// session is cut before the answer is written.
+func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p principal) (a wal.Agent, created bool, err error) {
+	sec, err := newAgentSecret()
+	if err != nil {
+		return wal.Agent{}, false, err
+	}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	cur, exists := s.node.Snapshot().Agents[id]
+	switch {
+	case exists && mode == enrollNew:
+		return wal.Agent{}, false, errConflict("an agent %q already exists (rotate its secret with POST %s/agents/%s/enrollment)", id, APIPrefix, id)
+	case !exists && mode == enrollExisting:
+		return wal.Agent{}, false, errNotFound("no agent %q", id)
+	}
+	a = wal.Agent{ID: id, AllowedTargets: cur.AllowedTargets, Secret: sec}
+	if allowed != nil {
+		a.AllowedTargets = allowed
+	}
+	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
+		return wal.Agent{}, false, err
+	}
+	if exists {
+		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
+			Detail: map[string]string{"secret": actors.Mask(sec)}})
+	}
+	return a, !exists, nil
+}
+
+// enrollment describes how agent a (holding its secret in clear) joins this
+// node's tunnel; nil when the node runs none.
+func (s *Server) enrollment(a wal.Agent, created bool) *Enrollment {
+	t := s.cfg.Tunnel
+	if t == nil {
+		return nil
+	}
+	e := &Enrollment{Tunnel: t.Addr, ID: a.ID, Secret: a.Secret, ServerFingerprint: t.Fingerprint,
+		AllowedTargets: slices.Clone(a.AllowedTargets), Created: created}
+	if e.AllowedTargets == nil {
+		e.AllowedTargets = []string{}
+	}
+	args := []string{"agentd", "join", "--tunnel", t.Addr, "--id", a.ID, "--secret", a.Secret, "--server-fingerprint", t.Fingerprint}
+	for _, target := range a.AllowedTargets {
+		args = append(args, "--allow", target)
+	}
+	for i, arg := range args {
+		args[i] = shellQuote(arg)
+	}
+	e.Command = strings.Join(args, " ")
+	return e
+}
+
+// shellQuote quotes s for a POSIX shell unless it is plainly safe (an IPv6
+// address's brackets, say, are glob characters).
+func shellQuote(s string) string {
+	safe := s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("-_.:/@%+=,", r))
+	}) < 0
+	if safe {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func (s *Server) enrollAgent(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	var req EnrollmentRequest
+	if err := decodeOptional(r, &req); err != nil {
+		return 0, nil, err
+	}
+	if s.cfg.Tunnel == nil {
+		return 0, nil, errTunnelOff("enrolling an agent")
+	}
+	a, created, err := s.putAgentSecret(ps.ByName("id"), req.AllowedTargets, enrollAny, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, s.enrollment(a, created), nil
+}
+
+// --- forwards ---
+
+func (s *Server) forwardOut(f wal.Forward) ForwardOut {
+	out := ForwardOut{Forward: f}
+	if s.cfg.Agents != nil {
+		out.AgentOnline, _ = s.cfg.Agents.Online(f.Agent)
+	}
+	return out
+}
+
+func (s *Server) listForwards(*http.Request, httprouter.Params, principal) (int, any, error) {
+	snap := s.node.Snapshot()
+	var out []ForwardOut
+	for _, k := range slices.Sorted(maps.Keys(snap.Forwards)) {
+		out = append(out, s.forwardOut(snap.Forwards[k]))
+	}
+	return http.StatusOK, newPage(out, ""), nil
+}
+
+func (s *Server) getForward(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
+	f, ok := s.node.Snapshot().Forwards[ps.ByName("listen")]
+	if !ok {
+		return 0, nil, errNotFound("no forward listening on %q", ps.ByName("listen"))
+	}
+	return http.StatusOK, s.forwardOut(f), nil
+}
+
+// createForward checks what Apply cannot see before it writes: that the
+// agent allows the target (the tunnel would refuse every connection) and
+// that the address can be listened on (the tunnel would only log that it
+// cannot).
+func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	var f wal.Forward
+	if err := decodeBody(r, &f); err != nil {
+		return 0, nil, err
+	}
+	if s.cfg.Tunnel == nil {
+		return 0, nil, errTunnelOff("a forward")
+	}
+	if err := f.Validate(); err != nil {
+		return 0, nil, err
+	}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	snap := s.node.Snapshot()
+	if _, ok := snap.Forwards[f.Listen]; ok {
+		return 0, nil, errConflict("a forward already listens on %q (delete it first)", f.Listen)
+	}
+	if a, ok := snap.Agents[f.Agent]; ok && !tunnelproto.TargetAllowed(a.AllowedTargets, f.Target) {
+		return 0, nil, errBadRequest("validation_failed", "target", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", f.Agent, f.Target)
+	}
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return 0, nil, errBadRequest("validation_failed", "listen", "cannot listen on %s: %v", f.Listen, err)
+	}
+	ln.Close()
+	if err := s.apply(actors.Change{Forwards: []wal.Forward{f}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, s.forwardOut(f), nil
+}
+
+func (s *Server) deleteForward(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	listen := ps.ByName("listen")
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Forwards[listen]; !ok {
+		return 0, nil, errNotFound("no forward listening on %q", listen)
+	}
+	if err := s.apply(actors.Change{DeleteForwards: []string{listen}}, p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
