@@ -88,21 +88,6 @@ func (s *Snapshot) check() error {
 	return nil
 }
 
-// referrers lists the sources routing to dest.
-func (s *Snapshot) referrers(dest string) []string {
-	var out []string
-	for slug, src := range s.Sources {
-		for _, r := range src.Source.Routes {
-			if r.Destination == dest {
-				out = append(out, slug)
-				break
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // mask hides a secret for logs, audit entries and API reads.
 func mask(s string) string {
 	if s == "" {

@@ -293,7 +293,7 @@ func TestRestartResumesQueueAndRetrySchedule(t *testing.T) {
 	tn.stop()
 
 	up.Store(true)
-	tn = startNode(t, dir, nil, change)
+	startNode(t, dir, nil, change)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := s.received()

@@ -10,10 +10,9 @@ import (
 // ingestMsg asks a shard to persist one event. reply is buffered (1), so the
 // shard and the committer never block on a handler that went away.
 type ingestMsg struct {
-	part   uint16
-	ev     *wal.Event
-	reply  chan ingestReply
-	replay bool
+	part  uint16
+	ev    *wal.Event
+	reply chan ingestReply
 }
 
 type ingestReply struct {

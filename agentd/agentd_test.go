@@ -10,10 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -368,11 +365,7 @@ func TestConfigValidate(t *testing.T) {
 // TestImportGraph: agentd ships as a small binary; it must never link
 // Pebble or protoactor-go.
 func TestImportGraph(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	out, err := exec.Command(gobin, "list", "-deps", "github.com/webhookops/webhookops/cmd/agentd").CombinedOutput()
+	out, err := exec.Command("go", "list", "-deps", "github.com/webhookops/webhookops/cmd/agentd").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}

@@ -565,7 +565,8 @@ func TestDeliverBadDestinations(t *testing.T) {
 		})
 	}
 	t.Run("nil context", func(t *testing.T) {
-		res := c.Deliver(nil, wal.Destination{URL: "ftp://x/"}, Request{}) //nolint:staticcheck // SA1012: must not panic
+		//lint:ignore SA1012 a nil context must not panic
+		res := c.Deliver(nil, wal.Destination{URL: "ftp://x/"}, Request{})
 		if res.Err != ErrBadURL.Error() {
 			t.Fatalf("result = %+v", res)
 		}

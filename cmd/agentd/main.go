@@ -125,7 +125,7 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	}
 	switch format {
 	case "text":
-		return slog.New(tint.NewHandler(os.Stderr, &tint.Options{Level: lvl, TimeFormat: time.DateTime})), nil
+		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lvl, TimeFormat: time.DateTime})), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
 	}
