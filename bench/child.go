@@ -156,8 +156,8 @@ func startProcess(bin string, args []string, logPath string, logTo io.Writer) (*
 
 // waitReady polls GET /readyz until it answers 200. It fails at once if the
 // process exits, with the tail of its log.
-func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func (c *child) waitReady(parent context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 	defer hc.CloseIdleConnections()
@@ -177,6 +177,9 @@ func (c *child) waitReady(ctx context.Context, timeout time.Duration) error {
 		case <-c.exited:
 			return fmt.Errorf("bench: server exited before ready (%v): %s", c.waitErr, c.logTail())
 		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				return err
+			}
 			return fmt.Errorf("bench: server not ready after %v: %s", timeout, c.logTail())
 		case <-tick.C:
 		}

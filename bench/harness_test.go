@@ -378,3 +378,56 @@ func TestFindFingerprint(t *testing.T) {
 		t.Fatal("findFingerprint of a dir without a certificate: no error")
 	}
 }
+
+// TestAlternateRounds: with rounds, each side gets its share of every slice,
+// ids stay unique across slices (a repeat would be answered as a duplicate
+// and counted as an error), and the sides take turns.
+func TestAlternateRounds(t *testing.T) {
+	var idsA, idsB sync.Map
+	var mu sync.Mutex
+	var turns []string // the side of each request, in arrival order
+	serve := func(name string, ids *sync.Map) *httpServer {
+		h := verifyingHandler(t, "benchsecret", ids)
+		s, err := startHTTPServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			if len(turns) == 0 || turns[len(turns)-1] != name {
+				turns = append(turns, name)
+			}
+			mu.Unlock()
+			h(w, r)
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := serve("ours", &idsA), serve("base", &idsB)
+	r := &runner{opts: Options{Rate: 200, Concurrency: 4, Duration: 400 * time.Millisecond, Requests: 1 << 30, Rounds: 4,
+		Source: "bench", Secret: "benchsecret", BodySize: 100}}
+	r.client = newClient(4, 5*time.Second)
+	defer r.client.CloseIdleConnections()
+	mk := func(url string) func(bool) load {
+		return func(bool) load { return r.phase(newSigner(r.client, url, "bench", "benchsecret", 100).newWorker) }
+	}
+	quiesced := 0
+	lr, br := r.alternate(context.Background(), "test", mk(a.url()), mk(b.url()), func(context.Context) { quiesced++ })
+	// 200/s over four 100 ms slices a side: 20 slots a slice, 80 a side.
+	for name, res := range map[string]loadResult{"ours": lr, "baseline": br} {
+		if res.rec.ok.Load() != 80 || res.rec.errs.Load() != 0 {
+			t.Errorf("%s: %d ok, %d errors (first %v); want 80 and 0", name, res.rec.ok.Load(), res.rec.errs.Load(), res.rec.firstError())
+		}
+		if res.elapsed < 400*time.Millisecond || res.throughput() <= 0 {
+			t.Errorf("%s: elapsed %v over four 100ms slices", name, res.elapsed)
+		}
+	}
+	want := []string{"ours", "base", "ours", "base"} // ABBA: ours | base base | ours ours | base base | ours
+	mu.Lock()
+	defer mu.Unlock()
+	if len(turns) != 5 || turns[0] != want[0] || turns[1] != want[1] || turns[2] != want[2] {
+		t.Errorf("turns %v, want ours, base, ours, base, ours (ABBA)", turns)
+	}
+	if quiesced != 4 {
+		t.Errorf("quiesce ran %d times, want before each of the 4 baseline slices", quiesced)
+	}
+}

@@ -158,7 +158,15 @@ func (l load) run(ctx context.Context) loadResult {
 		})
 	}
 	wg.Wait()
-	return loadResult{rec: rec, start: start, elapsed: time.Since(start)}
+	elapsed := time.Since(start)
+	if !l.closed && ctx.Err() == nil {
+		// The schedule is the phase's length even when the last answer came
+		// back early (the last slot is one interval before the end), so an
+		// open loop that keeps up reports exactly its rate.
+		span := min(float64(l.duration), float64(l.requests)*interval)
+		elapsed = max(elapsed, time.Duration(span))
+	}
+	return loadResult{rec: rec, start: start, elapsed: elapsed}
 }
 
 func openLoop(ctx context.Context, send sendFunc, rec *recorder, next *atomic.Int64, limit, firstSeq int64, start, end time.Time, interval float64) {

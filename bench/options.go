@@ -81,6 +81,10 @@ type Options struct {
 	Requests int64
 	// Baseline also runs the same load against the machine's limit.
 	Baseline bool
+	// Rounds, with Baseline, splits Duration into this many alternating
+	// slices of our load and the baseline's (ingest, tunnel-http), so a noisy
+	// neighbour hits both alike. 1 runs ours, then the baseline.
+	Rounds int
 	// BodySize is the size of each webhook body in bytes.
 	BodySize int
 	// RequestTimeout bounds a single request.
@@ -211,6 +215,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("bench: events %d must be positive", o.Events)
 	case o.Destinations < 0:
 		return fmt.Errorf("bench: destinations %d must be positive", o.Destinations)
+	case o.Rounds < 0:
+		return fmt.Errorf("bench: rounds %d must be positive", o.Rounds)
 	case o.Streams < 0:
 		return fmt.Errorf("bench: streams %d must be positive", o.Streams)
 	case o.MaxInFlight < 0:

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,5 +286,23 @@ func TestCancelStopsPromptly(t *testing.T) {
 	}
 	if rep == nil || len(rep.Scenarios) != 1 {
 		t.Fatalf("cancelled run returned no partial report: %+v", rep)
+	}
+}
+
+// TestIngestRounds: ingest with the baseline in alternating rounds, the
+// gateway given time to deliver before each baseline slice.
+func TestIngestRounds(t *testing.T) {
+	t.Parallel()
+	opts := shortOptions(ScenarioIngest)
+	opts.ServerBin = fakeServer(t)
+	opts.Rounds = 3
+	opts.Warmup = 100 * time.Millisecond
+	rep, err := Run(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkComplete(t, rep, true)
+	if s := rep.Scenarios[0]; !strings.HasSuffix(s.Mode, "3 rounds") {
+		t.Errorf("mode %q does not say it ran in rounds", s.Mode)
 	}
 }

@@ -56,14 +56,6 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 		return res, fmt.Errorf("bench: app: %w", err)
 	}
 	defer app.Close()
-	phase := func(label, base string) loadResult {
-		return r.measure(ctx, label, func(bool) load {
-			sg := newSigner(r.client, base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
-			sg.url = base + "/app"
-			sg.want = http.StatusOK
-			return r.phase(sg.newWorker)
-		})
-	}
 	fwd, closeTunnel, tunErr := r.tunnelForward(ctx, ScenarioTunnelHTTP, app.addr(), func(ctx context.Context, fwd string) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -84,6 +76,27 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	})
 	if tunErr != nil && !errors.Is(tunErr, ErrNotAvailable) {
 		return res, tunErr
+	}
+	mk := func(base string) func(bool) load {
+		return func(bool) load {
+			sg := newSigner(r.client, base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
+			sg.url = base + "/app"
+			sg.want = http.StatusOK
+			return r.phase(sg.newWorker)
+		}
+	}
+	phase := func(label, base string) loadResult { return r.measure(ctx, label, mk(base)) }
+	if tunErr == nil && r.opts.Baseline && r.opts.Rounds > 1 {
+		lr, br := r.alternate(ctx, ScenarioTunnelHTTP, mk("http://"+fwd), mk(app.url()), nil)
+		r.client.CloseIdleConnections()
+		closeTunnel()
+		fill(&res, lr, "req/s")
+		fillBaseline(&res, br.throughput(), br.rec.latency())
+		res.Mode += fmt.Sprintf(", %d rounds", r.opts.Rounds)
+		if err := br.rec.firstError(); err != nil && res.FirstError == "" {
+			res.FirstError = "direct: " + err.Error()
+		}
+		return res, ctx.Err()
 	}
 	if tunErr == nil {
 		fill(&res, phase(ScenarioTunnelHTTP, "http://"+fwd), "req/s")
