@@ -67,6 +67,12 @@
 // (and the extra p99_ratio) carry the comparison. For destinations the baseline
 // is the same server with a single destination and the ratio is of RSS.
 //
+// On a shared machine the load of neighbours drifts during a run. --rounds N
+// (ingest, tunnel-http) splits the duration into N slices per side run in
+// ABBA order (ours, baseline, baseline, ours, ...) so a drift hits both sides
+// alike; before each baseline slice the gateway is given time to deliver what
+// it accepted, so the baseline does not share the CPU with our backlog.
+//
 // # Recovery without backoff in the way
 //
 // The backlog piles up while the sink holds every delivery open without
@@ -80,7 +86,7 @@
 // # Running
 //
 //	go run ./cmd/webhookops bench ingest --baseline --duration 10s --rate 2000
-//	go run ./cmd/webhookops bench ingest --max -c 64 --baseline --json ingest.json
+//	go run ./cmd/webhookops bench ingest --max -c 64 --baseline --rounds 6 --json ingest.json
 //	go run ./cmd/webhookops bench e2e --baseline --rate 1000
 //	go run ./cmd/webhookops bench recovery --events 1000000 --duration 30m
 //	go run ./cmd/webhookops bench destinations --destinations 10000 --baseline
