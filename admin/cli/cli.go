@@ -1,5 +1,5 @@
 // Package cli is the operator CLI of the admin API: `webhookops sources`,
-// `destinations`, `agents`, `events`, `replay`, `dlq`, `audit` and
+// `destinations`, `agents`, `forwards`, `events`, `replay`, `dlq`, `audit` and
 // `token`. Each command talks to --server (WEBHOOKOPS_SERVER, default
 // http://127.0.0.1:8081) with --token (WEBHOOKOPS_TOKEN), prints aligned
 // tables or, with --json, the API's JSON for scripts.
@@ -47,6 +47,7 @@ func Commands() []*cli.Command {
 		sourcesCommand(),
 		destinationsCommand(),
 		agentsCommand(),
+		forwardsCommand(),
 		eventsCommand(),
 		replayCommand(),
 		dlqCommand(),

@@ -58,7 +58,8 @@ func startServer(t *testing.T, dir string) *server {
 		db.Close()
 		t.Fatal(err)
 	}
-	adm, err := admin.New(admin.Config{Node: node, ReplayHook: hook, BootstrapToken: token})
+	adm, err := admin.New(admin.Config{Node: node, ReplayHook: hook, BootstrapToken: token,
+		Tunnel: &admin.TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}})
 	if err != nil {
 		node.Close()
 		db.Close()

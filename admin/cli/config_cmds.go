@@ -528,7 +528,35 @@ func agentsCommand() *cli.Command {
 				return output(c, out, func(w io.Writer) error {
 					fmt.Fprintf(w, "created agent %s\nsecret: %s   (shown only now; give it to agentd)\n", out.ID, out.Secret)
 					if out.EnrollCommand != "" {
-						fmt.Fprintf(w, "start it with the secret in %s.secret:\n    %s\n", out.ID, out.EnrollCommand)
+						fmt.Fprintf(w, "start it on the private network with:\n    %s\n", out.EnrollCommand)
+					}
+					return nil
+				})
+			})},
+			{Name: "enroll", Usage: "create an agent, or give it a new secret (cutting its session); prints the agentd command to run", ArgsUsage: "ID", Flags: commonFlags(
+				&cli.StringSliceFlag{Name: "allow", Usage: "host:port the agent may reach; repeat for more (replaces the list; omit to keep it)"},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				id, err := arg(c, 0, "ID")
+				if err != nil {
+					return err
+				}
+				var allowed []string
+				if c.IsSet("allow") {
+					allowed = c.StringSlice("allow")
+				}
+				out, err := cl.Enroll(ctx, id, allowed)
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					if out.Created {
+						fmt.Fprintf(w, "enrolled new agent %s.\n", out.ID)
+					} else {
+						fmt.Fprintf(w, "gave agent %s a new secret; its old one no longer works.\n", out.ID)
+					}
+					fmt.Fprintf(w, "Run this where the agent can reach its targets (the secret is shown only now):\n\n    %s\n\n", out.Command)
+					if len(out.AllowedTargets) == 0 {
+						fmt.Fprintln(w, "The agent allows no target yet: enroll again with --allow HOST:PORT.")
 					}
 					return nil
 				})
@@ -569,8 +597,74 @@ func agentsCommand() *cli.Command {
 				}
 				return output(c, out, func(w io.Writer) error {
 					fmt.Fprintf(w, "new secret for %s: %s   (shown only now)\n", id, out.Secret)
+					if out.EnrollCommand != "" {
+						fmt.Fprintf(w, "restart agentd with:\n    %s\n", out.EnrollCommand)
+					}
 					return nil
 				})
+			})},
+		},
+	}
+}
+
+// --- forwards ---
+
+func forwardsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "forwards",
+		Usage: "manage raw TCP forwards (a local port that reaches a private host:port through an agent)",
+		Subcommands: []*cli.Command{
+			{Name: "list", Usage: "list forwards", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				items, err := cl.ListForwards(ctx)
+				if err != nil {
+					return err
+				}
+				return output(c, items, func(w io.Writer) error {
+					var rows [][]string
+					for _, f := range items {
+						rows = append(rows, []string{f.Listen, f.Agent, f.Target, strconv.FormatBool(f.AgentOnline)})
+					}
+					return table(w, []string{"LISTEN", "AGENT", "TARGET", "AGENT_ONLINE"}, rows)
+				})
+			})},
+			{Name: "get", Usage: "show a forward", ArgsUsage: "LISTEN", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				listen, err := arg(c, 0, "LISTEN")
+				if err != nil {
+					return err
+				}
+				f, err := cl.GetForward(ctx, listen)
+				if err != nil {
+					return err
+				}
+				return output(c, f, func(w io.Writer) error { return kv(w, f) })
+			})},
+			{Name: "create", Usage: "listen on --listen and send each connection through --agent to --target", Flags: commonFlags(
+				&cli.StringFlag{Name: "listen", Usage: "host:port to listen on (this node)", Required: true},
+				&cli.StringFlag{Name: "agent", Usage: "agent id", Required: true},
+				&cli.StringFlag{Name: "target", Usage: "host:port the agent connects to (must be in its allowed targets)", Required: true},
+			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				out, err := cl.CreateForward(ctx, wal.Forward{Listen: c.String("listen"), Agent: c.String("agent"), Target: c.String("target")})
+				if err != nil {
+					return err
+				}
+				return output(c, out, func(w io.Writer) error {
+					fmt.Fprintf(w, "forwarding %s through agent %s to %s\n", out.Listen, out.Agent, out.Target)
+					if !out.AgentOnline {
+						fmt.Fprintf(w, "agent %s is offline: connections are refused until it joins\n", out.Agent)
+					}
+					return nil
+				})
+			})},
+			{Name: "delete", Usage: "stop a forward and close its listener", ArgsUsage: "LISTEN", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+				listen, err := arg(c, 0, "LISTEN")
+				if err != nil {
+					return err
+				}
+				if err := cl.DeleteForward(ctx, listen); err != nil {
+					return err
+				}
+				ok(c, "deleted forward %s", listen)
+				return nil
 			})},
 		},
 	}

@@ -77,8 +77,15 @@ func New(server, token string) (*Client, error) {
 func (c *Client) Server() string { return c.base.String() }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	// path comes escaped (esc); keep that form on the wire, or a '%' in
+	// it would be escaped again.
 	u := *c.base
-	u.Path += path
+	rawPath := u.EscapedPath() + path
+	p, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return &Error{Kind: KindInvalid, Msg: fmt.Sprintf("bad request path %q: %v", path, err)}
+	}
+	u.Path, u.RawPath = p, rawPath
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
 	}
@@ -283,6 +290,40 @@ func (c *Client) DeleteAgent(ctx context.Context, id string) error {
 func (c *Client) RotateAgentSecret(ctx context.Context, id string) (admin.AgentOut, error) {
 	var out admin.AgentOut
 	return out, c.do(ctx, "POST", api+"/agents/"+esc(id)+"/secret", nil, nil, &out)
+}
+
+// Enroll creates agent id or rotates its secret, and returns the agentd
+// command line. allowed, when not nil, replaces the agent's allowed
+// targets; nil keeps them.
+func (c *Client) Enroll(ctx context.Context, id string, allowed []string) (admin.Enrollment, error) {
+	var out admin.Enrollment
+	var in any
+	if allowed != nil {
+		in = admin.EnrollmentRequest{AllowedTargets: allowed}
+	}
+	return out, c.do(ctx, "POST", api+"/agents/"+esc(id)+"/enrollment", nil, in, &out)
+}
+
+// --- forwards ---
+
+func (c *Client) ListForwards(ctx context.Context) ([]admin.ForwardOut, error) {
+	var p admin.Page[admin.ForwardOut]
+	return p.Items, c.do(ctx, "GET", api+"/forwards", nil, nil, &p)
+}
+
+// GetForward reads the forward listening on listen (host:port).
+func (c *Client) GetForward(ctx context.Context, listen string) (admin.ForwardOut, error) {
+	var f admin.ForwardOut
+	return f, c.do(ctx, "GET", api+"/forwards/"+esc(listen), nil, nil, &f)
+}
+
+func (c *Client) CreateForward(ctx context.Context, f wal.Forward) (admin.ForwardOut, error) {
+	var out admin.ForwardOut
+	return out, c.do(ctx, "POST", api+"/forwards", nil, f, &out)
+}
+
+func (c *Client) DeleteForward(ctx context.Context, listen string) error {
+	return c.do(ctx, "DELETE", api+"/forwards/"+esc(listen), nil, nil, nil)
 }
 
 // --- events ---
