@@ -109,7 +109,7 @@ type load struct {
 	firstSeq int64         // sequence numbers start here (keeps ids unique across phases)
 	// newWorker returns the send function of one worker.
 	newWorker func() sendFunc
-	// record is optional; when set, the phase records into it (so a caller can
+	// rec is optional; when set, the phase records into it (so a caller can
 	// watch the counters); otherwise a fresh recorder is used.
 	rec *recorder
 }
@@ -118,7 +118,7 @@ type load struct {
 type loadResult struct {
 	rec     *recorder
 	start   time.Time
-	elapsed time.Duration // from the first scheduled send to the last answer
+	elapsed time.Duration // from the first scheduled send to the last answer (open loop: at least the schedule)
 }
 
 func (r loadResult) throughput() float64 {
