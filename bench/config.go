@@ -32,6 +32,9 @@ func serverConfig(source, secret string, routeTo []string, dests []destConfig) s
 	}
 	b.WriteString("destinations:\n")
 	for _, d := range dests {
+		if d.ordering == "ordered" {
+			d.maxInFlight = 1 // the server refuses more for an ordered destination
+		}
 		fmt.Fprintf(&b, "  - slug: %s\n    url: %s\n    ordering: %s\n    max_in_flight: %d\n    timeout: %s\n    max_attempts: %d\n    backoff_base: %s\n    allow_private_network: true\n",
 			strconv.Quote(d.slug), strconv.Quote(d.url), d.ordering, d.maxInFlight,
 			d.timeout, d.maxAttempts, d.backoffBase)

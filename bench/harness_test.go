@@ -431,3 +431,13 @@ func TestAlternateRounds(t *testing.T) {
 		t.Errorf("quiesce ran %d times, want before each of the 4 baseline slices", quiesced)
 	}
 }
+
+func TestServerConfigOrderedHasOneInFlight(t *testing.T) {
+	cfg := serverConfig("bench", "s", []string{"a"}, []destConfig{
+		{slug: "a", url: "http://127.0.0.1:1/hook", ordering: "ordered", maxInFlight: 64, timeout: time.Second, maxAttempts: 3, backoffBase: time.Second},
+		{slug: "b", url: "http://127.0.0.1:1/hook", ordering: "parallel", maxInFlight: 64, timeout: time.Second, maxAttempts: 3, backoffBase: time.Second},
+	})
+	if !strings.Contains(cfg, "ordering: ordered\n    max_in_flight: 1\n") || !strings.Contains(cfg, "ordering: parallel\n    max_in_flight: 64\n") {
+		t.Fatalf("config:\n%s", cfg)
+	}
+}

@@ -98,10 +98,14 @@ func startsAndStops(ctx context.Context, bin string) error {
 func TestScenariosAgainstRealServer(t *testing.T) {
 	t.Parallel()
 	bin := realServer(t)
-	for _, name := range Scenarios {
+	for _, name := range append(Scenarios[:len(Scenarios):len(Scenarios)], ScenarioE2E+"-ordered") {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			opts := shortOptions(name)
+			if name == ScenarioE2E+"-ordered" {
+				opts = shortOptions(ScenarioE2E)
+				opts.Ordering = "ordered"
+			}
 			opts.ServerBin = bin
 			rep, err := Run(context.Background(), opts)
 			if errors.Is(err, ErrNotAvailable) {
