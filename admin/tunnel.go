@@ -86,7 +86,7 @@ func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p 
 	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
 		return wal.Agent{}, false, err
 	}
-	if exists {
+	if cur.Secret != "" {
 		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
 			Detail: map[string]string{"secret": actors.Mask(sec)}})
 	}

@@ -19,32 +19,52 @@ import (
 	"github.com/webhookops/webhookops/ingress/verify"
 )
 
-// buildBinary builds webhookops once per test binary run.
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// built is one command, built once per test binary run.
+type built struct {
+	pkg  string // relative to this directory
+	once sync.Once
+	path string
+	err  error
+}
 
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "webhookops-bin")
+var builds = map[string]*built{"webhookops": {pkg: "."}, "agentd": {pkg: "../agentd"}}
+
+func (b *built) build(name string) {
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", name+"-bin")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "webhookops")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		b.path = filepath.Join(dir, name)
+		out, err := exec.Command("go", "build", "-o", b.path, b.pkg).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
 }
+
+// buildCommands builds the named commands (keys of builds) in parallel,
+// each once, and returns their paths.
+func buildCommands(t *testing.T, names ...string) []string {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, n := range names {
+		wg.Go(func() { builds[n].build(n) })
+	}
+	wg.Wait()
+	paths := make([]string, len(names))
+	for i, n := range names {
+		if err := builds[n].err; err != nil {
+			t.Fatal(err)
+		}
+		paths[i] = builds[n].path
+	}
+	return paths
+}
+
+// buildBinary builds webhookops.
+func buildBinary(t *testing.T) string { return buildCommands(t, "webhookops")[0] }
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -56,22 +76,50 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// logBuf collects a child's output; the test reads it while the child
+// writes.
+type logBuf struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 type child struct {
 	cmd    *exec.Cmd
 	ingest string
 	admin  string
-	log    *bytes.Buffer
+	log    *logBuf
+	exited chan struct{} // closed once the process is waited for
 }
 
 func startChild(t *testing.T, bin, dataDir, cfg string) *child {
 	t.Helper()
-	c := &child{ingest: freeAddr(t), admin: freeAddr(t), log: &bytes.Buffer{}}
-	c.cmd = exec.Command(bin, "serve", "--data-dir", dataDir, "--config", cfg,
-		"--ingest-addr", c.ingest, "--admin-addr", c.admin, "--log-level", "warn", "--log-format", "json")
+	return startServe(t, bin, freeAddr(t), freeAddr(t), "--data-dir", dataDir, "--config", cfg)
+}
+
+// startServe runs `webhookops serve` on the given ingest and admin
+// addresses with the extra flags, and waits until it is ready.
+func startServe(t *testing.T, bin, ingest, admin string, extra ...string) *child {
+	t.Helper()
+	c := &child{ingest: ingest, admin: admin, log: &logBuf{}, exited: make(chan struct{})}
+	args := append([]string{"serve", "--ingest-addr", c.ingest, "--admin-addr", c.admin, "--log-level", "warn", "--log-format", "json"}, extra...)
+	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	go func() { c.cmd.Wait(); close(c.exited) }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + c.admin + "/readyz")
@@ -81,9 +129,13 @@ func startChild(t *testing.T, bin, dataDir, cfg string) *child {
 				return c
 			}
 		}
+		select {
+		case <-c.exited:
+			t.Fatalf("child exited before it was ready (%v):\n%s", c.cmd.ProcessState, c.log)
+		default:
+		}
 		if time.Now().After(deadline) {
-			c.cmd.Process.Kill()
-			c.cmd.Wait()
+			c.kill9()
 			t.Fatalf("child never became ready:\n%s", c.log)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -92,7 +144,13 @@ func startChild(t *testing.T, bin, dataDir, cfg string) *child {
 
 func (c *child) kill9() {
 	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
+	<-c.exited
+}
+
+// stop sends SIGTERM and waits for the child to exit.
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	<-c.exited
 }
 
 // TestCrashKeepsEveryAcknowledgedEvent runs a real server as a child
@@ -211,8 +269,7 @@ destinations:
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			c.cmd.Process.Signal(syscall.SIGTERM)
-			c.cmd.Wait()
+			c.stop()
 		}
 	}
 	if len(acked) < 20 {
