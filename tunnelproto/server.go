@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +64,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	tr := &quic.Transport{Conn: udp, StatelessResetKey: resetKey(cfg.TLSCert)}
 	ln, err := tr.Listen(cfg.tlsConfig(), cfg.quicConfig())
 	if err != nil {
 		tr.Close()
@@ -597,3 +600,20 @@ var framePool = sync.Pool{New: func() any { return new(frameBuf) }}
 
 func getFrameBuf() *frameBuf  { return framePool.Get().(*frameBuf) }
 func putFrameBuf(b *frameBuf) { framePool.Put(b) }
+
+// resetKey derives the QUIC stateless reset key from the certificate's
+// private key, so a restarted server (same data dir, same key) can reset
+// the connections its previous run left behind: an agent then notices at
+// its next packet and reconnects at once, instead of waiting out its
+// heartbeat timeout. Nil (resets off) when the key cannot be read.
+func resetKey(cert tls.Certificate) *quic.StatelessResetKey {
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return nil
+	}
+	mac := hmac.New(sha256.New, der)
+	mac.Write([]byte("webhookops-tunnel/1 stateless reset"))
+	var k quic.StatelessResetKey
+	copy(k[:], mac.Sum(nil))
+	return &k
+}
