@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
@@ -152,6 +153,11 @@ func serve(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.String("config"), err)
 		}
+		// Parsing and applying a large file leaves garbage many times the
+		// size of what it configured; hand it back to the OS now rather
+		// than carry it as resident memory while idle.
+		file = nil
+		debug.FreeOSMemory()
 	}
 	tunnel, err := startTunnel(c, node, log)
 	if err != nil {
