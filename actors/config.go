@@ -225,7 +225,7 @@ func (n *Node) Apply(c Change) error {
 		n.cfg.OnChange(old, next)
 	}
 	for _, slug := range append(changedDests, c.DeleteDestinations...) {
-		n.dests.send(slug, configMsg{})
+		n.dests.notify(slug, configMsg{})
 	}
 	return nil
 }

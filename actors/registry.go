@@ -54,6 +54,17 @@ func (r *registry) send(dest string, msg routed) bool {
 	return true
 }
 
+// notify sends msg to dest's actor only if it is running: one that is not
+// reads the current configuration when it starts.
+func (r *registry) notify(dest string, msg routed) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.actors[dest]; ok && !r.closing {
+		e.sent++
+		r.n.system.Root.Send(e.pid, msg)
+	}
+}
+
 // passivate removes dest's actor if it has received all that was sent to it.
 func (r *registry) passivate(dest string, pid *actor.PID) bool {
 	r.mu.Lock()

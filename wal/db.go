@@ -234,3 +234,8 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 	os.Exit(1)
 }
+
+// Flush writes the memtable out to an sstable. After a very large batch
+// (a config file of many thousands of destinations) this lets Pebble drop
+// the batch it kept in memory.
+func (db *DB) Flush() error { return db.pdb.Flush() }

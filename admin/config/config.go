@@ -14,7 +14,7 @@ import (
 )
 
 // MaxFileSize is the largest config file accepted, in bytes.
-const MaxFileSize = 4 << 20
+const MaxFileSize = 32 << 20
 
 // File is a parsed, validated config file. Its items are as written: zero
 // fields mean "default" and the caller applies wal.Destination.WithDefaults.

@@ -461,7 +461,7 @@ func TestLoadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(big)
-	want := big + ": file is larger than 4 MiB"
+	want := big + ": file is larger than 32 MiB"
 	if err == nil || err.Error() != want {
 		t.Errorf("big file: %v, want %s", err, want)
 	}

@@ -24,7 +24,7 @@ import (
 // into a huge value, so decoding counts the values it produces.
 const (
 	maxDepth  = 32      // nesting levels; a real config needs about 7
-	maxValues = 1 << 18 // values decoded, counting every alias expansion
+	maxValues = 1 << 22 // values decoded, counting every alias expansion
 	maxHops   = 16      // anchor, alias and tag wrappers around one value
 )
 

@@ -157,6 +157,9 @@ func serve(c *cli.Context) error {
 		// size of what it configured; hand it back to the OS now rather
 		// than carry it as resident memory while idle.
 		file = nil
+		if err := db.Flush(); err != nil {
+			return err
+		}
 		debug.FreeOSMemory()
 	}
 	tunnel, err := startTunnel(c, node, log)
