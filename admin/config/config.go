@@ -88,7 +88,7 @@ func ParseWith(name string, data []byte, known Known) (*File, error) {
 	}
 	f := &File{name: name, pos: map[string]position{}}
 	if body != nil {
-		d := newDecoder(name, body)
+		d := newDecoder(name, body, len(data))
 		d.decode(body, reflect.ValueOf(f).Elem(), "", nodePos(body))
 		if !d.errs.empty() {
 			return nil, d.errs.err()

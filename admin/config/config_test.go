@@ -436,7 +436,7 @@ sources:
 		t.Run(name, func(t *testing.T) {
 			start := time.Now()
 			_, err := Parse("c.yaml", []byte(src))
-			if err == nil || !strings.Contains(err.Error(), "expands to more than") {
+			if err == nil || !strings.Contains(err.Error(), "expands to more values than") {
 				t.Errorf("Parse = %v, want the expansion limit", err)
 			}
 			if d := time.Since(start); d > 10*time.Second {

@@ -24,8 +24,10 @@ import (
 // into a huge value, so decoding counts the values it produces.
 const (
 	maxDepth  = 32      // nesting levels; a real config needs about 7
-	maxValues = 1 << 22 // values decoded, counting every alias expansion
-	maxHops   = 16      // anchor, alias and tag wrappers around one value
+	minValues = 1 << 18 // values a file may decode to, counting alias expansions,
+	// or one per two bytes of the file if that is more: a large file of
+	// plain values (100,000 destinations) loads, a small alias bomb stops early
+	maxHops = 16 // anchor, alias and tag wrappers around one value
 )
 
 // parseYAML turns the text into the body of its single document, or nil
@@ -161,13 +163,13 @@ type anchorDef struct {
 	value ast.Node
 }
 
-func newDecoder(name string, body ast.Node) *decoder {
+func newDecoder(name string, body ast.Node, size int) *decoder {
 	d := &decoder{
 		errs:    errorList{file: name},
 		pos:     map[string]position{},
 		anchors: map[string][]anchorDef{},
 		merging: map[*ast.MappingNode]bool{},
-		budget:  maxValues,
+		budget:  max(minValues, size/2),
 	}
 	d.collectAnchors(body)
 	return d
@@ -214,7 +216,7 @@ func (d *decoder) fail(field string, at position, format string, args ...any) {
 	d.errs.add(field, at, format, args...)
 }
 
-// spend counts one produced value against maxValues.
+// spend counts one produced value against the budget.
 func (d *decoder) spend(field string, at position) bool {
 	if d.stopped {
 		return false
@@ -222,7 +224,7 @@ func (d *decoder) spend(field string, at position) bool {
 	d.budget--
 	if d.budget < 0 {
 		d.stopped = true
-		d.fail(field, at, "the file expands to more than %d values (aliases referring to aliases?)", maxValues)
+		d.fail(field, at, "the file expands to more values than its size allows (aliases referring to aliases?)")
 		return false
 	}
 	return true

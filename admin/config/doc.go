@@ -71,8 +71,8 @@
 // rejected before parsing; nesting beyond 32 levels and chains of tags are
 // rejected on the tokens, before goccy's parser, whose time grows with the
 // square of the nesting depth; alias and merge expansion is capped at
-// 4,194,304 decoded values (enough for a file of
-// 100,000 destinations, about 8 MiB); and a panic inside goccy becomes an error. The
+// 262,144 decoded values or one per two bytes of the file, whichever is
+// more (so 100,000 plain destinations, about 8 MiB, load); and a panic inside goccy becomes an error. The
 // parser's time also grows faster than linearly with the number of items:
 // thousands of items load in milliseconds, 100,000 destinations (8 MiB) in
 // about 4 s. Config files are written by operators, so this is acceptable;
