@@ -91,37 +91,24 @@ func (n *Node) Apply(c Change) error {
 	var audits []audit
 	fail := func(err error) error { b.Discard(); return err }
 
-	for _, slug := range c.DeleteSources {
-		if _, ok := next.Sources[slug]; !ok {
-			return fail(fmt.Errorf("%w: source %q", ErrNotFound, slug))
+	for _, del := range []struct {
+		kind  string
+		store byte
+		ids   []string
+		m     func(string) bool
+	}{
+		{"source", wal.KindSource, c.DeleteSources, deleter(next.Sources)},
+		{"destination", wal.KindDestination, c.DeleteDestinations, deleter(next.Destinations)},
+		{"agent", wal.KindAgent, c.DeleteAgents, deleter(next.Agents)},
+		{"forward", wal.KindForward, c.DeleteForwards, deleter(next.Forwards)},
+	} {
+		for _, id := range del.ids {
+			if !del.m(id) {
+				return fail(fmt.Errorf("%w: %s %q", ErrNotFound, del.kind, id))
+			}
+			b.DeleteConfig(del.store, id)
+			audits = append(audits, audit{"config.deleted", del.kind, id, nil})
 		}
-		delete(next.Sources, slug)
-		b.DeleteConfig(wal.KindSource, slug)
-		audits = append(audits, audit{"config.deleted", "source", slug, nil})
-	}
-	for _, slug := range c.DeleteDestinations {
-		if _, ok := next.Destinations[slug]; !ok {
-			return fail(fmt.Errorf("%w: destination %q", ErrNotFound, slug))
-		}
-		delete(next.Destinations, slug)
-		b.DeleteConfig(wal.KindDestination, slug)
-		audits = append(audits, audit{"config.deleted", "destination", slug, nil})
-	}
-	for _, id := range c.DeleteAgents {
-		if _, ok := next.Agents[id]; !ok {
-			return fail(fmt.Errorf("%w: agent %q", ErrNotFound, id))
-		}
-		delete(next.Agents, id)
-		b.DeleteConfig(wal.KindAgent, id)
-		audits = append(audits, audit{"config.deleted", "agent", id, nil})
-	}
-	for _, l := range c.DeleteForwards {
-		if _, ok := next.Forwards[l]; !ok {
-			return fail(fmt.Errorf("%w: forward %q", ErrNotFound, l))
-		}
-		delete(next.Forwards, l)
-		b.DeleteConfig(wal.KindForward, l)
-		audits = append(audits, audit{"config.deleted", "forward", l, nil})
 	}
 	for i, src := range c.Sources {
 		if err := src.Validate(); err != nil {
@@ -300,4 +287,14 @@ func diffJSON[T any](prev *T, next T) map[string]string {
 		}
 	}
 	return out
+}
+
+// deleter returns a function that deletes a key from m, reporting whether
+// it was there.
+func deleter[V any](m map[string]V) func(string) bool {
+	return func(k string) bool {
+		_, ok := m[k]
+		delete(m, k)
+		return ok
+	}
 }

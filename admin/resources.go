@@ -245,12 +245,9 @@ func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p pri
 	if !ok {
 		return 0, nil, errNotFound("no source %q", slug)
 	}
-	sec := req.Secret
-	if sec == "" {
-		var err error
-		if sec, err = delivery.GenerateSigningSecret(); err != nil {
-			return 0, nil, err
-		}
+	sec, err := secretOrNew(req.Secret)
+	if err != nil {
+		return 0, nil, err
 	}
 	if slices.Contains(cur.Secrets, sec) {
 		return 0, nil, errConflict("the source already has this secret")
@@ -437,12 +434,9 @@ func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p pr
 	if !ok {
 		return 0, nil, errNotFound("no destination %q", slug)
 	}
-	sec := req.Secret
-	if sec == "" {
-		var err error
-		if sec, err = delivery.GenerateSigningSecret(); err != nil {
-			return 0, nil, err
-		}
+	sec, err := secretOrNew(req.Secret)
+	if err != nil {
+		return 0, nil, err
 	}
 	d.SigningSecret = sec
 	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
@@ -548,4 +542,12 @@ func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p prin
 		return 0, nil, err
 	}
 	return http.StatusCreated, s.withSecret(a, false), nil
+}
+
+// secretOrNew returns the secret the request gave, or a newly generated one.
+func secretOrNew(given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	return delivery.GenerateSigningSecret()
 }
