@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -160,6 +161,9 @@ func serve(c *cli.Context) error {
 		if err := db.Flush(); err != nil {
 			return err
 		}
+		// Twice: sync.Pools (Pebble's WAL block pool among them) keep their
+		// contents through one collection.
+		runtime.GC()
 		debug.FreeOSMemory()
 	}
 	tunnel, err := startTunnel(c, node, log)
