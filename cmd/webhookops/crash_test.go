@@ -147,10 +147,19 @@ func (c *child) kill9() {
 	<-c.exited
 }
 
-// stop sends SIGTERM and waits for the child to exit.
-func (c *child) stop() {
+// stop sends SIGTERM and waits for the child to exit; a graceful stop
+// exits 0.
+func (c *child) stop(t *testing.T) {
+	t.Helper()
 	c.cmd.Process.Signal(syscall.SIGTERM)
-	<-c.exited
+	select {
+	case <-c.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("child did not stop within 30 s of SIGTERM:\n%s", c.log)
+	}
+	if !c.cmd.ProcessState.Success() {
+		t.Fatalf("child exited with %v after SIGTERM:\n%s", c.cmd.ProcessState, c.log)
+	}
 }
 
 // TestCrashKeepsEveryAcknowledgedEvent runs a real server as a child
@@ -269,7 +278,7 @@ destinations:
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			c.stop()
+			c.stop(t)
 		}
 	}
 	if len(acked) < 20 {

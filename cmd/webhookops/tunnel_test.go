@@ -220,7 +220,7 @@ agents:
 	}
 
 	agent.Process.Signal(syscall.SIGTERM)
-	srv.stop()
+	srv.stop(t)
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
 }
 
