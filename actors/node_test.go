@@ -389,3 +389,22 @@ func TestPassivatedDestinationComesBack(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateAfterRestart: the shard keeps only recent keys in memory; an
+// older key is found on disk, so a redelivery after a restart (empty
+// memory) is still a duplicate.
+func TestDuplicateAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	_, srv := newSink(t, func(string, int) int { return 200 })
+	tn := startNode(t, dir, nil, baseChange(srv.URL, wal.Destination{}))
+	first := tn.ingest(t, "src", "once", "body")
+	tn.stop()
+	tn = startNode(t, dir, nil, baseChange(srv.URL, wal.Destination{}))
+	again := tn.ingest(t, "src", "once", "body")
+	if !again.Duplicate || again.EventID != first.EventID {
+		t.Fatalf("after restart: %+v, want a duplicate of %s", again, first.EventID)
+	}
+	if fresh := tn.ingest(t, "src", "other", "body"); fresh.Duplicate {
+		t.Fatalf("a new key was taken for a duplicate: %+v", fresh)
+	}
+}

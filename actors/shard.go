@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -66,7 +67,7 @@ func dedupeMapKey(source, key string) string { return source + "\x00" + key }
 func (s *shard) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		s.load()
+		s.keys = map[string]*dedupeEntry{}
 	case *actor.Restarting:
 		s.keys = nil
 	case *ingestMsg:
@@ -76,36 +77,54 @@ func (s *shard) Receive(ctx actor.Context) {
 	}
 }
 
-func (s *shard) load() {
-	s.keys = map[string]*dedupeEntry{}
-	cutoff := s.n.clock.Now().Add(-s.n.cfg.DedupeWindow)
-	for p := s.index; p < s.n.db.Partitions(); p += s.n.cfg.Shards {
-		err := s.n.db.ScanDedupe(uint16(p), func(source, key string, seq uint64, at time.Time) {
-			if at.After(cutoff) {
-				s.keys[dedupeMapKey(source, key)] = &dedupeEntry{part: uint16(p), seq: seq, at: at}
-			}
-		})
-		if err != nil {
-			// Without its keys the shard cannot dedupe: fail loudly and let
-			// the supervisor retry rather than accept duplicates.
-			panic(err)
-		}
-	}
-}
+// The shard's map is a cache of recent keys, not the whole dedupe window:
+// a window of days at a steady rate would not fit in memory. Keys still
+// committing always stay in it (they are not on disk yet); settled keys
+// leave it after hotKeyAge, or sooner when it outgrows maxHotKeys. A key
+// not in the map is looked up in Pebble, which is authoritative because
+// the shard is the only writer of its keys.
+const (
+	hotKeyAge  = 10 * time.Minute
+	maxHotKeys = 1 << 18 // per shard
+)
 
 func (s *shard) sweep() {
-	cutoff := s.n.clock.Now().Add(-s.n.cfg.DedupeWindow)
+	cutoff := s.n.clock.Now().Add(-hotKeyAge)
 	for k, e := range s.keys {
-		if durable, failed := e.settled(); failed || (durable && e.at.Before(cutoff)) {
+		if durable, failed := e.settled(); failed || (durable && (e.at.Before(cutoff) || len(s.keys) > maxHotKeys)) {
 			delete(s.keys, k)
 		}
 	}
 }
 
+// lookup finds a key's entry in the map, or else on disk (and caches it).
+func (s *shard) lookup(mapKey string, part uint16, source, key string) (*dedupeEntry, error) {
+	if e, ok := s.keys[mapKey]; ok {
+		return e, nil
+	}
+	seq, at, err := s.n.db.GetDedupe(part, source, key)
+	if errors.Is(err, wal.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	e := &dedupeEntry{part: part, seq: seq, at: at}
+	if len(s.keys) < maxHotKeys {
+		s.keys[mapKey] = e
+	}
+	return e, nil
+}
+
 func (s *shard) ingest(m *ingestMsg) {
 	ev := m.ev
 	k := dedupeMapKey(ev.Source, ev.IdemKey)
-	if e, ok := s.keys[k]; ok && ev.ReceivedAt.Sub(e.at) < s.n.cfg.DedupeWindow {
+	e, err := s.lookup(k, m.part, ev.Source, ev.IdemKey)
+	if err != nil {
+		m.reply <- ingestReply{err: err}
+		return
+	}
+	if e != nil && ev.ReceivedAt.Sub(e.at) < s.n.cfg.DedupeWindow {
 		durable, failed := e.settled()
 		switch {
 		case durable:

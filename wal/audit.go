@@ -124,7 +124,7 @@ func (db *DB) ListAudit(before uint64, limit int, match func(*AuditEntry) bool) 
 	if before > 0 {
 		hi = auditKey(before)
 	}
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, 0, err
 	}

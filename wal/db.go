@@ -76,6 +76,11 @@ type DB struct {
 	seq      atomic.Uint64 // last event sequence handed out
 	auditSeq atomic.Uint64 // last audit sequence handed out
 
+	// closeMu keeps Close from closing Pebble under a reader: Pebble
+	// panics on use after close. Readers hold it shared for the life of an
+	// iterator.
+	closeMu sync.RWMutex
+
 	commits   chan *pending
 	applied   chan appliedGroup
 	done      chan struct{}
@@ -149,7 +154,9 @@ func (db *DB) Partitions() int { return db.partitions }
 func (db *DB) Close() error {
 	var err error
 	db.closeOnce.Do(func() {
+		db.closeMu.Lock()
 		db.closed.Store(true)
+		db.closeMu.Unlock()
 		close(db.done)
 		db.wg.Wait()
 		err = db.pdb.Close()
@@ -207,7 +214,7 @@ func (db *DB) initSeqs() error {
 }
 
 func (db *DB) lastKey(lo, hi []byte) ([]byte, bool, error) {
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, false, err
 	}
@@ -238,4 +245,38 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 // Flush writes the memtable out to an sstable. After a very large batch
 // (a config file of many thousands of destinations) this lets Pebble drop
 // the batch it kept in memory.
-func (db *DB) Flush() error { return db.pdb.Flush() }
+func (db *DB) Flush() error {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	return db.pdb.Flush()
+}
+
+// iter is a Pebble iterator that holds the store open until it is closed.
+type iter struct {
+	*pebble.Iterator
+	db *DB
+}
+
+// Close closes the iterator and lets the store close.
+func (i iter) Close() error {
+	err := i.Iterator.Close()
+	i.db.closeMu.RUnlock()
+	return err
+}
+
+func (db *DB) newIter(o *pebble.IterOptions) (iter, error) {
+	db.closeMu.RLock()
+	if db.closed.Load() {
+		db.closeMu.RUnlock()
+		return iter{}, ErrClosed
+	}
+	it, err := db.pdb.NewIter(o)
+	if err != nil {
+		db.closeMu.RUnlock()
+		return iter{}, err
+	}
+	return iter{Iterator: it, db: db}, nil
+}

@@ -11,6 +11,16 @@ import (
 )
 
 func (db *DB) get(k []byte) ([]byte, error) {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	return db.getLocked(k)
+}
+
+// getLocked reads a key; the caller holds closeMu shared.
+func (db *DB) getLocked(k []byte) ([]byte, error) {
 	v, closer, err := db.pdb.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, ErrNotFound
@@ -45,7 +55,7 @@ func (db *DB) GetEventByID(id string) (*Event, error) {
 }
 
 func (db *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
-	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return err
 	}
@@ -70,6 +80,19 @@ func (db *DB) ScanDedupe(part uint16, fn func(source, key string, seq uint64, at
 		fn(string(rest[:i]), string(rest[i+1:]), binary.BigEndian.Uint64(v[:8]), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))))
 		return nil
 	})
+}
+
+// GetDedupe reads a dedupe key: the event it belongs to and when it was
+// received.
+func (db *DB) GetDedupe(part uint16, source, key string) (seq uint64, at time.Time, err error) {
+	v, err := db.get(dedupeKey(part, source, key))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if len(v) != 16 {
+		return 0, time.Time{}, fmt.Errorf("%w: dedupe value for %q", ErrCorrupt, key)
+	}
+	return binary.BigEndian.Uint64(v[:8]), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), nil
 }
 
 // OutboxEntry is an event that has not yet reached a destination's queue.
@@ -145,7 +168,7 @@ func (db *DB) DestsWithPending() ([]string, error) {
 	var out []string
 	for p := 0; p < db.partitions; p++ {
 		lo := partKey(uint16(p), subQueue, 0)
-		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 		if err != nil {
 			return nil, err
 		}
@@ -222,6 +245,13 @@ func (db *DB) ListEventsUntil(before uint64, limit int, match func(*Event) (ok, 
 		it  *pebble.Iterator
 		seq uint64
 		lo  []byte
+	}
+	// One shared hold for all the iterators: taking closeMu once per
+	// iterator could deadlock against a waiting Close.
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return nil, 0, ErrClosed
 	}
 	heads := make([]*head, 0, db.partitions)
 	defer func() {

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,13 +16,33 @@ import (
 // is kept, however old. It deletes at most limit events per call and
 // reports how many it deleted; call it again while that equals limit.
 func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
-	deleted := 0
 	b := db.NewBatch()
+	deleted, err := db.collectExpired(b, cutoff, limit)
+	if err != nil || deleted == 0 {
+		b.Discard()
+		return 0, err
+	}
+	b.Audit(AuditEntry{Action: "retention.expired", ObjectType: "event", ObjectID: "*",
+		Detail: map[string]string{"events": fmt.Sprint(deleted), "received_before": cutoff.UTC().Format(time.RFC3339)}})
+	if err := db.CommitWait(b); err != nil {
+		return 0, fmt.Errorf("wal.ExpireEvents: %w", err)
+	}
+	return deleted, nil
+}
+
+// collectExpired adds the deletions to b, holding the store open while it
+// reads.
+func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int) (int, error) {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	deleted := 0
 	for p := 0; p < db.partitions && deleted < limit; p++ {
 		lo := partKey(uint16(p), subEvent, 0)
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
 		if err != nil {
-			b.Discard()
 			return 0, err
 		}
 		for ok := it.First(); ok && deleted < limit; ok = it.Next() {
@@ -29,7 +50,6 @@ func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
 			e, err := decodeEvent(uint16(p), seq, it.Value())
 			if err != nil {
 				it.Close()
-				b.Discard()
 				return 0, err
 			}
 			if !e.ReceivedAt.Before(cutoff) {
@@ -37,13 +57,12 @@ func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
 			}
 			finished := true
 			for _, d := range e.Destinations {
-				rec, err := db.GetDelivery(d, seq)
+				status, err := db.deliveryStatusLocked(d, seq)
 				if err != nil && !errors.Is(err, ErrNotFound) {
 					it.Close()
-					b.Discard()
 					return 0, err
 				}
-				if err != nil || rec.Status == StatusPending {
+				if err != nil || status == StatusPending {
 					finished = false
 					break
 				}
@@ -52,7 +71,12 @@ func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
 				continue
 			}
 			b.b.Delete(eventKey(uint16(p), seq), nil)
-			b.b.Delete(dedupeKey(uint16(p), e.Source, e.IdemKey), nil)
+			// The key may have been taken by a newer event since the
+			// window passed: delete it only if it is still this event's.
+			dk := dedupeKey(uint16(p), e.Source, e.IdemKey)
+			if v, err := db.getLocked(dk); err == nil && len(v) == 16 && binary.BigEndian.Uint64(v[:8]) == seq {
+				b.b.Delete(dk, nil)
+			}
 			for _, d := range e.Destinations {
 				part := db.DestPartition(d)
 				b.b.Delete(destKey(part, subDelivery, d, seq), nil)
@@ -61,18 +85,24 @@ func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
 			deleted++
 		}
 		if err := it.Close(); err != nil {
-			b.Discard()
 			return 0, err
 		}
 	}
-	if deleted == 0 {
-		b.Discard()
-		return 0, nil
-	}
-	b.Audit(AuditEntry{Action: "retention.expired", ObjectType: "event", ObjectID: "*",
-		Detail: map[string]string{"events": fmt.Sprint(deleted), "received_before": cutoff.UTC().Format(time.RFC3339)}})
-	if err := db.CommitWait(b); err != nil {
-		return 0, fmt.Errorf("wal.ExpireEvents: %w", err)
-	}
 	return deleted, nil
+}
+
+// deliveryStatusLocked reads a delivery record's status; the caller holds
+// closeMu shared.
+func (db *DB) deliveryStatusLocked(dest string, evSeq uint64) (string, error) {
+	v, err := db.getLocked(destKey(db.DestPartition(dest), subDelivery, dest, evSeq))
+	if err != nil {
+		return "", err
+	}
+	var d struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(v, &d); err != nil {
+		return "", fmt.Errorf("%w: delivery %s/%d", ErrCorrupt, dest, evSeq)
+	}
+	return d.Status, nil
 }
