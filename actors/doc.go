@@ -7,8 +7,11 @@
 // An ingress shard actor owns the partitions p with p % shards == index.
 // hash(source, idempotency key) picks the partition, so one key always
 // meets the same shard while a hot source spreads over all of them. The
-// shard keeps every key of the dedupe window in memory (loaded at start),
-// so a key never seen costs no Pebble read. For a new key it builds one
+// shard caches recent keys (and every key still committing) in memory and
+// looks older ones up in Pebble, which is authoritative because the shard
+// is its keys' only writer; Pebble's bloom filters keep a lookup of a key
+// never seen cheap, and memory stays bounded whatever the dedupe window.
+// For a new key it builds one
 // batch (event, dedupe key, one outbox entry per destination, the
 // "event.received" audit entry) and hands it to the wal's group committer
 // without waiting: many events share one fsync. The commit callback runs in
