@@ -33,6 +33,19 @@
 // fsync. Throughput comes from many events sharing one fsync, never from
 // skipping it. A callback runs only after its batch is durable.
 //
+// # Reads and closing
+//
+// Pebble panics when used after Close, so every read holds closeMu shared
+// (for the life of an iterator) and a read after Close answers ErrClosed.
+// A reader never takes closeMu twice: a Close waiting for it would block
+// the second hold.
+//
+// # Retention
+//
+// ExpireEvents deletes finished events older than a cutoff with their
+// dedupe keys (only if still theirs), delivery records and dead-letter
+// entries; an event still pending anywhere is kept.
+//
 // # What this package must never do
 //
 // It never decides anything about delivery, dedupe or ordering; it stores
