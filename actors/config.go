@@ -145,6 +145,9 @@ func (n *Node) Apply(c Change) error {
 				d.SigningSecret = sec
 			}
 		}
+		if d.PreviousSigningSecret == "" && existed {
+			d.PreviousSigningSecret, d.PreviousSecretExpiresAt = prev.PreviousSigningSecret, prev.PreviousSecretExpiresAt
+		}
 		if existed && reflect.DeepEqual(prev, d) {
 			continue
 		}
@@ -250,9 +253,11 @@ func diffSource(prev *wal.Source, next wal.Source) map[string]string {
 
 func diffDestination(prev *wal.Destination, next wal.Destination) map[string]string {
 	next.SigningSecret = mask(next.SigningSecret)
+	next.PreviousSigningSecret = mask(next.PreviousSigningSecret)
 	if prev != nil {
 		p := *prev
 		p.SigningSecret = mask(p.SigningSecret)
+		p.PreviousSigningSecret = mask(p.PreviousSigningSecret)
 		return diffJSON(&p, next)
 	}
 	return diffJSON[wal.Destination](nil, next)

@@ -47,9 +47,11 @@
 // provider issued; the old one stays valid) and DELETE
 // /sources/{slug}/secrets/{secret_id} (retires one; the last one cannot be
 // removed). secret_id is a hash prefix that names a secret without
-// revealing it. A destination's signing secret rotates in one step (POST
-// /destinations/{slug}/signing-secret): deliveries are signed with one
-// secret, so the receiver should accept both while it switches. An agent's
+// revealing it. A destination's signing secret rotates with an overlap
+// (POST /destinations/{slug}/signing-secret): for SigningSecretOverlap (24 h)
+// deliveries carry two Standard Webhooks signatures, by the new and the
+// previous secret, so a receiver verifies with either while it switches;
+// the previous secret is never shown again. An agent's
 // secret rotates in one step too, and the tunnel cuts the old session.
 // Rotations are audited as secret.rotated / secret.revoked.
 //

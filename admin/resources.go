@@ -110,6 +110,8 @@ func destinationOut(d wal.Destination, clear bool) DestinationOut {
 	if !clear {
 		d.SigningSecret = actors.Mask(d.SigningSecret)
 	}
+	// The previous secret was shown when it was current; never again.
+	d.PreviousSigningSecret = actors.Mask(d.PreviousSigningSecret)
 	return DestinationOut{Destination: d}
 }
 
@@ -339,6 +341,9 @@ func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p princ
 	if err := decodeBody(r, &d); err != nil {
 		return 0, nil, err
 	}
+	if d.PreviousSigningSecret != "" || !d.PreviousSecretExpiresAt.IsZero() {
+		return 0, nil, errBadRequest("validation_failed", "previous_signing_secret", "set only by rotating the signing secret")
+	}
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	if _, ok := s.node.Snapshot().Destinations[d.Slug]; ok {
@@ -371,6 +376,7 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 		return 0, nil, errBadRequest("validation_failed", "signing_secret", "the signing secret changes only by rotation: POST %s/destinations/%s/signing-secret", APIPrefix, slug)
 	}
 	d.SigningSecret = cur.SigningSecret
+	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = cur.PreviousSigningSecret, cur.PreviousSecretExpiresAt
 	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
@@ -438,6 +444,7 @@ func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p pr
 	if err != nil {
 		return 0, nil, err
 	}
+	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = d.SigningSecret, s.now().Add(SigningSecretOverlap)
 	d.SigningSecret = sec
 	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
 		return 0, nil, err
@@ -543,6 +550,10 @@ func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p prin
 	}
 	return http.StatusCreated, s.withSecret(a, false), nil
 }
+
+// SigningSecretOverlap is how long a destination's previous signing secret
+// keeps signing deliveries after a rotation.
+const SigningSecretOverlap = 24 * time.Hour
 
 // secretOrNew returns the secret the request gave, or a newly generated one.
 func secretOrNew(given string) (string, error) {

@@ -23,6 +23,7 @@ func (b *Batch) PutSource(s Source) error {
 // PutDestination stores a destination with its signing secret sealed.
 func (b *Batch) PutDestination(d Destination) error {
 	d.SigningSecret = b.db.sealer.seal(d.SigningSecret)
+	d.PreviousSigningSecret = b.db.sealer.seal(d.PreviousSigningSecret)
 	return b.PutConfig(KindDestination, d.Slug, d)
 }
 
@@ -81,6 +82,9 @@ func (db *DB) Destinations() ([]Destination, error) {
 			return fmt.Errorf("destination %q: %w", slug, err)
 		}
 		d.SigningSecret = plain
+		if d.PreviousSigningSecret, err = db.sealer.open(d.PreviousSigningSecret); err != nil {
+			return fmt.Errorf("destination %q: %w", slug, err)
+		}
 		out = append(out, d)
 		return nil
 	})

@@ -94,10 +94,15 @@ type Destination struct {
 	BackoffBase Duration `json:"backoff_base,omitempty" yaml:"backoff_base,omitempty"`
 	BackoffMax  Duration `json:"backoff_max,omitempty" yaml:"backoff_max,omitempty"`
 	// VerifyTLS is nil for the default (true).
-	VerifyTLS           *bool             `json:"verify_tls,omitempty" yaml:"verify_tls,omitempty"`
-	Headers             map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
-	SigningSecret       string            `json:"signing_secret,omitempty" yaml:"signing_secret,omitempty"`
-	AllowPrivateNetwork bool              `json:"allow_private_network,omitempty" yaml:"allow_private_network,omitempty"`
+	VerifyTLS     *bool             `json:"verify_tls,omitempty" yaml:"verify_tls,omitempty"`
+	Headers       map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
+	SigningSecret string            `json:"signing_secret,omitempty" yaml:"signing_secret,omitempty"`
+	// PreviousSigningSecret also signs deliveries, beside SigningSecret,
+	// until PreviousSecretExpiresAt: rotation sets both, so receivers can
+	// switch secrets without rejecting a delivery. Never set by hand.
+	PreviousSigningSecret   string    `json:"previous_signing_secret,omitempty" yaml:"-"`
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero" yaml:"-"`
+	AllowPrivateNetwork     bool      `json:"allow_private_network,omitempty" yaml:"allow_private_network,omitempty"`
 	// RateLimit caps attempts per second; 0 means no limit.
 	RateLimit float64 `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	Paused    bool    `json:"paused,omitempty" yaml:"paused,omitempty"`

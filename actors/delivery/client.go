@@ -366,7 +366,13 @@ func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
 	h[hdrWebhookID] = one(r.EventID)
 	h[hdrWebhookTimestamp] = one(strconv.FormatInt(now.Unix(), 10))
 	if d.SigningSecret != "" {
-		h[hdrWebhookSignature] = one(Sign(d.SigningSecret, r.EventID, now, r.Body))
+		sig := Sign(d.SigningSecret, r.EventID, now, r.Body)
+		if d.PreviousSigningSecret != "" && now.Before(d.PreviousSecretExpiresAt) {
+			// Standard Webhooks: several signatures, space-separated; a
+			// receiver still on the old secret finds its own.
+			sig += " " + Sign(d.PreviousSigningSecret, r.EventID, now, r.Body)
+		}
+		h[hdrWebhookSignature] = one(sig)
 	}
 	h[hdrAttempt] = one(strconv.Itoa(r.Attempt))
 	if r.ReplayID != "" {
