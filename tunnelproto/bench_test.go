@@ -180,29 +180,7 @@ func ackReceiver(c io.ReadWriter) {
 }
 
 func ackServer(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				ackReceiver(c)
-			}()
-		}
-	}()
-	b.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return tcpServer(b, func(c net.Conn) { ackReceiver(c) })
 }
 
 // rawQUICStream opens one bare quic-go stream, with the tunnel's

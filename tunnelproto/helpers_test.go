@@ -238,6 +238,16 @@ func waitOnline(t testing.TB, s *testServer, id string) {
 
 // echoServer echoes every connection until its half-close.
 func echoServer(t testing.TB) string {
+	return tcpServer(t, func(c net.Conn) {
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
+}
+
+// tcpServer serves every connection on a loopback listener with handle,
+// which must return when the peer is done; cleanup closes the listener and
+// waits for the handlers.
+func tcpServer(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -256,8 +266,7 @@ func echoServer(t testing.TB) string {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.TCPConn).CloseWrite()
+				handle(c)
 			}()
 		}
 	}()
