@@ -100,9 +100,6 @@ func (a *Agents) Dial(ctx context.Context, agentID, addr string) (net.Conn, erro
 // Online reports whether an agent has a live session, and when it was last seen.
 func (a *Agents) Online(id string) (bool, time.Time) { return a.srv.Online(id) }
 
-// Sessions lists the live sessions.
-func (a *Agents) Sessions() []tunnelproto.SessionInfo { return a.srv.Sessions() }
-
 // ConfigChanged cuts sessions of deleted agents and agents whose secret
 // changed, and starts, stops or restarts forwards to match next. Pass it
 // as Config.OnChange (through a closure, since Agents starts after the node).

@@ -107,19 +107,6 @@ func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// Pending is the number of timers not yet fired or stopped.
-func (c *ManualClock) Pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.stopped {
-			n++
-		}
-	}
-	return n
-}
-
 // NextAt is when the earliest pending timer fires (zero if none).
 func (c *ManualClock) NextAt() time.Time {
 	c.mu.Lock()

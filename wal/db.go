@@ -13,7 +13,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures the store. A zero field means the default.
@@ -26,9 +25,7 @@ type Config struct {
 	// SecretKey is the 32-byte AES key that seals secrets at rest. Nil
 	// means: read or create <dir>/secret.key with mode 0600.
 	SecretKey []byte
-	// FS replaces the file system (tests inject failures); nil is the OS.
-	FS     vfs.FS
-	Logger *slog.Logger
+	Logger    *slog.Logger
 	// MaxBatchBytes caps one group commit.
 	MaxBatchBytes int
 }
@@ -95,10 +92,8 @@ func Open(dir string, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	cfg.fill()
-	if cfg.FS == nil {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("wal.Open: %w", err)
-		}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
 	key := cfg.SecretKey
 	if key == nil {
@@ -112,7 +107,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
 	cache := pebble.NewCache(cfg.CacheSize)
-	opts := &pebble.Options{Cache: cache, FS: cfg.FS, Logger: pebbleLogger{cfg.Logger}}
+	opts := &pebble.Options{Cache: cache, Logger: pebbleLogger{cfg.Logger}}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}

@@ -68,20 +68,6 @@ func (db *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
 	return it.Error()
 }
 
-// ScanDedupe calls fn for every dedupe key of a partition.
-func (db *DB) ScanDedupe(part uint16, fn func(source, key string, seq uint64, at time.Time)) error {
-	lo := partKey(part, subDedupe, 0)
-	return db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
-		rest := k[len(lo):]
-		i := indexByte(rest, 0)
-		if i < 0 || len(v) != 16 {
-			return fmt.Errorf("%w: dedupe key %x", ErrCorrupt, k)
-		}
-		fn(string(rest[:i]), string(rest[i+1:]), binary.BigEndian.Uint64(v[:8]), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))))
-		return nil
-	})
-}
-
 // GetDedupe reads a dedupe key: the event it belongs to and when it was
 // received.
 func (db *DB) GetDedupe(part uint16, source, key string) (seq uint64, at time.Time, err error) {
