@@ -192,8 +192,8 @@ func (s *Server) updateSource(r *http.Request, ps httprouter.Params, p principal
 	if err := decodeBody(r, &src); err != nil {
 		return 0, nil, err
 	}
-	if src.Slug != "" && src.Slug != slug {
-		return 0, nil, errBadRequest("validation_failed", "slug", "the slug cannot change (path says %q, body %q)", slug, src.Slug)
+	if err := sameKey("slug", slug, src.Slug); err != nil {
+		return 0, nil, err
 	}
 	src.Slug = slug
 	s.cfgMu.Lock()
@@ -362,8 +362,8 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 	if err := decodeBody(r, &d); err != nil {
 		return 0, nil, err
 	}
-	if d.Slug != "" && d.Slug != slug {
-		return 0, nil, errBadRequest("validation_failed", "slug", "the slug cannot change (path says %q, body %q)", slug, d.Slug)
+	if err := sameKey("slug", slug, d.Slug); err != nil {
+		return 0, nil, err
 	}
 	d.Slug = slug
 	s.cfgMu.Lock()
@@ -500,8 +500,8 @@ func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal)
 	if err := decodeBody(r, &a); err != nil {
 		return 0, nil, err
 	}
-	if a.ID != "" && a.ID != id {
-		return 0, nil, errBadRequest("validation_failed", "id", "the id cannot change (path says %q, body %q)", id, a.ID)
+	if err := sameKey("id", id, a.ID); err != nil {
+		return 0, nil, err
 	}
 	a.ID = id
 	s.cfgMu.Lock()
@@ -561,4 +561,13 @@ func secretOrNew(given string) (string, error) {
 		return given, nil
 	}
 	return delivery.GenerateSigningSecret()
+}
+
+// sameKey refuses a body whose key (slug or id) differs from the path's;
+// an empty one in the body means the path's.
+func sameKey(field, path, body string) error {
+	if body != "" && body != path {
+		return errBadRequest("validation_failed", field, "the %s cannot change (path says %q, body %q)", field, path, body)
+	}
+	return nil
 }
