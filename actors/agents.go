@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -32,7 +34,7 @@ type Agents struct {
 }
 
 type runningForward struct {
-	f      wal.Forward
+	f      model.Forward
 	cancel context.CancelFunc
 	done   chan struct{}
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/agentd"
 	"github.com/webhookops/webhookops/tunnelproto"
@@ -111,10 +113,10 @@ func TestDeliveryThroughAgent(t *testing.T) {
 	agents.Store(a)
 
 	err = n.Apply(Change{
-		Agents:  []wal.Agent{{ID: "dev", AllowedTargets: []string{appAddr}, Secret: "agent-secret"}},
-		Sources: []wal.Source{{Slug: "src", Provider: "generic", Verify: "none", Routes: []wal.Route{{Destination: "app"}}}},
-		Destinations: []wal.Destination{{Slug: "app", URL: app.URL + "/hooks", Mode: "agent", Agent: "dev",
-			BackoffBase: wal.Duration(50 * time.Millisecond), BackoffMax: wal.Duration(100 * time.Millisecond), MaxAttempts: 50,
+		Agents:  []model.Agent{{ID: "dev", AllowedTargets: []string{appAddr}, Secret: "agent-secret"}},
+		Sources: []model.Source{{Slug: "src", Provider: "generic", Verify: "none", Routes: []model.Route{{Destination: "app"}}}},
+		Destinations: []model.Destination{{Slug: "app", URL: app.URL + "/hooks", Mode: "agent", Agent: "dev",
+			BackoffBase: model.Duration(50 * time.Millisecond), BackoffMax: model.Duration(100 * time.Millisecond), MaxAttempts: 50,
 			Headers: map[string]string{"X-Team": "payments"}}},
 	})
 	if err != nil {
@@ -162,7 +164,7 @@ func TestDeliveryThroughAgent(t *testing.T) {
 	waitStatus(t, tn, id2, wal.StatusDelivered)
 
 	// Rotating the secret cuts the live session within a second.
-	if err := n.Apply(Change{Agents: []wal.Agent{{ID: "dev", AllowedTargets: []string{appAddr}, Secret: "rotated"}}}); err != nil {
+	if err := n.Apply(Change{Agents: []model.Agent{{ID: "dev", AllowedTargets: []string{appAddr}, Secret: "rotated"}}}); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()

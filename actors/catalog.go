@@ -6,30 +6,30 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // Snapshot is an immutable view of the configuration. Readers load it
 // through an atomic pointer and never lock; writers build a new one.
 type Snapshot struct {
 	Sources      map[string]*SourceView
-	Destinations map[string]wal.Destination // as stored (no defaults applied)
-	Agents       map[string]wal.Agent
-	Forwards     map[string]wal.Forward
+	Destinations map[string]model.Destination // as stored (no defaults applied)
+	Agents       map[string]model.Agent
+	Forwards     map[string]model.Forward
 }
 
 // SourceView is a source ready for the ingest hot path: secrets already bytes.
 type SourceView struct {
-	wal.Source
+	model.Source
 	SecretBytes [][]byte
 }
 
 func newSnapshot() *Snapshot {
 	return &Snapshot{
 		Sources:      map[string]*SourceView{},
-		Destinations: map[string]wal.Destination{},
-		Agents:       map[string]wal.Agent{},
-		Forwards:     map[string]wal.Forward{},
+		Destinations: map[string]model.Destination{},
+		Agents:       map[string]model.Agent{},
+		Forwards:     map[string]model.Forward{},
 	}
 }
 
@@ -42,24 +42,12 @@ func (s *Snapshot) clone() *Snapshot {
 	}
 }
 
-func viewOf(src wal.Source) *SourceView {
+func viewOf(src model.Source) *SourceView {
 	v := &SourceView{Source: src}
 	for _, s := range src.Secrets {
 		v.SecretBytes = append(v.SecretBytes, []byte(s))
 	}
 	return v
-}
-
-// Targets returns the destinations an event of eventType from src goes to,
-// each once, in route order.
-func (v *SourceView) Targets(eventType string, match func(patterns []string, eventType string) bool) []string {
-	var out []string
-	for _, r := range v.Source.Routes {
-		if match(r.EventTypes, eventType) && !slices.Contains(out, r.Destination) {
-			out = append(out, r.Destination)
-		}
-	}
-	return out
 }
 
 // check verifies cross references: every route names a destination, every
@@ -68,21 +56,21 @@ func (s *Snapshot) check() error {
 	for _, slug := range slices.Sorted(maps.Keys(s.Sources)) {
 		for i, r := range s.Sources[slug].Source.Routes {
 			if _, ok := s.Destinations[r.Destination]; !ok {
-				return &wal.FieldError{Field: fmt.Sprintf("sources[%s].routes[%d].destination", slug, i), Message: fmt.Sprintf("unknown destination %q", r.Destination)}
+				return &model.FieldError{Field: fmt.Sprintf("sources[%s].routes[%d].destination", slug, i), Message: fmt.Sprintf("unknown destination %q", r.Destination)}
 			}
 		}
 	}
 	for _, slug := range slices.Sorted(maps.Keys(s.Destinations)) {
 		d := s.Destinations[slug]
-		if d.Mode == wal.ModeAgent {
+		if d.Mode == model.ModeAgent {
 			if _, ok := s.Agents[d.Agent]; !ok {
-				return &wal.FieldError{Field: fmt.Sprintf("destinations[%s].agent", slug), Message: fmt.Sprintf("unknown agent %q", d.Agent)}
+				return &model.FieldError{Field: fmt.Sprintf("destinations[%s].agent", slug), Message: fmt.Sprintf("unknown agent %q", d.Agent)}
 			}
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Forwards)) {
 		if _, ok := s.Agents[s.Forwards[k].Agent]; !ok {
-			return &wal.FieldError{Field: fmt.Sprintf("forwards[%s].agent", k), Message: fmt.Sprintf("unknown agent %q", s.Forwards[k].Agent)}
+			return &model.FieldError{Field: fmt.Sprintf("forwards[%s].agent", k), Message: fmt.Sprintf("unknown agent %q", s.Forwards[k].Agent)}
 		}
 	}
 	return nil

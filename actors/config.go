@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -60,10 +62,10 @@ func (n *Node) loadConfig() error {
 // Change is a set of configuration writes applied all together or not at
 // all. A nil entry in a Delete list is ignored.
 type Change struct {
-	Sources            []wal.Source
-	Destinations       []wal.Destination
-	Agents             []wal.Agent
-	Forwards           []wal.Forward
+	Sources            []model.Source
+	Destinations       []model.Destination
+	Agents             []model.Agent
+	Forwards           []model.Forward
 	DeleteSources      []string
 	DeleteDestinations []string
 	DeleteAgents       []string
@@ -122,7 +124,7 @@ func (n *Node) Apply(c Change) error {
 		if err := b.PutSource(src); err != nil {
 			return fail(err)
 		}
-		var prevSrc *wal.Source
+		var prevSrc *model.Source
 		if existed {
 			prevSrc = &prev.Source
 		}
@@ -156,7 +158,7 @@ func (n *Node) Apply(c Change) error {
 			return fail(err)
 		}
 		changedDests = append(changedDests, d.Slug)
-		var p *wal.Destination
+		var p *model.Destination
 		if existed {
 			p = &prev
 		}
@@ -228,22 +230,22 @@ func changeAction(existed bool) string {
 }
 
 func prefixField(prefix string, err error) error {
-	if fe, ok := err.(*wal.FieldError); ok {
-		return &wal.FieldError{Field: prefix + "." + fe.Field, Message: fe.Message}
+	if fe, ok := err.(*model.FieldError); ok {
+		return &model.FieldError{Field: prefix + "." + fe.Field, Message: fe.Message}
 	}
 	return err
 }
 
 // diffSource names what changed, secrets masked.
-func diffSource(prev *wal.Source, next wal.Source) map[string]string {
-	masked := func(s wal.Source) wal.Source {
+func diffSource(prev *model.Source, next model.Source) map[string]string {
+	masked := func(s model.Source) model.Source {
 		s.Secrets = slices.Clone(s.Secrets)
 		for i := range s.Secrets {
 			s.Secrets[i] = mask(s.Secrets[i])
 		}
 		return s
 	}
-	var p *wal.Source
+	var p *model.Source
 	if prev != nil {
 		m := masked(*prev)
 		p = &m
@@ -251,7 +253,7 @@ func diffSource(prev *wal.Source, next wal.Source) map[string]string {
 	return diffJSON(p, masked(next))
 }
 
-func diffDestination(prev *wal.Destination, next wal.Destination) map[string]string {
+func diffDestination(prev *model.Destination, next model.Destination) map[string]string {
 	next.SigningSecret = mask(next.SigningSecret)
 	next.PreviousSigningSecret = mask(next.PreviousSigningSecret)
 	if prev != nil {
@@ -260,7 +262,7 @@ func diffDestination(prev *wal.Destination, next wal.Destination) map[string]str
 		p.PreviousSigningSecret = mask(p.PreviousSigningSecret)
 		return diffJSON(&p, next)
 	}
-	return diffJSON[wal.Destination](nil, next)
+	return diffJSON[model.Destination](nil, next)
 }
 
 // diffJSON lists the top-level JSON fields that differ, as "old -> new".

@@ -5,7 +5,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -79,7 +82,7 @@ type destination struct {
 	entry *destEntry
 	self  *actor.PID
 
-	cfg    wal.Destination // with defaults applied
+	cfg    model.Destination // with defaults applied
 	exists bool
 
 	queue    []*item
@@ -258,7 +261,7 @@ func (d *destination) pump() {
 		return
 	}
 	now := d.n.clock.Now()
-	ordered := d.cfg.Ordering == wal.OrderingOrdered
+	ordered := d.cfg.Ordering == model.OrderingOrdered
 	limit := d.cfg.MaxInFlight
 	if ordered || d.failures >= breakerThreshold {
 		limit = 1
@@ -431,7 +434,7 @@ func (d *destination) finish(it *item, status string) {
 		b.Audit(d.auditAttempt(it, att, "delivery.dead_lettered", nil))
 		d.n.metrics.deadLettered(d.slug)
 	}
-	d.commit(b, d.cfg.Ordering == wal.OrderingOrdered, false)
+	d.commit(b, d.cfg.Ordering == model.OrderingOrdered, false)
 	if it.d.ReplayID != "" && d.n.cfg.OnReplayDelivery != nil {
 		d.n.cfg.OnReplayDelivery(it.d.ReplayID, it.d.EventID, d.slug, status == wal.StatusDelivered)
 	}

@@ -13,7 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/asynkron/protoactor-go/actor"
+
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -32,7 +35,7 @@ var (
 
 // Deliverer makes one delivery attempt. *delivery.Client is the real one.
 type Deliverer interface {
-	Deliver(ctx context.Context, d wal.Destination, r delivery.Request) delivery.Result
+	Deliver(ctx context.Context, d model.Destination, r delivery.Request) delivery.Result
 }
 
 // Config configures a node. A zero field means the default.
@@ -354,7 +357,7 @@ type IngestResult struct {
 
 // Ingest persists one event and hands it to its destinations. It returns
 // only after the event is durable (or is a duplicate of a durable one).
-func (n *Node) Ingest(ctx context.Context, r IngestRequest, src *SourceView, match func([]string, string) bool) (IngestResult, error) {
+func (n *Node) Ingest(ctx context.Context, r IngestRequest, src *SourceView) (IngestResult, error) {
 	if n.closing.Load() {
 		return IngestResult{}, fmt.Errorf("%w: shutting down", ErrUnavailable)
 	}
@@ -368,7 +371,7 @@ func (n *Node) Ingest(ctx context.Context, r IngestRequest, src *SourceView, mat
 		ReceivedAt:   r.ReceivedAt,
 		Headers:      r.Headers,
 		Body:         r.Body,
-		Destinations: src.Targets(r.EventType, match),
+		Destinations: src.Source.Targets(r.EventType),
 	}
 	part := n.db.EventPartition(r.Source, r.IdemKey)
 	msg := &ingestMsg{part: part, ev: ev, reply: make(chan ingestReply, 1)}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"go.uber.org/goleak"
 
 	"github.com/webhookops/webhookops/actors/delivery"
@@ -69,8 +71,6 @@ func (tn *testNode) stop() {
 	tn.db.Close()
 }
 
-func matchAll([]string, string) bool { return true }
-
 func (tn *testNode) ingest(t *testing.T, source, key string, body string) IngestResult {
 	t.Helper()
 	src, ok := tn.Source(source)
@@ -79,7 +79,7 @@ func (tn *testNode) ingest(t *testing.T, source, key string, body string) Ingest
 	}
 	res, err := tn.Ingest(context.Background(), IngestRequest{
 		Source: source, IdemKey: key, Headers: [][2]string{{"X-Key", key}}, Body: []byte(body),
-	}, src, matchAll)
+	}, src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +133,11 @@ func (s *sink) received() []string {
 	return append([]string(nil), s.got...)
 }
 
-func baseChange(url string, d wal.Destination) Change {
+func baseChange(url string, d model.Destination) Change {
 	d.Slug, d.URL, d.AllowPrivateNetwork = "app", url, true
 	return Change{
-		Sources:      []wal.Source{{Slug: "src", Provider: "generic", Verify: "none", Routes: []wal.Route{{Destination: "app"}}}},
-		Destinations: []wal.Destination{d},
+		Sources:      []model.Source{{Slug: "src", Provider: "generic", Verify: "none", Routes: []model.Route{{Destination: "app"}}}},
+		Destinations: []model.Destination{d},
 	}
 }
 
@@ -167,8 +167,8 @@ func TestOrderedRetriesFollowBackoffThenDeadLetter(t *testing.T) {
 		}
 		return 200
 	})
-	tn := startNode(t, t.TempDir(), clock, baseChange(srv.URL, wal.Destination{
-		Ordering: "ordered", MaxAttempts: 3, BackoffBase: wal.Duration(time.Second), BackoffMax: wal.Duration(3 * time.Second),
+	tn := startNode(t, t.TempDir(), clock, baseChange(srv.URL, model.Destination{
+		Ordering: "ordered", MaxAttempts: 3, BackoffBase: model.Duration(time.Second), BackoffMax: model.Duration(3 * time.Second),
 	}))
 	ids := map[string]string{}
 	for _, k := range []string{"e1", "e2", "e3"} {
@@ -241,7 +241,7 @@ func waitStatus(t *testing.T, tn *testNode, id, status string) *wal.Delivery {
 func TestConcurrentDuplicatesStoreOneEventDeliverOnce(t *testing.T) {
 	var hits atomic.Int32
 	_, srv := newSink(t, func(string, int) int { hits.Add(1); return 200 })
-	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, wal.Destination{}))
+	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{}))
 	var wg sync.WaitGroup
 	results := make([]IngestResult, 100)
 	for i := range results {
@@ -284,7 +284,7 @@ func TestRestartResumesQueueAndRetrySchedule(t *testing.T) {
 		}
 		return 500
 	})
-	change := baseChange(srv.URL, wal.Destination{Ordering: "ordered", MaxAttempts: 5, BackoffBase: wal.Duration(50 * time.Millisecond), BackoffMax: wal.Duration(100 * time.Millisecond)})
+	change := baseChange(srv.URL, model.Destination{Ordering: "ordered", MaxAttempts: 5, BackoffBase: model.Duration(50 * time.Millisecond), BackoffMax: model.Duration(100 * time.Millisecond)})
 	tn := startNode(t, dir, nil, change)
 	for i := 0; i < 5; i++ {
 		tn.ingest(t, "src", fmt.Sprint("k", i), "b")
@@ -338,7 +338,7 @@ func TestParallelRespectsMaxInFlight(t *testing.T) {
 		cur.Add(-1)
 	}))
 	defer srv.Close()
-	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, wal.Destination{Ordering: "parallel", MaxInFlight: 4}))
+	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{Ordering: "parallel", MaxInFlight: 4}))
 	var ids []string
 	for i := 0; i < 20; i++ {
 		ids = append(ids, tn.ingest(t, "src", fmt.Sprint("p", i), "b").EventID)
@@ -372,7 +372,7 @@ func TestPassivatedDestinationComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	if err := n.Apply(baseChange(srv.URL, wal.Destination{})); err != nil {
+	if err := n.Apply(baseChange(srv.URL, model.Destination{})); err != nil {
 		t.Fatal(err)
 	}
 	tn := &testNode{Node: n, db: db}
@@ -396,10 +396,10 @@ func TestPassivatedDestinationComesBack(t *testing.T) {
 func TestDuplicateAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	_, srv := newSink(t, func(string, int) int { return 200 })
-	tn := startNode(t, dir, nil, baseChange(srv.URL, wal.Destination{}))
+	tn := startNode(t, dir, nil, baseChange(srv.URL, model.Destination{}))
 	first := tn.ingest(t, "src", "once", "body")
 	tn.stop()
-	tn = startNode(t, dir, nil, baseChange(srv.URL, wal.Destination{}))
+	tn = startNode(t, dir, nil, baseChange(srv.URL, model.Destination{}))
 	again := tn.ingest(t, "src", "once", "body")
 	if !again.Duplicate || again.EventID != first.EventID {
 		t.Fatalf("after restart: %+v, want a duplicate of %s", again, first.EventID)

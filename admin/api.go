@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -58,7 +60,7 @@ func toError(err error) *Error {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	var fe *wal.FieldError
+	var fe *model.FieldError
 	if errors.As(err, &fe) {
 		return &Error{Status: http.StatusBadRequest, Code: "validation_failed", Field: stripItemPrefix(fe.Field), Message: fe.Message}
 	}

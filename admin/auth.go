@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -188,7 +190,7 @@ func (ts *tokenSet) revoke(name, by string, now time.Time) error {
 }
 
 func validTokenReq(name, role string) error {
-	if !wal.ValidSlug(name) {
+	if !model.ValidSlug(name) {
 		return errBadRequest("validation_failed", "name", "%q is not a valid token name (a-z, 0-9, '-', '_', at most 63)", name)
 	}
 	if name == BootstrapTokenName {

@@ -10,8 +10,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/julienschmidt/httprouter"
-	"github.com/webhookops/webhookops/ingress/verify"
+
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -83,10 +85,10 @@ func (f *EventFilter) validate() error {
 	default:
 		return errBadRequest("validation_failed", "status", "must be pending, delivered, dead_lettered or no_destinations, got %q", f.Status)
 	}
-	if f.Source != "" && !wal.ValidSlug(f.Source) {
+	if f.Source != "" && !model.ValidSlug(f.Source) {
 		return errBadRequest("validation_failed", "source", "%q is not a valid slug", f.Source)
 	}
-	if f.Destination != "" && !wal.ValidSlug(f.Destination) {
+	if f.Destination != "" && !model.ValidSlug(f.Destination) {
 		return errBadRequest("validation_failed", "destination", "%q is not a valid slug", f.Destination)
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
@@ -133,7 +135,7 @@ func (f *EventFilter) cheapMatch(e *wal.Event) bool {
 	if f.Destination != "" && !slices.Contains(e.Destinations, f.Destination) {
 		return false
 	}
-	if f.EventType != "" && !verify.MatchEventType([]string{f.EventType}, e.EventType) {
+	if f.EventType != "" && !model.MatchEventType([]string{f.EventType}, e.EventType) {
 		return false
 	}
 	if !f.Since.IsZero() && e.ReceivedAt.Before(f.Since) {

@@ -8,8 +8,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3gen"
+
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -91,19 +94,19 @@ var schemaTypes = map[string]any{
 	"Object":             map[string]any{},
 	"Error":              ErrorBody{},
 	"Source":             SourceOut{},
-	"SourceInput":        wal.Source{},
+	"SourceInput":        model.Source{},
 	"SecretInput":        secretReq{},
 	"SecretRotation":     SecretRotation{},
 	"Destination":        DestinationOut{},
-	"DestinationInput":   wal.Destination{},
+	"DestinationInput":   model.Destination{},
 	"DeadLetter":         DeadLetter{},
 	"RedriveRequest":     RedriveRequest{},
 	"Agent":              AgentOut{},
-	"AgentInput":         wal.Agent{},
+	"AgentInput":         model.Agent{},
 	"Enrollment":         Enrollment{},
 	"EnrollmentRequest":  EnrollmentRequest{},
 	"Forward":            ForwardOut{},
-	"ForwardInput":       wal.Forward{},
+	"ForwardInput":       model.Forward{},
 	"Event":              EventOut{},
 	"EventReplayRequest": EventReplayRequest{},
 	"Replay":             Replay{},
@@ -252,10 +255,10 @@ func operationID(op operation) string {
 	return b.String()
 }
 
-// customizeSchema fixes what reflection cannot know: wal.Duration is text
+// customizeSchema fixes what reflection cannot know: model.Duration is text
 // ("15s"), and OpenAPI 3.1 spells "nullable" as a "null" type.
 func customizeSchema(_ string, t reflect.Type, tag reflect.StructTag, s *openapi3.Schema) error {
-	if t == reflect.TypeFor[wal.Duration]() {
+	if t == reflect.TypeFor[model.Duration]() {
 		*s = *openapi3.NewStringSchema()
 		s.Description = "Go duration text with a unit: 500ms, 15s, 5m, 1h"
 	}

@@ -14,7 +14,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/julienschmidt/httprouter"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/wal"
@@ -28,14 +31,14 @@ const maxSourceSecrets = 8
 // id to remove it by. Only the answers that create or rotate a secret
 // carry it in clear.
 type SourceOut struct {
-	wal.Source
+	model.Source
 	SecretIDs []string `json:"secret_ids"`
 }
 
 // DestinationOut is a destination as the API shows it: the signing secret
 // masked, and, on a single read, its queue.
 type DestinationOut struct {
-	wal.Destination
+	model.Destination
 	Stats *DestinationStats `json:"stats,omitempty"`
 }
 
@@ -53,7 +56,7 @@ type DestinationStats struct {
 // AgentOut is an agent as the API shows it. Secret is set only when the
 // agent is created or its secret rotated.
 type AgentOut struct {
-	wal.Agent
+	model.Agent
 	Secret   string    `json:"secret,omitempty"`
 	Online   bool      `json:"online"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
@@ -63,7 +66,7 @@ type AgentOut struct {
 }
 
 // withSecret is the answer that creates an agent or rotates its secret.
-func (s *Server) withSecret(a wal.Agent, created bool) AgentOut {
+func (s *Server) withSecret(a model.Agent, created bool) AgentOut {
 	out := s.agentOut(a)
 	out.Secret = a.Secret
 	if e := s.enrollment(a, created); e != nil {
@@ -94,7 +97,7 @@ func secretID(s string) string {
 	return hex.EncodeToString(h[:6])
 }
 
-func sourceOut(src wal.Source, clear bool) SourceOut {
+func sourceOut(src model.Source, clear bool) SourceOut {
 	out := SourceOut{Source: src, SecretIDs: []string{}}
 	out.Secrets = slices.Clone(src.Secrets)
 	for i, sec := range src.Secrets {
@@ -106,7 +109,7 @@ func sourceOut(src wal.Source, clear bool) SourceOut {
 	return out
 }
 
-func destinationOut(d wal.Destination, clear bool) DestinationOut {
+func destinationOut(d model.Destination, clear bool) DestinationOut {
 	if !clear {
 		d.SigningSecret = actors.Mask(d.SigningSecret)
 	}
@@ -115,7 +118,7 @@ func destinationOut(d wal.Destination, clear bool) DestinationOut {
 	return DestinationOut{Destination: d}
 }
 
-func (s *Server) agentOut(a wal.Agent) AgentOut {
+func (s *Server) agentOut(a model.Agent) AgentOut {
 	out := AgentOut{Agent: a}
 	out.Agent.Secret = ""
 	if s.cfg.Agents != nil {
@@ -164,11 +167,11 @@ func (s *Server) getSource(_ *http.Request, ps httprouter.Params, _ principal) (
 }
 
 func (s *Server) createSource(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var src wal.Source
+	var src model.Source
 	if err := decodeBody(r, &src); err != nil {
 		return 0, nil, err
 	}
-	if src.Verify != "none" && len(src.Secrets) == 0 && wal.ValidSlug(src.Slug) {
+	if src.Verify != "none" && len(src.Secrets) == 0 && model.ValidSlug(src.Slug) {
 		sec, err := delivery.GenerateSigningSecret()
 		if err != nil {
 			return 0, nil, err
@@ -180,7 +183,7 @@ func (s *Server) createSource(r *http.Request, _ httprouter.Params, p principal)
 	if _, ok := s.node.Snapshot().Sources[src.Slug]; ok {
 		return 0, nil, errConflict("a source %q already exists", src.Slug)
 	}
-	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, sourceOut(src, true), nil
@@ -188,7 +191,7 @@ func (s *Server) createSource(r *http.Request, _ httprouter.Params, p principal)
 
 func (s *Server) updateSource(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
 	slug := ps.ByName("slug")
-	var src wal.Source
+	var src model.Source
 	if err := decodeBody(r, &src); err != nil {
 		return 0, nil, err
 	}
@@ -210,7 +213,7 @@ func (s *Server) updateSource(r *http.Request, ps httprouter.Params, p principal
 	default:
 		return 0, nil, errBadRequest("validation_failed", "secrets", "secrets change only by rotation: POST %s/sources/%s/secrets, then DELETE the old one", APIPrefix, slug)
 	}
-	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, sourceOut(src, false), nil
@@ -259,7 +262,7 @@ func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p pri
 	}
 	src := cur.Source
 	src.Secrets = append(slices.Clone(cur.Secrets), sec)
-	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
 		return 0, nil, err
 	}
 	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
@@ -285,7 +288,7 @@ func (s *Server) removeSourceSecret(_ *http.Request, ps httprouter.Params, p pri
 	}
 	src := cur.Source
 	src.Secrets = slices.Delete(slices.Clone(cur.Secrets), i, i+1)
-	if err := s.apply(actors.Change{Sources: []wal.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
 		return 0, nil, err
 	}
 	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.revoked", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
@@ -337,7 +340,7 @@ func (s *Server) getDestination(r *http.Request, ps httprouter.Params, _ princip
 }
 
 func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var d wal.Destination
+	var d model.Destination
 	if err := decodeBody(r, &d); err != nil {
 		return 0, nil, err
 	}
@@ -349,7 +352,7 @@ func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p princ
 	if _, ok := s.node.Snapshot().Destinations[d.Slug]; ok {
 		return 0, nil, errConflict("a destination %q already exists", d.Slug)
 	}
-	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
 	// Apply generated the signing secret if none was given.
@@ -358,7 +361,7 @@ func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p princ
 
 func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
 	slug := ps.ByName("slug")
-	var d wal.Destination
+	var d model.Destination
 	if err := decodeBody(r, &d); err != nil {
 		return 0, nil, err
 	}
@@ -377,7 +380,7 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 	}
 	d.SigningSecret = cur.SigningSecret
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = cur.PreviousSigningSecret, cur.PreviousSecretExpiresAt
-	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, destinationOut(d, false), nil
@@ -393,7 +396,7 @@ func (s *Server) deleteDestination(_ *http.Request, ps httprouter.Params, p prin
 	}
 	var users []string
 	for _, k := range slices.Sorted(maps.Keys(snap.Sources)) {
-		if slices.ContainsFunc(snap.Sources[k].Routes, func(r wal.Route) bool { return r.Destination == slug }) {
+		if slices.ContainsFunc(snap.Sources[k].Routes, func(r model.Route) bool { return r.Destination == slug }) {
 			users = append(users, k)
 		}
 	}
@@ -414,7 +417,7 @@ func (s *Server) setPaused(slug string, paused bool, p principal) (int, any, err
 		return 0, nil, errNotFound("no destination %q", slug)
 	}
 	d.Paused = paused
-	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, destinationOut(d, false), nil
@@ -446,7 +449,7 @@ func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p pr
 	}
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = d.SigningSecret, s.now().Add(SigningSecretOverlap)
 	d.SigningSecret = sec
-	if err := s.apply(actors.Change{Destinations: []wal.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
 	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug, Actor: p.actor(),
@@ -483,7 +486,7 @@ func (s *Server) getAgent(_ *http.Request, ps httprouter.Params, _ principal) (i
 }
 
 func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var req wal.Agent
+	var req model.Agent
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
@@ -496,7 +499,7 @@ func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) 
 
 func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
 	id := ps.ByName("id")
-	var a wal.Agent
+	var a model.Agent
 	if err := decodeBody(r, &a); err != nil {
 		return 0, nil, err
 	}
@@ -509,7 +512,7 @@ func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal)
 	if _, ok := s.node.Snapshot().Agents[id]; !ok {
 		return 0, nil, errNotFound("no agent %q", id)
 	}
-	if err := s.node.Apply(actors.Change{Agents: []wal.Agent{a}, KeepAgentSecrets: true, Actor: p.actor()}); err != nil {
+	if err := s.node.Apply(actors.Change{Agents: []model.Agent{a}, KeepAgentSecrets: true, Actor: p.actor()}); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, s.agentOut(a), nil
@@ -525,7 +528,7 @@ func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal)
 	}
 	var users []string
 	for _, k := range slices.Sorted(maps.Keys(snap.Destinations)) {
-		if d := snap.Destinations[k]; d.Mode == wal.ModeAgent && d.Agent == id {
+		if d := snap.Destinations[k]; d.Mode == model.ModeAgent && d.Agent == id {
 			users = append(users, "destination "+k)
 		}
 	}

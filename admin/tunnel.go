@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/julienschmidt/httprouter"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
@@ -36,7 +39,7 @@ type EnrollmentRequest struct {
 
 // ForwardOut is a forward as the API shows it.
 type ForwardOut struct {
-	wal.Forward
+	model.Forward
 	// AgentOnline reports whether the agent the forward goes through has
 	// a live session; while it has none, connections are refused.
 	AgentOnline bool `json:"agent_online"`
@@ -65,26 +68,26 @@ const (
 // Apply is audited (config.created or config.updated, secret masked), and
 // its OnChange reaches the tunnel before Apply returns: a rotated agent's
 // session is cut before the answer is written.
-func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p principal) (a wal.Agent, created bool, err error) {
+func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p principal) (a model.Agent, created bool, err error) {
 	sec, err := newAgentSecret()
 	if err != nil {
-		return wal.Agent{}, false, err
+		return model.Agent{}, false, err
 	}
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	cur, exists := s.node.Snapshot().Agents[id]
 	switch {
 	case exists && mode == enrollNew:
-		return wal.Agent{}, false, errConflict("an agent %q already exists (rotate its secret with POST %s/agents/%s/enrollment)", id, APIPrefix, id)
+		return model.Agent{}, false, errConflict("an agent %q already exists (rotate its secret with POST %s/agents/%s/enrollment)", id, APIPrefix, id)
 	case !exists && mode == enrollExisting:
-		return wal.Agent{}, false, errNotFound("no agent %q", id)
+		return model.Agent{}, false, errNotFound("no agent %q", id)
 	}
-	a = wal.Agent{ID: id, AllowedTargets: cur.AllowedTargets, Secret: sec}
+	a = model.Agent{ID: id, AllowedTargets: cur.AllowedTargets, Secret: sec}
 	if allowed != nil {
 		a.AllowedTargets = allowed
 	}
-	if err := s.apply(actors.Change{Agents: []wal.Agent{a}}, p); err != nil {
-		return wal.Agent{}, false, err
+	if err := s.apply(actors.Change{Agents: []model.Agent{a}}, p); err != nil {
+		return model.Agent{}, false, err
 	}
 	if cur.Secret != "" {
 		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
@@ -95,7 +98,7 @@ func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p 
 
 // enrollment describes how agent a (holding its secret in clear) joins this
 // node's tunnel; nil when the node runs none.
-func (s *Server) enrollment(a wal.Agent, created bool) *Enrollment {
+func (s *Server) enrollment(a model.Agent, created bool) *Enrollment {
 	t := s.cfg.Tunnel
 	if t == nil {
 		return nil
@@ -145,7 +148,7 @@ func (s *Server) enrollAgent(r *http.Request, ps httprouter.Params, p principal)
 
 // --- forwards ---
 
-func (s *Server) forwardOut(f wal.Forward) ForwardOut {
+func (s *Server) forwardOut(f model.Forward) ForwardOut {
 	out := ForwardOut{Forward: f}
 	if s.cfg.Agents != nil {
 		out.AgentOnline, _ = s.cfg.Agents.Online(f.Agent)
@@ -175,7 +178,7 @@ func (s *Server) getForward(_ *http.Request, ps httprouter.Params, _ principal) 
 // that the address can be listened on (the tunnel would only log that it
 // cannot).
 func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var f wal.Forward
+	var f model.Forward
 	if err := decodeBody(r, &f); err != nil {
 		return 0, nil, err
 	}
@@ -199,7 +202,7 @@ func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal
 		return 0, nil, errBadRequest("validation_failed", "listen", "cannot listen on %s: %v", f.Listen, err)
 	}
 	ln.Close()
-	if err := s.apply(actors.Change{Forwards: []wal.Forward{f}}, p); err != nil {
+	if err := s.apply(actors.Change{Forwards: []model.Forward{f}}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, s.forwardOut(f), nil

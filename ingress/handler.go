@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/ingress/verify"
 	"github.com/webhookops/webhookops/wal"
@@ -111,7 +112,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		EventType: eventType,
 		Headers:   headerList(r.Header),
 		Body:      body,
-	}, src, verify.MatchEventType)
+	}, src)
 	if err != nil {
 		h.cfg.Logger.Warn("ingest failed", "source", slug, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "storage_unavailable", "the event was not stored; retry")

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"go.uber.org/goleak"
 
 	"github.com/webhookops/webhookops/actors"
@@ -33,7 +35,7 @@ type env struct {
 	h    *Handler
 }
 
-func newEnv(t testing.TB, dests ...wal.Destination) *env {
+func newEnv(t testing.TB, dests ...model.Destination) *env {
 	t.Helper()
 	db, err := wal.Open(t.TempDir(), wal.Config{Partitions: 16})
 	if err != nil {
@@ -43,12 +45,12 @@ func newEnv(t testing.TB, dests ...wal.Destination) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var routes []wal.Route
+	var routes []model.Route
 	for _, d := range dests {
-		routes = append(routes, wal.Route{Destination: d.Slug})
+		routes = append(routes, model.Route{Destination: d.Slug})
 	}
 	err = n.Apply(actors.Change{
-		Sources: []wal.Source{
+		Sources: []model.Source{
 			{Slug: "gen", Provider: "generic", Secrets: []string{string(secret)}, Routes: routes},
 			{Slug: "off", Provider: "generic", Secrets: []string{"x"}, Disabled: true},
 		},
@@ -225,11 +227,11 @@ func validHeader(s string) bool {
 func BenchmarkIngest(b *testing.B) {
 	for _, withDest := range []bool{false, true} {
 		b.Run(fmt.Sprintf("destinations=%v", map[bool]int{false: 0, true: 1}[withDest]), func(b *testing.B) {
-			var dests []wal.Destination
+			var dests []model.Destination
 			if withDest {
 				sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 				defer sink.Close()
-				dests = append(dests, wal.Destination{Slug: "sink", URL: sink.URL, Ordering: "parallel", MaxInFlight: 64, AllowPrivateNetwork: true})
+				dests = append(dests, model.Destination{Slug: "sink", URL: sink.URL, Ordering: "parallel", MaxInFlight: 64, AllowPrivateNetwork: true})
 			}
 			e := newEnv(b, dests...)
 			body := bytes.Repeat([]byte("b"), 512)

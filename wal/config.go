@@ -3,15 +3,17 @@ package wal
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 type storedAgent struct {
-	Agent
+	model.Agent
 	SealedSecret string `json:"sealed_secret,omitempty"`
 }
 
 // PutSource stores a source with its secrets sealed.
-func (b *Batch) PutSource(s Source) error {
+func (b *Batch) PutSource(s model.Source) error {
 	sealed := make([]string, len(s.Secrets))
 	for i, sec := range s.Secrets {
 		sealed[i] = b.db.sealer.seal(sec)
@@ -21,19 +23,19 @@ func (b *Batch) PutSource(s Source) error {
 }
 
 // PutDestination stores a destination with its signing secret sealed.
-func (b *Batch) PutDestination(d Destination) error {
+func (b *Batch) PutDestination(d model.Destination) error {
 	d.SigningSecret = b.db.sealer.seal(d.SigningSecret)
 	d.PreviousSigningSecret = b.db.sealer.seal(d.PreviousSigningSecret)
 	return b.PutConfig(KindDestination, d.Slug, d)
 }
 
 // PutAgent stores an agent with its secret sealed.
-func (b *Batch) PutAgent(a Agent) error {
+func (b *Batch) PutAgent(a model.Agent) error {
 	return b.PutConfig(KindAgent, a.ID, storedAgent{Agent: a, SealedSecret: b.db.sealer.seal(a.Secret)})
 }
 
 // PutForward stores a forward under its listen address.
-func (b *Batch) PutForward(f Forward) error { return b.PutConfig(KindForward, f.Listen, f) }
+func (b *Batch) PutForward(f model.Forward) error { return b.PutConfig(KindForward, f.Listen, f) }
 
 // LoadConfig calls fn with the raw JSON of every object of a kind.
 func (db *DB) LoadConfig(kind byte, fn func(slug string, raw []byte) error) error {
@@ -49,10 +51,10 @@ func (db *DB) GetConfig(kind byte, slug string) ([]byte, error) {
 }
 
 // Sources reads every stored source, secrets opened.
-func (db *DB) Sources() ([]Source, error) {
-	var out []Source
+func (db *DB) Sources() ([]model.Source, error) {
+	var out []model.Source
 	err := db.LoadConfig(KindSource, func(slug string, raw []byte) error {
-		var s Source
+		var s model.Source
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return fmt.Errorf("%w: source %q", ErrCorrupt, slug)
 		}
@@ -70,10 +72,10 @@ func (db *DB) Sources() ([]Source, error) {
 }
 
 // Destinations reads every stored destination, signing secrets opened.
-func (db *DB) Destinations() ([]Destination, error) {
-	var out []Destination
+func (db *DB) Destinations() ([]model.Destination, error) {
+	var out []model.Destination
 	err := db.LoadConfig(KindDestination, func(slug string, raw []byte) error {
-		var d Destination
+		var d model.Destination
 		if err := json.Unmarshal(raw, &d); err != nil {
 			return fmt.Errorf("%w: destination %q", ErrCorrupt, slug)
 		}
@@ -92,8 +94,8 @@ func (db *DB) Destinations() ([]Destination, error) {
 }
 
 // Agents reads every stored agent, secrets opened.
-func (db *DB) Agents() ([]Agent, error) {
-	var out []Agent
+func (db *DB) Agents() ([]model.Agent, error) {
+	var out []model.Agent
 	err := db.LoadConfig(KindAgent, func(slug string, raw []byte) error {
 		var a storedAgent
 		if err := json.Unmarshal(raw, &a); err != nil {
@@ -111,10 +113,10 @@ func (db *DB) Agents() ([]Agent, error) {
 }
 
 // Forwards reads every stored forward.
-func (db *DB) Forwards() ([]Forward, error) {
-	var out []Forward
+func (db *DB) Forwards() ([]model.Forward, error) {
+	var out []model.Forward
 	err := db.LoadConfig(KindForward, func(slug string, raw []byte) error {
-		var f Forward
+		var f model.Forward
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return fmt.Errorf("%w: forward %q", ErrCorrupt, slug)
 		}

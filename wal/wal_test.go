@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 func openTest(t *testing.T, dir string) *DB {
@@ -122,10 +124,10 @@ func TestSecretsSealedAtRest(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
 	b := db.NewBatch()
-	if err := b.PutSource(Source{Slug: "gh", Provider: "github", Secrets: []string{"topsecret-value"}}); err != nil {
+	if err := b.PutSource(model.Source{Slug: "gh", Provider: "github", Secrets: []string{"topsecret-value"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.PutAgent(Agent{ID: "dev", Secret: "agent-secret-value"}); err != nil {
+	if err := b.PutAgent(model.Agent{ID: "dev", Secret: "agent-secret-value"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.CommitWait(b); err != nil {

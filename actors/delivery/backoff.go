@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // Backoff returns the delay before the attempt after attempt number attempt
@@ -21,10 +21,10 @@ import (
 // arithmetic never overflows, whatever the attempt number.
 func Backoff(attempt int, base, maxDelay time.Duration, rnd func(int64) int64) time.Duration {
 	if base <= 0 {
-		base = wal.DefaultBackoffBase
+		base = model.DefaultBackoffBase
 	}
 	if maxDelay <= 0 {
-		maxDelay = wal.DefaultBackoffMax
+		maxDelay = model.DefaultBackoffMax
 	}
 	if attempt < 1 {
 		attempt = 1
@@ -55,11 +55,11 @@ func Backoff(attempt int, base, maxDelay time.Duration, rnd func(int64) int64) t
 // attempt failed with res. A Retry-After from a 429 or 503 is honoured
 // (capped by the destination's backoff_max); otherwise it is Backoff with the
 // destination's backoff_base and backoff_max.
-func NextDelay(attempt int, d wal.Destination, res Result, rnd func(int64) int64) time.Duration {
+func NextDelay(attempt int, d model.Destination, res Result, rnd func(int64) int64) time.Duration {
 	d = d.WithDefaults()
 	maxDelay := d.BackoffMax.D()
 	if maxDelay <= 0 {
-		maxDelay = wal.DefaultBackoffMax
+		maxDelay = model.DefaultBackoffMax
 	}
 	if res.RetryAfter > 0 && hasRetryAfter(res.StatusCode) {
 		return min(res.RetryAfter, maxDelay)

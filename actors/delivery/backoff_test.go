@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // ceiling computes min(maxDelay, base*2^(attempt-1)) without overflow.
@@ -32,7 +32,7 @@ func TestBackoffBounds(t *testing.T) {
 	}
 	pairs := [][2]time.Duration{
 		{5 * time.Second, time.Hour},
-		{wal.DefaultBackoffBase, wal.DefaultBackoffMax},
+		{model.DefaultBackoffBase, model.DefaultBackoffMax},
 		{time.Nanosecond, math.MaxInt64},
 		{time.Hour, time.Second}, // base above max: max wins
 		{math.MaxInt64, math.MaxInt64},
@@ -71,17 +71,17 @@ func TestBackoffGrowsThenCaps(t *testing.T) {
 		t.Errorf("attempt 30: %v, want the 1h cap", got)
 	}
 	// Zero parameters mean the wal defaults.
-	if got := Backoff(1, 0, 0, top); got != wal.DefaultBackoffBase {
-		t.Errorf("defaults: %v, want %v", got, wal.DefaultBackoffBase)
+	if got := Backoff(1, 0, 0, top); got != model.DefaultBackoffBase {
+		t.Errorf("defaults: %v, want %v", got, model.DefaultBackoffBase)
 	}
-	if got := Backoff(70, 0, 0, top); got != wal.DefaultBackoffMax {
-		t.Errorf("defaults: %v, want %v", got, wal.DefaultBackoffMax)
+	if got := Backoff(70, 0, 0, top); got != model.DefaultBackoffMax {
+		t.Errorf("defaults: %v, want %v", got, model.DefaultBackoffMax)
 	}
 }
 
 func TestNextDelay(t *testing.T) {
 	top := func(n int64) int64 { return n - 1 }
-	d := wal.Destination{BackoffBase: wal.Duration(2 * time.Second), BackoffMax: wal.Duration(time.Minute)}
+	d := model.Destination{BackoffBase: model.Duration(2 * time.Second), BackoffMax: model.Duration(time.Minute)}
 	for _, tc := range []struct {
 		name    string
 		attempt int
@@ -103,11 +103,11 @@ func TestNextDelay(t *testing.T) {
 		})
 	}
 	t.Run("defaults", func(t *testing.T) {
-		got := NextDelay(1, wal.Destination{}, Result{StatusCode: 429, RetryAfter: 48 * time.Hour}, top)
-		if got != wal.DefaultBackoffMax {
-			t.Fatalf("NextDelay = %v, want the default cap %v", got, wal.DefaultBackoffMax)
+		got := NextDelay(1, model.Destination{}, Result{StatusCode: 429, RetryAfter: 48 * time.Hour}, top)
+		if got != model.DefaultBackoffMax {
+			t.Fatalf("NextDelay = %v, want the default cap %v", got, model.DefaultBackoffMax)
 		}
-		bad := wal.Destination{BackoffMax: wal.Duration(-time.Second)}
+		bad := model.Destination{BackoffMax: model.Duration(-time.Second)}
 		if got := NextDelay(1, bad, Result{StatusCode: 429, RetryAfter: time.Second}, top); got != time.Second {
 			t.Fatalf("negative backoff_max: NextDelay = %v, want 1s", got)
 		}

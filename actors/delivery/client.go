@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // DefaultUserAgent is sent when neither Options.UserAgent nor the
@@ -138,20 +138,20 @@ func (c *Client) now() time.Time {
 // Deliver makes one attempt to deliver r to d and reports what happened. It
 // never follows redirects and never retries (see the package doc). d's zero
 // fields take their defaults.
-func (c *Client) Deliver(ctx context.Context, d wal.Destination, r Request) Result {
+func (c *Client) Deliver(ctx context.Context, d model.Destination, r Request) Result {
 	start := time.Now()
 	res := c.deliver(ctx, start, d.WithDefaults(), r)
 	res.Duration = time.Since(start)
 	return res
 }
 
-func (c *Client) deliver(ctx context.Context, start time.Time, d wal.Destination, r Request) Result {
+func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destination, r Request) Result {
 	if ctx == nil {
 		ctx = context.Background()
 	}
 	timeout := d.Timeout.D()
 	if timeout <= 0 {
-		timeout = wal.DefaultTimeout
+		timeout = model.DefaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -173,7 +173,7 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d wal.Destination
 	if err != nil {
 		return Result{Err: err.Error()}
 	}
-	if d.Mode == wal.ModeHTTP {
+	if d.Mode == model.ModeHTTP {
 		// Refuse an address literal before touching the network; the dial
 		// guard would refuse it too, this only makes the error immediate.
 		if a, err := netip.ParseAddr(u.Hostname()); err == nil {
@@ -236,12 +236,12 @@ func readExcerpt(body io.Reader) []byte {
 
 // transportFor returns the cached transport for d's combination of TLS
 // verification, private-network permission and agent, making it on first use.
-func (c *Client) transportFor(d wal.Destination) (*http.Transport, error) {
+func (c *Client) transportFor(d model.Destination) (*http.Transport, error) {
 	k := transportKey{verifyTLS: d.TLSVerify()}
 	switch d.Mode {
-	case wal.ModeHTTP:
+	case model.ModeHTTP:
 		k.allowPrivate = d.AllowPrivateNetwork
-	case wal.ModeAgent:
+	case model.ModeAgent:
 		if c.opts.AgentDial == nil {
 			return nil, ErrNoAgentDialer
 		}
@@ -311,7 +311,7 @@ func (c *Client) newTransport(k transportKey) *http.Transport {
 
 // buildHeader sets req's headers: filtered source headers, then the
 // destination's custom headers, then ours (see the package doc).
-func (c *Client) buildHeader(req *http.Request, d wal.Destination, r Request) {
+func (c *Client) buildHeader(req *http.Request, d model.Destination, r Request) {
 	const ours = 6 // the most headers we add
 	h := make(http.Header, len(r.Headers)+len(d.Headers)+ours)
 	// One backing array for the values: each header gets a capacity-capped

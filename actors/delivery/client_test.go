@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // received is what a test server saw of one request.
@@ -67,8 +67,8 @@ func newTestClient(t *testing.T, opts Options) *Client {
 }
 
 // loopbackDest is a destination a loopback test server can be reached at.
-func loopbackDest(url string) wal.Destination {
-	return wal.Destination{Slug: "test", URL: url, AllowPrivateNetwork: true}
+func loopbackDest(url string) model.Destination {
+	return model.Destination{Slug: "test", URL: url, AllowPrivateNetwork: true}
 }
 
 func recv(t *testing.T, ch <-chan received) received {
@@ -293,7 +293,7 @@ func TestDeliverTimeout(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := newTestClient(t, Options{})
 	d := loopbackDest(srv.URL)
-	d.Timeout = wal.Duration(200 * time.Millisecond)
+	d.Timeout = model.Duration(200 * time.Millisecond)
 
 	res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1, Body: []byte("x")})
 	if res.Success || res.StatusCode != 0 || !strings.Contains(res.Err, "timed out") {
@@ -374,7 +374,7 @@ func TestDeliverRetryAfter(t *testing.T) {
 	t.Run("NextDelay caps Retry-After by backoff_max", func(t *testing.T) {
 		u := srv.URL + "/?code=429&ra=3600"
 		d := loopbackDest(u)
-		d.BackoffMax = wal.Duration(time.Minute)
+		d.BackoffMax = model.Duration(time.Minute)
 		res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1})
 		if got := NextDelay(1, d, res, nil); got != time.Minute {
 			t.Fatalf("NextDelay = %v, want backoff_max 1m", got)
@@ -501,7 +501,7 @@ func TestDeliverAgentMode(t *testing.T) {
 	c := newTestClient(t, Options{AgentDial: agentDial})
 
 	// No allow_private_network: the agent's allow-list governs, not the guard.
-	d := wal.Destination{Slug: "private", URL: "http://billing.internal:8080/hook", Mode: wal.ModeAgent, Agent: "office"}
+	d := model.Destination{Slug: "private", URL: "http://billing.internal:8080/hook", Mode: model.ModeAgent, Agent: "office"}
 	res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1, Body: []byte("hello")})
 	if !res.Success {
 		t.Fatalf("result = %+v", res)
@@ -537,22 +537,22 @@ func TestDeliverBadDestinations(t *testing.T) {
 	}})
 	for _, tc := range []struct {
 		name string
-		d    wal.Destination
+		d    model.Destination
 		want string
 	}{
-		{"empty url", wal.Destination{}, ErrBadURL.Error()},
-		{"not a url", wal.Destination{URL: "::token=s3cret"}, ErrBadURL.Error()},
-		{"space in host", wal.Destination{URL: "http://exa mple.com/?token=s3cret"}, ErrBadURL.Error()},
-		{"bad escape", wal.Destination{URL: "http://example.com/%zz?token=s3cret"}, ErrBadURL.Error()},
-		{"unclosed bracket", wal.Destination{URL: "http://[::1/?token=s3cret"}, ErrBadURL.Error()},
-		{"ftp", wal.Destination{URL: "ftp://example.com/?token=s3cret"}, ErrBadURL.Error()},
-		{"no host", wal.Destination{URL: "http:///path?token=s3cret"}, ErrBadURL.Error()},
-		{"port only", wal.Destination{URL: "http://:80/?token=s3cret"}, ErrBadURL.Error()},
-		{"relative", wal.Destination{URL: "/hook?token=s3cret"}, ErrBadURL.Error()},
-		{"credentials", wal.Destination{URL: "https://user:s3cret@example.com/"}, ErrURLUserinfo.Error()},
-		{"unknown mode", wal.Destination{URL: "https://example.com/", Mode: "pigeon"}, `unknown destination mode "pigeon"`},
-		{"agent without id", wal.Destination{URL: "http://app:80/", Mode: wal.ModeAgent}, ErrNoAgent.Error()},
-		{"agent dialer returns nil", wal.Destination{URL: "http://app:80/", Mode: wal.ModeAgent, Agent: "a"}, "dialer returned no connection"},
+		{"empty url", model.Destination{}, ErrBadURL.Error()},
+		{"not a url", model.Destination{URL: "::token=s3cret"}, ErrBadURL.Error()},
+		{"space in host", model.Destination{URL: "http://exa mple.com/?token=s3cret"}, ErrBadURL.Error()},
+		{"bad escape", model.Destination{URL: "http://example.com/%zz?token=s3cret"}, ErrBadURL.Error()},
+		{"unclosed bracket", model.Destination{URL: "http://[::1/?token=s3cret"}, ErrBadURL.Error()},
+		{"ftp", model.Destination{URL: "ftp://example.com/?token=s3cret"}, ErrBadURL.Error()},
+		{"no host", model.Destination{URL: "http:///path?token=s3cret"}, ErrBadURL.Error()},
+		{"port only", model.Destination{URL: "http://:80/?token=s3cret"}, ErrBadURL.Error()},
+		{"relative", model.Destination{URL: "/hook?token=s3cret"}, ErrBadURL.Error()},
+		{"credentials", model.Destination{URL: "https://user:s3cret@example.com/"}, ErrURLUserinfo.Error()},
+		{"unknown mode", model.Destination{URL: "https://example.com/", Mode: "pigeon"}, `unknown destination mode "pigeon"`},
+		{"agent without id", model.Destination{URL: "http://app:80/", Mode: model.ModeAgent}, ErrNoAgent.Error()},
+		{"agent dialer returns nil", model.Destination{URL: "http://app:80/", Mode: model.ModeAgent, Agent: "a"}, "dialer returned no connection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := c.Deliver(context.Background(), tc.d, Request{Attempt: -1, Headers: [][2]string{{"", ""}, {":", "\x00"}}})
@@ -566,7 +566,7 @@ func TestDeliverBadDestinations(t *testing.T) {
 	}
 	t.Run("nil context", func(t *testing.T) {
 		//lint:ignore SA1012 a nil context must not panic
-		res := c.Deliver(nil, wal.Destination{URL: "ftp://x/"}, Request{})
+		res := c.Deliver(nil, model.Destination{URL: "ftp://x/"}, Request{})
 		if res.Err != ErrBadURL.Error() {
 			t.Fatalf("result = %+v", res)
 		}

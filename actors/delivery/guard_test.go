@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 func TestCheckAddr(t *testing.T) {
@@ -149,7 +149,7 @@ func TestDeliverSSRFGuard(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			before := hits.Load()
-			d := wal.Destination{Slug: "d", URL: tc.url, AllowPrivateNetwork: tc.allowPrivate}
+			d := model.Destination{Slug: "d", URL: tc.url, AllowPrivateNetwork: tc.allowPrivate}
 			res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1})
 			reached := hits.Load() - before
 			if tc.want == "" {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/admin/client"
 )
 

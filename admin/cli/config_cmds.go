@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/client"
-	"github.com/webhookops/webhookops/wal"
 )
 
 // readFile decodes a JSON object from path ("-" is stdin) into v, refusing
@@ -89,7 +91,7 @@ func sourcesCommand() *cli.Command {
 						for _, r := range s.Routes {
 							routes = append(routes, routeString(r))
 						}
-						rows = append(rows, []string{s.Slug, s.Provider, orDash(s.Verify), strconv.Itoa(len(s.Secrets)), orDash(strings.Join(routes, " ")), strconv.FormatBool(s.Disabled)})
+						rows = append(rows, []string{s.Slug, s.Provider.String(), orDash(string(s.Verify)), strconv.Itoa(len(s.Secrets)), orDash(strings.Join(routes, " ")), strconv.FormatBool(s.Disabled)})
 					}
 					return table(w, []string{"SLUG", "PROVIDER", "VERIFY", "SECRETS", "ROUTES", "DISABLED"}, rows)
 				})
@@ -113,7 +115,7 @@ func sourcesCommand() *cli.Command {
 				routeFlag,
 				&cli.StringFlag{Name: "file", Usage: "the source as a JSON object (- for stdin) instead of flags"},
 			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				var s wal.Source
+				var s model.Source
 				if f := c.String("file"); f != "" {
 					if err := readFile(f, &s); err != nil {
 						return err
@@ -123,9 +125,9 @@ func sourcesCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					s = wal.Source{Slug: slug, Provider: c.String("provider"), Secrets: c.StringSlice("secret")}
+					s = model.Source{Slug: slug, Provider: model.Provider(c.String("provider")), Secrets: c.StringSlice("secret")}
 					if c.Bool("no-verify") {
-						s.Verify = "none"
+						s.Verify = model.VerifyNone
 					}
 					if s.Routes, err = parseRoutes(c.StringSlice("route")); err != nil {
 						return err
@@ -155,7 +157,7 @@ func sourcesCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				var s wal.Source
+				var s model.Source
 				if f := c.String("file"); f != "" {
 					if err := readFile(f, &s); err != nil {
 						return err
@@ -168,7 +170,7 @@ func sourcesCommand() *cli.Command {
 					}
 					s = cur.Source
 					if c.IsSet("provider") {
-						s.Provider = c.String("provider")
+						s.Provider = model.Provider(c.String("provider"))
 					}
 					if c.IsSet("route") {
 						if s.Routes, err = parseRoutes(c.StringSlice("route")); err != nil {
@@ -240,21 +242,21 @@ func sourcesCommand() *cli.Command {
 	}
 }
 
-func routeString(r wal.Route) string {
+func routeString(r model.Route) string {
 	if len(r.EventTypes) == 0 {
 		return r.Destination
 	}
 	return r.Destination + "=" + strings.Join(r.EventTypes, ",")
 }
 
-func parseRoutes(specs []string) ([]wal.Route, error) {
-	var out []wal.Route
+func parseRoutes(specs []string) ([]model.Route, error) {
+	var out []model.Route
 	for _, s := range specs {
 		dest, types, _ := strings.Cut(s, "=")
 		if dest == "" {
 			return nil, usageErr("--route %q: want destination or destination=type1,type2", s)
 		}
-		r := wal.Route{Destination: dest}
+		r := model.Route{Destination: dest}
 		if types != "" {
 			r.EventTypes = strings.Split(types, ",")
 		}
@@ -285,33 +287,33 @@ func destinationFlags() []cli.Flag {
 }
 
 // applyDestinationFlags sets the fields whose flags were given.
-func applyDestinationFlags(c *cli.Context, d *wal.Destination) error {
+func applyDestinationFlags(c *cli.Context, d *model.Destination) error {
 	if c.IsSet("url") {
 		d.URL = c.String("url")
 	}
 	if c.IsSet("mode") {
-		d.Mode = c.String("mode")
+		d.Mode = model.Mode(c.String("mode"))
 	}
 	if c.IsSet("agent") {
 		d.Agent = c.String("agent")
 	}
 	if c.IsSet("ordering") {
-		d.Ordering = c.String("ordering")
+		d.Ordering = model.Ordering(c.String("ordering"))
 	}
 	if c.IsSet("max-in-flight") {
 		d.MaxInFlight = c.Int("max-in-flight")
 	}
 	if c.IsSet("timeout") {
-		d.Timeout = wal.Duration(c.Duration("timeout"))
+		d.Timeout = model.Duration(c.Duration("timeout"))
 	}
 	if c.IsSet("max-attempts") {
 		d.MaxAttempts = c.Int("max-attempts")
 	}
 	if c.IsSet("backoff-base") {
-		d.BackoffBase = wal.Duration(c.Duration("backoff-base"))
+		d.BackoffBase = model.Duration(c.Duration("backoff-base"))
 	}
 	if c.IsSet("backoff-max") {
-		d.BackoffMax = wal.Duration(c.Duration("backoff-max"))
+		d.BackoffMax = model.Duration(c.Duration("backoff-max"))
 	}
 	if c.IsSet("allow-private-network") {
 		d.AllowPrivateNetwork = c.Bool("allow-private-network")
@@ -364,7 +366,7 @@ func destinationsCommand() *cli.Command {
 					var rows [][]string
 					for _, d := range items {
 						x := d.WithDefaults()
-						rows = append(rows, []string{d.Slug, d.URL, x.Mode, x.Ordering, strconv.Itoa(x.MaxInFlight), strconv.Itoa(x.MaxAttempts), strconv.FormatBool(d.Paused)})
+						rows = append(rows, []string{d.Slug, d.URL, x.Mode.String(), x.Ordering.String(), strconv.Itoa(x.MaxInFlight), strconv.Itoa(x.MaxAttempts), strconv.FormatBool(d.Paused)})
 					}
 					return table(w, []string{"SLUG", "URL", "MODE", "ORDERING", "IN_FLIGHT", "MAX_ATTEMPTS", "PAUSED"}, rows)
 				})
@@ -392,7 +394,7 @@ func destinationsCommand() *cli.Command {
 			{Name: "create", Usage: "create a destination; prints its signing secret once", ArgsUsage: "[SLUG]",
 				Flags: commonFlags(append([]cli.Flag{&cli.StringFlag{Name: "slug"}}, destinationFlags()...)...),
 				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-					var d wal.Destination
+					var d model.Destination
 					if f := c.String("file"); f != "" {
 						if err := readFile(f, &d); err != nil {
 							return err
@@ -422,7 +424,7 @@ func destinationsCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					var d wal.Destination
+					var d model.Destination
 					if f := c.String("file"); f != "" {
 						if err := readFile(f, &d); err != nil {
 							return err
@@ -521,7 +523,7 @@ func agentsCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				out, err := cl.CreateAgent(ctx, wal.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
+				out, err := cl.CreateAgent(ctx, model.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
 				if err != nil {
 					return err
 				}
@@ -568,7 +570,7 @@ func agentsCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				out, err := cl.UpdateAgent(ctx, wal.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
+				out, err := cl.UpdateAgent(ctx, model.Agent{ID: id, AllowedTargets: c.StringSlice("allow")})
 				if err != nil {
 					return err
 				}
@@ -643,7 +645,7 @@ func forwardsCommand() *cli.Command {
 				&cli.StringFlag{Name: "agent", Usage: "agent id", Required: true},
 				&cli.StringFlag{Name: "target", Usage: "host:port the agent connects to (must be in its allowed targets)", Required: true},
 			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				out, err := cl.CreateForward(ctx, wal.Forward{Listen: c.String("listen"), Agent: c.String("agent"), Target: c.String("target")})
+				out, err := cl.CreateForward(ctx, model.Forward{Listen: c.String("listen"), Agent: c.String("agent"), Target: c.String("target")})
 				if err != nil {
 					return err
 				}

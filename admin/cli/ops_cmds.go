@@ -12,6 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/client"
 	"github.com/webhookops/webhookops/wal"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/client"
 	"github.com/webhookops/webhookops/wal"

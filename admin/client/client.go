@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/webhookops/webhookops/wal/model"
+
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -177,12 +179,12 @@ func (c *Client) GetSource(ctx context.Context, slug string) (admin.SourceOut, e
 	return s, c.do(ctx, "GET", api+"/sources/"+esc(slug), nil, nil, &s)
 }
 
-func (c *Client) CreateSource(ctx context.Context, s wal.Source) (admin.SourceOut, error) {
+func (c *Client) CreateSource(ctx context.Context, s model.Source) (admin.SourceOut, error) {
 	var out admin.SourceOut
 	return out, c.do(ctx, "POST", api+"/sources", nil, s, &out)
 }
 
-func (c *Client) UpdateSource(ctx context.Context, s wal.Source) (admin.SourceOut, error) {
+func (c *Client) UpdateSource(ctx context.Context, s model.Source) (admin.SourceOut, error) {
 	var out admin.SourceOut
 	return out, c.do(ctx, "PUT", api+"/sources/"+esc(s.Slug), nil, s, &out)
 }
@@ -218,12 +220,12 @@ func (c *Client) GetDestination(ctx context.Context, slug string) (admin.Destina
 	return d, c.do(ctx, "GET", api+"/destinations/"+esc(slug), nil, nil, &d)
 }
 
-func (c *Client) CreateDestination(ctx context.Context, d wal.Destination) (admin.DestinationOut, error) {
+func (c *Client) CreateDestination(ctx context.Context, d model.Destination) (admin.DestinationOut, error) {
 	var out admin.DestinationOut
 	return out, c.do(ctx, "POST", api+"/destinations", nil, d, &out)
 }
 
-func (c *Client) UpdateDestination(ctx context.Context, d wal.Destination) (admin.DestinationOut, error) {
+func (c *Client) UpdateDestination(ctx context.Context, d model.Destination) (admin.DestinationOut, error) {
 	var out admin.DestinationOut
 	return out, c.do(ctx, "PUT", api+"/destinations/"+esc(d.Slug), nil, d, &out)
 }
@@ -273,12 +275,12 @@ func (c *Client) GetAgent(ctx context.Context, id string) (admin.AgentOut, error
 	return a, c.do(ctx, "GET", api+"/agents/"+esc(id), nil, nil, &a)
 }
 
-func (c *Client) CreateAgent(ctx context.Context, a wal.Agent) (admin.AgentOut, error) {
+func (c *Client) CreateAgent(ctx context.Context, a model.Agent) (admin.AgentOut, error) {
 	var out admin.AgentOut
 	return out, c.do(ctx, "POST", api+"/agents", nil, a, &out)
 }
 
-func (c *Client) UpdateAgent(ctx context.Context, a wal.Agent) (admin.AgentOut, error) {
+func (c *Client) UpdateAgent(ctx context.Context, a model.Agent) (admin.AgentOut, error) {
 	var out admin.AgentOut
 	return out, c.do(ctx, "PUT", api+"/agents/"+esc(a.ID), nil, a, &out)
 }
@@ -317,7 +319,7 @@ func (c *Client) GetForward(ctx context.Context, listen string) (admin.ForwardOu
 	return f, c.do(ctx, "GET", api+"/forwards/"+esc(listen), nil, nil, &f)
 }
 
-func (c *Client) CreateForward(ctx context.Context, f wal.Forward) (admin.ForwardOut, error) {
+func (c *Client) CreateForward(ctx context.Context, f model.Forward) (admin.ForwardOut, error) {
 	var out admin.ForwardOut
 	return out, c.do(ctx, "POST", api+"/forwards", nil, f, &out)
 }

@@ -10,19 +10,19 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // MaxFileSize is the largest config file accepted, in bytes.
 const MaxFileSize = 32 << 20
 
 // File is a parsed, validated config file. Its items are as written: zero
-// fields mean "default" and the caller applies wal.Destination.WithDefaults.
+// fields mean "default" and the caller applies model.Destination.WithDefaults.
 type File struct {
-	Sources      []wal.Source      `yaml:"sources"`
-	Destinations []wal.Destination `yaml:"destinations"`
-	Agents       []wal.Agent       `yaml:"agents"`
-	Forwards     []wal.Forward     `yaml:"forwards"`
+	Sources      []model.Source      `yaml:"sources"`
+	Destinations []model.Destination `yaml:"destinations"`
+	Agents       []model.Agent       `yaml:"agents"`
+	Forwards     []model.Forward     `yaml:"forwards"`
 
 	name string              // file name for errors
 	pos  map[string]position // field path -> where it is written
@@ -177,7 +177,7 @@ func (v *validator) where(field string) string {
 
 // item reports a wal validation error under the item's path.
 func (v *validator) item(prefix string, err error, suffix string) {
-	var fe *wal.FieldError
+	var fe *model.FieldError
 	if errors.As(err, &fe) {
 		v.add(prefix+"."+fe.Field, "%s%s", fe.Message, suffix)
 		return
@@ -245,7 +245,7 @@ func (v *validator) references() {
 		routed := map[string]int{}
 		for j, r := range s.Routes {
 			p := fmt.Sprintf("sources[%d].routes[%d].destination", i, j)
-			if !wal.ValidSlug(r.Destination) {
+			if !model.ValidSlug(r.Destination) {
 				continue // the source's own Validate reported it
 			}
 			if k, dup := routed[r.Destination]; dup {
@@ -259,12 +259,12 @@ func (v *validator) references() {
 		}
 	}
 	for i, d := range f.Destinations {
-		if d.Mode == wal.ModeAgent && wal.ValidSlug(d.Agent) && !v.has(KindAgent, d.Agent) {
+		if d.Mode == model.ModeAgent && model.ValidSlug(d.Agent) && !v.has(KindAgent, d.Agent) {
 			v.add(fmt.Sprintf("destinations[%d].agent", i), "%s", v.unknown(KindAgent, d.Agent))
 		}
 	}
 	for i, fw := range f.Forwards {
-		if wal.ValidSlug(fw.Agent) && !v.has(KindAgent, fw.Agent) {
+		if model.ValidSlug(fw.Agent) && !v.has(KindAgent, fw.Agent) {
 			v.add(fmt.Sprintf("forwards[%d].agent", i), "%s", v.unknown(KindAgent, fw.Agent))
 		}
 	}

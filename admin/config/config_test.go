@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 func readExample(t testing.TB) []byte {
@@ -30,28 +30,28 @@ func TestLoadExample(t *testing.T) {
 	}
 	yes := true
 	want := &File{
-		Sources: []wal.Source{{
+		Sources: []model.Source{{
 			Slug:     "github",
-			Provider: wal.ProviderGitHub,
+			Provider: model.ProviderGitHub,
 			Secrets:  []string{"s3cret"},
-			Routes:   []wal.Route{{Destination: "app", EventTypes: []string{"push", "issues.*"}}},
+			Routes:   []model.Route{{Destination: "app", EventTypes: []string{"push", "issues.*"}}},
 		}},
-		Destinations: []wal.Destination{{
+		Destinations: []model.Destination{{
 			Slug:                "app",
 			URL:                 "http://127.0.0.1:3000/hooks",
-			Ordering:            wal.OrderingOrdered,
+			Ordering:            model.OrderingOrdered,
 			MaxInFlight:         1,
-			Timeout:             wal.Duration(15 * time.Second),
+			Timeout:             model.Duration(15 * time.Second),
 			MaxAttempts:         8,
-			BackoffBase:         wal.Duration(5 * time.Second),
-			BackoffMax:          wal.Duration(time.Hour),
+			BackoffBase:         model.Duration(5 * time.Second),
+			BackoffMax:          model.Duration(time.Hour),
 			VerifyTLS:           &yes,
 			Headers:             map[string]string{"X-Team": "payments"},
 			SigningSecret:       "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 			AllowPrivateNetwork: true,
 		}},
-		Agents:   []wal.Agent{{ID: "dev", AllowedTargets: []string{"localhost:3000"}}},
-		Forwards: []wal.Forward{{Listen: "127.0.0.1:15432", Agent: "dev", Target: "db.internal:5432"}},
+		Agents:   []model.Agent{{ID: "dev", AllowedTargets: []string{"localhost:3000"}}},
+		Forwards: []model.Forward{{Listen: "127.0.0.1:15432", Agent: "dev", Target: "db.internal:5432"}},
 	}
 	got := &File{Sources: f.Sources, Destinations: f.Destinations, Agents: f.Agents, Forwards: f.Forwards}
 	if !reflect.DeepEqual(got, want) {
@@ -71,18 +71,18 @@ func TestParseValid(t *testing.T) {
 		{"empty", "", File{}},
 		{"only comments", "# nothing yet\n\n# really\n", File{}},
 		{"document marker only", "---\n", File{}},
-		{"trailing empty document", "agents: [{id: a}]\n---\n# done\n", File{Agents: []wal.Agent{{ID: "a"}}}},
-		{"byte order mark", "\ufeffagents: [{id: a}]\n", File{Agents: []wal.Agent{{ID: "a"}}}},
+		{"trailing empty document", "agents: [{id: a}]\n---\n# done\n", File{Agents: []model.Agent{{ID: "a"}}}},
+		{"byte order mark", "\ufeffagents: [{id: a}]\n", File{Agents: []model.Agent{{ID: "a"}}}},
 		{"null sections", "sources:\ndestinations: ~\nagents: null\n", File{}},
-		{"empty sections", "sources: []\nforwards: []\n", File{Sources: []wal.Source{}, Forwards: []wal.Forward{}}},
+		{"empty sections", "sources: []\nforwards: []\n", File{Sources: []model.Source{}, Forwards: []model.Forward{}}},
 		{"unsigned source", "sources: [{slug: open, provider: generic, verify: none}]\n",
-			File{Sources: []wal.Source{{Slug: "open", Provider: "generic", Verify: "none"}}}},
+			File{Sources: []model.Source{{Slug: "open", Provider: "generic", Verify: "none"}}}},
 		{"quoted number as secret", "sources: [{slug: s, provider: stripe, secrets: [\"0123\", !!str 0456]}]\n",
-			File{Sources: []wal.Source{{Slug: "s", Provider: "stripe", Secrets: []string{"0123", "0456"}}}}},
+			File{Sources: []model.Source{{Slug: "s", Provider: "stripe", Secrets: []string{"0123", "0456"}}}}},
 		{"block scalar and float", "destinations:\n  - slug: d\n    url: |-\n      https://example.com/x\n    rate_limit: 2.5\n",
-			File{Destinations: []wal.Destination{{Slug: "d", URL: "https://example.com/x", RateLimit: 2.5}}}},
+			File{Destinations: []model.Destination{{Slug: "d", URL: "https://example.com/x", RateLimit: 2.5}}}},
 		{"integer rate limit", "destinations: [{slug: d, url: 'https://e.com', rate_limit: 10}]\n",
-			File{Destinations: []wal.Destination{{Slug: "d", URL: "https://e.com", RateLimit: 10}}}},
+			File{Destinations: []model.Destination{{Slug: "d", URL: "https://e.com", RateLimit: 10}}}},
 		{"extension keys hold anchors", `
 x-defaults: &defaults
   url: https://example.com/in
@@ -94,9 +94,9 @@ destinations:
     slug: b
     timeout: 5s
 `[1:], File{
-			Destinations: []wal.Destination{
-				{Slug: "a", URL: "https://example.com/in", Timeout: wal.Duration(30 * time.Second)},
-				{Slug: "b", URL: "https://example.com/in", Timeout: wal.Duration(5 * time.Second)},
+			Destinations: []model.Destination{
+				{Slug: "a", URL: "https://example.com/in", Timeout: model.Duration(30 * time.Second)},
+				{Slug: "b", URL: "https://example.com/in", Timeout: model.Duration(5 * time.Second)},
 			},
 		}},
 		{"anchors and merge keys", `
@@ -114,11 +114,11 @@ agents:
   - id: ops
     allowed_targets: *targets
 `[1:], File{
-			Destinations: []wal.Destination{
+			Destinations: []model.Destination{
 				{Slug: "a", URL: "https://example.com/in", MaxAttempts: 3},
 				{Slug: "b", URL: "https://example.com/in", MaxAttempts: 5},
 			},
-			Agents: []wal.Agent{
+			Agents: []model.Agent{
 				{ID: "dev", AllowedTargets: []string{"localhost:3000"}},
 				{ID: "ops", AllowedTargets: []string{"localhost:3000"}},
 			},
@@ -382,7 +382,7 @@ forwards:
 
 func TestValidateInCode(t *testing.T) {
 	// A File built in code has no positions; errors still name the field.
-	f := &File{Destinations: []wal.Destination{{Slug: "app"}}}
+	f := &File{Destinations: []model.Destination{{Slug: "app"}}}
 	err := f.Validate(nil)
 	want := "destinations[0].url: required"
 	if err == nil || err.Error() != want {

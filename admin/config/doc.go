@@ -45,7 +45,7 @@
 //     File.Validate. The agent's allowed_targets are not matched against
 //     forward targets here: their matching rules belong to the tunnel.
 //   - The returned File holds values as written; zero fields mean default
-//     (wal.Destination.WithDefaults).
+//     (model.Destination.WithDefaults).
 //
 // Anchors, aliases and << merge keys work as in any YAML file, so
 // destinations can share settings. Top-level keys starting with "x-" are
@@ -60,7 +60,7 @@
 // goccy/go-yaml lexes and parses the text into an AST with positions; this
 // package then fills the Go values itself, guided by the yaml tags of the
 // model types. goccy's own decoder would do the filling but loses the
-// position of errors from UnmarshalText (every wal.Duration), names unknown
+// position of errors from UnmarshalText (every model.Duration), names unknown
 // fields without their path and in map order, and coerces numbers into
 // strings ("0123" becomes "83"). A field type the walker cannot fill is a
 // test failure (TestModelFieldsDecodable), not a runtime surprise.

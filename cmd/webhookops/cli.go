@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/urfave/cli/v2"
+
 	admincli "github.com/webhookops/webhookops/admin/cli"
 )
 

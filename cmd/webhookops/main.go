@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
 	admincli "github.com/webhookops/webhookops/admin/cli"
 	"github.com/webhookops/webhookops/bench"
 )

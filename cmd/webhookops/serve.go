@@ -19,6 +19,7 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/admin"

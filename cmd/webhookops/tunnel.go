@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/tunnelproto"
 )

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // MaxKeyLen bounds a provider-supplied idempotency key (and event type) in
@@ -34,7 +36,7 @@ const hashKeyPrefix = "sha256:"
 // fails the same checks is "". Bodies are parsed only for stripe and slack,
 // only their top-level fields named above are decoded, and a body that is not
 // valid UTF-8 JSON yields the hash key and "". Extract never panics.
-func Extract(provider string, h http.Header, body []byte) (key, eventType string) {
+func Extract(provider model.Provider, h http.Header, body []byte) (key, eventType string) {
 	switch provider {
 	case ProviderStripe:
 		var ev struct {
@@ -117,38 +119,4 @@ func bodyHashKey(body []byte) string {
 	copy(buf[:], hashKeyPrefix)
 	hex.Encode(buf[len(hashKeyPrefix):], sum[:])
 	return string(buf[:])
-}
-
-// MatchEventType reports whether eventType is selected by patterns, a route's
-// event filter:
-//
-//   - no patterns select every event, including those without a type;
-//   - "*" selects every event;
-//   - a pattern ending in ".*" selects the type before the dot and every type
-//     that continues with the dot: "issues.*" selects "issues",
-//     "issues.opened" and "issues.labeled.x", but not "issuesx". A pattern
-//     ending in "/*" does the same with "/", for Shopify-style topics
-//     ("orders/*" selects "orders/create");
-//   - any other pattern selects exactly that type, case-sensitively; "*"
-//     anywhere else is an ordinary character.
-func MatchEventType(patterns []string, eventType string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
-	for _, p := range patterns {
-		if matchPattern(p, eventType) {
-			return true
-		}
-	}
-	return false
-}
-
-func matchPattern(p, t string) bool {
-	if p == "*" {
-		return true
-	}
-	if n := len(p); n >= 2 && p[n-1] == '*' && (p[n-2] == '.' || p[n-2] == '/') {
-		return t == p[:n-2] || strings.HasPrefix(t, p[:n-1])
-	}
-	return p == t
 }

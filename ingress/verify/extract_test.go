@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // stripeEvent is a trimmed real Stripe event: nested objects carry their own
@@ -47,10 +49,11 @@ func TestExtract(t *testing.T) {
 	long := strings.Repeat("k", MaxKeyLen+1)
 	exact := strings.Repeat("k", MaxKeyLen)
 	for _, tc := range []struct {
-		name, provider string
-		h              http.Header
-		body           string
-		key, typ       string
+		name     string
+		provider model.Provider
+		h        http.Header
+		body     string
+		key, typ string
 	}{
 		{"stripe", "stripe", nil, stripeEvent, "evt_3MtwBwLkdIwHu7ix0ZwNcGJ8", "payment_intent.succeeded"},
 		{"stripe no id", "stripe", nil, `{"type":"charge.failed"}`, hashKey(`{"type":"charge.failed"}`), "charge.failed"},
@@ -103,7 +106,7 @@ func TestExtract(t *testing.T) {
 
 // checkExtract asserts what storage relies on for any input: a non-empty,
 // bounded, printable UTF-8 key and a bounded event type.
-func checkExtract(t testing.TB, provider string, h http.Header, body []byte) {
+func checkExtract(t testing.TB, provider model.Provider, h http.Header, body []byte) {
 	t.Helper()
 	key, typ := Extract(provider, h, body)
 	if key == "" || len(key) > MaxKeyLen || !utf8.ValidString(key) {
@@ -111,43 +114,5 @@ func checkExtract(t testing.TB, provider string, h http.Header, body []byte) {
 	}
 	if len(typ) > MaxKeyLen || !utf8.ValidString(typ) {
 		t.Fatalf("Extract(%q) event type %q is not bounded UTF-8", provider, typ)
-	}
-}
-
-func TestMatchEventType(t *testing.T) {
-	for _, tc := range []struct {
-		patterns []string
-		typ      string
-		want     bool
-	}{
-		{nil, "anything", true},
-		{nil, "", true},
-		{[]string{}, "x", true},
-		{[]string{"*"}, "invoice.paid", true},
-		{[]string{"*"}, "", true},
-		{[]string{"issues.*"}, "issues", true},
-		{[]string{"issues.*"}, "issues.opened", true},
-		{[]string{"issues.*"}, "issues.labeled.extra", true},
-		{[]string{"issues.*"}, "issuesx", false},
-		{[]string{"issues.*"}, "issue", false},
-		{[]string{"issues.*"}, "pull_request.opened", false},
-		{[]string{"issues.*"}, "", false},
-		{[]string{"orders/*"}, "orders/create", true},
-		{[]string{"orders/*"}, "orders", true},
-		{[]string{"orders/*"}, "orders.create", false},
-		{[]string{"invoice.paid"}, "invoice.paid", true},
-		{[]string{"invoice.paid"}, "invoice.paid.late", false},
-		{[]string{"invoice.paid"}, "Invoice.Paid", false},
-		{[]string{"invoice*"}, "invoice.paid", false},
-		{[]string{"invoice*"}, "invoice*", true},
-		{[]string{"a.*.c"}, "a.b.c", false},
-		{[]string{"push", "issues.*"}, "issues.closed", true},
-		{[]string{"push", "issues.*"}, "release", false},
-		{[]string{""}, "", true},
-		{[]string{""}, "x", false},
-	} {
-		if got := MatchEventType(tc.patterns, tc.typ); got != tc.want {
-			t.Errorf("MatchEventType(%q, %q) = %v, want %v", tc.patterns, tc.typ, got, tc.want)
-		}
 	}
 }

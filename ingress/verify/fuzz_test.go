@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // mustVerify fails the fuzz run if a correctly signed request is rejected.
-func mustVerify(t *testing.T, provider string, secrets [][]byte, h http.Header, body []byte, now time.Time) {
+func mustVerify(t *testing.T, provider model.Provider, secrets [][]byte, h http.Header, body []byte, now time.Time) {
 	t.Helper()
 	if err := Verify(provider, secrets, h, body, now); err != nil {
 		t.Fatalf("valid %s signature rejected: %v\nheaders %q", provider, err, h)
@@ -94,7 +96,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(uint8(3), []byte("8f742231b10e8888abcd99yyyzzz85a5"), []byte(slackEvent), uint8(7), "1531420618", int64(301))
 	f.Add(uint8(4), []byte("whsec_"), []byte("{\"id\":\"\xff\"}"), uint8(9), "t=0,v1=00", int64(-1))
 	f.Fuzz(func(t *testing.T, p uint8, secret, body []byte, which uint8, value string, offset int64) {
-		providers := []string{ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe}
+		providers := []model.Provider{ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe}
 		provider := providers[int(p)%len(providers)]
 		// The signing time: within the window for |offset| <= 300 seconds.
 		at := testNow.Add(time.Duration(offset%100_000) * time.Second)

@@ -5,15 +5,17 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
-// Provider names accepted by [Verify], [Extract] and [ValidProvider].
+// Provider names accepted by [Verify] and [Extract], from the model.
 const (
-	ProviderGeneric = "generic"
-	ProviderGitHub  = "github"
-	ProviderShopify = "shopify"
-	ProviderSlack   = "slack"
-	ProviderStripe  = "stripe"
+	ProviderGeneric = model.ProviderGeneric
+	ProviderGitHub  = model.ProviderGitHub
+	ProviderShopify = model.ProviderShopify
+	ProviderSlack   = model.ProviderSlack
+	ProviderStripe  = model.ProviderStripe
 )
 
 // MaxSkew is how far a signed timestamp may be from the verifier's clock, in
@@ -36,22 +38,13 @@ const (
 	slackSigPrefix = "v0:"
 )
 
-// ValidProvider reports whether name is a provider this package can verify.
-func ValidProvider(name string) bool {
-	switch name {
-	case ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe:
-		return true
-	}
-	return false
-}
-
 // Verify checks that the request described by h and body was signed by the
 // provider with one of secrets, and, for timestamped schemes, that the
 // signature's timestamp is within [MaxSkew] of now. It returns nil on success
 // and an [*Error] otherwise. Verify reads only h and body, keeps no reference
 // to either, and does not allocate on success.
-func Verify(provider string, secrets [][]byte, h http.Header, body []byte, now time.Time) error {
-	if !ValidProvider(provider) {
+func Verify(provider model.Provider, secrets [][]byte, h http.Header, body []byte, now time.Time) error {
+	if !provider.Valid() {
 		return fail(ReasonUnknownProvider, "unknown provider")
 	}
 	if !anySecret(secrets) {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // refMAC is the reference HMAC-SHA256 the tests compute independently of the
@@ -52,7 +54,7 @@ var (
 
 type verifyCase struct {
 	name     string
-	provider string
+	provider model.Provider
 	secrets  [][]byte
 	h        http.Header
 	body     []byte
@@ -301,7 +303,7 @@ func TestSignHelpersRoundTrip(t *testing.T) {
 	secrets := [][]byte{secretB, secretA}
 	ts := testNow.Add(-time.Minute)
 	for _, tc := range []struct {
-		provider string
+		provider model.Provider
 		h        http.Header
 	}{
 		{"generic", hdr("X-Webhookops-Signature", SignGeneric(secretA, testBody))},
@@ -368,7 +370,7 @@ func TestGarbageNeverPanics(t *testing.T) {
 		"X-Github-Delivery", "X-Github-Event", "X-Shopify-Webhook-Id", "X-Shopify-Topic", "X-Webhook-Id", "X-Event-Id", "X-Event-Type"}
 	bodies := [][]byte{nil, {}, []byte("\xff\xfe"), []byte(`{"id":"\xff"}`), []byte(`{"id":`), []byte(`[]`), []byte(`null`), []byte(`{"event":"x"}`)}
 	secrets := [][]byte{[]byte("whsec_\xff\xff"), []byte("whsec_!!!!"), bytes.Repeat([]byte("k"), 500), secretA}
-	for _, p := range []string{"generic", "github", "shopify", "slack", "stripe", "", "\xff"} {
+	for _, p := range []model.Provider{"generic", "github", "shopify", "slack", "stripe", "", "\xff"} {
 		for _, v := range values {
 			for _, body := range bodies {
 				h := http.Header{}
@@ -386,19 +388,6 @@ func TestGarbageNeverPanics(t *testing.T) {
 	}
 }
 
-func TestValidProvider(t *testing.T) {
-	for _, p := range []string{"generic", "github", "shopify", "slack", "stripe"} {
-		if !ValidProvider(p) {
-			t.Errorf("ValidProvider(%q) = false", p)
-		}
-	}
-	for _, p := range []string{"", "GitHub", "paypal", "stripe "} {
-		if ValidProvider(p) {
-			t.Errorf("ValidProvider(%q) = true", p)
-		}
-	}
-}
-
 func TestVerifyAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("sync.Pool drops items under -race")
@@ -408,7 +397,7 @@ func TestVerifyAllocs(t *testing.T) {
 	whsec := []byte("whsec_" + base64.StdEncoding.EncodeToString(secretA))
 	for _, tc := range []struct {
 		name     string
-		provider string
+		provider model.Provider
 		secrets  [][]byte
 		h        http.Header
 	}{

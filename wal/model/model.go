@@ -1,10 +1,11 @@
-package wal
+package model
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -42,35 +43,75 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return d.UnmarshalText([]byte(s))
 }
 
+// Provider names the sender a source verifies: it picks the signature
+// scheme and where the idempotency key and event type come from.
+type Provider string
+
 // Providers a source may name.
 const (
-	ProviderGeneric = "generic"
-	ProviderGitHub  = "github"
-	ProviderShopify = "shopify"
-	ProviderSlack   = "slack"
-	ProviderStripe  = "stripe"
+	ProviderGeneric Provider = "generic"
+	ProviderGitHub  Provider = "github"
+	ProviderShopify Provider = "shopify"
+	ProviderSlack   Provider = "slack"
+	ProviderStripe  Provider = "stripe"
 )
 
-// Ordering modes of a destination.
+// Providers lists every provider, in the order error messages name them.
+var Providers = []Provider{ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe}
+
+func (p Provider) String() string { return string(p) }
+
+// Valid reports whether p is a known provider.
+func (p Provider) Valid() bool { return slices.Contains(Providers, p) }
+
+// Ordering is a destination's ordering mode.
+type Ordering string
+
+// Ordering modes of a destination; "" means the default, ordered.
 const (
-	OrderingOrdered  = "ordered"
-	OrderingParallel = "parallel"
+	OrderingOrdered  Ordering = "ordered"
+	OrderingParallel Ordering = "parallel"
 )
 
-// Delivery modes of a destination.
+func (o Ordering) String() string { return string(o) }
+
+// Mode is how a destination is reached.
+type Mode string
+
+// Delivery modes of a destination; "" means the default, http.
 const (
-	ModeHTTP  = "http"
-	ModeAgent = "agent"
+	ModeHTTP  Mode = "http"
+	ModeAgent Mode = "agent"
 )
+
+func (m Mode) String() string { return string(m) }
+
+// Verify says whether a source checks signatures.
+type Verify string
+
+// Verification settings of a source.
+const (
+	// VerifySignature (the zero value) checks every request's signature.
+	VerifySignature Verify = ""
+	// VerifyNone accepts unsigned requests; it must be asked for by name.
+	VerifyNone Verify = "none"
+)
+
+func (v Verify) String() string {
+	if v == VerifySignature {
+		return "signature"
+	}
+	return string(v)
+}
 
 // Source is where webhooks come in: POST /in/{slug}.
 type Source struct {
 	Slug     string   `json:"slug" yaml:"slug"`
-	Provider string   `json:"provider" yaml:"provider"`
+	Provider Provider `json:"provider" yaml:"provider"`
 	Secrets  []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	// Verify is "" (verify signatures) or "none", the only way to accept
 	// unsigned requests.
-	Verify   string  `json:"verify,omitempty" yaml:"verify,omitempty"`
+	Verify   Verify  `json:"verify,omitempty" yaml:"verify,omitempty"`
 	Disabled bool    `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	Routes   []Route `json:"routes,omitempty" yaml:"routes,omitempty"`
 }
@@ -81,13 +122,62 @@ type Route struct {
 	EventTypes  []string `json:"event_types,omitempty" yaml:"event_types,omitempty"`
 }
 
+// Matches reports whether the route selects an event of eventType (see
+// [MatchEventType]).
+func (r Route) Matches(eventType string) bool { return MatchEventType(r.EventTypes, eventType) }
+
+// Targets returns the destinations an event of eventType from s goes to,
+// each once, in route order.
+func (s Source) Targets(eventType string) []string {
+	var out []string
+	for _, r := range s.Routes {
+		if r.Matches(eventType) && !slices.Contains(out, r.Destination) {
+			out = append(out, r.Destination)
+		}
+	}
+	return out
+}
+
+// MatchEventType reports whether eventType is selected by patterns, a route's
+// event_types:
+//   - no patterns select every event, including those without a type;
+//   - "*" selects every event;
+//   - a pattern ending in ".*" selects the type before the dot and every type
+//     that continues with the dot: "issues.*" selects "issues",
+//     "issues.opened" and "issues.labeled.x", but not "issuesx". A pattern
+//     ending in "/*" does the same with "/", for Shopify-style topics
+//     ("orders/*" selects "orders/create");
+//   - any other pattern selects exactly that type, case-sensitively; "*"
+//     anywhere else is an ordinary character.
+func MatchEventType(patterns []string, eventType string) bool {
+	if len(patterns) == 0 {
+		return true
+	}
+	for _, p := range patterns {
+		if matchPattern(p, eventType) {
+			return true
+		}
+	}
+	return false
+}
+
+func matchPattern(p, t string) bool {
+	if p == "*" {
+		return true
+	}
+	if n := len(p); n >= 2 && p[n-1] == '*' && (p[n-2] == '.' || p[n-2] == '/') {
+		return t == p[:n-2] || strings.HasPrefix(t, p[:n-1])
+	}
+	return p == t
+}
+
 // Destination is where events go: a URL, reached directly or through an agent.
 type Destination struct {
 	Slug        string   `json:"slug" yaml:"slug"`
 	URL         string   `json:"url" yaml:"url"`
-	Mode        string   `json:"mode,omitempty" yaml:"mode,omitempty"`   // http (default) | agent
+	Mode        Mode     `json:"mode,omitempty" yaml:"mode,omitempty"`   // http (default) | agent
 	Agent       string   `json:"agent,omitempty" yaml:"agent,omitempty"` // agent id when mode is agent
-	Ordering    string   `json:"ordering,omitempty" yaml:"ordering,omitempty"`
+	Ordering    Ordering `json:"ordering,omitempty" yaml:"ordering,omitempty"`
 	MaxInFlight int      `json:"max_in_flight,omitempty" yaml:"max_in_flight,omitempty"`
 	Timeout     Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
 	MaxAttempts int      `json:"max_attempts,omitempty" yaml:"max_attempts,omitempty"`
@@ -189,19 +279,19 @@ func (s Source) Validate() error {
 	if !ValidSlug(s.Slug) {
 		return fieldErr("slug", "%q is not a valid slug (a-z, 0-9, '-', '_', at most 63)", s.Slug)
 	}
-	switch s.Provider {
-	case ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe:
-	case "":
+	switch {
+	case s.Provider.Valid():
+	case s.Provider == "":
 		return fieldErr("provider", "required (generic, github, shopify, slack or stripe)")
 	default:
 		return fieldErr("provider", "unknown provider %q (generic, github, shopify, slack or stripe)", s.Provider)
 	}
 	switch s.Verify {
-	case "":
+	case VerifySignature:
 		if len(s.Secrets) == 0 {
 			return fieldErr("secrets", "at least one secret is required unless verify is \"none\"")
 		}
-	case "none":
+	case VerifyNone:
 	default:
 		return fieldErr("verify", "must be empty or \"none\", got %q", s.Verify)
 	}

@@ -1,0 +1,97 @@
+package model
+
+import (
+	"testing"
+)
+
+func TestMatchEventType(t *testing.T) {
+	for _, tc := range []struct {
+		patterns []string
+		typ      string
+		want     bool
+	}{
+		{nil, "anything", true},
+		{nil, "", true},
+		{[]string{}, "x", true},
+		{[]string{"*"}, "invoice.paid", true},
+		{[]string{"*"}, "", true},
+		{[]string{"issues.*"}, "issues", true},
+		{[]string{"issues.*"}, "issues.opened", true},
+		{[]string{"issues.*"}, "issues.labeled.extra", true},
+		{[]string{"issues.*"}, "issuesx", false},
+		{[]string{"issues.*"}, "issue", false},
+		{[]string{"issues.*"}, "pull_request.opened", false},
+		{[]string{"issues.*"}, "", false},
+		{[]string{"orders/*"}, "orders/create", true},
+		{[]string{"orders/*"}, "orders", true},
+		{[]string{"orders/*"}, "orders.create", false},
+		{[]string{"invoice.paid"}, "invoice.paid", true},
+		{[]string{"invoice.paid"}, "invoice.paid.late", false},
+		{[]string{"invoice.paid"}, "Invoice.Paid", false},
+		{[]string{"invoice*"}, "invoice.paid", false},
+		{[]string{"invoice*"}, "invoice*", true},
+		{[]string{"a.*.c"}, "a.b.c", false},
+		{[]string{"push", "issues.*"}, "issues.closed", true},
+		{[]string{"push", "issues.*"}, "release", false},
+		{[]string{""}, "", true},
+		{[]string{""}, "x", false},
+	} {
+		if got := MatchEventType(tc.patterns, tc.typ); got != tc.want {
+			t.Errorf("MatchEventType(%q, %q) = %v, want %v", tc.patterns, tc.typ, got, tc.want)
+		}
+	}
+}
+
+func TestProviderValid(t *testing.T) {
+	for _, p := range []Provider{"generic", "github", "shopify", "slack", "stripe"} {
+		if !p.Valid() {
+			t.Errorf("Provider(%q).Valid() = false", p)
+		}
+	}
+	for _, p := range []Provider{"", "GitHub", "paypal", "stripe "} {
+		if p.Valid() {
+			t.Errorf("Provider(%q).Valid() = true", p)
+		}
+	}
+}
+
+func TestSourceTargets(t *testing.T) {
+	s := Source{Routes: []Route{
+		{Destination: "a", EventTypes: []string{"issues.*"}},
+		{Destination: "b"},
+		{Destination: "a"},
+		{Destination: "c", EventTypes: []string{"push"}},
+	}}
+	for _, tc := range []struct {
+		typ  string
+		want []string
+	}{
+		{"issues.opened", []string{"a", "b"}},
+		{"push", []string{"b", "a", "c"}},
+		{"", []string{"b", "a"}},
+	} {
+		got := s.Targets(tc.typ)
+		if len(got) != len(tc.want) {
+			t.Fatalf("Targets(%q) = %q, want %q", tc.typ, got, tc.want)
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Fatalf("Targets(%q) = %q, want %q", tc.typ, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestEnumStrings(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{OrderingOrdered.String(), "ordered"},
+		{ModeAgent.String(), "agent"},
+		{VerifySignature.String(), "signature"},
+		{VerifyNone.String(), "none"},
+		{ProviderStripe.String(), "stripe"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("String() = %q, want %q", tc.got, tc.want)
+		}
+	}
+}
