@@ -3,7 +3,6 @@ package ingress
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -20,11 +19,18 @@ import (
 // DefaultMaxBody is the default body limit: 1 MiB.
 const DefaultMaxBody = 1 << 20
 
+// retryBusy is the Retry-After, in seconds, when memory for bodies is
+// short: it frees as soon as requests in flight finish.
+const retryBusy = "1"
+
 // Config configures the handler. A zero field means the default.
 type Config struct {
 	Node    *actors.Node
 	MaxBody int64
-	Logger  *slog.Logger
+	// MaxInFlight caps the bytes of request bodies held in memory across
+	// all requests; past it a request is answered 503 with Retry-After.
+	MaxInFlight int64
+	Logger      *slog.Logger
 	// Now is the clock for signature timestamps; nil is the node's clock.
 	Now func() time.Time
 }
@@ -33,6 +39,7 @@ type Config struct {
 type Handler struct {
 	cfg    Config
 	router *httprouter.Router
+	budget budget
 }
 
 // NewHandler builds the ingest handler.
@@ -40,13 +47,16 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = cfg.Node.Clock().Now
 	}
-	h := &Handler{cfg: cfg, router: httprouter.New()}
+	h := &Handler{cfg: cfg, router: httprouter.New(), budget: budget{max: cfg.MaxInFlight}}
 	h.router.POST("/in/:source", h.ingest)
 	h.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint; post webhooks to /in/{source}")
@@ -81,11 +91,20 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
 		return
 	}
-	body, err := readBody(w, r, h.cfg.MaxBody)
+	body, held, err := readBody(w, r, h.cfg.MaxBody, &h.budget)
+	defer h.budget.give(held)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", "body exceeds "+strconv.FormatInt(h.cfg.MaxBody, 10)+" bytes")
+			return
+		}
+		if errors.Is(err, errBusy) {
+			// Keep-alive would hold the connection (and the unread rest of
+			// the body) for nothing.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Retry-After", retryBusy)
+			writeError(w, http.StatusServiceUnavailable, "busy", "too many request bodies in flight; retry")
 			return
 		}
 		writeError(w, http.StatusBadRequest, "bad_body", "could not read the body: "+err.Error())
@@ -160,23 +179,4 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	var e errorBody
 	e.Error.Code, e.Error.Message = code, msg
 	writeJSON(w, status, e)
-}
-
-// readBody reads the whole body under the limit, in one allocation when the
-// sender gave a Content-Length.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	rd := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n >= 0 && n <= limit {
-		buf := make([]byte, n, n+1)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		// A body longer than its Content-Length is the server's problem to
-		// reject; net/http does. Reading one more byte confirms the end.
-		if k, _ := rd.Read(buf[n : n+1]); k != 0 {
-			return nil, errors.New("body longer than Content-Length")
-		}
-		return buf, nil
-	}
-	return io.ReadAll(rd)
 }

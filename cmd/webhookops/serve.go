@@ -40,6 +40,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"WEBHOOKOPS_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"WEBHOOKOPS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.Int64Flag{Name: "max-body", Value: ingress.DefaultMaxBody, EnvVars: []string{"WEBHOOKOPS_MAX_BODY"}, Usage: "largest webhook body accepted, in bytes"},
+			&cli.Int64Flag{Name: "max-inflight-bytes", Value: ingress.DefaultMaxInFlight, EnvVars: []string{"WEBHOOKOPS_MAX_INFLIGHT_BYTES"}, Usage: "cap on bytes of webhook bodies held in memory at once; past it ingest answers 503 with Retry-After"},
+			&cli.IntFlag{Name: "max-connections", Value: ingress.DefaultMaxConns, EnvVars: []string{"WEBHOOKOPS_MAX_CONNECTIONS"}, Usage: "cap on open ingest connections; one over it is answered 503 and closed"},
 			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
@@ -96,10 +98,17 @@ func serve(c *cli.Context) error {
 		}
 	}
 
-	ingestLn, err := net.Listen("tcp", c.String("ingest-addr"))
+	if c.Int64("max-inflight-bytes") < c.Int64("max-body") {
+		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-body (%d)", c.Int64("max-inflight-bytes"), c.Int64("max-body"))
+	}
+	if c.Int("max-connections") < 1 {
+		return fmt.Errorf("--max-connections must be at least 1")
+	}
+	rawIngestLn, err := net.Listen("tcp", c.String("ingest-addr"))
 	if err != nil {
 		return fmt.Errorf("--ingest-addr: %w", err)
 	}
+	ingestLn := ingress.LimitListener(rawIngestLn, c.Int("max-connections"), true)
 	defer ingestLn.Close()
 	adminLn, err := net.Listen("tcp", c.String("admin-addr"))
 	if err != nil {
@@ -194,8 +203,11 @@ func serve(c *cli.Context) error {
 			"Use it as WEBHOOKOPS_TOKEN for the CLI; make more with `webhookops token create`.\n\n", admin.InitialTokenName, tok)
 	}
 	ingestSrv := &http.Server{
-		Handler:           ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"), Logger: log}),
+		Handler: ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"),
+			MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}),
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    ingress.MaxHeaderBytes,
+		HTTP2:             ingress.HTTP2Config(),
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 	}
