@@ -122,19 +122,22 @@ func tokenDisplayPrefix(t string) string {
 
 // check finds the token's principal. Every stored hash is compared, in
 // constant time, whatever matches, so timing tells nothing about which
-// tokens exist.
+// tokens exist. It reads one snapshot of the list: create and revoke swap
+// in a new slice, so a check that loaded the list again mid-loop could
+// index a shorter one (a panic) or another token (a wrong principal).
 func (ts *tokenSet) check(presented string) (principal, bool) {
 	h := hashToken(presented)
-	var found *Token
-	for i, e := range *ts.list.Load() {
-		if subtle.ConstantTimeCompare(h[:], e.hash[:]) == 1 {
-			found = &(*ts.list.Load())[i].tok
+	list := *ts.list.Load()
+	found := -1
+	for i := range list {
+		if subtle.ConstantTimeCompare(h[:], list[i].hash[:]) == 1 {
+			found = i
 		}
 	}
-	if found == nil {
+	if found < 0 {
 		return principal{}, false
 	}
-	return principal{name: found.Name, role: found.Role}, true
+	return principal{name: list[found].tok.Name, role: list[found].tok.Role}, true
 }
 
 func (ts *tokenSet) empty() bool { return len(*ts.list.Load()) == 0 }
