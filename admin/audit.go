@@ -73,13 +73,22 @@ func (s *Server) listAudit(r *http.Request, _ httprouter.Params, _ principal) (i
 	if err != nil {
 		return 0, nil, err
 	}
-	before, err := parseCursor(q.Get("cursor"))
+	page, err := s.AuditLog(f, q.Get("cursor"), limit)
 	if err != nil {
 		return 0, nil, err
+	}
+	return http.StatusOK, page, nil
+}
+
+// AuditLog lists the audit entries matching f, newest first, after cursor.
+func (s *Server) AuditLog(f AuditFilter, cursor string, limit int) (Page[wal.AuditEntry], error) {
+	before, err := parseCursor(cursor)
+	if err != nil {
+		return Page[wal.AuditEntry]{}, err
 	}
 	items, next, err := s.db.ListAudit(before, limit, f.match)
 	if err != nil {
-		return 0, nil, err
+		return Page[wal.AuditEntry]{}, err
 	}
-	return http.StatusOK, newPage(items, formatCursor(next)), nil
+	return newPage(items, formatCursor(next)), nil
 }

@@ -286,38 +286,80 @@ func (s *Server) listEvents(r *http.Request, _ httprouter.Params, _ principal) (
 	if err != nil {
 		return 0, nil, err
 	}
-	before, err := parseCursor(q.Get("cursor"))
+	page, err := s.ListEvents(f, q.Get("cursor"), limit)
 	if err != nil {
 		return 0, nil, err
 	}
+	return http.StatusOK, page, nil
+}
+
+// ListEvents answers a page of the events matching f, newest first,
+// starting after cursor (a previous page's next_cursor; "" is the newest).
+func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[EventOut], error) {
+	if err := f.validate(); err != nil {
+		return Page[EventOut]{}, err
+	}
+	before, err := parseCursor(cursor)
+	if err != nil {
+		return Page[EventOut]{}, err
+	}
 	evs, next, err := s.db.ListEventsUntil(before, limit, s.scanMatch(&f))
 	if err != nil {
-		return 0, nil, err
+		return Page[EventOut]{}, err
 	}
 	items := make([]EventOut, 0, len(evs))
 	for _, e := range evs {
 		o, err := s.eventOut(e, false)
 		if err != nil {
-			return 0, nil, err
+			return Page[EventOut]{}, err
 		}
 		items = append(items, o)
 	}
-	return http.StatusOK, newPage(items, formatCursor(next)), nil
+	return newPage(items, formatCursor(next)), nil
+}
+
+// CountEvents counts the events matching f, newest first, looking at no
+// more than max events: more reports that it stopped there, so the count
+// is a lower bound ("10,000+"). It never scans the whole store.
+func (s *Server) CountEvents(f EventFilter, max int) (n int, more bool, err error) {
+	if err := f.validate(); err != nil {
+		return 0, false, err
+	}
+	match := s.scanMatch(&f)
+	seen := 0
+	_, _, err = s.db.ListEventsUntil(0, 1, func(e *wal.Event) (bool, bool) {
+		if seen == max {
+			more = true
+			return false, true
+		}
+		seen++
+		ok, stop := match(e)
+		if ok {
+			n++
+		}
+		return false, stop
+	})
+	return n, more, err
 }
 
 func (s *Server) getEvent(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
-	e, err := s.db.GetEventByID(ps.ByName("id"))
-	if err != nil {
-		if errors.Is(err, wal.ErrNotFound) {
-			return 0, nil, errNotFound("no event %q", ps.ByName("id"))
-		}
-		return 0, nil, err
-	}
-	out, err := s.eventOut(e, true)
+	out, err := s.Event(ps.ByName("id"))
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, out, nil
+}
+
+// Event reads one event with its headers, body and every attempt.
+func (s *Server) Event(id string) (EventOut, error) {
+	e, err := s.db.GetEventByID(id)
+	if err != nil {
+		if errors.Is(err, wal.ErrNotFound) {
+			return EventOut{}, errNotFound("no event %q", id)
+		}
+		return EventOut{}, err
+	}
+	return s.eventOut(e, true)
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

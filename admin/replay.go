@@ -599,25 +599,30 @@ func (s *Server) replayEvent(r *http.Request, ps httprouter.Params, p principal)
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	id := ps.ByName("id")
-	ev, err := s.db.GetEventByID(id)
-	if err != nil {
-		if errors.Is(err, wal.ErrNotFound) {
-			return 0, nil, errNotFound("no event %q", id)
-		}
-		return 0, nil, err
-	}
-	if req.Destination != "" && !slices.Contains(ev.Destinations, req.Destination) {
-		return 0, nil, errBadRequest("validation_failed", "destination", "event %s was not routed to %q (its destinations: %v)", id, req.Destination, ev.Destinations)
-	}
-	if len(ev.Destinations) == 0 {
-		return 0, nil, errConflict("event %s has no destinations to replay to", id)
-	}
-	rec, err := s.replays.start(Replay{EventID: ev.ID(), Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "event", ev.ID())
+	rec, err := s.ReplayEvent(ps.ByName("id"), req, p)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, rec, nil
+}
+
+// ReplayEvent replays one event to all its destinations, or to
+// req.Destination. The replay is durable before it returns.
+func (s *Server) ReplayEvent(id string, req EventReplayRequest, p Principal) (Replay, error) {
+	ev, err := s.db.GetEventByID(id)
+	if err != nil {
+		if errors.Is(err, wal.ErrNotFound) {
+			return Replay{}, errNotFound("no event %q", id)
+		}
+		return Replay{}, err
+	}
+	if req.Destination != "" && !slices.Contains(ev.Destinations, req.Destination) {
+		return Replay{}, errBadRequest("validation_failed", "destination", "event %s was not routed to %q (its destinations: %v)", id, req.Destination, ev.Destinations)
+	}
+	if len(ev.Destinations) == 0 {
+		return Replay{}, errConflict("event %s has no destinations to replay to", id)
+	}
+	return s.replays.start(Replay{EventID: ev.ID(), Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "event", ev.ID())
 }
 
 func (s *Server) createReplay(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
@@ -625,23 +630,28 @@ func (s *Server) createReplay(r *http.Request, _ httprouter.Params, p principal)
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if err := req.validate(); err != nil {
-		return 0, nil, err
-	}
-	if req.EventFilter == (EventFilter{}) && !req.All {
-		return 0, nil, errBadRequest("validation_failed", "all", "no filter given: set \"all\": true to replay every event")
-	}
-	if req.Destination != "" {
-		if _, ok := s.node.Snapshot().Destinations[req.Destination]; !ok {
-			return 0, nil, errBadRequest("validation_failed", "destination", "no destination %q", req.Destination)
-		}
-	}
-	f := req.EventFilter
-	rec, err := s.replays.start(Replay{Filter: &f, Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "", "")
+	rec, err := s.StartReplay(req, p)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, rec, nil
+}
+
+// StartReplay starts a bulk replay of the events matching req's filter.
+func (s *Server) StartReplay(req ReplayRequest, p Principal) (Replay, error) {
+	if err := req.validate(); err != nil {
+		return Replay{}, err
+	}
+	if req.EventFilter == (EventFilter{}) && !req.All {
+		return Replay{}, errBadRequest("validation_failed", "all", "no filter given: set \"all\": true to replay every event")
+	}
+	if req.Destination != "" {
+		if _, ok := s.node.Snapshot().Destinations[req.Destination]; !ok {
+			return Replay{}, errBadRequest("validation_failed", "destination", "no destination %q", req.Destination)
+		}
+	}
+	f := req.EventFilter
+	return s.replays.start(Replay{Filter: &f, Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "", "")
 }
 
 func (s *Server) redrive(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -649,36 +659,44 @@ func (s *Server) redrive(r *http.Request, ps httprouter.Params, p principal) (in
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	slug := ps.ByName("slug")
-	if _, ok := s.node.Snapshot().Destinations[slug]; !ok {
-		return 0, nil, errNotFound("no destination %q", slug)
-	}
-	for i, id := range req.EventIDs {
-		if _, _, err := wal.ParseEventID(id); err != nil {
-			return 0, nil, errBadRequest("validation_failed", fmt.Sprintf("event_ids[%d]", i), "%q is not an event id", id)
-		}
-	}
-	rec := Replay{Destination: slug, DeadLetters: true, EventIDs: req.EventIDs, Reason: req.Reason, RequestedBy: p.actor()}
-	if req.EventType != "" || !req.Since.IsZero() || !req.Until.IsZero() {
-		rec.Filter = &EventFilter{EventType: req.EventType, Since: req.Since, Until: req.Until}
-		if err := rec.Filter.validate(); err != nil {
-			return 0, nil, err
-		}
-	}
-	out, err := s.replays.start(rec, "", "")
+	out, err := s.Redrive(ps.ByName("slug"), req, p)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusAccepted, out, nil
 }
 
+// Redrive replays destination slug's dead letters: all of them, those
+// named, or those matching req's filter.
+func (s *Server) Redrive(slug string, req RedriveRequest, p Principal) (Replay, error) {
+	if _, ok := s.node.Snapshot().Destinations[slug]; !ok {
+		return Replay{}, errNotFound("no destination %q", slug)
+	}
+	for i, id := range req.EventIDs {
+		if _, _, err := wal.ParseEventID(id); err != nil {
+			return Replay{}, errBadRequest("validation_failed", fmt.Sprintf("event_ids[%d]", i), "%q is not an event id", id)
+		}
+	}
+	rec := Replay{Destination: slug, DeadLetters: true, EventIDs: req.EventIDs, Reason: req.Reason, RequestedBy: p.actor()}
+	if req.EventType != "" || !req.Since.IsZero() || !req.Until.IsZero() {
+		rec.Filter = &EventFilter{EventType: req.EventType, Since: req.Since, Until: req.Until}
+		if err := rec.Filter.validate(); err != nil {
+			return Replay{}, err
+		}
+	}
+	return s.replays.start(rec, "", "")
+}
+
 func (s *Server) getReplay(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
-	rec, err := s.replays.get(ps.ByName("id"))
+	rec, err := s.Replay(ps.ByName("id"))
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, rec, nil
 }
+
+// Replay reads a replay: its live counts while it runs.
+func (s *Server) Replay(id string) (Replay, error) { return s.replays.get(id) }
 
 func (s *Server) listReplays(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
 	limit, err := queryLimit(r, 50, 500)
@@ -690,7 +708,15 @@ func (s *Server) listReplays(r *http.Request, _ httprouter.Params, _ principal) 
 			return 0, nil, errBadRequest("unknown_field", k, "unknown query parameter %q", k)
 		}
 	}
-	cursor := r.URL.Query().Get("cursor")
+	page, err := s.Replays(r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, page, nil
+}
+
+// Replays lists replays, newest first, after cursor.
+func (s *Server) Replays(cursor string, limit int) (Page[Replay], error) {
 	var ids []string
 	if err := s.db.LoadConfig(wal.KindReplay, func(id string, _ []byte) error {
 		if cursor == "" || strings.Compare(id, cursor) < 0 {
@@ -698,7 +724,7 @@ func (s *Server) listReplays(r *http.Request, _ httprouter.Params, _ principal) 
 		}
 		return nil
 	}); err != nil {
-		return 0, nil, err
+		return Page[Replay]{}, err
 	}
 	slices.Reverse(ids) // newest first: ids sort by creation time
 	next := ""
@@ -710,11 +736,11 @@ func (s *Server) listReplays(r *http.Request, _ httprouter.Params, _ principal) 
 	for _, id := range ids {
 		rec, err := s.replays.get(id)
 		if err != nil {
-			return 0, nil, err
+			return Page[Replay]{}, err
 		}
 		items = append(items, rec)
 	}
-	return http.StatusOK, newPage(items, next), nil
+	return newPage(items, next), nil
 }
 
 // DeadLetter is one dead-lettered event at a destination.
@@ -728,21 +754,30 @@ type DeadLetter struct {
 }
 
 func (s *Server) listDeadLetters(r *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
-	slug := ps.ByName("slug")
-	if _, ok := s.node.Snapshot().Destinations[slug]; !ok {
-		return 0, nil, errNotFound("no destination %q", slug)
-	}
 	limit, err := queryLimit(r, 50, 500)
 	if err != nil {
 		return 0, nil, err
 	}
-	after, err := parseCursor(r.URL.Query().Get("cursor"))
+	page, err := s.DeadLetters(ps.ByName("slug"), r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		return 0, nil, err
 	}
+	return http.StatusOK, page, nil
+}
+
+// DeadLetters lists destination slug's dead letters, oldest first, after
+// cursor.
+func (s *Server) DeadLetters(slug, cursor string, limit int) (Page[DeadLetter], error) {
+	if _, ok := s.node.Snapshot().Destinations[slug]; !ok {
+		return Page[DeadLetter]{}, errNotFound("no destination %q", slug)
+	}
+	after, err := parseCursor(cursor)
+	if err != nil {
+		return Page[DeadLetter]{}, err
+	}
 	ids, next, err := s.db.ListDead(slug, after, limit)
 	if err != nil {
-		return 0, nil, err
+		return Page[DeadLetter]{}, err
 	}
 	items := make([]DeadLetter, 0, len(ids))
 	for _, id := range ids {
@@ -758,5 +793,5 @@ func (s *Server) listDeadLetters(r *http.Request, ps httprouter.Params, _ princi
 		}
 		items = append(items, dl)
 	}
-	return http.StatusOK, newPage(items, formatCursor(next)), nil
+	return newPage(items, formatCursor(next)), nil
 }

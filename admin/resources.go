@@ -150,12 +150,17 @@ func sameMasked(got, want []string) bool {
 // --- sources ---
 
 func (s *Server) listSources(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, newPage(s.Sources(), ""), nil
+}
+
+// Sources lists the sources by slug, secrets masked.
+func (s *Server) Sources() []SourceOut {
 	snap := s.node.Snapshot()
 	var out []SourceOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Sources)) {
 		out = append(out, sourceOut(snap.Sources[k].Source, false))
 	}
-	return http.StatusOK, newPage(out, ""), nil
+	return out
 }
 
 func (s *Server) getSource(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
@@ -299,29 +304,44 @@ func (s *Server) removeSourceSecret(_ *http.Request, ps httprouter.Params, p pri
 // --- destinations ---
 
 func (s *Server) listDestinations(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, newPage(s.Destinations(), ""), nil
+}
+
+// Destinations lists the destinations by slug, signing secrets masked,
+// without their queues (Destination reads one with its queue).
+func (s *Server) Destinations() []DestinationOut {
 	snap := s.node.Snapshot()
 	var out []DestinationOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Destinations)) {
 		out = append(out, destinationOut(snap.Destinations[k], false))
 	}
-	return http.StatusOK, newPage(out, ""), nil
+	return out
 }
 
 func (s *Server) getDestination(r *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
-	slug := ps.ByName("slug")
+	out, err := s.Destination(r.Context(), ps.ByName("slug"))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, out, nil
+}
+
+// Destination reads one destination with its queue: the destination's
+// actor reports depth, in flight and circuit (within 5 s, or 503 busy).
+func (s *Server) Destination(ctx context.Context, slug string) (DestinationOut, error) {
 	d, ok := s.node.Snapshot().Destinations[slug]
 	if !ok {
-		return 0, nil, errNotFound("no destination %q", slug)
+		return DestinationOut{}, errNotFound("no destination %q", slug)
 	}
 	out := destinationOut(d, false)
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := s.node.DestinationStats(ctx, slug)
 	if errors.Is(err, context.DeadlineExceeded) {
-		return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "the destination did not report its queue within 5s; retry"}
+		return DestinationOut{}, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: "the destination did not report its queue within 5s; retry"}
 	}
 	if err != nil {
-		return 0, nil, err
+		return DestinationOut{}, err
 	}
 	out.Stats = &DestinationStats{
 		QueueDepth:          st.QueueDepth,
@@ -334,9 +354,9 @@ func (s *Server) getDestination(r *http.Request, ps httprouter.Params, _ princip
 		out.Stats.OldestPendingAgeSec = s.now().Sub(st.OldestPendingAt).Seconds()
 	}
 	if out.Stats.DeadLetters, err = s.db.CountDead(slug); err != nil {
-		return 0, nil, err
+		return DestinationOut{}, err
 	}
-	return http.StatusOK, out, nil
+	return out, nil
 }
 
 func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
@@ -409,26 +429,30 @@ func (s *Server) deleteDestination(_ *http.Request, ps httprouter.Params, p prin
 	return http.StatusNoContent, nil, nil
 }
 
-func (s *Server) setPaused(slug string, paused bool, p principal) (int, any, error) {
+// SetPaused pauses or resumes delivery to destination slug (its queue
+// keeps filling while paused).
+func (s *Server) SetPaused(slug string, paused bool, p Principal) (DestinationOut, error) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	d, ok := s.node.Snapshot().Destinations[slug]
 	if !ok {
-		return 0, nil, errNotFound("no destination %q", slug)
+		return DestinationOut{}, errNotFound("no destination %q", slug)
 	}
 	d.Paused = paused
 	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
-		return 0, nil, err
+		return DestinationOut{}, err
 	}
-	return http.StatusOK, destinationOut(d, false), nil
+	return destinationOut(d, false), nil
 }
 
 func (s *Server) pauseDestination(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	return s.setPaused(ps.ByName("slug"), true, p)
+	out, err := s.SetPaused(ps.ByName("slug"), true, p)
+	return http.StatusOK, out, err
 }
 
 func (s *Server) resumeDestination(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	return s.setPaused(ps.ByName("slug"), false, p)
+	out, err := s.SetPaused(ps.ByName("slug"), false, p)
+	return http.StatusOK, out, err
 }
 
 func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -436,26 +460,36 @@ func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p pr
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	slug := ps.ByName("slug")
+	rot, err := s.RotateSigningSecret(ps.ByName("slug"), req.Secret, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, rot, nil
+}
+
+// RotateSigningSecret gives destination slug a new signing secret (given,
+// or generated when empty); the previous one keeps signing for
+// SigningSecretOverlap. The answer is the only time the secret is shown.
+func (s *Server) RotateSigningSecret(slug, secret string, p Principal) (SecretRotation, error) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	d, ok := s.node.Snapshot().Destinations[slug]
 	if !ok {
-		return 0, nil, errNotFound("no destination %q", slug)
+		return SecretRotation{}, errNotFound("no destination %q", slug)
 	}
-	sec, err := secretOrNew(req.Secret)
+	sec, err := secretOrNew(secret)
 	if err != nil {
-		return 0, nil, err
+		return SecretRotation{}, err
 	}
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = d.SigningSecret, s.now().Add(SigningSecretOverlap)
 	d.SigningSecret = sec
 	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
-		return 0, nil, err
+		return SecretRotation{}, err
 	}
 	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug, Actor: p.actor(),
 		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec)}})
 	out := destinationOut(d, false)
-	return http.StatusCreated, SecretRotation{Secret: sec, SecretID: secretID(sec), Destination: &out}, nil
+	return SecretRotation{Secret: sec, SecretID: secretID(sec), Destination: &out}, nil
 }
 
 // --- agents ---
@@ -469,12 +503,17 @@ func newAgentSecret() (string, error) {
 }
 
 func (s *Server) listAgents(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, newPage(s.Agents(), ""), nil
+}
+
+// Agents lists the agents by id with their online state.
+func (s *Server) Agents() []AgentOut {
 	snap := s.node.Snapshot()
 	var out []AgentOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Agents)) {
 		out = append(out, s.agentOut(snap.Agents[k]))
 	}
-	return http.StatusOK, newPage(out, ""), nil
+	return out
 }
 
 func (s *Server) getAgent(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
@@ -519,12 +558,20 @@ func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal)
 }
 
 func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	id := ps.ByName("id")
+	if err := s.DeleteAgent(ps.ByName("id"), p); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusNoContent, nil, nil
+}
+
+// DeleteAgent revokes an agent: it is removed and its session cut. It is
+// refused while a destination or forward uses the agent.
+func (s *Server) DeleteAgent(id string, p Principal) error {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	snap := s.node.Snapshot()
 	if _, ok := snap.Agents[id]; !ok {
-		return 0, nil, errNotFound("no agent %q", id)
+		return errNotFound("no agent %q", id)
 	}
 	var users []string
 	for _, k := range slices.Sorted(maps.Keys(snap.Destinations)) {
@@ -538,20 +585,28 @@ func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal)
 		}
 	}
 	if len(users) > 0 {
-		return 0, nil, errConflict("agent %q is used by %v; change those first", id, users)
+		return errConflict("agent %q is used by %v; change those first", id, users)
 	}
-	if err := s.apply(actors.Change{DeleteAgents: []string{id}}, p); err != nil {
-		return 0, nil, err
-	}
-	return http.StatusNoContent, nil, nil
+	return s.apply(actors.Change{DeleteAgents: []string{id}}, p)
 }
 
 func (s *Server) rotateAgentSecret(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	a, _, err := s.putAgentSecret(ps.ByName("id"), nil, enrollExisting, p)
+	out, err := s.RotateAgentSecret(ps.ByName("id"), p)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, s.withSecret(a, false), nil
+	return http.StatusCreated, out, nil
+}
+
+// RotateAgentSecret gives an existing agent a new secret and cuts its
+// session; the answer (with the agentd command) is the only time the
+// secret is shown.
+func (s *Server) RotateAgentSecret(id string, p Principal) (AgentOut, error) {
+	a, _, err := s.putAgentSecret(id, nil, enrollExisting, p)
+	if err != nil {
+		return AgentOut{}, err
+	}
+	return s.withSecret(a, false), nil
 }
 
 // SigningSecretOverlap is how long a destination's previous signing secret

@@ -265,6 +265,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (pr
 }
 
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, reason, who, msg string) {
+	s.auditRefusal(r, reason, who)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="webhookops"`)
+	}
+	writeError(w, &Error{Status: status, Code: code, Message: msg})
+}
+
+// auditRefusal writes an auth.rejected entry, at most
+// maxRefusalAuditsPerSecond a second.
+func (s *Server) auditRefusal(r *http.Request, reason, who string) {
 	if n, ok := s.refusals.allow(time.Now()); ok {
 		detail := map[string]string{"reason": reason, "method": r.Method, "path": r.URL.Path, "remote_addr": r.RemoteAddr}
 		if n > 0 {
@@ -272,10 +282,6 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code
 		}
 		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "auth.rejected", ObjectType: "token", ObjectID: who, Detail: detail})
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="webhookops"`)
-	}
-	writeError(w, &Error{Status: status, Code: code, Message: msg})
 }
 
 // routesTable registers every route. The OpenAPI document (openapi.go)

@@ -136,14 +136,25 @@ func (s *Server) enrollAgent(r *http.Request, ps httprouter.Params, p principal)
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
-	if s.cfg.Tunnel == nil {
-		return 0, nil, errTunnelOff("enrolling an agent")
-	}
-	a, created, err := s.putAgentSecret(ps.ByName("id"), req.AllowedTargets, enrollAny, p)
+	e, err := s.Enroll(ps.ByName("id"), req.AllowedTargets, p)
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, s.enrollment(a, created), nil
+	return http.StatusCreated, e, nil
+}
+
+// Enroll creates agent id, or gives it a new secret (cutting its session),
+// and answers the agentd command line to paste; allowed, when not nil,
+// replaces its allowed targets. It needs the tunnel.
+func (s *Server) Enroll(id string, allowed []string, p Principal) (*Enrollment, error) {
+	if s.cfg.Tunnel == nil {
+		return nil, errTunnelOff("enrolling an agent")
+	}
+	a, created, err := s.putAgentSecret(id, allowed, enrollAny, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.enrollment(a, created), nil
 }
 
 // --- forwards ---
@@ -157,12 +168,17 @@ func (s *Server) forwardOut(f model.Forward) ForwardOut {
 }
 
 func (s *Server) listForwards(*http.Request, httprouter.Params, principal) (int, any, error) {
+	return http.StatusOK, newPage(s.Forwards(), ""), nil
+}
+
+// Forwards lists the raw TCP forwards by listen address.
+func (s *Server) Forwards() []ForwardOut {
 	snap := s.node.Snapshot()
 	var out []ForwardOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Forwards)) {
 		out = append(out, s.forwardOut(snap.Forwards[k]))
 	}
-	return http.StatusOK, newPage(out, ""), nil
+	return out
 }
 
 func (s *Server) getForward(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
@@ -182,41 +198,55 @@ func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal
 	if err := decodeBody(r, &f); err != nil {
 		return 0, nil, err
 	}
+	out, err := s.CreateForward(f, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, out, nil
+}
+
+// CreateForward adds a raw TCP forward. It needs the tunnel.
+func (s *Server) CreateForward(f model.Forward, p Principal) (ForwardOut, error) {
 	if s.cfg.Tunnel == nil {
-		return 0, nil, errTunnelOff("a forward")
+		return ForwardOut{}, errTunnelOff("a forward")
 	}
 	if err := f.Validate(); err != nil {
-		return 0, nil, err
+		return ForwardOut{}, err
 	}
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	snap := s.node.Snapshot()
 	if _, ok := snap.Forwards[f.Listen]; ok {
-		return 0, nil, errConflict("a forward already listens on %q (delete it first)", f.Listen)
+		return ForwardOut{}, errConflict("a forward already listens on %q (delete it first)", f.Listen)
 	}
 	if a, ok := snap.Agents[f.Agent]; ok && !tunnelproto.TargetAllowed(a.AllowedTargets, f.Target) {
-		return 0, nil, errBadRequest("validation_failed", "target", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", f.Agent, f.Target)
+		return ForwardOut{}, errBadRequest("validation_failed", "target", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", f.Agent, f.Target)
 	}
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
-		return 0, nil, errBadRequest("validation_failed", "listen", "cannot listen on %s: %v", f.Listen, err)
+		return ForwardOut{}, errBadRequest("validation_failed", "listen", "cannot listen on %s: %v", f.Listen, err)
 	}
 	ln.Close()
 	if err := s.apply(actors.Change{Forwards: []model.Forward{f}}, p); err != nil {
-		return 0, nil, err
+		return ForwardOut{}, err
 	}
-	return http.StatusCreated, s.forwardOut(f), nil
+	return s.forwardOut(f), nil
 }
 
 func (s *Server) deleteForward(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	listen := ps.ByName("listen")
-	s.cfgMu.Lock()
-	defer s.cfgMu.Unlock()
-	if _, ok := s.node.Snapshot().Forwards[listen]; !ok {
-		return 0, nil, errNotFound("no forward listening on %q", listen)
-	}
-	if err := s.apply(actors.Change{DeleteForwards: []string{listen}}, p); err != nil {
+	if err := s.DeleteForward(ps.ByName("listen"), p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// DeleteForward removes the forward listening on listen; its listener
+// closes.
+func (s *Server) DeleteForward(listen string, p Principal) error {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	if _, ok := s.node.Snapshot().Forwards[listen]; !ok {
+		return errNotFound("no forward listening on %q", listen)
+	}
+	return s.apply(actors.Change{DeleteForwards: []string{listen}}, p)
 }
