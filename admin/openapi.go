@@ -82,6 +82,8 @@ var operations = []operation{
 
 	{method: "GET", path: "/api/v1/audit", summary: "List audit entries, newest first", tag: "audit", query: []string{"action", "object_type", "object_id", "replay_id", "actor", "since", "until", "cursor", "limit"}, status: 200, out: "Page:AuditEntry"},
 
+	{method: "GET", path: "/api/v1/stats/minutes", summary: "Events received, delivered, failed and dead-lettered in each of the last minutes (default 60, at most 1440), oldest first", tag: "stats", query: []string{"minutes"}, status: 200, out: "Page:MinuteCounts"},
+
 	{method: "GET", path: "/api/v1/tokens", summary: "List API tokens (never the tokens themselves)", tag: "tokens", status: 200, out: "Page:Token"},
 	{method: "POST", path: "/api/v1/tokens", summary: "Create a token; the answer shows it, once", tag: "tokens", in: "TokenInput", status: 201, out: "CreatedToken"},
 	{method: "DELETE", path: "/api/v1/tokens/{name}", summary: "Revoke a token", tag: "tokens", status: 204},
@@ -112,6 +114,7 @@ var schemaTypes = map[string]any{
 	"Replay":             Replay{},
 	"ReplayRequest":      ReplayRequest{},
 	"AuditEntry":         wal.AuditEntry{},
+	"MinuteCounts":       MinuteCounts{},
 	"Token":              Token{},
 	"TokenInput":         tokenReq{},
 	"CreatedToken":       CreatedToken{},
@@ -132,6 +135,7 @@ var queryDocs = map[string]string{
 	"object_id":       "the object's id or slug",
 	"replay_id":       "entries of one replay",
 	"actor":           "token:<name>, config:<file>, ...",
+	"minutes":         "how many minutes, the current one last",
 }
 
 var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -198,7 +202,7 @@ func OpenAPIDocument() (*openapi3.T, error) {
 		}
 		for _, q := range op.query {
 			s := openapi3.NewStringSchema()
-			if q == "limit" {
+			if q == "limit" || q == "minutes" {
 				s = openapi3.NewIntegerSchema().WithMin(1)
 			}
 			if q == "since" || q == "until" {

@@ -95,6 +95,7 @@ type Server struct {
 	cfgMu sync.Mutex
 
 	replays  *replayManager
+	rollups  *rollups
 	openapi  []byte
 	refusals refusalLimiter
 
@@ -143,6 +144,10 @@ func New(cfg Config) (*Server, error) {
 	if s.replays, err = newReplayManager(s); err != nil {
 		return nil, err
 	}
+	if s.rollups, err = newRollups(s.db, cfg.Node.Metrics().Totals, s.now); err != nil {
+		s.replays.close()
+		return nil, err
+	}
 	s.reg.MustRegister(newStateCollector(s))
 	cfg.ReplayHook.attach(s.replays)
 	s.routesTable()
@@ -150,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 		s.replays.close()
 		return nil, err
 	}
+	s.rollups.start()
 	s.router.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFound("no route %s %s; see %s/openapi.json", r.Method, r.URL.Path, APIPrefix))
 	})
@@ -180,6 +186,7 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.cfg.ReplayHook.attach(nil)
 		s.replays.close()
+		s.rollups.close()
 	})
 }
 
@@ -349,6 +356,7 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/replays/:id", readOnly, s.getReplay)
 
 	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
+	s.handle(http.MethodGet, p+"/stats/minutes", readOnly, s.listMinutes)
 
 	s.handle(http.MethodGet, p+"/tokens", adminOnly, s.listTokens)
 	s.handle(http.MethodPost, p+"/tokens", adminOnly, s.createToken)

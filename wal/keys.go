@@ -28,6 +28,8 @@ const (
 	KindForward     = 'f'
 	KindToken       = 't'
 	KindReplay      = 'y'
+	// KindRollup holds the admin dashboard's per-minute counts.
+	KindRollup = 'n'
 )
 
 // Partition returns the partition of a string key (a source and idempotency
