@@ -14,8 +14,12 @@ import (
 
 // Config configures an agent. A zero duration means its default.
 type Config struct {
-	// Tunnel is the gateway's tunnel address, host:port (UDP).
+	// Tunnel is the gateway's tunnel address, host:port (UDP for QUIC, TCP
+	// for the fallback; the gateway listens on both with one port number).
 	Tunnel string
+	// Transport is auto (the default: QUIC, falling back to TCP+TLS when
+	// QUIC does not come up, as where UDP is blocked), quic or tcp.
+	Transport tunnelproto.Transport
 	// ID and Secret identify and authenticate the agent.
 	ID     string
 	Secret string
@@ -108,6 +112,7 @@ func (c Config) Validate() error {
 func (c Config) clientConfig() tunnelproto.ClientConfig {
 	return tunnelproto.ClientConfig{
 		Addr:              c.Tunnel,
+		Transport:         c.Transport,
 		AgentID:           c.ID,
 		Secret:            []byte(c.Secret),
 		ServerFingerprint: c.ServerFingerprint,
@@ -152,7 +157,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			why = "connect failed"
 		} else {
-			a.log.Info("connected", "server", client.RemoteAddr().String())
+			a.log.Info("connected", "server", client.RemoteAddr().String(), "transport", client.Transport().String())
 			err = client.Serve(ctx, a.serve)
 			if ctx.Err() != nil {
 				a.log.Info("stopped")

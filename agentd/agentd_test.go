@@ -60,13 +60,14 @@ func (s *syncBuffer) String() string {
 }
 
 type env struct {
-	t    *testing.T
-	dir  string
-	auth *auth
-	srv  *tunnelproto.Server
-	addr string
-	fp   string
-	done chan error
+	t      *testing.T
+	dir    string
+	auth   *auth
+	noQUIC bool // the server listens on TCP only, as if UDP were blocked
+	srv    *tunnelproto.Server
+	addr   string
+	fp     string
+	done   chan error
 }
 
 func newEnv(t *testing.T, allowed ...string) *env {
@@ -85,7 +86,7 @@ func (e *env) start(addr string) {
 		e.t.Fatal(err)
 	}
 	srv, err := tunnelproto.NewServer(tunnelproto.ServerConfig{
-		Addr: addr, TLSCert: cert, Auth: e.auth, Logger: slog.New(slog.DiscardHandler),
+		Addr: addr, TLSCert: cert, Auth: e.auth, Logger: slog.New(slog.DiscardHandler), DisableQUIC: e.noQUIC,
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -141,6 +142,20 @@ func (e *env) run(cfg Config) (stop func()) {
 	return stop
 }
 
+// post sends body to url through the agent and returns the answer's body.
+func (e *env) post(url, body string) string {
+	e.t.Helper()
+	tr := e.srv.Transport("agent-1")
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Post(url, "text/plain", strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 func (e *env) waitOnline() {
 	e.t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
@@ -162,16 +177,82 @@ func TestHTTPThroughAgent(t *testing.T) {
 	e.run(e.config(target))
 	e.waitOnline()
 
-	tr := e.srv.Transport("agent-1")
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Post(app.URL+"/hooks", "text/plain", strings.NewReader("evt_1"))
+	if body := e.post(app.URL+"/hooks", "evt_1"); body != "got evt_1 on /hooks" {
+		t.Fatalf("body %q", body)
+	}
+}
+
+// TestJoinsOverTCPWhenUDPIsBlocked: the gateway's UDP port answers nothing
+// (only its TCP listener is up); the agent, on the default transport,
+// falls back to TCP+TLS and delivers an HTTP request and a raw TCP forward.
+func TestJoinsOverTCPWhenUDPIsBlocked(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s", b)
+	}))
+	defer app.Close()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(body) != "got evt_1 on /hooks" {
-		t.Fatalf("body %q", body)
+	var echoWG sync.WaitGroup
+	echoWG.Go(func() {
+		c, err := echo.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	})
+	defer func() { echo.Close(); echoWG.Wait() }()
+	targets := []string{app.Listener.Addr().String(), echo.Addr().String()}
+
+	e := &env{t: t, dir: t.TempDir(), auth: &auth{secret: "s3cret", allowed: targets}, noQUIC: true}
+	e.start("127.0.0.1:0")
+	t.Cleanup(e.stop)
+	logs := &syncBuffer{}
+	cfg := e.config(targets...)
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	if cfg.Transport != tunnelproto.TransportAuto {
+		t.Fatalf("default transport %v, want auto", cfg.Transport)
+	}
+	e.run(cfg)
+	e.waitOnline()
+	if s := e.srv.Sessions(); len(s) != 1 || s[0].Transport != tunnelproto.TransportTCP {
+		t.Fatalf("sessions %+v, want one over tcp", s)
+	}
+	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(logs.String(), "transport=tcp"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the transport is not logged:\n%s", logs)
+		}
+	}
+
+	if body := e.post(app.URL+"/hooks", "evt_1"); body != "got evt_1" {
+		t.Fatalf("HTTP body %q", body)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var fwd sync.WaitGroup
+	fwd.Go(func() { e.srv.Forward(ctx, ln, "agent-1", echo.Addr().String()) })
+	defer func() { cancel(); fwd.Wait() }()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := bytes.Repeat([]byte("raw bytes "), 100_000)
+	go func() {
+		c.Write(msg)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("forward echoed %d bytes (%v), sent %d", len(got), err, len(msg))
 	}
 }
 

@@ -19,8 +19,12 @@ import (
 // ClientConfig configures the agent end of a tunnel. A zero field means its
 // default.
 type ClientConfig struct {
-	// Addr is the server's host:port (UDP).
+	// Addr is the server's host:port: UDP for QUIC, TCP for TCP+TLS (the
+	// server listens on both with the same port number).
 	Addr string
+	// Transport is TransportAuto (the default: QUIC, falling back to TCP),
+	// TransportQUIC or TransportTCP.
+	Transport Transport
 	// AgentID and Secret authenticate the agent.
 	AgentID string
 	Secret  []byte
@@ -31,6 +35,9 @@ type ClientConfig struct {
 
 	// HandshakeTimeout bounds dialling and authenticating (10 s).
 	HandshakeTimeout time.Duration
+	// FallbackDelay is how long TransportAuto waits for QUIC before it also
+	// tries TCP (2 s); a QUIC failure starts TCP at once.
+	FallbackDelay time.Duration
 	// HeartbeatTimeout ends the session when the server answers no PING for
 	// this long (three of the server's heartbeat intervals).
 	HeartbeatTimeout time.Duration
@@ -48,6 +55,7 @@ type ClientConfig struct {
 func DefaultClientConfig() ClientConfig {
 	return ClientConfig{
 		HandshakeTimeout:           10 * time.Second,
+		FallbackDelay:              2 * time.Second,
 		DrainTimeout:               10 * time.Second,
 		MaxStreams:                 1024,
 		MaxStreamReceiveWindow:     16 << 20,
@@ -61,6 +69,7 @@ func (c ClientConfig) withDefaults() ClientConfig {
 		c.Logger = slog.Default()
 	}
 	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
+	setDefault(&c.FallbackDelay, d.FallbackDelay)
 	setDefault(&c.DrainTimeout, d.DrainTimeout)
 	setDefault(&c.MaxStreams, d.MaxStreams)
 	setDefault(&c.MaxStreamReceiveWindow, d.MaxStreamReceiveWindow)
@@ -82,8 +91,14 @@ func (c ClientConfig) Validate() error {
 	if _, err := ParseFingerprint(c.ServerFingerprint); err != nil {
 		return err
 	}
-	if c.HandshakeTimeout < 0 || c.HeartbeatTimeout < 0 || c.DrainTimeout < 0 || c.MaxStreams < 0 {
+	if c.HandshakeTimeout < 0 || c.HeartbeatTimeout < 0 || c.DrainTimeout < 0 || c.FallbackDelay < 0 || c.MaxStreams < 0 {
 		return fmt.Errorf("%w: negative value", ErrInvalidConfig)
+	}
+	if c.Transport > TransportTCP {
+		return fmt.Errorf("%w: unknown transport %d", ErrInvalidConfig, c.Transport)
+	}
+	if c.MaxStreamReceiveWindow > 1<<31 {
+		return fmt.Errorf("%w: MaxStreamReceiveWindow above 2 GiB", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -93,8 +108,8 @@ func (c ClientConfig) Validate() error {
 type Client struct {
 	cfg       ClientConfig
 	log       *slog.Logger
-	conn      *quic.Conn
-	ctrl      *quic.Stream
+	conn      conn
+	ctrl      stream
 	heartbeat time.Duration
 
 	wmu  sync.Mutex // guards writes on ctrl and wbuf
@@ -118,19 +133,48 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 }
 
 func dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
-	pin, _ := ParseFingerprint(cfg.ServerFingerprint)
-	var pinErr error
-	verify := pinVerifier(pin)
-	tlsConf := &tls.Config{
-		// The pin replaces chain and name verification.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
-			pinErr = verify(raw, chains)
-			return pinErr
-		},
-		NextProtos: []string{ALPN},
-		MinVersion: tls.VersionTLS13,
+	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	defer cancel()
+	conn, err := dialTransport(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
+	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "tunnel"), conn: conn}
+	if err := c.handshake(ctx); err != nil {
+		conn.closeWithError(CodeNone, "")
+		return nil, err
+	}
+	return c, nil
+}
+
+// clientTLSConfig pins the server certificate; the returned function
+// reports the pin mismatch the handshake failed with, if it did.
+func clientTLSConfig(cfg ClientConfig) (*tls.Config, func() error) {
+	pin, _ := ParseFingerprint(cfg.ServerFingerprint)
+	verify := pinVerifier(pin)
+	var mu sync.Mutex
+	var pinErr error
+	return &tls.Config{
+			// The pin replaces chain and name verification.
+			InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(raw [][]byte, chains [][]*x509.Certificate) error {
+				err := verify(raw, chains)
+				mu.Lock()
+				pinErr = err
+				mu.Unlock()
+				return err
+			},
+			NextProtos: []string{ALPN},
+			MinVersion: tls.VersionTLS13,
+		}, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			return pinErr
+		}
+}
+
+func dialQUIC(ctx context.Context, cfg ClientConfig) (conn, error) {
+	tlsConf, pinErr := clientTLSConfig(cfg)
 	quicConf := &quic.Config{
 		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
 		MaxIdleTimeout:                 time.Minute, // the server's shorter timeout wins
@@ -141,25 +185,99 @@ func dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		MaxIncomingStreams:             cfg.MaxStreams,
 		MaxIncomingUniStreams:          -1,
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
-	defer cancel()
-	conn, err := quic.DialAddr(ctx, cfg.Addr, tlsConf, quicConf)
+	qc, err := quic.DialAddr(ctx, cfg.Addr, tlsConf, quicConf)
 	if err != nil {
-		if pinErr != nil {
-			return nil, pinErr
+		if perr := pinErr(); perr != nil {
+			return nil, perr
 		}
 		return nil, err
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger.With("component", "tunnel"), conn: conn}
-	if err := c.handshake(ctx); err != nil {
-		conn.CloseWithError(quic.ApplicationErrorCode(CodeNone), "")
-		return nil, err
+	return quicConn{qc}, nil
+}
+
+// dialTransport connects on the configured transport. With TransportAuto
+// it starts QUIC, and TCP as well once QUIC has failed or FallbackDelay has
+// passed without it; the first connection up is kept and the other closed.
+// A pin mismatch on either ends the attempt: the other would meet the same
+// certificate.
+func dialTransport(ctx context.Context, cfg ClientConfig) (conn, error) {
+	switch cfg.Transport {
+	case TransportQUIC:
+		return dialQUIC(ctx, cfg)
+	case TransportTCP:
+		return dialTCP(ctx, cfg)
 	}
-	return c, nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		c   conn
+		err error
+		t   Transport
+	}
+	results := make(chan result, 2)
+	start := func(t Transport, d func(context.Context, ClientConfig) (conn, error)) {
+		go func() {
+			c, err := d(ctx, cfg)
+			results <- result{c, err, t}
+		}()
+	}
+	start(TransportQUIC, dialQUIC)
+	running, tcpStarted := 1, false
+	fallback := time.NewTimer(cfg.FallbackDelay)
+	defer fallback.Stop()
+	var won conn
+	var quicErr, tcpErr error
+	for running > 0 {
+		select {
+		case <-fallback.C:
+			if !tcpStarted && won == nil {
+				tcpStarted = true
+				running++
+				start(TransportTCP, dialTCP)
+			}
+		case r := <-results:
+			running--
+			switch {
+			case r.err == nil && won == nil:
+				won = r.c
+				cancel() // the other attempt gives up
+			case r.err == nil:
+				r.c.closeWithError(CodeNone, "")
+			case errors.Is(r.err, ErrPinMismatch):
+				// Decisive: the other transport meets the same certificate.
+				if r.t == TransportQUIC {
+					quicErr = r.err
+				} else {
+					tcpErr = r.err
+				}
+				cancel()
+			case r.t == TransportQUIC:
+				quicErr = r.err
+				if !tcpStarted && won == nil && ctx.Err() == nil {
+					tcpStarted = true
+					running++
+					start(TransportTCP, dialTCP)
+				}
+			default:
+				tcpErr = r.err
+			}
+		}
+	}
+	switch {
+	case won != nil:
+		return won, nil
+	case errors.Is(quicErr, ErrPinMismatch):
+		return nil, quicErr
+	case errors.Is(tcpErr, ErrPinMismatch):
+		return nil, tcpErr
+	case tcpErr == nil:
+		return nil, quicErr
+	}
+	return nil, fmt.Errorf("QUIC: %v; TCP: %w", quicErr, tcpErr)
 }
 
 func (c *Client) handshake(ctx context.Context) error {
-	ctrl, err := c.conn.OpenStreamSync(ctx)
+	ctrl, err := c.conn.openStream(ctx)
 	if err != nil {
 		return refusal(err)
 	}
@@ -174,7 +292,7 @@ func (c *Client) handshake(ctx context.Context) error {
 		return err
 	}
 	if _, err := ctrl.Write(hello.Append(buf[:0])); err != nil {
-		return refusal(err)
+		return c.writeRefusal(buf, err)
 	}
 	_, p, err := c.readHandshakeFrame(buf, FrameChallenge)
 	if err != nil {
@@ -184,13 +302,13 @@ func (c *Client) handshake(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("CHALLENGE: %w", err)
 	}
-	exporter, err := exporterValue(c.conn.ConnectionState().TLS)
+	exporter, err := exporterValue(c.conn.tlsState())
 	if err != nil {
 		return err
 	}
 	auth := authFrame{Proof: proof(c.cfg.Secret, hello.AgentID, &hello.Nonce, &ch.Nonce, exporter)}
 	if _, err := ctrl.Write(auth.Append(buf[:0])); err != nil {
-		return refusal(err)
+		return c.writeRefusal(buf, err)
 	}
 	_, p, err = c.readHandshakeFrame(buf, FrameOK)
 	if err != nil {
@@ -203,6 +321,17 @@ func (c *Client) handshake(ctx context.Context) error {
 	c.heartbeat = max(time.Duration(ok.HeartbeatMillis)*time.Millisecond, 100*time.Millisecond)
 	ctrl.SetDeadline(time.Time{})
 	return nil
+}
+
+// writeRefusal explains a failed handshake write. The server may have
+// refused and closed while the write was still being confirmed (yamux then
+// reports the write failed although it went out): its ERROR is then
+// waiting to be read, and says more than the write error.
+func (c *Client) writeRefusal(buf *frameBuf, err error) error {
+	if _, _, rerr := c.readHandshakeFrame(buf, FrameOK); errors.Is(rerr, ErrRefused) {
+		return rerr
+	}
+	return refusal(err)
 }
 
 // readHandshakeFrame reads the wanted frame, turning ERROR into a
@@ -249,11 +378,15 @@ func sessionError(err error) error {
 }
 
 // RemoteAddr is the server's address.
-func (c *Client) RemoteAddr() net.Addr { return c.conn.RemoteAddr() }
+func (c *Client) RemoteAddr() net.Addr { return c.conn.remoteAddr() }
+
+// Transport is what carries the session: TransportQUIC or TransportTCP.
+func (c *Client) Transport() Transport { return c.conn.transport() }
 
 // Close ends the session at once. Idempotent.
 func (c *Client) Close() error {
-	return c.conn.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "agent closing")
+	c.conn.closeWithError(CodeShutdown, "agent closing")
+	return nil
 }
 
 // Handler serves one stream opened by the server. It must answer the
@@ -267,8 +400,8 @@ type Request struct {
 	Kind   Kind
 	Target string
 
-	st       *quic.Stream
-	qc       *quic.Conn
+	st       stream
+	conn     conn
 	answered bool
 	sc       *streamConn
 }
@@ -282,10 +415,10 @@ func (r *Request) Accept() (net.Conn, error) {
 	r.answered = true
 	var b [headerLen + 8]byte
 	if _, err := r.st.Write((&openOKFrame{RequestID: r.ID}).Append(b[:0])); err != nil {
-		abortStream(r.st)
+		r.st.abort()
 		return nil, fmt.Errorf("tunnelproto.Accept: %w", err)
 	}
-	r.sc = newStreamConn(r.st, r.qc, nil)
+	r.sc = newStreamConn(r.st, r.conn, nil)
 	return r.sc, nil
 }
 
@@ -302,7 +435,7 @@ func (r *Request) Reject(code Code, reason string) error {
 	defer putFrameBuf(buf)
 	r.st.SetWriteDeadline(time.Now().Add(time.Second))
 	_, err := r.st.Write((&errorFrame{Code: code, Reason: []byte(reason)}).Append(buf[:0]))
-	r.st.CancelRead(streamCodeClosed)
+	r.st.stopReading()
 	r.st.Close()
 	if err != nil {
 		return fmt.Errorf("tunnelproto.Reject: %w", err)
@@ -342,7 +475,7 @@ func (c *Client) Serve(ctx context.Context, h Handler) error {
 	var handlers sync.WaitGroup
 	var acceptErr error
 	for {
-		st, err := c.conn.AcceptStream(acceptCtx)
+		st, err := c.conn.acceptStream(acceptCtx)
 		if err != nil {
 			acceptErr = err
 			break
@@ -375,7 +508,7 @@ func (c *Client) Serve(ctx context.Context, h Handler) error {
 		c.ctrl.Close()
 		c.wmu.Unlock()
 		select {
-		case <-c.conn.Context().Done():
+		case <-c.conn.context().Done():
 		case <-timer.C:
 		}
 	case <-timer.C:
@@ -384,7 +517,7 @@ func (c *Client) Serve(ctx context.Context, h Handler) error {
 	}
 	timer.Stop()
 	cancelHandlers()
-	c.conn.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), "agent closing")
+	c.conn.closeWithError(CodeShutdown, "agent closing")
 	<-drained
 	ctrlWG.Wait()
 
@@ -410,8 +543,8 @@ func (c *Client) readControl() error {
 		c.ctrl.SetReadDeadline(time.Now().Add(timeout))
 		typ, p, err := readFrame(c.ctrl, buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				c.conn.CloseWithError(quic.ApplicationErrorCode(CodeHeartbeatTimeout), CodeHeartbeatTimeout.String())
+			if isTimeout(err) {
+				c.conn.closeWithError(CodeHeartbeatTimeout, CodeHeartbeatTimeout.String())
 				return fmt.Errorf("%w: no PONG for %v", ErrHeartbeatTimeout, timeout)
 			}
 			return err
@@ -453,19 +586,19 @@ func (c *Client) writeCtrl(f frame) error {
 }
 
 // serveStream reads the OPEN and runs the handler.
-func (c *Client) serveStream(ctx context.Context, st *quic.Stream, h Handler) {
+func (c *Client) serveStream(ctx context.Context, st stream, h Handler) {
 	buf := getFrameBuf()
 	st.SetReadDeadline(time.Now().Add(c.cfg.HandshakeTimeout))
 	typ, p, err := readFrame(st, buf)
 	if err != nil || typ != FrameOpen {
 		putFrameBuf(buf)
 		c.log.Warn("stream without OPEN", "type", typ.String(), "err", err)
-		abortStream(st)
+		st.abort()
 		return
 	}
 	open, _, err := parseOpen(p)
 	st.SetReadDeadline(time.Time{})
-	r := &Request{ID: open.RequestID, Kind: open.Kind, Target: string(open.Target), st: st, qc: c.conn}
+	r := &Request{ID: open.RequestID, Kind: open.Kind, Target: string(open.Target), st: st, conn: c.conn}
 	putFrameBuf(buf)
 	if err != nil {
 		r.Reject(CodeProtocol, err.Error())

@@ -28,8 +28,13 @@ func (f AuthenticatorFunc) Lookup(agentID string) ([]byte, []string, bool) { ret
 
 // ServerConfig configures a tunnel server. A zero field means its default.
 type ServerConfig struct {
-	// Addr is the UDP address to listen on, e.g. ":7443" or "127.0.0.1:0".
+	// Addr is the address to listen on, e.g. ":7443" or "127.0.0.1:0":
+	// UDP for QUIC, and TCP with the same port number for agents whose
+	// network drops UDP (TCP+TLS 1.3, streams multiplexed by yamux).
 	Addr string
+	// DisableQUIC and DisableTCP turn one transport off (not both).
+	DisableQUIC bool
+	DisableTCP  bool
 	// TLSCert is the server's certificate; agents pin its Fingerprint.
 	TLSCert tls.Certificate
 	// Auth looks up agents' secrets and allowed targets. Required.
@@ -111,6 +116,10 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: TLSCert has no certificate or key", ErrInvalidConfig)
 	case c.Auth == nil:
 		return fmt.Errorf("%w: Auth is nil", ErrInvalidConfig)
+	case c.DisableQUIC && c.DisableTCP:
+		return fmt.Errorf("%w: both transports are disabled", ErrInvalidConfig)
+	case c.MaxStreamReceiveWindow > 1<<31:
+		return fmt.Errorf("%w: MaxStreamReceiveWindow above 2 GiB", ErrInvalidConfig)
 	case c.HeartbeatInterval < 0 || c.HeartbeatTimeout < 0 || c.HandshakeTimeout < 0 || c.OpenTimeout < 0 || c.AuthFailureRefill < 0:
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	case c.HeartbeatTimeout <= c.HeartbeatInterval:

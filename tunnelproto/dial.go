@@ -2,21 +2,12 @@ package tunnelproto
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/quic-go/quic-go"
-)
-
-// Stream error codes used when a data stream is aborted.
-const (
-	streamCodeClosed quic.StreamErrorCode = 0
-	streamCodeAbort  quic.StreamErrorCode = 1
 )
 
 // Dial opens a stream to the agent and asks it to connect to target
@@ -57,7 +48,7 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 		return nil, ErrAgentOffline
 	}
 
-	st, err := sess.conn.OpenStreamSync(ctx)
+	st, err := sess.conn.openStream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -68,7 +59,7 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 	buf := getFrameBuf()
 	defer putFrameBuf(buf)
 	if _, err := st.Write((&openFrame{RequestID: id, Kind: kind, Target: []byte(target)}).Append(buf[:0])); err != nil {
-		abortStream(st)
+		st.abort()
 		return nil, fmt.Errorf("%w: writing OPEN: %v", ErrAgentOffline, err)
 	}
 
@@ -80,11 +71,11 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 	stop := context.AfterFunc(ctx, func() { st.SetReadDeadline(time.Unix(1, 0)) })
 	typ, p, err := readFrame(st, buf)
 	if !stop() || err != nil {
-		abortStream(st)
+		st.abort()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if isTimeout(err) {
 			return nil, fmt.Errorf("no answer to OPEN within %v: %w", s.cfg.OpenTimeout, os.ErrDeadlineExceeded)
 		}
 		return nil, fmt.Errorf("reading answer to OPEN: %w", err)
@@ -94,12 +85,12 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 	case FrameOpenOK:
 		ok, _, err := parseOpenOK(p)
 		if err != nil || ok.RequestID != id {
-			abortStream(st)
+			st.abort()
 			return nil, fmt.Errorf("%w: bad OPEN_OK", ErrMalformed)
 		}
 	case FrameError:
 		ef, _, err := parseError(p)
-		abortStream(st)
+		st.abort()
 		if err != nil {
 			return nil, fmt.Errorf("%w: ERROR: %v", ErrMalformed, err)
 		}
@@ -111,7 +102,7 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 		}
 		return nil, fmt.Errorf("agent refused: %s: %s", ef.Code, ef.Reason)
 	default:
-		abortStream(st)
+		st.abort()
 		return nil, unexpected(typ, FrameOpenOK)
 	}
 	sess.streams.Add(1)
@@ -120,11 +111,6 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 		sess.streams.Add(-1)
 		s.active.Add(-1)
 	}), nil
-}
-
-func abortStream(st *quic.Stream) {
-	st.CancelRead(streamCodeAbort)
-	st.CancelWrite(streamCodeAbort)
 }
 
 // validTarget checks host:port syntax and the length limit.
@@ -158,7 +144,7 @@ func TargetAllowed(allowed []string, target string) bool {
 
 // streamConn is a data stream as a net.Conn.
 type streamConn struct {
-	st      *quic.Stream
+	st      stream
 	local   net.Addr
 	remote  net.Addr
 	onClose func()
@@ -168,8 +154,8 @@ type streamConn struct {
 	closeOnce sync.Once
 }
 
-func newStreamConn(st *quic.Stream, conn *quic.Conn, onClose func()) *streamConn {
-	return &streamConn{st: st, local: conn.LocalAddr(), remote: conn.RemoteAddr(), onClose: onClose}
+func newStreamConn(st stream, c conn, onClose func()) *streamConn {
+	return &streamConn{st: st, local: c.localAddr(), remote: c.remoteAddr(), onClose: onClose}
 }
 
 func (c *streamConn) Read(p []byte) (int, error) { return c.st.Read(p) }
@@ -188,17 +174,12 @@ func (c *streamConn) CloseWrite() error {
 	return c.st.Close()
 }
 
-// CloseRead stops reading; the peer's writes fail.
-func (c *streamConn) CloseRead() error {
-	c.st.CancelRead(streamCodeClosed)
-	return nil
-}
-
-// Close ends both directions: FIN after pending data, and no more reading.
-// A Write blocked in another goroutine is cut short. Idempotent.
+// Close ends both directions: FIN after pending data, and no more reading
+// (the peer is told to stop sending). A Write blocked in another goroutine
+// is cut short. Idempotent.
 func (c *streamConn) Close() error {
 	c.closeOnce.Do(func() {
-		c.st.CancelRead(streamCodeClosed)
+		c.st.stopReading()
 		c.st.SetWriteDeadline(time.Unix(1, 0)) // unblock a concurrent Write so wmu frees
 		c.wmu.Lock()
 		c.st.Close()

@@ -1,7 +1,9 @@
 // Package tunnelproto is the tunnel between the WebhookOps gateway and its
 // agents (agentd): the wire format, the authentication handshake and the
-// QUIC session on both ends. spec.md beside this file describes every frame
-// precisely enough for a second implementation.
+// session on both ends, over QUIC or, where UDP is blocked, over TCP+TLS 1.3
+// with streams multiplexed by yamux (same port number, same frames, same
+// pinning and exporter-bound proof). spec.md beside this file describes
+// every frame precisely enough for a second implementation.
 //
 // # What it owns
 //
@@ -9,16 +11,30 @@
 //     length), one file per frame type (parseX / Append / Length), limits
 //     checked before anything is allocated, unknown types skipped, the
 //     hot path (OPEN, OPEN_OK, ERROR, PING/PONG) free of allocations.
-//   - The handshake and its security: TLS 1.3 over QUIC with ALPN
-//     "webhookops-tunnel/1"; the agent pins the server certificate's
+//   - The handshake and its security: TLS 1.3 (over QUIC, or over TCP) with
+//     ALPN "webhookops-tunnel/1"; the agent pins the server certificate's
 //     SHA-256 (LoadOrCreateCertificate makes one on first start); the agent
 //     proves it knows its secret with an HMAC bound to both nonces and to
 //     this TLS connection's exporter value, so a captured proof is useless on
 //     any other connection; per-id and per-address failure rate limits.
 //   - Sessions: heartbeats, last-seen, GOAWAY, a new session replacing an
-//     old one, Disconnect for revocation; one QUIC stream per forwarded
-//     request or TCP connection, opened by the server (Dial, Forward,
-//     Transport) and answered by the agent (Client.Serve, Request).
+//     old one, Disconnect for revocation; one stream per forwarded request
+//     or TCP connection, opened by the server (Dial, Forward, Transport) and
+//     answered by the agent (Client.Serve, Request).
+//   - The two transports behind one small interface (conn, stream in
+//     transport.go): quic-go, and yamux over crypto/tls (transport_tcp.go).
+//     The agent's TransportAuto races them: QUIC first, TCP once QUIC failed
+//     or FallbackDelay passed, first TLS handshake wins.
+//
+// # Why yamux, and what muxconn.go adds to it
+//
+// github.com/hashicorp/yamux is small, widely deployed (Consul, Nomad,
+// frp's TCP transport) and has half-close, per-stream flow control and a
+// written spec. v0.1.2 lacks two things a tunnel needs, and muxconn.go adds
+// them underneath it, at yamux frame boundaries: one TLS record per data
+// frame (yamux writes header and body separately) and a stream reset (yamux
+// has no public one). Having no STOP_SENDING, a fully closed stream whose
+// peer keeps writing is reset after closeGrace.
 //
 // # What it must never do
 //
@@ -37,7 +53,7 @@
 // control stream:
 //
 //	agent                                               server
-//	  |---- QUIC + TLS 1.3, ALPN webhookops-tunnel/1 ------->|
+//	  |---- QUIC or TCP, TLS 1.3, ALPN webhookops-tunnel/1 -->|
 //	  |<--- certificate; agent checks sha256 pin ------------|
 //	  |                                                      |
 //	  |---- HELLO(version, agent id, client nonce) --------->|  version, rate limit,

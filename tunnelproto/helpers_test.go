@@ -117,6 +117,22 @@ type testServer struct {
 	auth   *memAuth
 	events *events
 	fp     string
+	tr     Transport // what clientConfig dials
+}
+
+// overTransports runs f as a subtest over QUIC and over TCP+TLS.
+func overTransports(t *testing.T, f func(t *testing.T, tr Transport)) {
+	for _, tr := range []Transport{TransportQUIC, TransportTCP} {
+		t.Run(tr.String(), func(t *testing.T) { f(t, tr) })
+	}
+}
+
+// startServerOver is startServer whose clientConfig dials over tr.
+func startServerOver(t testing.TB, tr Transport, auth *memAuth, mutate func(*ServerConfig)) *testServer {
+	t.Helper()
+	s := startServer(t, auth, mutate)
+	s.tr = tr
+	return s
 }
 
 func quietLogger() *slog.Logger {
@@ -164,6 +180,7 @@ func startServerAt(t testing.TB, addr string, auth *memAuth, mutate func(*Server
 func (ts *testServer) clientConfig(id, secret string) ClientConfig {
 	return ClientConfig{
 		Addr:              ts.Addr().String(),
+		Transport:         ts.tr,
 		AgentID:           id,
 		Secret:            []byte(secret),
 		ServerFingerprint: ts.fp,
@@ -222,6 +239,18 @@ func (a *runningAgent) stop() error {
 		close(a.done)
 	}
 	return err
+}
+
+// serverWithAgent starts a server over tr with agent-1 (secret "s3cret")
+// allowed to reach target, and that agent online, serving with dialHandler.
+func serverWithAgent(t testing.TB, tr Transport, target string) *testServer {
+	t.Helper()
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret", target)
+	s := startServerOver(t, tr, auth, nil)
+	startAgent(t, s.clientConfig("agent-1", "s3cret"), dialHandler([]string{target}))
+	waitOnline(t, s, "agent-1")
+	return s
 }
 
 func waitOnline(t testing.TB, s *testServer, id string) {

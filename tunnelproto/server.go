@@ -18,19 +18,22 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
 )
 
-// Server accepts agents' QUIC connections, authenticates them and opens
-// streams to them on behalf of the gateway (Dial, Forward, Transport).
+// Server accepts agents' connections (QUIC, and TCP+TLS on the same port
+// number), authenticates them and opens streams to them on behalf of the
+// gateway (Dial, Forward, Transport).
 type Server struct {
 	cfg      ServerConfig
 	log      *slog.Logger
-	udp      net.PacketConn
+	udp      net.PacketConn // nil with DisableQUIC, like tr and ln
 	tr       *quic.Transport
 	ln       *quic.Listener
+	tcpLn    net.Listener // nil with DisableTCP
 	nonces   *nonceCache
 	limit    *limiter
 	nextID   atomic.Uint64
@@ -45,50 +48,99 @@ type Server struct {
 	closed     bool
 	serving    bool
 	sessions   map[string]*session
-	pending    map[*quic.Conn]struct{}    // connections still in the handshake
+	pending    map[conn]struct{}          // connections still in the handshake
 	transports map[string]*http.Transport // by agent id, see Transport
 }
 
-// NewServer validates cfg and binds the UDP socket, so Addr is known before
-// Serve runs.
+// NewServer validates cfg and binds the UDP socket and the TCP listener
+// (same port number), so Addr is known before Serve runs.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
-	}
-	udp, err := net.ListenUDP("udp", udpAddr)
-	if err != nil {
-		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
-	}
-	tr := &quic.Transport{Conn: udp, StatelessResetKey: resetKey(cfg.TLSCert)}
-	ln, err := tr.Listen(cfg.tlsConfig(), cfg.quicConfig())
-	if err != nil {
-		tr.Close()
-		udp.Close()
-		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
-	}
-	return &Server{
+	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "tunnel"),
-		udp:      udp,
-		tr:       tr,
-		ln:       ln,
 		nonces:   newNonceCache(10*time.Minute, 1<<16),
 		limit:    newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, 1<<14),
 		done:     make(chan struct{}),
 		sessions: make(map[string]*session),
-		pending:  make(map[*quic.Conn]struct{}),
+		pending:  make(map[conn]struct{}),
 
 		transports: make(map[string]*http.Transport),
-	}, nil
+	}
+	if err := s.listen(); err != nil {
+		return nil, fmt.Errorf("tunnelproto.NewServer: %w", err)
+	}
+	return s, nil
 }
 
-// Addr is the UDP address the server listens on.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// listen binds UDP for QUIC and TCP on the same port number. When the port
+// is chosen by the system (":0"), one free for both is looked for.
+func (s *Server) listen() error {
+	cfg := s.cfg
+	if cfg.DisableQUIC {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return err
+		}
+		s.tcpLn = ln
+		return nil
+	}
+	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenUDP("udp", udpAddr)
+		if err != nil {
+			return err
+		}
+		if !cfg.DisableTCP {
+			bound := udp.LocalAddr().(*net.UDPAddr)
+			tcpAddr := &net.TCPAddr{IP: udpAddr.IP, Port: bound.Port, Zone: udpAddr.Zone}
+			ln, err := net.ListenTCP("tcp", tcpAddr)
+			if err != nil {
+				udp.Close()
+				if udpAddr.Port == 0 && attempt < 20 {
+					continue // the system's UDP port is taken for TCP: another one
+				}
+				return fmt.Errorf("TCP fallback listener on the QUIC port: %w", err)
+			}
+			s.tcpLn = ln
+		}
+		tr := &quic.Transport{Conn: udp, StatelessResetKey: resetKey(cfg.TLSCert)}
+		ln, err := tr.Listen(cfg.tlsConfig(), cfg.quicConfig())
+		if err != nil {
+			tr.Close()
+			udp.Close()
+			if s.tcpLn != nil {
+				s.tcpLn.Close()
+			}
+			return err
+		}
+		s.udp, s.tr, s.ln = udp, tr, ln
+		return nil
+	}
+}
+
+// Addr is the address the server listens on: the UDP address, whose port
+// number the TCP listener shares (the TCP address with DisableQUIC).
+func (s *Server) Addr() net.Addr {
+	if s.ln == nil {
+		return s.tcpLn.Addr()
+	}
+	return s.ln.Addr()
+}
+
+// TCPAddr is the TCP+TLS listener's address; nil with DisableTCP.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
 
 // Fingerprint is the pin agents need ("sha256:<hex>").
 func (s *Server) Fingerprint() string { return Fingerprint(s.cfg.TLSCert) }
@@ -105,41 +157,128 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.serving = true
 	s.mu.Unlock()
 
-	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
+	stop := context.AfterFunc(ctx, s.closeListeners)
 	defer stop()
+	errc := make(chan error, 2)
+	loops := 0
+	if s.ln != nil {
+		loops++
+		go func() { errc <- s.acceptQUIC() }()
+	}
+	if s.tcpLn != nil {
+		loops++
+		go func() { errc <- s.acceptTCP() }()
+	}
+	var first error
+	for range loops {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			s.closeListeners() // one listener failed: stop the other too
+		}
+	}
+	if ctx.Err() != nil {
+		return s.Close()
+	}
+	if first == nil || s.isClosed() || s.draining.Load() {
+		return nil
+	}
+	return fmt.Errorf("tunnelproto.Serve: %w", first)
+}
+
+func (s *Server) closeListeners() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.tcpLn != nil {
+		s.tcpLn.Close()
+	}
+}
+
+// stopping reports whether the listeners were closed on purpose.
+func (s *Server) stopping() bool { return s.isClosed() || s.draining.Load() }
+
+func (s *Server) acceptQUIC() error {
 	for {
-		conn, err := s.ln.Accept(context.Background())
+		qc, err := s.ln.Accept(context.Background())
 		if err != nil {
-			if ctx.Err() != nil {
-				return s.Close()
-			}
-			if s.isClosed() || s.draining.Load() {
+			if s.stopping() || errors.Is(err, quic.ErrServerClosed) {
 				return nil
 			}
-			return fmt.Errorf("tunnelproto.Serve: %w", err)
+			return err
 		}
-		if !s.track(conn) {
-			conn.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), CodeShutdown.String())
+		c := quicConn{qc}
+		if !s.track(c) {
+			c.closeWithError(CodeShutdown, CodeShutdown.String())
 			return nil
 		}
 		go func() {
 			defer s.wg.Done()
-			s.handleConn(conn)
+			s.handleConn(c)
+		}()
+	}
+}
+
+func (s *Server) acceptTCP() error {
+	var backoff time.Duration
+	for {
+		nc, err := s.tcpLn.Accept()
+		if err != nil {
+			if s.stopping() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) || errors.Is(err, syscall.ECONNABORTED) {
+				// Out of descriptors or an aborted connection: wait and go on,
+				// as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("tunnel: TCP accept", "err", err, "retry_in", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.done:
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		c := newServerTCPConn(nc, s.cfg)
+		if !s.track(c) {
+			c.closeWithError(CodeShutdown, CodeShutdown.String())
+			return nil
+		}
+		go func() {
+			defer s.wg.Done()
+			if err := c.handshake(s.cfg.HandshakeTimeout); err != nil {
+				// A TLS failure (an agent refusing our certificate, a port
+				// scanner) never reaches the agent protocol, as over QUIC.
+				s.log.Debug("tunnel: TLS handshake over TCP failed", "remote", nc.RemoteAddr().String(), "err", err)
+				c.closeWithError(CodeNone, "")
+				s.untrack(c)
+				return
+			}
+			s.handleConn(c)
 		}()
 	}
 }
 
 // track registers a connection in the handshake and adds it to wg; false
 // once the server is closed.
-func (s *Server) track(conn *quic.Conn) bool {
+func (s *Server) track(c conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.pending[conn] = struct{}{}
+	s.pending[c] = struct{}{}
 	s.wg.Add(1)
 	return true
+}
+
+func (s *Server) untrack(c conn) {
+	s.mu.Lock()
+	delete(s.pending, c)
+	s.mu.Unlock()
 }
 
 // Close cuts every session (GOAWAY, then CONNECTION_CLOSE with
@@ -150,23 +289,27 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		close(s.done)
-		pending := make([]*quic.Conn, 0, len(s.pending))
+		pending := make([]conn, 0, len(s.pending))
 		for c := range s.pending {
 			pending = append(pending, c)
 		}
 		s.mu.Unlock()
 
-		s.ln.Close()
+		s.closeListeners()
+		var closing sync.WaitGroup
 		for _, c := range pending {
-			c.CloseWithError(quic.ApplicationErrorCode(CodeShutdown), CodeShutdown.String())
+			closing.Go(func() { c.closeWithError(CodeShutdown, CodeShutdown.String()) })
 		}
 		for _, sess := range s.Sessions() {
-			s.endSession(sess.sess, CodeShutdown, "server shutting down")
+			closing.Go(func() { s.endSession(sess.sess, CodeShutdown, "server shutting down") })
 		}
+		closing.Wait()
 		s.wg.Wait()
 		s.closeAllIdle()
-		s.tr.Close()
-		s.udp.Close()
+		if s.tr != nil {
+			s.tr.Close()
+			s.udp.Close()
+		}
 	})
 	return nil
 }
@@ -176,7 +319,7 @@ func (s *Server) Close() error {
 // handed out by Dial to be closed or for ctx to end, then Closes.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	s.ln.Close()
+	s.closeListeners()
 	for _, info := range s.Sessions() {
 		info.sess.draining.Store(true)
 		info.sess.goAway(CodeShutdown, "server draining")
@@ -202,6 +345,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type SessionInfo struct {
 	AgentID    string
 	RemoteAddr string
+	Transport  Transport // TransportQUIC or TransportTCP
 	Since      time.Time
 	LastSeen   time.Time
 	Streams    int // data streams open now
@@ -267,11 +411,9 @@ func (s *Server) emit(e Event) {
 }
 
 // handleConn runs the handshake and then the session of one connection.
-func (s *Server) handleConn(conn *quic.Conn) {
-	sess := s.handshake(conn)
-	s.mu.Lock()
-	delete(s.pending, conn)
-	s.mu.Unlock()
+func (s *Server) handleConn(c conn) {
+	sess := s.handshake(c)
+	s.untrack(c)
 	if sess == nil {
 		return
 	}
@@ -284,16 +426,16 @@ func (s *Server) handleConn(conn *quic.Conn) {
 // handshake runs HELLO → CHALLENGE → AUTH → OK on the control stream. On
 // failure it answers ERROR, closes the connection, emits EventRejected and
 // returns nil.
-func (s *Server) handshake(conn *quic.Conn) *session {
-	remote := conn.RemoteAddr().String()
+func (s *Server) handshake(conn conn) *session {
+	remote := conn.remoteAddr().String()
 	ip := remote
 	if host, _, err := net.SplitHostPort(remote); err == nil {
 		ip = host
 	}
-	ctx, cancel := context.WithTimeout(conn.Context(), s.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(conn.context(), s.cfg.HandshakeTimeout)
 	defer cancel()
 	var agentID string
-	reject := func(ctrl *quic.Stream, code Code, reason string) *session {
+	reject := func(ctrl stream, code Code, reason string) *session {
 		if ctrl != nil {
 			wire := code.String() // never more detail than the code: no hints for guessers
 			b := (&errorFrame{Code: code, Reason: []byte(wire)}).Append(nil)
@@ -301,12 +443,12 @@ func (s *Server) handshake(conn *quic.Conn) *session {
 			ctrl.Write(b)
 			ctrl.Close()
 		}
-		conn.CloseWithError(quic.ApplicationErrorCode(code), code.String())
+		conn.closeWithError(code, code.String())
 		s.emit(Event{Kind: EventRejected, AgentID: agentID, RemoteAddr: remote, Code: code, Reason: reason})
 		return nil
 	}
 
-	ctrl, err := conn.AcceptStream(ctx)
+	ctrl, err := conn.acceptStream(ctx)
 	if err != nil {
 		if s.isClosed() {
 			return nil
@@ -322,7 +464,7 @@ func (s *Server) handshake(conn *quic.Conn) *session {
 	switch {
 	case errors.Is(err, ErrUnsupportedVersion):
 		return reject(ctrl, CodeUnsupportedVersion, err.Error())
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case isTimeout(err):
 		return reject(ctrl, CodeHandshakeTimeout, "no HELLO in time")
 	case err != nil:
 		return reject(ctrl, CodeProtocol, "reading HELLO: "+err.Error())
@@ -364,7 +506,7 @@ func (s *Server) handshake(conn *quic.Conn) *session {
 	}
 	typ, p, err = readFrame(ctrl, buf)
 	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case isTimeout(err):
 		return reject(ctrl, CodeHandshakeTimeout, "no AUTH in time")
 	case err != nil:
 		return reject(ctrl, CodeProtocol, "reading AUTH: "+err.Error())
@@ -375,7 +517,7 @@ func (s *Server) handshake(conn *quic.Conn) *session {
 	if err != nil {
 		return reject(ctrl, CodeProtocol, "AUTH: "+err.Error())
 	}
-	exporter, err := exporterValue(conn.ConnectionState().TLS)
+	exporter, err := exporterValue(conn.tlsState())
 	if err != nil {
 		return reject(ctrl, CodeInternal, err.Error())
 	}
@@ -450,8 +592,8 @@ func (s *Server) endSession(sess *session, code Code, reason string) {
 // session is one authenticated agent connection.
 type session struct {
 	srv      *Server
-	conn     *quic.Conn
-	ctrl     *quic.Stream
+	conn     conn
+	ctrl     stream
 	agentID  string
 	remote   string
 	since    time.Time
@@ -468,7 +610,7 @@ func (ss *session) touch() { ss.lastSeen.Store(time.Now().UnixNano()) }
 func (ss *session) lastSeenTime() time.Time { return time.Unix(0, ss.lastSeen.Load()) }
 
 func (ss *session) info() SessionInfo {
-	return SessionInfo{AgentID: ss.agentID, RemoteAddr: ss.remote, Since: ss.since,
+	return SessionInfo{AgentID: ss.agentID, RemoteAddr: ss.remote, Transport: ss.conn.transport(), Since: ss.since,
 		LastSeen: ss.lastSeenTime(), Streams: int(ss.streams.Load()), sess: ss}
 }
 
@@ -495,7 +637,7 @@ func (ss *session) waitStreams(max time.Duration) {
 	deadline := time.After(max)
 	for ss.streams.Load() > 0 {
 		select {
-		case <-ss.conn.Context().Done():
+		case <-ss.conn.context().Done():
 			return
 		case <-deadline:
 			return
@@ -512,7 +654,7 @@ func (ss *session) closeIdleUntilDone() {
 	for {
 		ss.srv.closeIdle(ss.agentID)
 		select {
-		case <-ss.conn.Context().Done():
+		case <-ss.conn.context().Done():
 			return
 		case <-t.C:
 		}
@@ -520,7 +662,7 @@ func (ss *session) closeIdleUntilDone() {
 }
 
 func (ss *session) closeConn(code Code, reason string) {
-	ss.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
+	ss.conn.closeWithError(code, reason)
 }
 
 // run reads the control stream: PING refreshes last-seen and is answered
@@ -580,7 +722,13 @@ func (ss *session) run() {
 // sessionEndReason turns a control-stream read error into an offline reason.
 func sessionEndReason(err error) (Code, string) {
 	var ae *quic.ApplicationError
+	var ce *connClosedError
 	switch {
+	case errors.As(err, &ce):
+		if ce.local {
+			return ce.code, ce.reason
+		}
+		return CodeNone, "agent closed the connection: " + ce.cause.Error()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return CodeHeartbeatTimeout, "no heartbeat within the timeout"
 	case errors.As(err, &ae):

@@ -35,7 +35,7 @@ func main() {
 func newApp() *cli.App {
 	return &cli.App{
 		Name:  "agentd",
-		Usage: "WebhookOps agent: reach private apps through an outbound QUIC tunnel",
+		Usage: "WebhookOps agent: reach private apps through an outbound tunnel (QUIC, or TCP+TLS where UDP is blocked)",
 		Commands: []*cli.Command{
 			joinCommand(),
 			{
@@ -56,6 +56,7 @@ func joinCommand() *cli.Command {
 		Usage: "connect to the gateway and serve its requests until SIGINT/SIGTERM",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "tunnel", Usage: "gateway tunnel address `HOST:PORT`", EnvVars: []string{"AGENTD_TUNNEL"}, Required: true},
+			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "auto (QUIC, falling back to TCP+TLS on the same port when UDP is blocked), quic or tcp", EnvVars: []string{"AGENTD_TRANSPORT"}},
 			&cli.StringFlag{Name: "id", Usage: "agent id", EnvVars: []string{"AGENTD_ID"}, Required: true},
 			&cli.StringFlag{Name: "secret", Usage: "agent secret (prefer --secret-file or AGENTD_SECRET: flags show in ps)", EnvVars: []string{"AGENTD_SECRET"}},
 			&cli.StringFlag{Name: "secret-file", Usage: "read the agent secret from `FILE`", EnvVars: []string{"AGENTD_SECRET_FILE"}},
@@ -79,8 +80,13 @@ func join(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	transport, err := tunnelproto.ParseTransport(c.String("transport"))
+	if err != nil {
+		return fmt.Errorf("--transport: %w", err)
+	}
 	cfg := agentd.DefaultConfig()
 	cfg.Tunnel = c.String("tunnel")
+	cfg.Transport = transport
 	cfg.ID = c.String("id")
 	cfg.Secret = secret
 	cfg.ServerFingerprint = c.String("server-fingerprint")
@@ -94,7 +100,7 @@ func join(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("agentd starting", "version", version, "id", cfg.ID, "tunnel", cfg.Tunnel, "allow", cfg.Allow)
+	log.Info("agentd starting", "version", version, "id", cfg.ID, "tunnel", cfg.Tunnel, "transport", cfg.Transport.String(), "allow", cfg.Allow)
 	return a.Run(ctx)
 }
 

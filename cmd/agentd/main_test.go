@@ -33,6 +33,7 @@ func TestJoinRefusesBadInput(t *testing.T) {
 		{"two secrets", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--secret-file", secretFile}, "not both"},
 		{"bad fingerprint", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", "sha1:00", "--secret-file", secretFile}, "ServerFingerprint"},
 		{"bad allow", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--allow", "localhost"}, "Allow entry"},
+		{"bad transport", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--transport", "udp"}, "--transport"},
 		{"bad log format", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--log-format", "xml"}, "--log-format"},
 	}
 	for _, c := range cases {

@@ -48,7 +48,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
 			&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"WEBHOOKOPS_CPU_PROFILE"}, Usage: "write a CPU profile of the whole run to this file (for go tool pprof)"},
-			&cli.StringFlag{Name: "tunnel-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_ADDR"}, Usage: "UDP address where agents dial in over QUIC, e.g. :9700; empty turns private delivery and forwards off"},
+			&cli.StringFlag{Name: "tunnel-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_ADDR"}, Usage: "address where agents dial in, e.g. :9700: UDP for QUIC and TCP (same port) for agents whose network blocks UDP; empty turns private delivery and forwards off"},
 			&cli.StringFlag{Name: "tunnel-public-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_PUBLIC_ADDR"}, Usage: "host:port agents should dial, as printed by enrollment (default: this host's name and the tunnel port)"},
 			&cli.StringFlag{Name: "tunnel-cert", EnvVars: []string{"WEBHOOKOPS_TUNNEL_CERT"}, Usage: "PEM certificate for the tunnel (default: generated into the data dir)"},
 			&cli.StringFlag{Name: "tunnel-key", EnvVars: []string{"WEBHOOKOPS_TUNNEL_KEY"}, Usage: "PEM key for --tunnel-cert"},

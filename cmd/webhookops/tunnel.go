@@ -18,7 +18,8 @@ type tunnel struct {
 	publicAddr string
 }
 
-// startTunnel starts the agents' QUIC listener when --tunnel-addr is set.
+// startTunnel starts the agents' listeners (QUIC on UDP, TCP+TLS on the
+// same port number) when --tunnel-addr is set.
 func startTunnel(c *cli.Context, node *actors.Node, log *slog.Logger) (*tunnel, error) {
 	addr := c.String("tunnel-addr")
 	if addr == "" {
@@ -52,6 +53,6 @@ func startTunnel(c *cli.Context, node *actors.Node, log *slog.Logger) (*tunnel, 
 		}
 		t.publicAddr = net.JoinHostPort(host, port)
 	}
-	log.Info("tunnel listening", "addr", a.Addr().String(), "public", t.publicAddr, "fingerprint", a.Fingerprint())
+	log.Info("tunnel listening", "addr", a.Addr().String(), "transports", "quic+tcp", "public", t.publicAddr, "fingerprint", a.Fingerprint())
 	return t, nil
 }
