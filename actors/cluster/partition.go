@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/webhookops/webhookops/wal"
+)
+
+// Observer is told what a partition applied. Calls come from dragonboat's
+// apply goroutine of that partition, in log order; they must not block.
+type Observer interface {
+	// TakeoverApplied: fence is now the partition's owner.
+	TakeoverApplied(part uint16, fence Fence)
+	// EventApplied: a new event (not a duplicate) is committed and stored.
+	EventApplied(ev *wal.Event)
+}
+
+// partitionSM is the on-disk state machine of one partition: it applies
+// committed entries to the partition's key range in the node's store,
+// with the applied index in the same batch.
+//
+// Everything it decides depends only on the entries and the partition's
+// stored state, so every replica decides the same: the dedupe window
+// travels in the ingest entry and the receive time in the event.
+type partitionSM struct {
+	db   *wal.DB
+	part uint16
+	obs  Observer
+
+	// Owned by the apply goroutine (Open, Update, RecoverFromSnapshot).
+	fence   Fence
+	lastSeq uint64
+}
+
+func newPartitionSM(db *wal.DB, part uint16, obs Observer) *partitionSM {
+	return &partitionSM{db: db, part: part, obs: obs}
+}
+
+func (p *partitionSM) load() (uint64, error) {
+	st, err := p.db.ReadReplicaState(p.part)
+	if err != nil {
+		return 0, err
+	}
+	p.fence = Fence{Term: st.FenceTerm, Node: st.FenceNode}
+	p.lastSeq = st.LastSeq
+	return st.Applied, nil
+}
+
+// Open resumes from the store.
+func (p *partitionSM) Open(<-chan struct{}) (uint64, error) { return p.load() }
+
+type dedupeHit struct {
+	seq uint64
+	at  time.Time
+}
+
+// Update applies committed entries. A returned error is fatal by design
+// (storage failed; the entries are applied again after restart), so every
+// rejection of an entry is a result value instead.
+func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
+	rb := p.db.NewReplicaBatch(p.part)
+	var written map[string]dedupeHit // keys written earlier in this call
+	var applied []*wal.Event
+	var takeover *Fence
+	for i := range ents {
+		e, err := decodeEntry(ents[i].Cmd)
+		if err != nil {
+			ents[i].Result = sm.Result{Value: ResultBad}
+			continue
+		}
+		switch e.kind {
+		case kindIngest:
+			ev, err := wal.DecodeEvent(p.part, 0, e.body)
+			if err != nil {
+				ents[i].Result = sm.Result{Value: ResultBad}
+				continue
+			}
+			k := ev.Source + "\x00" + ev.IdemKey
+			hit, found := written[k]
+			if !found {
+				seq, at, err := p.db.GetDedupe(p.part, ev.Source, ev.IdemKey)
+				switch {
+				case err == nil:
+					hit, found = dedupeHit{seq, at}, true
+				case !errors.Is(err, wal.ErrNotFound):
+					rb.Discard()
+					return nil, fmt.Errorf("cluster: partition %d: %w", p.part, err)
+				}
+			}
+			if found && ev.ReceivedAt.Sub(hit.at) < e.window {
+				ents[i].Result = sm.Result{Value: ResultDuplicate, Data: seqBytes(hit.seq)}
+				continue
+			}
+			p.lastSeq++
+			ev.Seq = p.lastSeq
+			rb.PutEvent(ev)
+			rb.PutDedupe(p.part, ev.Source, ev.IdemKey, ev.Seq, ev.ReceivedAt)
+			for _, d := range ev.Destinations {
+				rb.PutOutbox(p.part, ev.Seq, d)
+			}
+			if written == nil {
+				written = map[string]dedupeHit{}
+			}
+			written[k] = dedupeHit{ev.Seq, ev.ReceivedAt}
+			applied = append(applied, ev)
+			ents[i].Result = sm.Result{Value: ResultAccepted, Data: seqBytes(ev.Seq)}
+		case kindTakeover, kindWrite:
+			ok, next := p.fence.Admit(e.kind == kindTakeover, e.term, e.node)
+			if !ok {
+				ents[i].Result = sm.Result{Value: ResultFenced}
+				continue
+			}
+			if e.kind == kindWrite {
+				if err := rb.ApplyOps(e.body); err != nil {
+					ents[i].Result = sm.Result{Value: ResultBad}
+					continue
+				}
+			} else if next != p.fence {
+				rb.SetFence(next.Term, next.Node)
+				takeover = &next
+			} else {
+				takeover = &next // a repeated takeover: tell the owner again
+			}
+			p.fence = next
+			ents[i].Result = sm.Result{Value: ResultAccepted}
+		}
+	}
+	if err := rb.CommitApplied(ents[len(ents)-1].Index); err != nil {
+		return nil, fmt.Errorf("cluster: partition %d: %w", p.part, err)
+	}
+	if p.obs != nil {
+		for _, ev := range applied {
+			p.obs.EventApplied(ev)
+		}
+		if takeover != nil {
+			p.obs.TakeoverApplied(p.part, *takeover)
+		}
+	}
+	return ents, nil
+}
+
+func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Lookup answers the partition's fence (for status and tests).
+func (p *partitionSM) Lookup(any) (any, error) {
+	st, err := p.db.ReadReplicaState(p.part)
+	if err != nil {
+		return nil, err
+	}
+	return Fence{Term: st.FenceTerm, Node: st.FenceNode}, nil
+}
+
+// Sync makes every apply so far durable before dragonboat compacts the
+// raft log behind it.
+func (p *partitionSM) Sync() error { return p.db.SyncReplicas() }
+
+func (p *partitionSM) PrepareSnapshot() (any, error) { return p.db.PartitionSnapshot(p.part) }
+
+func (p *partitionSM) SaveSnapshot(ctx any, w io.Writer, stop <-chan struct{}) error {
+	s := ctx.(*wal.PartSnapshot)
+	defer s.Close()
+	return s.WriteTo(w, stop)
+}
+
+func (p *partitionSM) RecoverFromSnapshot(r io.Reader, stop <-chan struct{}) error {
+	if err := p.db.RestorePartition(p.part, r, stop); err != nil {
+		return err
+	}
+	_, err := p.load()
+	return err
+}
+
+// Close does nothing: the store belongs to the node.
+func (p *partitionSM) Close() error { return nil }
