@@ -6,31 +6,52 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
+// pending is one Commit waiting for the committer. b is nil for a
+// WaitCommitted marker, which writes nothing.
 type pending struct {
 	b    *Batch
 	done func(error)
 }
 
+func (p *pending) len() int {
+	if p.b == nil {
+		return 0
+	}
+	return p.b.b.Len()
+}
+
+func (p *pending) close() {
+	if p.b != nil {
+		p.b.b.Close()
+	}
+}
+
 // Commit hands b to the group committer and returns at once; done runs on
 // the committer's goroutine after b is durable (synced) or has failed. done
-// must not block for long: the next group waits for it. Callbacks run in
-// commit order.
+// must not block for long (the next group waits for it) and must not call
+// Commit. Callbacks run in commit order. After Close, done runs at once
+// with ErrClosed.
 func (db *DB) Commit(b *Batch, done func(error)) {
+	p := &pending{b: b, done: done}
+	if !db.enqueue(p) {
+		p.close()
+		if done != nil {
+			done(ErrClosed)
+		}
+	}
+}
+
+// enqueue hands p to the committer, false once the store is closed. It
+// holds closeMu shared, so Close cannot stop the committer between the
+// check and the send: a Commit is either refused or committed, never lost.
+func (db *DB) enqueue(p *pending) bool {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
 	if db.closed.Load() {
-		b.b.Close()
-		if done != nil {
-			done(ErrClosed)
-		}
-		return
+		return false
 	}
-	select {
-	case db.commits <- &pending{b: b, done: done}:
-	case <-db.done:
-		b.b.Close()
-		if done != nil {
-			done(ErrClosed)
-		}
-	}
+	db.commits <- p
+	return true
 }
 
 // CommitWait commits b and waits until it is durable.
@@ -38,6 +59,34 @@ func (db *DB) CommitWait(b *Batch) error {
 	ch := make(chan error, 1)
 	db.Commit(b, func(err error) { ch <- err })
 	return <-ch
+}
+
+// WaitCommitted returns once every batch handed to Commit before the call
+// has been committed or has failed, and its callback has run. A writer that
+// restarts after a failed commit calls it before reading its state back, so
+// no write of its earlier life lands after the read. It returns ErrClosed
+// once the store is closed.
+func (db *DB) WaitCommitted() error {
+	ch := make(chan struct{})
+	if !db.enqueue(&pending{done: func(error) { close(ch) }}) {
+		return ErrClosed
+	}
+	<-ch
+	return nil
+}
+
+// SetCommitFault makes group commits fail, for tests of what a writer does
+// when storage fails (Pebble itself treats a failed WAL write as fatal, so
+// a failing file system cannot show it). Before each group reaches Pebble
+// the committer calls f; an error fails the whole group, writing none of
+// it, and every callback in the group sees it, in commit order. nil clears
+// the fault.
+func (db *DB) SetCommitFault(f func() error) {
+	if f == nil {
+		db.fault.Store(nil)
+		return
+	}
+	db.fault.Store(&f)
 }
 
 // commitLoop merges every batch waiting into one Pebble batch and enters
@@ -65,13 +114,13 @@ func (db *DB) commitLoop(maxBytes int) {
 		}
 		group := make([]*pending, 1, 64)
 		group[0] = first
-		size := first.b.b.Len()
+		size := first.len()
 	gather:
 		for size < maxBytes {
 			select {
 			case p := <-db.commits:
 				group = append(group, p)
-				size += p.b.b.Len()
+				size += p.len()
 			default:
 				break gather
 			}
@@ -86,33 +135,51 @@ type appliedGroup struct {
 	err   error // set when the group never entered the pipeline
 }
 
-func (db *DB) applyGroup(group []*pending) {
-	base := group[0].b.b
-	var err error
-	for _, p := range group[1:] {
-		if err = base.Apply(p.b.b, nil); err != nil {
-			break
+// base is the batch the rest of the group was merged into; nil when the
+// group holds only WaitCommitted markers.
+func (g *appliedGroup) base() *pebble.Batch {
+	for _, p := range g.group {
+		if p.b != nil {
+			return p.b.b
 		}
 	}
-	if err == nil {
-		err = db.pdb.ApplyNoSyncWait(base, pebble.Sync)
+	return nil
+}
+
+func (db *DB) applyGroup(group []*pending) {
+	g := appliedGroup{group: group}
+	if f := db.fault.Load(); f != nil {
+		g.err = (*f)()
 	}
-	db.applied <- appliedGroup{group: group, err: err}
+	if base := g.base(); base != nil && g.err == nil {
+		for _, p := range group {
+			if p.b == nil || p.b.b == base {
+				continue
+			}
+			if g.err = base.Apply(p.b.b, nil); g.err != nil {
+				break
+			}
+		}
+		if g.err == nil {
+			g.err = db.pdb.ApplyNoSyncWait(base, pebble.Sync)
+		}
+	}
+	db.applied <- g
 }
 
 func (db *DB) syncLoop() {
 	defer db.wg.Done()
 	for g := range db.applied {
 		err := g.err
-		if err == nil {
-			err = g.group[0].b.b.SyncWait()
+		if base := g.base(); err == nil && base != nil {
+			err = base.SyncWait()
 		}
 		if err != nil {
 			err = fmt.Errorf("wal.Commit: %w", err)
 			db.log.Error("group commit failed", "err", err, "batches", len(g.group))
 		}
 		for _, p := range g.group {
-			p.b.b.Close()
+			p.close()
 			if p.done != nil {
 				p.done(err)
 			}

@@ -84,6 +84,7 @@ type DB struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closed    atomic.Bool
+	fault     atomic.Pointer[func() error] // see SetCommitFault
 }
 
 // Open opens or creates the store in dir.

@@ -31,7 +31,12 @@
 // Every write goes through the Committer: one goroutine that merges every
 // batch waiting for it into one Pebble batch and commits it with a real
 // fsync. Throughput comes from many events sharing one fsync, never from
-// skipping it. A callback runs only after its batch is durable.
+// skipping it. A callback runs only after its batch is durable, or with
+// the error that failed its whole group (nothing of a failed group is
+// written); callbacks run in commit order either way. WaitCommitted lets a
+// writer that restarts after a failure wait until nothing it handed over
+// earlier can still land. SetCommitFault injects such failures in tests:
+// Pebble treats a failed WAL write as fatal, so a faulty file system cannot.
 //
 // # Reads and closing
 //

@@ -166,13 +166,23 @@ func TestDecodeEventNeverPanics(t *testing.T) {
 
 func FuzzDecodeEvent(f *testing.F) {
 	f.Add(appendEvent(nil, &Event{Source: "s", IdemKey: "k", Body: []byte("x")}))
+	f.Add(appendEvent(nil, &Event{Source: "gh", IdemKey: "id", EventType: "push", ReceivedAt: time.Unix(1700000000, 5),
+		Headers: [][2]string{{"A", "1"}, {"B", "2"}}, Destinations: []string{"x", "y"}, Body: []byte(`{"a":1}`)}))
+	f.Add([]byte{eventFormat})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEvent(0, 1, b)
-		if err == nil {
-			again, err := decodeEvent(0, 1, appendEvent(nil, e))
-			if err != nil || !bytes.Equal(again.Body, e.Body) {
-				t.Fatalf("re-encode differs: %v", err)
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("decode error %v is not ErrCorrupt", err)
 			}
+			return
+		}
+		again, err := decodeEvent(0, 1, appendEvent(nil, e))
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if err := sameEvent(again, e); err != nil {
+			t.Fatalf("re-encode differs: %v", err)
 		}
 	})
 }
