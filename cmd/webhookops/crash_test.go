@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/cmd/webhookops/internal/tlstest"
 	"github.com/webhookops/webhookops/ingress/verify"
 )
 
@@ -66,15 +66,7 @@ func buildCommands(t *testing.T, names ...string) []string {
 // buildBinary builds webhookops.
 func buildBinary(t *testing.T) string { return buildCommands(t, "webhookops")[0] }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return tlstest.FreeAddr(t) }
 
 // logBuf collects a child's output; the test reads it while the child
 // writes.
@@ -112,17 +104,38 @@ func startChild(t *testing.T, bin, dataDir, cfg string) *child {
 // addresses with the extra flags, and waits until it is ready.
 func startServe(t *testing.T, bin, ingest, admin string, extra ...string) *child {
 	t.Helper()
+	return startServeOpts(t, bin, ingest, admin, serveOpts{args: extra})
+}
+
+// serveOpts are what some tests change about a child server.
+type serveOpts struct {
+	args   []string     // flags after the addresses and the log flags
+	env    []string     // added to the test's environment
+	stderr *os.File     // the child's stderr itself (a terminal); nil: collected in child.log
+	admin  *http.Client // reaches the admin listener (TLS); nil: plain HTTP
+}
+
+func startServeOpts(t *testing.T, bin, ingest, admin string, o serveOpts) *child {
+	t.Helper()
 	c := &child{ingest: ingest, admin: admin, log: &logBuf{}, exited: make(chan struct{})}
-	args := append([]string{"serve", "--ingest-addr", c.ingest, "--admin-addr", c.admin, "--log-level", "warn", "--log-format", "json"}, extra...)
+	args := append([]string{"serve", "--ingest-addr", c.ingest, "--admin-addr", c.admin, "--log-level", "warn", "--log-format", "json"}, o.args...)
 	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if o.stderr != nil {
+		c.cmd.Stderr = o.stderr
+	}
+	c.cmd.Env = append(os.Environ(), o.env...)
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { c.cmd.Wait(); close(c.exited) }()
+	readyURL, hc := "http://"+c.admin+"/readyz", http.DefaultClient
+	if o.admin != nil {
+		readyURL, hc = "https://"+c.admin+"/readyz", o.admin
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get("http://" + c.admin + "/readyz")
+		resp, err := hc.Get(readyURL)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,7 +33,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run a node: ingest on --ingest-addr, admin API on --admin-addr",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "data-dir", Value: "./data", EnvVars: []string{"WEBHOOKOPS_DATA_DIR"}, Usage: "where events and state are stored"},
 			&cli.StringFlag{Name: "ingest-addr", Value: ":8080", EnvVars: []string{"WEBHOOKOPS_INGEST_ADDR"}, Usage: "address for POST /in/{source}"},
 			&cli.StringFlag{Name: "admin-addr", Value: "127.0.0.1:8081", EnvVars: []string{"WEBHOOKOPS_ADMIN_ADDR"}, Usage: "address for the admin API, /metrics, /healthz, /readyz"},
@@ -52,7 +53,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tunnel-public-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_PUBLIC_ADDR"}, Usage: "host:port agents should dial, as printed by enrollment (default: this host's name and the tunnel port)"},
 			&cli.StringFlag{Name: "tunnel-cert", EnvVars: []string{"WEBHOOKOPS_TUNNEL_CERT"}, Usage: "PEM certificate for the tunnel (default: generated into the data dir)"},
 			&cli.StringFlag{Name: "tunnel-key", EnvVars: []string{"WEBHOOKOPS_TUNNEL_KEY"}, Usage: "PEM key for --tunnel-cert"},
-		},
+		}, tlsFlags()...),
 		Action: serve,
 	}
 }
@@ -64,7 +65,7 @@ func newLogger(format, level string) (*slog.Logger, error) {
 	}
 	switch format {
 	case "text":
-		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lv, TimeFormat: time.TimeOnly})), nil
+		return slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: lv, TimeFormat: time.TimeOnly, NoColor: !stderrColor()})), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lv})), nil
 	default:
@@ -104,6 +105,18 @@ func serve(c *cli.Context) error {
 	if c.Int("max-connections") < 1 {
 		return fmt.Errorf("--max-connections must be at least 1")
 	}
+	// Catch SIGTERM from here on: one that arrives while the node starts
+	// (systemd stopping it, a test right after /readyz) stops it gracefully
+	// once it is up, instead of killing it between two writes.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
+	tlsCfg, err := setupTLS(tlsSettings(c), c.String("data-dir"), log)
+	if err != nil {
+		return err
+	}
+
 	rawIngestLn, err := net.Listen("tcp", c.String("ingest-addr"))
 	if err != nil {
 		return fmt.Errorf("--ingest-addr: %w", err)
@@ -202,31 +215,50 @@ func serve(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "\nFirst start: created admin API token %q (shown only now, store it safely):\n\n    %s\n\n"+
 			"Use it as WEBHOOKOPS_TOKEN for the CLI; make more with `webhookops token create`.\n\n", admin.InitialTokenName, tok)
 	}
+	// TLS handshake failures from scanners are routine on a public port:
+	// debug, not warnings.
+	httpErrLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	ingestSrv := &http.Server{
 		Handler: ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"),
 			MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}),
+		TLSConfig:         tlsCfg.ingest,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    ingress.MaxHeaderBytes,
 		HTTP2:             ingress.HTTP2Config(),
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		ErrorLog:          httpErrLog,
 	}
-	adminSrv := &http.Server{Handler: adm, ReadHeaderTimeout: 10 * time.Second}
+	adminSrv := &http.Server{Handler: adm, TLSConfig: tlsCfg.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrLog}
 
-	errc := make(chan error, 2)
-	go func() { errc <- ingestSrv.Serve(ingestLn) }()
-	go func() { errc <- adminSrv.Serve(adminLn) }()
+	errc := make(chan error, 3)
+	go func() { errc <- serveHTTP(ingestSrv, ingestLn) }()
+	go func() { errc <- serveHTTP(adminSrv, adminLn) }()
+	var acmeSrv *http.Server
+	if tlsCfg.acmeHTTPAddr != "" {
+		ln, err := net.Listen("tcp", tlsCfg.acmeHTTPAddr)
+		if err != nil {
+			return fmt.Errorf("--acme-http: %w", err)
+		}
+		acmeSrv = &http.Server{Handler: tlsCfg.acme.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrLog}
+		go func() { errc <- acmeSrv.Serve(ln) }()
+	}
+	var warm sync.WaitGroup
+	warmCtx, stopWarm := context.WithCancel(context.Background())
+	defer func() { stopWarm(); warm.Wait() }()
+	if tlsCfg.acme != nil {
+		warmACME(warmCtx, &warm, tlsCfg.acme, ingestLn.Addr(), c.StringSlice("acme-domain"), log)
+	}
+	warnIfPlain(log, "ingest", ingestSrv, ingestLn, "providers such as Stripe and Shopify post only to HTTPS: use --acme-domain or --tls-cert/--tls-key, or a TLS proxy in front")
+	warnIfPlain(log, "admin", adminSrv, adminLn, "tokens would cross the network in clear: use --admin-tls-cert/--admin-tls-key, or keep it on 127.0.0.1")
 	snap := node.Snapshot()
 	log.Info("webhookops ready",
-		"ingest", "http://"+displayAddr(ingestLn.Addr())+"/in/{source}",
-		"admin", "http://"+displayAddr(adminLn.Addr()),
+		"ingest", listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))+"/in/{source}",
+		"admin", listenerURL(adminSrv, adminLn, nil),
 		"data_dir", c.String("data-dir"),
 		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
 		"recovery", time.Since(start).Round(time.Millisecond))
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
@@ -238,6 +270,10 @@ func serve(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Stop accepting first, so nothing is acknowledged after the node stops.
+	stopWarm()
+	if acmeSrv != nil {
+		acmeSrv.Shutdown(ctx)
+	}
 	ingestSrv.Shutdown(ctx)
 	adm.Close()
 	if tunnel != nil {
