@@ -40,12 +40,23 @@ func serverBin(ctx context.Context, bin string) (string, error) {
 
 // freeLoopbackUDPAddr is freeLoopbackAddr for a UDP port (the QUIC tunnel).
 func freeLoopbackUDPAddr() (string, error) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	// The tunnel listens on TCP with the same port number too: find one free
+	// for both.
+	for attempt := 0; ; attempt++ {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := pc.LocalAddr().String()
+		ln, err := net.Listen("tcp", addr)
+		pc.Close()
+		if err == nil {
+			return addr, ln.Close()
+		}
+		if attempt == 20 {
+			return "", err
+		}
 	}
-	addr := pc.LocalAddr().String()
-	return addr, pc.Close()
 }
 
 // freeLoopbackAddr returns a loopback address with a port that was free a

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 // Command returns the `bench` command with one subcommand per scenario and
@@ -66,8 +67,9 @@ func benchFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "events", Value: d.Events, Usage: "recovery: backlog size"},
 		&cli.IntFlag{Name: "destinations", Value: d.Destinations, Usage: "destinations: how many idle destinations"},
 		&cli.IntFlag{Name: "streams", Value: d.Streams, Usage: "tunnel-tcp: parallel TCP streams"},
+		&cli.StringSliceFlag{Name: "transport", Value: cli.NewStringSlice(d.Transports...), Usage: "tunnel scenarios: what the agent dials over, one row each: quic, tcp (repeat or comma-separate)"},
 		&cli.StringFlag{Name: "json", Usage: "also write every figure and the machine facts to this file"},
-		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar (there is none anyway unless stdout and stderr are terminals, or with --json)"},
 		&cli.BoolFlag{Name: "server-log", Usage: "copy the child server's output to stderr"},
 		&cli.BoolFlag{Name: "keep", Usage: "keep the temporary data dirs"},
 	}
@@ -105,12 +107,13 @@ func scenarioCommand(name string, scenarios []string, usage string) *cli.Command
 				Events:         c.Int64("events"),
 				Destinations:   c.Int("destinations"),
 				Streams:        c.Int("streams"),
+				Transports:     c.StringSlice("transport"),
 				KeepData:       c.Bool("keep"),
 			}
 			if opts.Warmup == 0 {
 				opts.Warmup = -1 // an explicit 0 means none
 			}
-			if !c.Bool("quiet") {
+			if showProgress(c.Bool("quiet"), c.String("json") != "", isTerminal(os.Stdout), isTerminal(os.Stderr)) {
 				opts.Progress = os.Stderr
 			}
 			if c.Bool("server-log") {
@@ -134,6 +137,17 @@ func scenarioCommand(name string, scenarios []string, usage string) *cli.Command
 		},
 	}
 }
+
+// showProgress: a progress bar redraws one line with carriage returns, which
+// a terminal shows as one moving line and a file or pipe keeps as thousands
+// of lines. So only when both stdout (where the table goes) and stderr
+// (where the bar goes) are terminals, and not for a run that writes --json
+// (a script's run).
+func showProgress(quiet, json, stdoutTTY, stderrTTY bool) bool {
+	return !quiet && !json && stdoutTTY && stderrTTY
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 func contextOf(c *cli.Context) context.Context {
 	if c.Context != nil {

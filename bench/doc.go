@@ -23,7 +23,9 @@
 //     binary) and waits until a probe reaches the app through the forward.
 //     A forward set up by hand works too (--forward-addr, --app-addr). When
 //     neither is possible the scenario reports ErrNotAvailable with the reason
-//     and, with --baseline, still measures the direct half.
+//     and, with --baseline, still measures the direct half. Each runs once per
+//     --transport (quic and tcp by default: agentd --transport), one row each,
+//     named tunnel-http/quic, tunnel-http/tcp and so on.
 //
 // Each scenario starts what it measures (a child `webhookops serve` on a temporary
 // data dir, an in-process sink) unless Options.Target names a running server.
@@ -67,11 +69,26 @@
 // (and the extra p99_ratio) carry the comparison. For destinations the baseline
 // is the same server with a single destination and the ratio is of RSS.
 //
+// tunnel-tcp over QUIC has a second baseline: a bare quic-go stream between
+// two ends in the harness's own process, with the tunnel's flow-control
+// windows, the ceiling of any QUIC tunnel on the machine (extra figures
+// quic_mbps and ratio_to_quic).
+//
 // On a shared machine the load of neighbours drifts during a run. --rounds N
 // (ingest, tunnel-http) splits the duration into N slices per side run in
 // ABBA order (ours, baseline, baseline, ours, ...) so a drift hits both sides
 // alike; before each baseline slice the gateway is given time to deliver what
 // it accepted, so the baseline does not share the CPU with our backlog.
+// tunnel-tcp takes turns the same way among the tunnel, direct TCP and the
+// bare QUIC stream, the order rotating each round.
+//
+// # Goals
+//
+// Each scenario with a goal (goals.go: the speed issue's table, e.g. ingest at
+// 0.45 of a no-op handler, tunnel-http at 0.5 of direct, tunnel-tcp over QUIC
+// at 0.8 of the bare quic-go stream, over TCP at 232 MB/s) reports the goal
+// and "of goal", the achieved figure over the target (1 or more: met), beside
+// its ratio to the baseline.
 //
 // # Recovery without backoff in the way
 //
@@ -92,8 +109,10 @@
 //	go run ./cmd/webhookops bench destinations --destinations 10000 --baseline
 //	go run ./cmd/webhookops bench all --baseline --json all.json
 //
-// The table goes to stdout, the progress bar to stderr (--quiet drops it),
-// the child server's output to a log file in its temporary directory (shown
+// The table goes to stdout, the progress bar to stderr, and only when both are
+// terminals and no --json is written (a redirected or piped run would keep
+// every redraw of the bar; --quiet drops it on a terminal too), the child
+// server's output to a log file in its temporary directory (shown
 // when it fails; --server-log copies it to stderr). Run figures are only as
 // good as the machine is quiet: the ratio to the baseline, measured in the
 // same run, is what survives a noisy neighbour.

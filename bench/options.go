@@ -103,6 +103,9 @@ type Options struct {
 	Destinations int
 	// Streams is the number of parallel TCP streams for tunnel-tcp.
 	Streams int
+	// Transports lists what the agent dials over in the tunnel scenarios,
+	// one run (one row) each: "quic", "tcp".
+	Transports []string
 
 	// Progress receives a progress bar; nil means none.
 	Progress io.Writer
@@ -132,6 +135,7 @@ func DefaultOptions() Options {
 		Events:         10_000,
 		Destinations:   10_000,
 		Streams:        1,
+		Transports:     []string{"quic", "tcp"},
 	}
 }
 
@@ -189,6 +193,9 @@ func (o Options) withDefaults() Options {
 	if o.Streams == 0 {
 		o.Streams = d.Streams
 	}
+	if len(o.Transports) == 0 {
+		o.Transports = d.Transports
+	}
 	return o
 }
 
@@ -223,6 +230,11 @@ func (o Options) Validate() error {
 		return fmt.Errorf("bench: max in flight %d must be positive", o.MaxInFlight)
 	case o.Ordering != "parallel" && o.Ordering != "ordered":
 		return fmt.Errorf("bench: ordering %q must be parallel or ordered", o.Ordering)
+	}
+	for _, t := range o.Transports {
+		if t != "quic" && t != "tcp" {
+			return fmt.Errorf("bench: transport %q must be quic or tcp", t)
+		}
 	}
 	if o.Target != "" {
 		if _, err := CheckLoopbackURL(o.Target); err != nil {

@@ -118,6 +118,17 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 			if name == ScenarioRecovery && rep.Scenarios[0].Extra["restart_to_drained_ms"] <= 0 {
 				t.Errorf("recovery: no drain time in %v", rep.Scenarios[0].Extra)
 			}
+			if name == ScenarioTunnelHTTP || name == ScenarioTunnelTCP {
+				// One row per transport, each with its goal.
+				if len(rep.Scenarios) != 2 || rep.Scenarios[0].Transport != "quic" || rep.Scenarios[1].Transport != "tcp" {
+					t.Fatalf("rows %+v, want one over quic and one over tcp", rep.Scenarios)
+				}
+				for _, s := range rep.Scenarios {
+					if s.Goal == nil || s.OfGoal <= 0 {
+						t.Errorf("%s: goal %+v of goal %v", s.label(), s.Goal, s.OfGoal)
+					}
+				}
+			}
 		})
 	}
 }

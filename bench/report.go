@@ -39,6 +39,8 @@ type Machine struct {
 // ScenarioResult holds every figure of one scenario.
 type ScenarioResult struct {
 	Name string `json:"name"`
+	// Transport is what the tunnel ran over (tunnel scenarios): quic or tcp.
+	Transport string `json:"transport,omitempty"`
 	// Mode says how the load was driven: "open 1000/s x64" or "closed x64".
 	Mode string `json:"mode"`
 	// Throughput is in Unit (requests/s, deliveries/s, MB/s, MB RSS, ...).
@@ -48,6 +50,11 @@ type ScenarioResult struct {
 	// limit (zero without --baseline), Ratio = Throughput / BaselineThroughput.
 	BaselineThroughput float64 `json:"baseline_throughput"`
 	Ratio              float64 `json:"ratio"`
+	// Goal is what the figure should reach (nil: no goal); OfGoal is the
+	// achieved figure over the goal's target, GoalMet whether it is 1 or more.
+	Goal    *Goal   `json:"goal,omitempty"`
+	OfGoal  float64 `json:"of_goal,omitempty"`
+	GoalMet bool    `json:"goal_met,omitempty"`
 	// Latency is measured from the intended send time (open loop).
 	Latency         Latency  `json:"latency_ms"`
 	BaselineLatency *Latency `json:"baseline_latency_ms,omitempty"`
@@ -97,8 +104,9 @@ func (r *Report) WriteJSONFile(path string) error {
 	return f.Close()
 }
 
-// WriteTable writes the aligned human-readable table: one row per scenario,
-// a "baseline" row under it when there is one, then the extra figures.
+// WriteTable writes the aligned human-readable table: one row per scenario
+// (its ratio to the baseline, its goal and how far it got), a "baseline"
+// row under it when there is one, then the extra figures.
 func (r *Report) WriteTable(w io.Writer) error {
 	m := r.Machine
 	fmt.Fprintf(w, "machine: %d cores, %s, %s/%s, %s", m.Cores, m.GoVersion, m.OS, m.Arch, orDash(m.CPUModel))
@@ -107,17 +115,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tmode\tthroughput\tunit\tbaseline\tratio\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tcount\terrors\t")
+	fmt.Fprintln(tw, "scenario\tmode\tthroughput\tunit\tbaseline\tratio\tgoal\tof goal\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tcount\terrors\t")
 	for _, s := range r.Scenarios {
 		base, ratio := "-", "-"
 		if s.BaselineThroughput > 0 {
 			base = num(s.BaselineThroughput)
 			ratio = strconv.FormatFloat(s.Ratio, 'f', 3, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", s.Name, s.Mode, num(s.Throughput), s.Unit, base, ratio,
-			latencyCols(s.Latency), s.Count, s.Errors)
+		goal, of := goalCols(s)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t\n", s.label(), s.Mode, num(s.Throughput), s.Unit, base, ratio,
+			goal, of, latencyCols(s.Latency), s.Count, s.Errors)
 		if s.BaselineLatency != nil {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", "  baseline", "", num(s.BaselineThroughput), s.Unit, "", "",
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", "  baseline", "", num(s.BaselineThroughput), s.Unit, "", "", "", "",
 				latencyCols(*s.BaselineLatency), "", "")
 		}
 	}
@@ -130,16 +139,27 @@ func (r *Report) WriteTable(w io.Writer) error {
 			for _, k := range slices.Sorted(maps.Keys(s.Extra)) {
 				parts = append(parts, k+"="+num(s.Extra[k]))
 			}
-			fmt.Fprintf(w, "%s: %s\n", s.Name, strings.Join(parts, " "))
+			fmt.Fprintf(w, "%s: %s\n", s.label(), strings.Join(parts, " "))
+		}
+		if s.Goal != nil {
+			fmt.Fprintf(w, "%s: goal: %s\n", s.label(), s.Goal.Why)
 		}
 		if s.FirstError != "" {
-			fmt.Fprintf(w, "%s: first error: %s\n", s.Name, s.FirstError)
+			fmt.Fprintf(w, "%s: first error: %s\n", s.label(), s.FirstError)
 		}
 		if s.Error != "" {
-			fmt.Fprintf(w, "%s: %s\n", s.Name, s.Error)
+			fmt.Fprintf(w, "%s: %s\n", s.label(), s.Error)
 		}
 	}
 	return nil
+}
+
+// label names a row: the scenario, and the tunnel's transport if any.
+func (s ScenarioResult) label() string {
+	if s.Transport != "" {
+		return s.Name + "/" + s.Transport
+	}
+	return s.Name
 }
 
 func latencyCols(l Latency) string {

@@ -23,26 +23,41 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep := &Report{Machine: machineFacts(ctx)}
 	var errs []error
 	for _, name := range opts.Scenarios {
-		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
-			break
+		for _, transport := range r.transportsOf(name) {
+			if ctx.Err() != nil {
+				errs = append(errs, ctx.Err())
+				return rep, errors.Join(errs...)
+			}
+			r.transport = transport
+			res, err := r.scenario(ctx, name)
+			r.client.CloseIdleConnections() // the next scenario talks to other servers
+			res.Name, res.Transport = name, transport
+			setGoal(&res, transport, opts.Ordering)
+			if err != nil {
+				res.Error = err.Error()
+				res.NotAvailable = errors.Is(err, ErrNotAvailable)
+				errs = append(errs, fmt.Errorf("%s: %w", res.label(), err))
+			}
+			rep.Scenarios = append(rep.Scenarios, res)
 		}
-		res, err := r.scenario(ctx, name)
-		r.client.CloseIdleConnections() // the next scenario talks to other servers
-		res.Name = name
-		if err != nil {
-			res.Error = err.Error()
-			res.NotAvailable = errors.Is(err, ErrNotAvailable)
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		}
-		rep.Scenarios = append(rep.Scenarios, res)
 	}
 	return rep, errors.Join(errs...)
 }
 
 type runner struct {
-	opts   Options
-	client *http.Client
+	opts      Options
+	client    *http.Client
+	transport string // the tunnel's transport for this run of a tunnel scenario
+}
+
+// transportsOf lists the transports a scenario runs over: each of
+// Options.Transports for a tunnel scenario the harness sets up, one run
+// (no transport named) otherwise.
+func (r *runner) transportsOf(name string) []string {
+	if (name == ScenarioTunnelHTTP || name == ScenarioTunnelTCP) && r.opts.ForwardAddr == "" && r.opts.Target == "" {
+		return r.opts.Transports
+	}
+	return []string{""}
 }
 
 func (r *runner) scenario(ctx context.Context, name string) (ScenarioResult, error) {

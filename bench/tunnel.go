@@ -118,10 +118,21 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	return res, ctx.Err()
 }
 
+// extraRatioToQUIC is tunnel-tcp's ratio to the bare quic-go stream.
+const extraRatioToQUIC = "ratio_to_quic"
+
 // tunnelTCP measures bulk bytes over raw TCP streams to a loopback discard
-// app through the tunnel and, with --baseline, directly.
+// app through the tunnel and, with --baseline, directly (the machine's
+// loopback TCP) and, when the tunnel runs over QUIC, over a bare quic-go
+// stream in this process with the tunnel's flow-control windows (the
+// ceiling for any QUIC tunnel here). With --rounds the paths take turns in
+// slices of --duration, so a noisy neighbour hits them alike.
 func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
+	rounds := max(r.opts.Rounds, 1)
 	res := ScenarioResult{Name: ScenarioTunnelTCP, Mode: fmt.Sprintf("closed x%d streams, %d KiB writes", r.opts.Streams, tcpChunk>>10), Unit: "MB/s"}
+	if rounds > 1 {
+		res.Mode += fmt.Sprintf(", %d rounds", rounds)
+	}
 	app, err := startDiscard(r.opts.AppAddr)
 	if err != nil {
 		return res, fmt.Errorf("bench: app: %w", err)
@@ -145,20 +156,38 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	if tunErr != nil && !errors.Is(tunErr, ErrNotAvailable) {
 		return res, tunErr
 	}
+	var tunnel, direct, bare *bulkTarget
+	var targets []*bulkTarget
 	if tunErr == nil {
-		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP, app, fwd)
-		closeTunnel()
-		if err != nil {
-			return res, err
-		}
-		res.Throughput, res.Latency, res.Count, res.DurationSeconds = b.mbps, b.latency, b.chunks, b.elapsed.Seconds()
+		defer closeTunnel()
+		tunnel = app.target("tunnel", fwd)
+		targets = append(targets, tunnel)
 	}
 	if r.opts.Baseline {
-		b, err := r.bulkTCP(ctx, ScenarioTunnelTCP+" direct", app, app.addr())
-		if err != nil {
-			return res, fmt.Errorf("direct: %w", err)
+		direct = app.target("direct", app.addr())
+		targets = append(targets, direct)
+		if tunErr == nil && r.transport == "quic" {
+			qs, err := startQUICSink()
+			if err != nil {
+				return res, fmt.Errorf("bench: bare QUIC baseline: %w", err)
+			}
+			defer qs.Close()
+			bare = qs.target("bare quic")
+			targets = append(targets, bare)
 		}
-		fillBaseline(&res, b.mbps, b.latency)
+	}
+	if err := r.bulkRounds(ctx, targets); err != nil {
+		return res, err
+	}
+	if tunnel != nil {
+		res.Throughput, res.Latency, res.Count, res.DurationSeconds = tunnel.mbps(), tunnel.rec.latency(), tunnel.rec.ok.Load(), tunnel.elapsed.Seconds()
+	}
+	if direct != nil {
+		fillBaseline(&res, direct.mbps(), direct.rec.latency())
+	}
+	if bare != nil && bare.mbps() > 0 {
+		res.setExtra("quic_mbps", bare.mbps())
+		res.setExtra(extraRatioToQUIC, res.Throughput/bare.mbps())
 	}
 	if tunErr != nil {
 		return res, tunErr
@@ -166,21 +195,80 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	return res, ctx.Err()
 }
 
-type bulkResult struct {
-	mbps    float64
-	latency Latency
-	chunks  int64
+// bulkTarget is one path the bulk scenario writes through, and what it
+// measured over its slices.
+type bulkTarget struct {
+	label    string
+	dial     func(ctx context.Context) (io.WriteCloser, error)
+	received func() int64 // bytes the receiving end has counted so far
+	settle   func()       // waits (bounded) until the closed streams are read to the end
+	rec      *recorder    // one chunk write each
+
+	bytes   int64
 	elapsed time.Duration
 }
 
-// bulkTCP writes tcpChunk-sized chunks over Streams connections to addr
-// (which leads to app, directly or through the tunnel) for Duration (or
-// Requests chunks) and returns what app received in MB/s and the latency of
-// each chunk write.
-func (r *runner) bulkTCP(ctx context.Context, label string, app *discard, addr string) (bulkResult, error) {
+func (t *bulkTarget) mbps() float64 {
+	if t.elapsed <= 0 {
+		return 0
+	}
+	return float64(t.bytes) / 1e6 / t.elapsed.Seconds()
+}
+
+// bulkRounds runs a warmup on each target, then Rounds slices of
+// Duration/Rounds on each, in turn (the order rotates every round).
+func (r *runner) bulkRounds(ctx context.Context, targets []*bulkTarget) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	rounds := max(r.opts.Rounds, 1)
+	for _, t := range targets {
+		t.rec = newRecorder()
+		if r.opts.Warmup > 0 {
+			p := startProgress(r.opts.Progress, ScenarioTunnelTCP+" "+t.label+" warmup", r.opts.Warmup, func() string { return "" })
+			_, err := r.bulkSlice(ctx, t, r.opts.Warmup, r.opts.Requests, false)
+			p.stop()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	p := startProgress(r.opts.Progress, ScenarioTunnelTCP, time.Duration(len(targets))*r.opts.Duration, func() string {
+		var s string
+		for _, t := range targets {
+			s += fmt.Sprintf(" %s %d MB", t.label, t.bytes/1e6)
+		}
+		return s
+	})
+	defer p.stop()
+	slice := r.opts.Duration / time.Duration(rounds)
+	perSlice := max(r.opts.Requests/int64(rounds), 1)
+	for i := range rounds {
+		for k := range targets {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			t := targets[(i+k)%len(targets)]
+			if _, err := r.bulkSlice(ctx, t, slice, perSlice, true); err != nil {
+				return err
+			}
+		}
+	}
+	for _, t := range targets {
+		if t.bytes == 0 {
+			return fmt.Errorf("bench: %s %s: nothing arrived", ScenarioTunnelTCP, t.label)
+		}
+	}
+	return nil
+}
+
+// bulkSlice writes tcpChunk-sized chunks over Streams streams of t for d
+// (or chunks), closes them, waits for the receiver and, when record is
+// set, adds what arrived and the time to t.
+func (r *runner) bulkSlice(ctx context.Context, t *bulkTarget, d time.Duration, chunks int64, record bool) (int64, error) {
 	var (
 		mu    sync.Mutex // guards conns
-		conns []net.Conn
+		conns []io.WriteCloser
 	)
 	closeAll := func() {
 		mu.Lock()
@@ -191,66 +279,74 @@ func (r *runner) bulkTCP(ctx context.Context, label string, app *discard, addr s
 		mu.Unlock()
 	}
 	defer closeAll()
-	d := net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
 	chunk := make([]byte, tcpChunk) // only ever read, so the workers can share it
 	newWorker := func() sendFunc {
-		var conn net.Conn
+		var w io.WriteCloser
 		return func(ctx context.Context, _ int64, _ time.Time) error {
-			if conn == nil {
-				c, err := d.DialContext(ctx, "tcp", addr)
+			if w == nil {
+				c, err := t.dial(ctx)
 				if err != nil {
 					return err
 				}
 				mu.Lock()
 				conns = append(conns, c)
 				mu.Unlock()
-				conn = c
+				w = c
 			}
-			_, err := conn.Write(chunk)
+			_, err := w.Write(chunk)
 			return err
 		}
 	}
-	mk := func(bool) load {
-		return load{closed: true, workers: r.opts.Streams, duration: r.opts.Duration, requests: r.opts.Requests, newWorker: newWorker}
+	l := load{closed: true, workers: r.opts.Streams, duration: d, requests: chunks, newWorker: newWorker}
+	if record {
+		l.rec = t.rec
 	}
-	// Close the streams and let the app read what is still in socket
-	// buffers (it was written within the phase) before counting.
-	settle := func() {
-		closeAll()
-		for deadline := time.Now().Add(2 * time.Second); app.active() > 0 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
+	before := t.received()
+	lr := l.run(ctx)
+	// Close the streams and let the receiver read what is still in flight
+	// (it was written within the slice) before counting.
+	closeAll()
+	t.settle()
+	got := t.received() - before
+	if err := lr.rec.firstError(); err != nil {
+		return got, fmt.Errorf("bench: %s %s: %w", ScenarioTunnelTCP, t.label, err)
+	}
+	if record {
+		t.bytes += got
+		t.elapsed += lr.elapsed
+	}
+	return got, nil
+}
+
+// target is the bulk target that reaches the app through addr (the app
+// itself, or a forward to it).
+func (d *discard) target(label, addr string) *bulkTarget {
+	dialer := net.Dialer{Timeout: 5 * time.Second, Control: loopbackOnly}
+	return &bulkTarget{
+		label: label,
+		dial: func(ctx context.Context) (io.WriteCloser, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		},
+		received: d.n.Load,
+		settle: func() {
+			for deadline := time.Now().Add(2 * time.Second); d.active() > 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		},
+	}
+}
+
+// countUntilError reads r until an error (EOF included), adding what it
+// reads to n as it goes.
+func countUntilError(r io.Reader, n *atomic.Int64) {
+	buf := make([]byte, tcpChunk)
+	for {
+		k, err := r.Read(buf)
+		n.Add(int64(k))
+		if err != nil {
+			return
 		}
 	}
-	if r.opts.Warmup > 0 {
-		w := mk(true)
-		w.duration = r.opts.Warmup
-		p := startProgress(r.opts.Progress, label+" warmup", w.duration, func() string { return "" })
-		w.run(ctx)
-		p.stop()
-		settle()
-	}
-	before := app.n.Load()
-	l := mk(false)
-	l.rec = newRecorder()
-	p := startProgress(r.opts.Progress, label, l.duration, func() string {
-		return fmt.Sprintf("%d MB", (app.n.Load()-before)/1e6)
-	})
-	lr := l.run(ctx)
-	p.stop()
-	settle()
-	received := app.n.Load() - before
-	if err := lr.rec.firstError(); err != nil {
-		return bulkResult{}, err
-	}
-	if lr.elapsed <= 0 || received == 0 {
-		return bulkResult{}, fmt.Errorf("bench: %s: nothing arrived at the app", label)
-	}
-	return bulkResult{
-		mbps:    float64(received) / 1e6 / lr.elapsed.Seconds(),
-		latency: lr.rec.latency(),
-		chunks:  lr.rec.ok.Load(),
-		elapsed: lr.elapsed,
-	}, nil
 }
 
 // discard is a loopback TCP app that reads and counts everything it is sent.
@@ -299,14 +395,7 @@ func (d *discard) accept() {
 		d.mu.Unlock()
 		d.accepted.Add(1)
 		d.wg.Go(func() {
-			buf := make([]byte, tcpChunk)
-			for {
-				n, err := c.Read(buf)
-				d.n.Add(int64(n))
-				if err != nil {
-					break
-				}
-			}
+			countUntilError(c, &d.n)
 			c.Close()
 			d.mu.Lock()
 			delete(d.conn, c)

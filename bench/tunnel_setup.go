@@ -64,7 +64,11 @@ func (r *runner) startTunnel(ctx context.Context, name, appAddr string, probe fu
 			}
 		}
 	}
-	if err := helpMentions(ctx, agentBin, []string{"join", "--help"}, "--tunnel", "--server-fingerprint", "--secret-file", "--allow"); err != nil {
+	agentFlags := []string{"--tunnel", "--server-fingerprint", "--secret-file", "--allow"}
+	if r.transport != "" {
+		agentFlags = append(agentFlags, "--transport")
+	}
+	if err := helpMentions(ctx, agentBin, []string{"join", "--help"}, agentFlags...); err != nil {
 		return nil, notAvailable{err}
 	}
 
@@ -115,10 +119,14 @@ func (r *runner) startTunnel(ctx context.Context, name, appAddr string, probe fu
 	if err := os.WriteFile(secretFile, []byte(rot.Secret+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if t.agent, err = startProcess(agentBin, []string{"join",
+	args := []string{"join",
 		"--tunnel", tunnelAddr, "--id", benchAgentID, "--secret-file", secretFile,
 		"--server-fingerprint", fp, "--allow", appAddr, "--log-level", "warn",
-	}, filepath.Join(dir, "agent.log"), r.opts.ServerLog); err != nil {
+	}
+	if r.transport != "" {
+		args = append(args, "--transport", r.transport)
+	}
+	if t.agent, err = startProcess(agentBin, args, filepath.Join(dir, "agent.log"), r.opts.ServerLog); err != nil {
 		return nil, err
 	}
 	if err := waitTunnel(ctx, t, admin, probe, 30*time.Second); err != nil {
