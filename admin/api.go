@@ -19,27 +19,6 @@ import (
 // maxRequestBody bounds an admin request body.
 const maxRequestBody = 1 << 20
 
-// Error is the one shape every failed request answers with:
-// {"error": {"code", "message", "field"}}.
-type Error struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
-
-func (e *Error) Error() string {
-	if e.Field != "" {
-		return e.Field + ": " + e.Message
-	}
-	return e.Message
-}
-
-// ErrorBody is the JSON envelope of an Error.
-type ErrorBody struct {
-	Error *Error `json:"error"`
-}
-
 func errBadRequest(code, field, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Field: field, Message: fmt.Sprintf(format, args...)}
 }
@@ -183,14 +162,6 @@ func jsonKind(goKind string) string {
 		return "a number"
 	}
 	return goKind
-}
-
-// Page is every list's shape: {"items": [...], "next_cursor": "..."}.
-// next_cursor is empty at the end; pass it back as ?cursor= for the next
-// page.
-type Page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor"`
 }
 
 func newPage[T any](items []T, next string) Page[T] {

@@ -11,19 +11,8 @@ import (
 	"github.com/webhookops/webhookops/wal"
 )
 
-// AuditFilter selects audit entries. Action matches exactly, or as a
-// prefix when it ends in "." or "*" ("delivery.", "replay.*").
-type AuditFilter struct {
-	Action     string
-	ObjectType string
-	ObjectID   string
-	ReplayID   string
-	Actor      string
-	Since      time.Time
-	Until      time.Time
-}
-
-func (f *AuditFilter) match(e *wal.AuditEntry) bool {
+// auditMatch reports whether e passes f.
+func auditMatch(f *AuditFilter, e *wal.AuditEntry) bool {
 	if f.Action != "" {
 		if p, ok := strings.CutSuffix(f.Action, "*"); ok || strings.HasSuffix(f.Action, ".") {
 			if !ok {
@@ -86,7 +75,7 @@ func (s *Server) AuditLog(f AuditFilter, cursor string, limit int) (Page[wal.Aud
 	if err != nil {
 		return Page[wal.AuditEntry]{}, err
 	}
-	items, next, err := s.db.ListAudit(before, limit, f.match)
+	items, next, err := s.db.ListAudit(before, limit, func(e *wal.AuditEntry) bool { return auditMatch(&f, e) })
 	if err != nil {
 		return Page[wal.AuditEntry]{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
 
 	"github.com/webhookops/webhookops/wal"
@@ -24,10 +25,10 @@ import (
 // Token roles.
 const (
 	// RoleAdmin may do everything.
-	RoleAdmin = "admin"
+	RoleAdmin = api.RoleAdmin
 	// RoleRead may read everything (GET) and scrape /metrics, and change
 	// nothing.
-	RoleRead = "read"
+	RoleRead = api.RoleRead
 )
 
 // TokenPrefix starts every token this package makes, so a leaked one is
@@ -49,6 +50,11 @@ type Token struct {
 	Prefix    string    `json:"prefix"`
 	CreatedAt time.Time `json:"created_at"`
 	CreatedBy string    `json:"created_by,omitempty"`
+}
+
+// Wire is the token as the API shows it: without its hash.
+func (t Token) Wire() api.Token {
+	return api.Token{Name: t.Name, Role: t.Role, Prefix: t.Prefix, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy}
 }
 
 // principal is who a request acts as.
@@ -142,14 +148,12 @@ func (ts *tokenSet) check(presented string) (principal, bool) {
 
 func (ts *tokenSet) empty() bool { return len(*ts.list.Load()) == 0 }
 
-func (ts *tokenSet) all() []Token {
-	var out []Token
+func (ts *tokenSet) all() []api.Token {
+	var out []api.Token
 	for _, e := range *ts.list.Load() {
-		t := e.tok
-		t.Hash = ""
-		out = append(out, t)
+		out = append(out, e.tok.Wire())
 	}
-	slices.SortFunc(out, func(a, b Token) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b api.Token) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -268,17 +272,4 @@ func bearer(r *http.Request) (string, bool) {
 	}
 	t := strings.TrimSpace(h[7:])
 	return t, t != ""
-}
-
-// tokenReq is POST /tokens.
-type tokenReq struct {
-	Name string `json:"name"`
-	Role string `json:"role,omitempty"`
-}
-
-// CreatedToken is the answer to POST /tokens: the only time the token is
-// shown.
-type CreatedToken struct {
-	Token
-	Secret string `json:"token"`
 }

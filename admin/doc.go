@@ -1,8 +1,10 @@
 // Package admin owns the operator's side of a node: the admin HTTP API
 // (httprouter, JSON, under /api/v1), its OpenAPI document, /metrics,
-// /healthz and /readyz, replays and the token store. Subpackage config
-// reads the YAML config file; subpackage client is the typed HTTP client
-// the CLI uses.
+// /healthz and /readyz, replays and the token store. Subpackage api holds
+// the wire types (requests, answers, the error shape), a leaf that links no
+// storage or actor runtime; subpackage client is the typed HTTP client over
+// them that the CLI (subpackage cli) uses; subpackage config reads the YAML
+// config file.
 //
 // It must never return a secret in clear except in the answer that
 // creates or rotates it, and never change state on a request it refuses.

@@ -8,12 +8,11 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3gen"
-
-	"github.com/webhookops/webhookops/wal"
 )
 
 // operation documents one route. The list below is written by hand, apart
@@ -97,7 +96,7 @@ var schemaTypes = map[string]any{
 	"Error":              ErrorBody{},
 	"Source":             SourceOut{},
 	"SourceInput":        model.Source{},
-	"SecretInput":        secretReq{},
+	"SecretInput":        api.SecretRequest{},
 	"SecretRotation":     SecretRotation{},
 	"Destination":        DestinationOut{},
 	"DestinationInput":   model.Destination{},
@@ -113,10 +112,10 @@ var schemaTypes = map[string]any{
 	"EventReplayRequest": EventReplayRequest{},
 	"Replay":             Replay{},
 	"ReplayRequest":      ReplayRequest{},
-	"AuditEntry":         wal.AuditEntry{},
+	"AuditEntry":         model.AuditEntry{},
+	"Token":              api.Token{},
+	"TokenInput":         api.TokenRequest{},
 	"MinuteCounts":       MinuteCounts{},
-	"Token":              Token{},
-	"TokenInput":         tokenReq{},
 	"CreatedToken":       CreatedToken{},
 }
 

@@ -16,73 +16,14 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/wal"
-)
-
-// Replay statuses.
-const (
-	ReplayQueued    = "queued"
-	ReplayRunning   = "running"
-	ReplayCompleted = "completed"
-	ReplayFailed    = "failed"
 )
 
 // maxOutstanding bounds how many replayed deliveries one replay has sent
 // and not yet seen finish; past it, sending waits. It keeps a replay of
 // millions of events from flooding the destination mailboxes.
 const maxOutstanding = 50_000
-
-// Replay is a replay's record, persisted (wal.KindReplay) so it reads the
-// same after a restart. Total counts deliveries (event × destination), not
-// events; Events counts the events.
-type Replay struct {
-	ID          string    `json:"id"`
-	Status      string    `json:"status"`
-	Total       int       `json:"total"`
-	Succeeded   int       `json:"succeeded"`
-	Failed      int       `json:"failed"`
-	Events      int       `json:"events"`
-	Reason      string    `json:"reason,omitempty"`
-	RequestedBy string    `json:"requested_by"`
-	CreatedAt   time.Time `json:"created_at"`
-	FinishedAt  time.Time `json:"finished_at,omitzero"`
-	// What was replayed: one event, the dead letters of Destination, or
-	// the events matching Filter. Destination, when set, is the only
-	// destination replayed to.
-	EventID     string       `json:"event_id,omitempty"`
-	Destination string       `json:"destination,omitempty"`
-	DeadLetters bool         `json:"dead_letters,omitempty"`
-	EventIDs    []string     `json:"event_ids,omitempty"`
-	Filter      *EventFilter `json:"filter,omitempty"`
-	// ScanDone is set once every delivery of the replay has been sent.
-	ScanDone bool   `json:"scan_done"`
-	Error    string `json:"error,omitempty"`
-}
-
-// ReplayRequest is POST /replays: the event list's filters, a reason, and
-// All to confirm replaying everything when no filter is set.
-type ReplayRequest struct {
-	EventFilter
-	Reason string `json:"reason,omitempty"`
-	All    bool   `json:"all,omitempty"`
-}
-
-// EventReplayRequest is POST /events/{id}/replay.
-type EventReplayRequest struct {
-	// Destination limits the replay to one of the event's destinations.
-	Destination string `json:"destination,omitempty"`
-	Reason      string `json:"reason,omitempty"`
-}
-
-// RedriveRequest is POST /destinations/{slug}/dead-letters/redrive: every
-// dead letter of the destination, or those matching.
-type RedriveRequest struct {
-	EventIDs  []string  `json:"event_ids,omitempty"`
-	EventType string    `json:"event_type,omitempty"`
-	Since     time.Time `json:"since,omitzero"`
-	Until     time.Time `json:"until,omitzero"`
-	Reason    string    `json:"reason,omitempty"`
-}
 
 // ReplayHook connects the node's OnReplayDelivery to the admin server,
 // which is built after the node. Calls before the server attaches (or
@@ -364,7 +305,7 @@ func (m *replayManager) collect(rec Replay) ([]target, error) {
 				}
 				if rec.Filter != nil {
 					e, err := s.db.GetEvent(part, seq)
-					if err != nil || !f.cheapMatch(e) {
+					if err != nil || !actors.MatchEventRecord(&f, e) {
 						continue
 					}
 				}
@@ -639,7 +580,7 @@ func (s *Server) createReplay(r *http.Request, _ httprouter.Params, p principal)
 
 // StartReplay starts a bulk replay of the events matching req's filter.
 func (s *Server) StartReplay(req ReplayRequest, p Principal) (Replay, error) {
-	if err := req.validate(); err != nil {
+	if err := validateFilter(&req.EventFilter); err != nil {
 		return Replay{}, err
 	}
 	if req.EventFilter == (EventFilter{}) && !req.All {
@@ -680,7 +621,7 @@ func (s *Server) Redrive(slug string, req RedriveRequest, p Principal) (Replay, 
 	rec := Replay{Destination: slug, DeadLetters: true, EventIDs: req.EventIDs, Reason: req.Reason, RequestedBy: p.actor()}
 	if req.EventType != "" || !req.Since.IsZero() || !req.Until.IsZero() {
 		rec.Filter = &EventFilter{EventType: req.EventType, Since: req.Since, Until: req.Until}
-		if err := rec.Filter.validate(); err != nil {
+		if err := validateFilter(rec.Filter); err != nil {
 			return Replay{}, err
 		}
 	}
@@ -741,16 +682,6 @@ func (s *Server) Replays(cursor string, limit int) (Page[Replay], error) {
 		items = append(items, rec)
 	}
 	return newPage(items, next), nil
-}
-
-// DeadLetter is one dead-lettered event at a destination.
-type DeadLetter struct {
-	EventID    string       `json:"event_id"`
-	Source     string       `json:"source"`
-	EventType  string       `json:"event_type"`
-	ReceivedAt time.Time    `json:"received_at"`
-	Attempts   int          `json:"attempts"`
-	Last       *wal.Attempt `json:"last_attempt,omitempty"`
 }
 
 func (s *Server) listDeadLetters(r *http.Request, ps httprouter.Params, _ principal) (int, any, error) {

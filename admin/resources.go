@@ -14,6 +14,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
 
 	"github.com/julienschmidt/httprouter"
@@ -27,44 +28,6 @@ import (
 // during rotations.
 const maxSourceSecrets = 8
 
-// SourceOut is a source as the API shows it: secrets masked, each with an
-// id to remove it by. Only the answers that create or rotate a secret
-// carry it in clear.
-type SourceOut struct {
-	model.Source
-	SecretIDs []string `json:"secret_ids"`
-}
-
-// DestinationOut is a destination as the API shows it: the signing secret
-// masked, and, on a single read, its queue.
-type DestinationOut struct {
-	model.Destination
-	Stats *DestinationStats `json:"stats,omitempty"`
-}
-
-// DestinationStats is the queue of a destination.
-type DestinationStats struct {
-	QueueDepth          int       `json:"queue_depth"`
-	InFlight            int       `json:"in_flight"`
-	OldestPendingAt     time.Time `json:"oldest_pending_at,omitzero"`
-	OldestPendingAgeSec float64   `json:"oldest_pending_age_seconds"`
-	CircuitOpen         bool      `json:"circuit_open"`
-	ConsecutiveFailures int       `json:"consecutive_failures"`
-	DeadLetters         int       `json:"dead_letters"`
-}
-
-// AgentOut is an agent as the API shows it. Secret is set only when the
-// agent is created or its secret rotated.
-type AgentOut struct {
-	model.Agent
-	Secret   string    `json:"secret,omitempty"`
-	Online   bool      `json:"online"`
-	LastSeen time.Time `json:"last_seen,omitzero"`
-	// EnrollCommand, with Secret, is the agentd command line to start the
-	// agent with (the same as an enrollment's command).
-	EnrollCommand string `json:"enroll_command,omitempty"`
-}
-
 // withSecret is the answer that creates an agent or rotates its secret.
 func (s *Server) withSecret(a model.Agent, created bool) AgentOut {
 	out := s.agentOut(a)
@@ -73,22 +36,6 @@ func (s *Server) withSecret(a model.Agent, created bool) AgentOut {
 		out.EnrollCommand = e.Command
 	}
 	return out
-}
-
-// SecretRotation is the answer to a secret rotation: the new secret, the
-// only time it is shown.
-type SecretRotation struct {
-	Secret   string `json:"secret"`
-	SecretID string `json:"secret_id"`
-	// Source or Destination is the object after the rotation, masked.
-	Source      *SourceOut      `json:"source,omitempty"`
-	Destination *DestinationOut `json:"destination,omitempty"`
-}
-
-// secretReq is the optional body of a rotation: a secret the provider
-// issued (Stripe and GitHub make their own); empty generates one.
-type secretReq struct {
-	Secret string `json:"secret,omitempty"`
 }
 
 // secretID names a secret without revealing it.
@@ -244,7 +191,7 @@ func decodeOptional(r *http.Request, v any) error {
 }
 
 func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	var req secretReq
+	var req api.SecretRequest
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}
@@ -456,7 +403,7 @@ func (s *Server) resumeDestination(_ *http.Request, ps httprouter.Params, p prin
 }
 
 func (s *Server) rotateSigningSecret(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
-	var req secretReq
+	var req api.SecretRequest
 	if err := decodeOptional(r, &req); err != nil {
 		return 0, nil, err
 	}

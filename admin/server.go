@@ -15,11 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal"
 )
-
-// APIPrefix is where the API lives.
-const APIPrefix = "/api/v1"
 
 // AgentStatus tells the admin API which agents are connected. The tunnel
 // server implements it; nil means nothing is known (every agent reads as
@@ -377,7 +375,7 @@ func (s *Server) listTokens(*http.Request, httprouter.Params, principal) (int, a
 }
 
 func (s *Server) createToken(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
-	var req tokenReq
+	var req api.TokenRequest
 	if err := decodeBody(r, &req); err != nil {
 		return 0, nil, err
 	}
@@ -388,7 +386,7 @@ func (s *Server) createToken(r *http.Request, _ httprouter.Params, p principal) 
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, CreatedToken{Token: tok, Secret: secret}, nil
+	return http.StatusCreated, CreatedToken{Token: tok.Wire(), Secret: secret}, nil
 }
 
 func (s *Server) revokeToken(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {

@@ -16,35 +16,6 @@ import (
 	"github.com/webhookops/webhookops/wal"
 )
 
-// Enrollment is what an agent needs to join the tunnel: the agentd
-// command line, ready to paste, and its parts. It is the only answer that
-// shows the agent's secret.
-type Enrollment struct {
-	Command           string   `json:"command"`
-	Tunnel            string   `json:"tunnel"`
-	ID                string   `json:"id"`
-	Secret            string   `json:"secret"`
-	ServerFingerprint string   `json:"server_fingerprint"`
-	AllowedTargets    []string `json:"allowed_targets"`
-	// Created is true when the agent did not exist before, false when
-	// its secret was rotated (which cut its live session).
-	Created bool `json:"created"`
-}
-
-// EnrollmentRequest is the optional body of an enrollment. AllowedTargets,
-// when present (even empty), replaces the agent's list; absent keeps it.
-type EnrollmentRequest struct {
-	AllowedTargets []string `json:"allowed_targets"`
-}
-
-// ForwardOut is a forward as the API shows it.
-type ForwardOut struct {
-	model.Forward
-	// AgentOnline reports whether the agent the forward goes through has
-	// a live session; while it has none, connections are refused.
-	AgentOnline bool `json:"agent_online"`
-}
-
 // errTunnelOff is the answer to what needs the tunnel when the node runs
 // none.
 func errTunnelOff(what string) *Error {

@@ -11,19 +11,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // AuditEntry is one state transition.
-type AuditEntry struct {
-	Seq        uint64            `json:"seq"`
-	At         time.Time         `json:"at"`
-	Action     string            `json:"action"`
-	ObjectType string            `json:"object_type"`
-	ObjectID   string            `json:"object_id"`
-	Actor      string            `json:"actor,omitempty"`
-	ReplayID   string            `json:"replay_id,omitempty"`
-	Detail     map[string]string `json:"detail,omitempty"`
-}
+type AuditEntry = model.AuditEntry
 
 // Audit appends an audit entry to the batch; it becomes durable with the
 // state change it records.

@@ -2,9 +2,10 @@ package wal
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // Event is one webhook as it was received, kept byte-exact.
@@ -25,27 +26,16 @@ type Event struct {
 // sequence in hex, so an id alone finds the event's key.
 func (e *Event) ID() string { return EventID(e.Partition, e.Seq) }
 
-// EventID formats an event id.
-func EventID(part uint16, seq uint64) string {
-	var b [4 + 20]byte
-	copy(b[:], "evt_")
-	var raw [10]byte
-	binary.BigEndian.PutUint16(raw[:2], part)
-	binary.BigEndian.PutUint64(raw[2:], seq)
-	hex.Encode(b[4:], raw[:])
-	return string(b[:])
-}
+// EventID formats an event id (model.EventID).
+func EventID(part uint16, seq uint64) string { return model.EventID(part, seq) }
 
-// ParseEventID is the inverse of EventID.
+// ParseEventID is the inverse of EventID; a malformed id is ErrNotFound.
 func ParseEventID(id string) (part uint16, seq uint64, err error) {
-	if len(id) != 24 || id[:4] != "evt_" {
+	part, seq, ok := model.ParseEventID(id)
+	if !ok {
 		return 0, 0, fmt.Errorf("%w: malformed event id %q", ErrNotFound, id)
 	}
-	var raw [10]byte
-	if _, err := hex.Decode(raw[:], []byte(id[4:])); err != nil {
-		return 0, 0, fmt.Errorf("%w: malformed event id %q", ErrNotFound, id)
-	}
-	return binary.BigEndian.Uint16(raw[:2]), binary.BigEndian.Uint64(raw[2:]), nil
+	return part, seq, nil
 }
 
 const eventFormat = 1
@@ -171,15 +161,7 @@ const (
 )
 
 // Attempt is one try at delivering an event to a destination.
-type Attempt struct {
-	N          int       `json:"n"`
-	At         time.Time `json:"at"`
-	DurationMS float64   `json:"duration_ms"`
-	StatusCode int       `json:"status_code,omitempty"`
-	Response   string    `json:"response,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	ReplayID   string    `json:"replay_id,omitempty"`
-}
+type Attempt = model.Attempt
 
 // Delivery is an event's state at one destination, with every attempt.
 type Delivery struct {

@@ -16,7 +16,7 @@ func PermuteArgs(args []string) []string {
 		return args
 	}
 	var cmd *cli.Command
-	for _, c := range Commands() {
+	for _, c := range Commands(nil) {
 		if c.Name == args[1] {
 			cmd = c
 		}

@@ -11,7 +11,10 @@
 // `token create|list|revoke` go through the API; with --data-dir they work
 // on the data directory directly, which is only possible while the server
 // is stopped (the store is locked while it runs). That is the way back in
-// when every token is lost.
+// when every token is lost. This package links no storage: the binary
+// passes an Offline that opens the dir (cmd/webhookops gives
+// admin.OfflineTokens), and a test keeps Pebble, protoactor and quic-go
+// out of its imports.
 package cli
 
 import (
@@ -42,8 +45,9 @@ const (
 	ExitConflict   = 6
 )
 
-// Commands returns the CLI's top-level commands.
-func Commands() []*cli.Command {
+// Commands returns the CLI's top-level commands. off serves `token
+// --data-dir`; nil refuses that flag.
+func Commands(off Offline) []*cli.Command {
 	return []*cli.Command{
 		sourcesCommand(),
 		destinationsCommand(),
@@ -53,7 +57,7 @@ func Commands() []*cli.Command {
 		replayCommand(),
 		dlqCommand(),
 		auditCommand(),
-		tokenCommand(),
+		tokenCommand(off),
 	}
 }
 

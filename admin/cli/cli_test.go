@@ -94,7 +94,7 @@ func run(t *testing.T, server string, args ...string) (string, string, int) {
 	code := 0
 	cli.OsExiter = func(c int) { code = c }
 	cli.ErrWriter = &errOut
-	app := &cli.App{Name: "webhookops", Commands: Commands(), Writer: &out, ErrWriter: &errOut, ExitErrHandler: nil}
+	app := &cli.App{Name: "webhookops", Commands: Commands(admin.OfflineTokens{}), Writer: &out, ErrWriter: &errOut, ExitErrHandler: nil}
 	full := append([]string{"webhookops"}, args...)
 	full = append(full[:3:3], append([]string{"--server", server, "--token", token}, full[3:]...)...)
 	if args[0] == "audit" {
@@ -205,7 +205,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 	var o, e bytes.Buffer
 	cli.OsExiter = func(c int) { code = c }
 	cli.ErrWriter = &e
-	app := &cli.App{Commands: Commands(), Writer: &o, ErrWriter: &e}
+	app := &cli.App{Commands: Commands(admin.OfflineTokens{}), Writer: &o, ErrWriter: &e}
 	app.Run([]string{"webhookops", "sources", "list", "--server", srv, "--token", "whops_wrong"})
 	if code != ExitAuth || !strings.Contains(e.String(), "refused the token") {
 		t.Errorf("bad token: %d %s", code, e.String())
@@ -298,7 +298,7 @@ func TestEventsTail(t *testing.T) {
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	app := &cli.App{Commands: Commands(), Writer: &out, ErrWriter: &out}
+	app := &cli.App{Commands: Commands(admin.OfflineTokens{}), Writer: &out, ErrWriter: &out}
 	go func() {
 		done <- app.RunContext(ctx, []string{"webhookops", "events", "tail", "--server", srv, "--token", token, "--interval", "20ms", "--last", "1", "--json"})
 	}()

@@ -17,7 +17,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/admin/client"
 )
 
@@ -339,7 +339,7 @@ func applyDestinationFlags(c *cli.Context, d *model.Destination) error {
 }
 
 func destinationsCommand() *cli.Command {
-	slugCmd := func(name, usage string, fn func(cl *client.Client, ctx context.Context, slug string) (admin.DestinationOut, error), done string) *cli.Command {
+	slugCmd := func(name, usage string, fn func(cl *client.Client, ctx context.Context, slug string) (api.DestinationOut, error), done string) *cli.Command {
 		return &cli.Command{Name: name, Usage: usage, ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
 			slug, err := arg(c, 0, "SLUG")
 			if err != nil {

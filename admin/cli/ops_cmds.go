@@ -13,9 +13,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
-	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/admin/client"
-	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 func filterFlags() []cli.Flag {
@@ -30,9 +30,9 @@ func filterFlags() []cli.Flag {
 	}
 }
 
-func filterFrom(c *cli.Context) (admin.EventFilter, error) {
-	f := admin.EventFilter{
-		Source: c.String("source"), Destination: c.String("destination"), Status: c.String("status"),
+func filterFrom(c *cli.Context) (model.EventFilter, error) {
+	f := model.EventFilter{
+		Source: c.String("source"), Destination: c.String("destination"), Status: model.EventStatus(c.String("status")),
 		EventType: c.String("event-type"), IdempotencyKey: c.String("key"),
 	}
 	var err error
@@ -43,12 +43,12 @@ func filterFrom(c *cli.Context) (admin.EventFilter, error) {
 	return f, err
 }
 
-func eventRow(e admin.EventOut) []string {
+func eventRow(e api.EventOut) []string {
 	var ds []string
 	for _, d := range e.Deliveries {
 		ds = append(ds, fmt.Sprintf("%s:%s(%d)", d.Destination, d.Status, len(d.Attempts)))
 	}
-	return []string{e.ID, fmtTime(e.ReceivedAt), e.Source, orDash(e.EventType), e.Status, orDash(strings.Join(ds, " "))}
+	return []string{e.ID, fmtTime(e.ReceivedAt), e.Source, orDash(e.EventType), e.Status.String(), orDash(strings.Join(ds, " "))}
 }
 
 var eventHeader = []string{"ID", "RECEIVED", "SOURCE", "TYPE", "STATUS", "DELIVERIES"}
@@ -155,19 +155,18 @@ func excerpt(s string) string {
 	return s
 }
 
+// eventSeq is an event's sequence (0 for an id it cannot read): later
+// events have higher ones.
 func eventSeq(id string) uint64 {
-	_, seq, err := wal.ParseEventID(id)
-	if err != nil {
-		return 0
-	}
+	_, seq, _ := model.ParseEventID(id)
 	return seq
 }
 
 // tail prints events newer than the last one printed, oldest first, each
 // poll. With --json it prints one JSON object per line.
-func tail(ctx context.Context, c *cli.Context, cl *client.Client, f admin.EventFilter) error {
+func tail(ctx context.Context, c *cli.Context, cl *client.Client, f model.EventFilter) error {
 	w := c.App.Writer
-	print := func(evs []admin.EventOut) error {
+	print := func(evs []api.EventOut) error {
 		if c.Bool("json") {
 			for _, e := range evs {
 				if err := printJSONLine(w, e); err != nil {
@@ -191,7 +190,7 @@ func tail(ctx context.Context, c *cli.Context, cl *client.Client, f admin.EventF
 		tableNoHeader(w, [][]string{eventHeader})
 	}
 	for {
-		var fresh []admin.EventOut
+		var fresh []api.EventOut
 		cursor := ""
 		limit := 100
 		if first {
@@ -288,7 +287,7 @@ func replayCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				r, err := cl.ReplayEvent(ctx, id, admin.EventReplayRequest{Destination: c.String("destination"), Reason: c.String("reason")})
+				r, err := cl.ReplayEvent(ctx, id, api.EventReplayRequest{Destination: c.String("destination"), Reason: c.String("reason")})
 				if err != nil {
 					return err
 				}
@@ -301,7 +300,7 @@ func replayCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				r, err := cl.CreateReplay(ctx, admin.ReplayRequest{EventFilter: f, Reason: c.String("reason"), All: c.Bool("all")})
+				r, err := cl.CreateReplay(ctx, api.ReplayRequest{EventFilter: f, Reason: c.String("reason"), All: c.Bool("all")})
 				if err != nil {
 					return err
 				}
@@ -329,7 +328,7 @@ func replayCommand() *cli.Command {
 				return output(c, p, func(w io.Writer) error {
 					var rows [][]string
 					for _, r := range p.Items {
-						rows = append(rows, []string{r.ID, r.Status, fmtTime(r.CreatedAt), strconv.Itoa(r.Total), strconv.Itoa(r.Succeeded), strconv.Itoa(r.Failed), r.RequestedBy, orDash(excerpt(r.Reason))})
+						rows = append(rows, []string{r.ID, r.Status.String(), fmtTime(r.CreatedAt), strconv.Itoa(r.Total), strconv.Itoa(r.Succeeded), strconv.Itoa(r.Failed), r.RequestedBy, orDash(excerpt(r.Reason))})
 					}
 					return table(w, []string{"ID", "STATUS", "CREATED", "TOTAL", "SUCCEEDED", "FAILED", "BY", "REASON"}, rows)
 				})
@@ -340,7 +339,7 @@ func replayCommand() *cli.Command {
 
 // follow waits for a replay with a progress bar (unless --wait=false or
 // --json, which print the record as it is now or when done).
-func follow(ctx context.Context, c *cli.Context, cl *client.Client, r admin.Replay) error {
+func follow(ctx context.Context, c *cli.Context, cl *client.Client, r model.Replay) error {
 	if !c.Bool("wait") {
 		ok(c, "replay %s %s (follow with: webhookops replay status %s --wait)", r.ID, r.Status, r.ID)
 		return output(c, r, func(io.Writer) error { return nil })
@@ -349,7 +348,7 @@ func follow(ctx context.Context, c *cli.Context, cl *client.Client, r admin.Repl
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.ErrWriter, "replay %s %s\n", r.ID, r.Status)
 	}
-	for r.Status == admin.ReplayQueued || r.Status == admin.ReplayRunning {
+	for r.Status == model.ReplayQueued || r.Status == model.ReplayRunning {
 		select {
 		case <-ctx.Done():
 			if bar != nil {
@@ -363,7 +362,7 @@ func follow(ctx context.Context, c *cli.Context, cl *client.Client, r admin.Repl
 		if r, err = cl.GetReplay(ctx, r.ID); err != nil {
 			return err
 		}
-		if bar == nil && !c.Bool("json") && r.Status == admin.ReplayRunning {
+		if bar == nil && !c.Bool("json") && r.Status == model.ReplayRunning {
 			// Only a replay that takes a while gets a bar.
 			bar = progressbar.NewOptions(-1,
 				progressbar.OptionSetWriter(c.App.ErrWriter),
@@ -393,7 +392,7 @@ func follow(ctx context.Context, c *cli.Context, cl *client.Client, r admin.Repl
 	}); err != nil {
 		return err
 	}
-	if r.Status == admin.ReplayFailed {
+	if r.Status == model.ReplayFailed {
 		return cli.Exit("", ExitFailure)
 	}
 	return nil
@@ -447,7 +446,7 @@ func dlqCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				req := admin.RedriveRequest{EventIDs: c.StringSlice("event"), EventType: c.String("event-type"), Reason: c.String("reason")}
+				req := api.RedriveRequest{EventIDs: c.StringSlice("event"), EventType: c.String("event-type"), Reason: c.String("reason")}
 				if req.Since, err = parseTime("since", c.String("since")); err != nil {
 					return err
 				}
@@ -489,7 +488,7 @@ func auditCommand() *cli.Command {
 			&cli.StringFlag{Name: "cursor"},
 		),
 		Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-			f := admin.AuditFilter{Action: c.String("action"), ObjectType: c.String("object-type"), ObjectID: c.String("object-id"), ReplayID: c.String("replay"), Actor: c.String("actor")}
+			f := api.AuditFilter{Action: c.String("action"), ObjectType: c.String("object-type"), ObjectID: c.String("object-id"), ReplayID: c.String("replay"), Actor: c.String("actor")}
 			var err error
 			if f.Since, err = parseTime("since", c.String("since")); err != nil {
 				return err

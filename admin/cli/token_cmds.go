@@ -5,19 +5,29 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
-	"syscall"
-	"time"
+	"net/http"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/admin/client"
-	"github.com/webhookops/webhookops/wal"
 )
 
-func tokenCommand() *cli.Command {
+// Offline manages the tokens of a stopped server's data dir, for `token
+// create|list|revoke --data-dir`: the way back in when every token is
+// lost. The CLI links no storage itself; the binary that holds the server
+// passes one (admin.OfflineTokens). Errors that are an *api.Error keep
+// their exit code (conflict, not found, invalid).
+type Offline interface {
+	ListTokens(dir string) ([]api.Token, error)
+	CreateToken(dir, name, role, by string) (api.CreatedToken, error)
+	RevokeToken(dir, name, by string) error
+}
+
+// offlineActor is the audit log's name for a change made on a data dir.
+const offlineActor = "cli:offline"
+
+func tokenCommand(off Offline) *cli.Command {
 	dataDir := &cli.StringFlag{Name: "data-dir", EnvVars: []string{"WEBHOOKOPS_DATA_DIR_OFFLINE"},
 		Usage: "work on this data dir directly instead of through the API (only while the server is stopped)"}
 	return &cli.Command{
@@ -25,111 +35,116 @@ func tokenCommand() *cli.Command {
 		Usage: "manage admin API tokens",
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "create a token; prints it once", ArgsUsage: "NAME", Flags: commonFlags(
-				&cli.StringFlag{Name: "role", Value: admin.RoleAdmin, Usage: "admin, or read (GET and /metrics only)"}, dataDir,
+				&cli.StringFlag{Name: "role", Value: api.RoleAdmin, Usage: "admin, or read (GET and /metrics only)"}, dataDir,
 			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				name, err := arg(c, 0, "NAME")
-				if err != nil {
-					return err
-				}
-				var out admin.CreatedToken
-				if dir := c.String("data-dir"); dir != "" {
-					err = offline(dir, func(db *wal.DB) error {
-						toks, err := admin.ListTokens(db)
-						if err != nil {
-							return err
-						}
-						if slices.ContainsFunc(toks, func(t admin.Token) bool { return t.Name == name }) {
-							return &client.Error{Kind: client.KindConflict, Msg: fmt.Sprintf("a token named %q already exists", name)}
-						}
-						secret, tok, err := admin.CreateToken(db, name, c.String("role"), "cli:offline", time.Now())
-						if err != nil {
-							return asClientError(err)
-						}
-						tok.Hash = ""
-						out = admin.CreatedToken{Token: tok, Secret: secret}
-						return nil
-					})
-				} else {
-					out, err = cl.CreateToken(ctx, name, c.String("role"))
-				}
-				if err != nil {
-					return err
-				}
-				return output(c, out, func(w io.Writer) error {
-					fmt.Fprintf(w, "created %s token %q:\n\n    %s\n\nshown only now; use it as WEBHOOKOPS_TOKEN\n", out.Role, out.Name, out.Secret)
-					return nil
-				})
+				return runTokenCreate(ctx, c, cl, off)
 			})},
-			{Name: "list", Usage: "list tokens (names and roles, never the tokens)", Flags: commonFlags(dataDir), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				var toks []admin.Token
-				var err error
-				if dir := c.String("data-dir"); dir != "" {
-					err = offline(dir, func(db *wal.DB) error {
-						toks, err = admin.ListTokens(db)
-						for i := range toks {
-							toks[i].Hash = ""
-						}
-						return err
-					})
-				} else {
-					toks, err = cl.ListTokens(ctx)
-				}
-				if err != nil {
-					return err
-				}
-				return output(c, toks, func(w io.Writer) error {
-					var rows [][]string
-					for _, t := range toks {
-						rows = append(rows, []string{t.Name, t.Role, t.Prefix + "…", fmtTime(t.CreatedAt), orDash(t.CreatedBy)})
-					}
-					return table(w, []string{"NAME", "ROLE", "PREFIX", "CREATED", "BY"}, rows)
-				})
-			})},
-			{Name: "revoke", Usage: "revoke a token", ArgsUsage: "NAME", Flags: commonFlags(dataDir), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				name, err := arg(c, 0, "NAME")
-				if err != nil {
-					return err
-				}
-				if dir := c.String("data-dir"); dir != "" {
-					err = offline(dir, func(db *wal.DB) error { return asClientError(admin.RevokeToken(db, name, "cli:offline", time.Now())) })
-				} else {
-					err = cl.RevokeToken(ctx, name)
-				}
-				if err != nil {
-					return err
-				}
-				ok(c, "revoked token %s", name)
-				return nil
-			})},
+			{Name: "list", Usage: "list tokens (names and roles, never the tokens)", Flags: commonFlags(dataDir),
+				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+					return runTokenList(ctx, c, cl, off)
+				})},
+			{Name: "revoke", Usage: "revoke a token", ArgsUsage: "NAME", Flags: commonFlags(dataDir),
+				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
+					return runTokenRevoke(ctx, c, cl, off)
+				})},
 		},
 	}
 }
 
-// offline opens the data dir itself. Pebble's lock refuses while a server
-// has it open, which is what keeps the two from writing at once.
-func offline(dir string, fn func(*wal.DB) error) error {
-	db, err := wal.Open(dir, wal.Config{CacheSize: 8 << 20})
-	if err != nil {
-		if strings.Contains(err.Error(), "lock") || errors.Is(err, syscall.EAGAIN) {
-			return fmt.Errorf("%s is in use (is `webhookops serve` running? then use the API: drop --data-dir): %w", dir, err)
-		}
-		return err
+// offlineDir is --data-dir, or "" to go through the API. It refuses when
+// this binary cannot open a data dir.
+func offlineDir(c *cli.Context, off Offline) (string, error) {
+	dir := c.String("data-dir")
+	if dir != "" && off == nil {
+		return "", usageErr("--data-dir: this binary cannot open a data dir; run `webhookops token` from the server's binary, or drop --data-dir to use the API")
 	}
-	defer db.Close()
-	return fn(db)
+	return dir, nil
 }
 
-// asClientError gives the admin package's errors their exit codes.
-func asClientError(err error) error {
-	if ae, ok := err.(*admin.Error); ok {
-		kind := client.KindInvalid
-		switch ae.Status {
-		case 404:
-			kind = client.KindNotFound
-		case 409:
-			kind = client.KindConflict
-		}
-		return &client.Error{Kind: kind, Status: ae.Status, Code: ae.Code, Field: ae.Field, Msg: ae.Message}
+// tokenArgs reads NAME and --data-dir.
+func tokenArgs(c *cli.Context, off Offline) (name, dir string, err error) {
+	if name, err = arg(c, 0, "NAME"); err != nil {
+		return "", "", err
 	}
-	return err
+	dir, err = offlineDir(c, off)
+	return name, dir, err
+}
+
+func runTokenCreate(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
+	name, dir, err := tokenArgs(c, off)
+	if err != nil {
+		return err
+	}
+	var out api.CreatedToken
+	if dir != "" {
+		out, err = off.CreateToken(dir, name, c.String("role"), offlineActor)
+		err = asClientError(err)
+	} else {
+		out, err = cl.CreateToken(ctx, name, c.String("role"))
+	}
+	if err != nil {
+		return err
+	}
+	return output(c, out, func(w io.Writer) error {
+		fmt.Fprintf(w, "created %s token %q:\n\n    %s\n\nshown only now; use it as WEBHOOKOPS_TOKEN\n", out.Role, out.Name, out.Secret)
+		return nil
+	})
+}
+
+func runTokenList(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
+	dir, err := offlineDir(c, off)
+	if err != nil {
+		return err
+	}
+	var toks []api.Token
+	if dir != "" {
+		toks, err = off.ListTokens(dir)
+		err = asClientError(err)
+	} else {
+		toks, err = cl.ListTokens(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	return output(c, toks, func(w io.Writer) error {
+		var rows [][]string
+		for _, t := range toks {
+			rows = append(rows, []string{t.Name, t.Role, t.Prefix + "…", fmtTime(t.CreatedAt), orDash(t.CreatedBy)})
+		}
+		return table(w, []string{"NAME", "ROLE", "PREFIX", "CREATED", "BY"}, rows)
+	})
+}
+
+func runTokenRevoke(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
+	name, dir, err := tokenArgs(c, off)
+	if err != nil {
+		return err
+	}
+	if dir != "" {
+		err = asClientError(off.RevokeToken(dir, name, offlineActor))
+	} else {
+		err = cl.RevokeToken(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	ok(c, "revoked token %s", name)
+	return nil
+}
+
+// asClientError gives the API's error shape, met offline, the exit code
+// the same refusal through the API would have.
+func asClientError(err error) error {
+	var ae *api.Error
+	if !errors.As(err, &ae) {
+		return err
+	}
+	kind := client.KindInvalid
+	switch ae.Status {
+	case http.StatusNotFound:
+		kind = client.KindNotFound
+	case http.StatusConflict:
+		kind = client.KindConflict
+	}
+	return &client.Error{Kind: kind, Status: ae.Status, Code: ae.Code, Field: ae.Field, Msg: ae.Message}
 }

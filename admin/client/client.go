@@ -1,5 +1,5 @@
 // Package client is a typed HTTP client of the admin API, for the CLI and
-// for scripts written in Go. It speaks the shapes package admin defines and
+// for scripts written in Go. It speaks the shapes package admin/api defines and
 // turns every failure into an *Error that says what to do: the server is
 // unreachable, the token is refused, a field is invalid.
 package client
@@ -18,10 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
-
-	"github.com/webhookops/webhookops/admin"
-	"github.com/webhookops/webhookops/wal"
 )
 
 // DefaultServer is where the CLI looks for the admin API.
@@ -139,7 +137,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 
 func apiError(status int, raw []byte) *Error {
 	e := &Error{Status: status}
-	var eb admin.ErrorBody
+	var eb api.ErrorBody
 	if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
 		e.Code, e.Msg, e.Field = eb.Error.Code, eb.Error.Message, eb.Error.Field
 	} else {
@@ -163,169 +161,169 @@ func apiError(status int, raw []byte) *Error {
 	return e
 }
 
-const api = admin.APIPrefix
+const prefix = api.Prefix
 
 func esc(s string) string { return url.PathEscape(s) }
 
 // --- sources ---
 
-func (c *Client) ListSources(ctx context.Context) ([]admin.SourceOut, error) {
-	var p admin.Page[admin.SourceOut]
-	return p.Items, c.do(ctx, "GET", api+"/sources", nil, nil, &p)
+func (c *Client) ListSources(ctx context.Context) ([]api.SourceOut, error) {
+	var p api.Page[api.SourceOut]
+	return p.Items, c.do(ctx, "GET", prefix+"/sources", nil, nil, &p)
 }
 
-func (c *Client) GetSource(ctx context.Context, slug string) (admin.SourceOut, error) {
-	var s admin.SourceOut
-	return s, c.do(ctx, "GET", api+"/sources/"+esc(slug), nil, nil, &s)
+func (c *Client) GetSource(ctx context.Context, slug string) (api.SourceOut, error) {
+	var s api.SourceOut
+	return s, c.do(ctx, "GET", prefix+"/sources/"+esc(slug), nil, nil, &s)
 }
 
-func (c *Client) CreateSource(ctx context.Context, s model.Source) (admin.SourceOut, error) {
-	var out admin.SourceOut
-	return out, c.do(ctx, "POST", api+"/sources", nil, s, &out)
+func (c *Client) CreateSource(ctx context.Context, s model.Source) (api.SourceOut, error) {
+	var out api.SourceOut
+	return out, c.do(ctx, "POST", prefix+"/sources", nil, s, &out)
 }
 
-func (c *Client) UpdateSource(ctx context.Context, s model.Source) (admin.SourceOut, error) {
-	var out admin.SourceOut
-	return out, c.do(ctx, "PUT", api+"/sources/"+esc(s.Slug), nil, s, &out)
+func (c *Client) UpdateSource(ctx context.Context, s model.Source) (api.SourceOut, error) {
+	var out api.SourceOut
+	return out, c.do(ctx, "PUT", prefix+"/sources/"+esc(s.Slug), nil, s, &out)
 }
 
 func (c *Client) DeleteSource(ctx context.Context, slug string) error {
-	return c.do(ctx, "DELETE", api+"/sources/"+esc(slug), nil, nil, nil)
+	return c.do(ctx, "DELETE", prefix+"/sources/"+esc(slug), nil, nil, nil)
 }
 
 // RotateSourceSecret adds a secret (generated when secret is "").
-func (c *Client) RotateSourceSecret(ctx context.Context, slug, secret string) (admin.SecretRotation, error) {
-	var out admin.SecretRotation
+func (c *Client) RotateSourceSecret(ctx context.Context, slug, secret string) (api.SecretRotation, error) {
+	var out api.SecretRotation
 	var in any
 	if secret != "" {
 		in = map[string]string{"secret": secret}
 	}
-	return out, c.do(ctx, "POST", api+"/sources/"+esc(slug)+"/secrets", nil, in, &out)
+	return out, c.do(ctx, "POST", prefix+"/sources/"+esc(slug)+"/secrets", nil, in, &out)
 }
 
-func (c *Client) RemoveSourceSecret(ctx context.Context, slug, secretID string) (admin.SourceOut, error) {
-	var out admin.SourceOut
-	return out, c.do(ctx, "DELETE", api+"/sources/"+esc(slug)+"/secrets/"+esc(secretID), nil, nil, &out)
+func (c *Client) RemoveSourceSecret(ctx context.Context, slug, secretID string) (api.SourceOut, error) {
+	var out api.SourceOut
+	return out, c.do(ctx, "DELETE", prefix+"/sources/"+esc(slug)+"/secrets/"+esc(secretID), nil, nil, &out)
 }
 
 // --- destinations ---
 
-func (c *Client) ListDestinations(ctx context.Context) ([]admin.DestinationOut, error) {
-	var p admin.Page[admin.DestinationOut]
-	return p.Items, c.do(ctx, "GET", api+"/destinations", nil, nil, &p)
+func (c *Client) ListDestinations(ctx context.Context) ([]api.DestinationOut, error) {
+	var p api.Page[api.DestinationOut]
+	return p.Items, c.do(ctx, "GET", prefix+"/destinations", nil, nil, &p)
 }
 
-func (c *Client) GetDestination(ctx context.Context, slug string) (admin.DestinationOut, error) {
-	var d admin.DestinationOut
-	return d, c.do(ctx, "GET", api+"/destinations/"+esc(slug), nil, nil, &d)
+func (c *Client) GetDestination(ctx context.Context, slug string) (api.DestinationOut, error) {
+	var d api.DestinationOut
+	return d, c.do(ctx, "GET", prefix+"/destinations/"+esc(slug), nil, nil, &d)
 }
 
-func (c *Client) CreateDestination(ctx context.Context, d model.Destination) (admin.DestinationOut, error) {
-	var out admin.DestinationOut
-	return out, c.do(ctx, "POST", api+"/destinations", nil, d, &out)
+func (c *Client) CreateDestination(ctx context.Context, d model.Destination) (api.DestinationOut, error) {
+	var out api.DestinationOut
+	return out, c.do(ctx, "POST", prefix+"/destinations", nil, d, &out)
 }
 
-func (c *Client) UpdateDestination(ctx context.Context, d model.Destination) (admin.DestinationOut, error) {
-	var out admin.DestinationOut
-	return out, c.do(ctx, "PUT", api+"/destinations/"+esc(d.Slug), nil, d, &out)
+func (c *Client) UpdateDestination(ctx context.Context, d model.Destination) (api.DestinationOut, error) {
+	var out api.DestinationOut
+	return out, c.do(ctx, "PUT", prefix+"/destinations/"+esc(d.Slug), nil, d, &out)
 }
 
 func (c *Client) DeleteDestination(ctx context.Context, slug string) error {
-	return c.do(ctx, "DELETE", api+"/destinations/"+esc(slug), nil, nil, nil)
+	return c.do(ctx, "DELETE", prefix+"/destinations/"+esc(slug), nil, nil, nil)
 }
 
-func (c *Client) PauseDestination(ctx context.Context, slug string) (admin.DestinationOut, error) {
-	var out admin.DestinationOut
-	return out, c.do(ctx, "POST", api+"/destinations/"+esc(slug)+"/pause", nil, nil, &out)
+func (c *Client) PauseDestination(ctx context.Context, slug string) (api.DestinationOut, error) {
+	var out api.DestinationOut
+	return out, c.do(ctx, "POST", prefix+"/destinations/"+esc(slug)+"/pause", nil, nil, &out)
 }
 
-func (c *Client) ResumeDestination(ctx context.Context, slug string) (admin.DestinationOut, error) {
-	var out admin.DestinationOut
-	return out, c.do(ctx, "POST", api+"/destinations/"+esc(slug)+"/resume", nil, nil, &out)
+func (c *Client) ResumeDestination(ctx context.Context, slug string) (api.DestinationOut, error) {
+	var out api.DestinationOut
+	return out, c.do(ctx, "POST", prefix+"/destinations/"+esc(slug)+"/resume", nil, nil, &out)
 }
 
-func (c *Client) RotateSigningSecret(ctx context.Context, slug, secret string) (admin.SecretRotation, error) {
-	var out admin.SecretRotation
+func (c *Client) RotateSigningSecret(ctx context.Context, slug, secret string) (api.SecretRotation, error) {
+	var out api.SecretRotation
 	var in any
 	if secret != "" {
 		in = map[string]string{"secret": secret}
 	}
-	return out, c.do(ctx, "POST", api+"/destinations/"+esc(slug)+"/signing-secret", nil, in, &out)
+	return out, c.do(ctx, "POST", prefix+"/destinations/"+esc(slug)+"/signing-secret", nil, in, &out)
 }
 
-func (c *Client) ListDeadLetters(ctx context.Context, slug, cursor string, limit int) (admin.Page[admin.DeadLetter], error) {
-	var p admin.Page[admin.DeadLetter]
-	return p, c.do(ctx, "GET", api+"/destinations/"+esc(slug)+"/dead-letters", pageQuery(nil, cursor, limit), nil, &p)
+func (c *Client) ListDeadLetters(ctx context.Context, slug, cursor string, limit int) (api.Page[api.DeadLetter], error) {
+	var p api.Page[api.DeadLetter]
+	return p, c.do(ctx, "GET", prefix+"/destinations/"+esc(slug)+"/dead-letters", pageQuery(nil, cursor, limit), nil, &p)
 }
 
-func (c *Client) Redrive(ctx context.Context, slug string, r admin.RedriveRequest) (admin.Replay, error) {
-	var out admin.Replay
-	return out, c.do(ctx, "POST", api+"/destinations/"+esc(slug)+"/dead-letters/redrive", nil, r, &out)
+func (c *Client) Redrive(ctx context.Context, slug string, r api.RedriveRequest) (model.Replay, error) {
+	var out model.Replay
+	return out, c.do(ctx, "POST", prefix+"/destinations/"+esc(slug)+"/dead-letters/redrive", nil, r, &out)
 }
 
 // --- agents ---
 
-func (c *Client) ListAgents(ctx context.Context) ([]admin.AgentOut, error) {
-	var p admin.Page[admin.AgentOut]
-	return p.Items, c.do(ctx, "GET", api+"/agents", nil, nil, &p)
+func (c *Client) ListAgents(ctx context.Context) ([]api.AgentOut, error) {
+	var p api.Page[api.AgentOut]
+	return p.Items, c.do(ctx, "GET", prefix+"/agents", nil, nil, &p)
 }
 
-func (c *Client) GetAgent(ctx context.Context, id string) (admin.AgentOut, error) {
-	var a admin.AgentOut
-	return a, c.do(ctx, "GET", api+"/agents/"+esc(id), nil, nil, &a)
+func (c *Client) GetAgent(ctx context.Context, id string) (api.AgentOut, error) {
+	var a api.AgentOut
+	return a, c.do(ctx, "GET", prefix+"/agents/"+esc(id), nil, nil, &a)
 }
 
-func (c *Client) CreateAgent(ctx context.Context, a model.Agent) (admin.AgentOut, error) {
-	var out admin.AgentOut
-	return out, c.do(ctx, "POST", api+"/agents", nil, a, &out)
+func (c *Client) CreateAgent(ctx context.Context, a model.Agent) (api.AgentOut, error) {
+	var out api.AgentOut
+	return out, c.do(ctx, "POST", prefix+"/agents", nil, a, &out)
 }
 
-func (c *Client) UpdateAgent(ctx context.Context, a model.Agent) (admin.AgentOut, error) {
-	var out admin.AgentOut
-	return out, c.do(ctx, "PUT", api+"/agents/"+esc(a.ID), nil, a, &out)
+func (c *Client) UpdateAgent(ctx context.Context, a model.Agent) (api.AgentOut, error) {
+	var out api.AgentOut
+	return out, c.do(ctx, "PUT", prefix+"/agents/"+esc(a.ID), nil, a, &out)
 }
 
 func (c *Client) DeleteAgent(ctx context.Context, id string) error {
-	return c.do(ctx, "DELETE", api+"/agents/"+esc(id), nil, nil, nil)
+	return c.do(ctx, "DELETE", prefix+"/agents/"+esc(id), nil, nil, nil)
 }
 
-func (c *Client) RotateAgentSecret(ctx context.Context, id string) (admin.AgentOut, error) {
-	var out admin.AgentOut
-	return out, c.do(ctx, "POST", api+"/agents/"+esc(id)+"/secret", nil, nil, &out)
+func (c *Client) RotateAgentSecret(ctx context.Context, id string) (api.AgentOut, error) {
+	var out api.AgentOut
+	return out, c.do(ctx, "POST", prefix+"/agents/"+esc(id)+"/secret", nil, nil, &out)
 }
 
 // Enroll creates agent id or rotates its secret, and returns the agentd
 // command line. allowed, when not nil, replaces the agent's allowed
 // targets; nil keeps them.
-func (c *Client) Enroll(ctx context.Context, id string, allowed []string) (admin.Enrollment, error) {
-	var out admin.Enrollment
+func (c *Client) Enroll(ctx context.Context, id string, allowed []string) (api.Enrollment, error) {
+	var out api.Enrollment
 	var in any
 	if allowed != nil {
-		in = admin.EnrollmentRequest{AllowedTargets: allowed}
+		in = api.EnrollmentRequest{AllowedTargets: allowed}
 	}
-	return out, c.do(ctx, "POST", api+"/agents/"+esc(id)+"/enrollment", nil, in, &out)
+	return out, c.do(ctx, "POST", prefix+"/agents/"+esc(id)+"/enrollment", nil, in, &out)
 }
 
 // --- forwards ---
 
-func (c *Client) ListForwards(ctx context.Context) ([]admin.ForwardOut, error) {
-	var p admin.Page[admin.ForwardOut]
-	return p.Items, c.do(ctx, "GET", api+"/forwards", nil, nil, &p)
+func (c *Client) ListForwards(ctx context.Context) ([]api.ForwardOut, error) {
+	var p api.Page[api.ForwardOut]
+	return p.Items, c.do(ctx, "GET", prefix+"/forwards", nil, nil, &p)
 }
 
 // GetForward reads the forward listening on listen (host:port).
-func (c *Client) GetForward(ctx context.Context, listen string) (admin.ForwardOut, error) {
-	var f admin.ForwardOut
-	return f, c.do(ctx, "GET", api+"/forwards/"+esc(listen), nil, nil, &f)
+func (c *Client) GetForward(ctx context.Context, listen string) (api.ForwardOut, error) {
+	var f api.ForwardOut
+	return f, c.do(ctx, "GET", prefix+"/forwards/"+esc(listen), nil, nil, &f)
 }
 
-func (c *Client) CreateForward(ctx context.Context, f model.Forward) (admin.ForwardOut, error) {
-	var out admin.ForwardOut
-	return out, c.do(ctx, "POST", api+"/forwards", nil, f, &out)
+func (c *Client) CreateForward(ctx context.Context, f model.Forward) (api.ForwardOut, error) {
+	var out api.ForwardOut
+	return out, c.do(ctx, "POST", prefix+"/forwards", nil, f, &out)
 }
 
 func (c *Client) DeleteForward(ctx context.Context, listen string) error {
-	return c.do(ctx, "DELETE", api+"/forwards/"+esc(listen), nil, nil, nil)
+	return c.do(ctx, "DELETE", prefix+"/forwards/"+esc(listen), nil, nil, nil)
 }
 
 // --- events ---
@@ -344,7 +342,7 @@ func pageQuery(q url.Values, cursor string, limit int) url.Values {
 }
 
 // FilterQuery encodes an event filter as query parameters.
-func FilterQuery(f admin.EventFilter) url.Values {
+func FilterQuery(f model.EventFilter) url.Values {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
@@ -353,7 +351,7 @@ func FilterQuery(f admin.EventFilter) url.Values {
 	}
 	set("source", f.Source)
 	set("destination", f.Destination)
-	set("status", f.Status)
+	set("status", string(f.Status))
 	set("event_type", f.EventType)
 	set("idempotency_key", f.IdempotencyKey)
 	if !f.Since.IsZero() {
@@ -365,41 +363,41 @@ func FilterQuery(f admin.EventFilter) url.Values {
 	return q
 }
 
-func (c *Client) ListEvents(ctx context.Context, f admin.EventFilter, cursor string, limit int) (admin.Page[admin.EventOut], error) {
-	var p admin.Page[admin.EventOut]
-	return p, c.do(ctx, "GET", api+"/events", pageQuery(FilterQuery(f), cursor, limit), nil, &p)
+func (c *Client) ListEvents(ctx context.Context, f model.EventFilter, cursor string, limit int) (api.Page[api.EventOut], error) {
+	var p api.Page[api.EventOut]
+	return p, c.do(ctx, "GET", prefix+"/events", pageQuery(FilterQuery(f), cursor, limit), nil, &p)
 }
 
-func (c *Client) GetEvent(ctx context.Context, id string) (admin.EventOut, error) {
-	var e admin.EventOut
-	return e, c.do(ctx, "GET", api+"/events/"+esc(id), nil, nil, &e)
+func (c *Client) GetEvent(ctx context.Context, id string) (api.EventOut, error) {
+	var e api.EventOut
+	return e, c.do(ctx, "GET", prefix+"/events/"+esc(id), nil, nil, &e)
 }
 
-func (c *Client) ReplayEvent(ctx context.Context, id string, r admin.EventReplayRequest) (admin.Replay, error) {
-	var out admin.Replay
-	return out, c.do(ctx, "POST", api+"/events/"+esc(id)+"/replay", nil, r, &out)
+func (c *Client) ReplayEvent(ctx context.Context, id string, r api.EventReplayRequest) (model.Replay, error) {
+	var out model.Replay
+	return out, c.do(ctx, "POST", prefix+"/events/"+esc(id)+"/replay", nil, r, &out)
 }
 
 // --- replays ---
 
-func (c *Client) CreateReplay(ctx context.Context, r admin.ReplayRequest) (admin.Replay, error) {
-	var out admin.Replay
-	return out, c.do(ctx, "POST", api+"/replays", nil, r, &out)
+func (c *Client) CreateReplay(ctx context.Context, r api.ReplayRequest) (model.Replay, error) {
+	var out model.Replay
+	return out, c.do(ctx, "POST", prefix+"/replays", nil, r, &out)
 }
 
-func (c *Client) GetReplay(ctx context.Context, id string) (admin.Replay, error) {
-	var out admin.Replay
-	return out, c.do(ctx, "GET", api+"/replays/"+esc(id), nil, nil, &out)
+func (c *Client) GetReplay(ctx context.Context, id string) (model.Replay, error) {
+	var out model.Replay
+	return out, c.do(ctx, "GET", prefix+"/replays/"+esc(id), nil, nil, &out)
 }
 
-func (c *Client) ListReplays(ctx context.Context, cursor string, limit int) (admin.Page[admin.Replay], error) {
-	var p admin.Page[admin.Replay]
-	return p, c.do(ctx, "GET", api+"/replays", pageQuery(nil, cursor, limit), nil, &p)
+func (c *Client) ListReplays(ctx context.Context, cursor string, limit int) (api.Page[model.Replay], error) {
+	var p api.Page[model.Replay]
+	return p, c.do(ctx, "GET", prefix+"/replays", pageQuery(nil, cursor, limit), nil, &p)
 }
 
 // --- audit ---
 
-func (c *Client) ListAudit(ctx context.Context, f admin.AuditFilter, cursor string, limit int) (admin.Page[wal.AuditEntry], error) {
+func (c *Client) ListAudit(ctx context.Context, f api.AuditFilter, cursor string, limit int) (api.Page[model.AuditEntry], error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"action": f.Action, "object_type": f.ObjectType, "object_id": f.ObjectID, "replay_id": f.ReplayID, "actor": f.Actor} {
 		if v != "" {
@@ -412,22 +410,22 @@ func (c *Client) ListAudit(ctx context.Context, f admin.AuditFilter, cursor stri
 	if !f.Until.IsZero() {
 		q.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
 	}
-	var p admin.Page[wal.AuditEntry]
-	return p, c.do(ctx, "GET", api+"/audit", pageQuery(q, cursor, limit), nil, &p)
+	var p api.Page[model.AuditEntry]
+	return p, c.do(ctx, "GET", prefix+"/audit", pageQuery(q, cursor, limit), nil, &p)
 }
 
 // --- tokens ---
 
-func (c *Client) ListTokens(ctx context.Context) ([]admin.Token, error) {
-	var p admin.Page[admin.Token]
-	return p.Items, c.do(ctx, "GET", api+"/tokens", nil, nil, &p)
+func (c *Client) ListTokens(ctx context.Context) ([]api.Token, error) {
+	var p api.Page[api.Token]
+	return p.Items, c.do(ctx, "GET", prefix+"/tokens", nil, nil, &p)
 }
 
-func (c *Client) CreateToken(ctx context.Context, name, role string) (admin.CreatedToken, error) {
-	var out admin.CreatedToken
-	return out, c.do(ctx, "POST", api+"/tokens", nil, map[string]string{"name": name, "role": role}, &out)
+func (c *Client) CreateToken(ctx context.Context, name, role string) (api.CreatedToken, error) {
+	var out api.CreatedToken
+	return out, c.do(ctx, "POST", prefix+"/tokens", nil, map[string]string{"name": name, "role": role}, &out)
 }
 
 func (c *Client) RevokeToken(ctx context.Context, name string) error {
-	return c.do(ctx, "DELETE", api+"/tokens/"+esc(name), nil, nil, nil)
+	return c.do(ctx, "DELETE", prefix+"/tokens/"+esc(name), nil, nil, nil)
 }
