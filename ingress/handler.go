@@ -1,6 +1,7 @@
 package ingress
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -33,6 +34,9 @@ type Config struct {
 	Logger      *slog.Logger
 	// Now is the clock for signature timestamps; nil is the node's clock.
 	Now func() time.Time
+	// Ingest stores a verified event; nil is Node.Ingest. A cluster member
+	// sets it to propose the event to its partition's raft shard.
+	Ingest func(context.Context, actors.IngestRequest, *actors.SourceView) (actors.IngestResult, error)
 }
 
 // Handler serves POST /in/{source}.
@@ -55,6 +59,9 @@ func NewHandler(cfg Config) *Handler {
 	}
 	if cfg.Now == nil {
 		cfg.Now = cfg.Node.Clock().Now
+	}
+	if cfg.Ingest == nil {
+		cfg.Ingest = cfg.Node.Ingest
 	}
 	h := &Handler{cfg: cfg, router: httprouter.New(), budget: budget{max: cfg.MaxInFlight}}
 	h.router.POST("/in/:source", h.ingest)
@@ -125,7 +132,7 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		}
 	}
 	key, eventType := verify.Extract(src.Provider, r.Header, body)
-	res, err := n.Ingest(r.Context(), actors.IngestRequest{
+	res, err := h.cfg.Ingest(r.Context(), actors.IngestRequest{
 		Source:    slug,
 		IdemKey:   key,
 		EventType: eventType,

@@ -1,0 +1,409 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lni/dragonboat/v4"
+	"github.com/lni/dragonboat/v4/config"
+	dblog "github.com/lni/dragonboat/v4/logger"
+	"github.com/lni/dragonboat/v4/raftio"
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/wal"
+)
+
+// partitionShardBase + p is partition p's raft shard id. Ids below it are
+// kept for the metadata shard and others to come.
+const partitionShardBase = 100
+
+// PartitionShard is the raft shard id of partition p.
+func PartitionShard(p uint16) uint64 { return partitionShardBase + uint64(p) }
+
+// Config configures a cluster member. A zero field means the default.
+type Config struct {
+	// NodeID is this member's id (> 0), its raft replica id in every shard.
+	NodeID uint64
+	// RaftAddr is host:port where this member's raft transport listens and
+	// where the others reach it; it must be Members[NodeID].
+	RaftAddr string
+	// Members are the initial members, id to raft address. On a restart
+	// they are ignored: the membership is in the raft logs.
+	Members map[uint64]string
+	// Dir holds dragonboat's raft logs and snapshots.
+	Dir string
+	// DB is the store the partitions apply to.
+	DB *wal.DB
+	// RTT is the raft tick; elections time out after ElectionRTT ticks.
+	RTT         time.Duration
+	ElectionRTT uint64
+	// DedupeWindow travels in every ingest entry, so replicas decide the
+	// same whatever their own flags.
+	DedupeWindow time.Duration
+	// ProposeTimeout bounds one ingest's wait for its commit, retries
+	// through an election included.
+	ProposeTimeout time.Duration
+	Now            func() time.Time
+	Logger         *slog.Logger
+	// Audit records a node-local audit entry (not replicated).
+	Audit func(wal.AuditEntry)
+}
+
+// DefaultConfig returns the defaults: a 50 ms tick and elections after
+// 10-20 ticks, so a lost leader is replaced in about a second.
+func DefaultConfig() Config {
+	return Config{RTT: 50 * time.Millisecond, ElectionRTT: 10, DedupeWindow: 72 * time.Hour, ProposeTimeout: 5 * time.Second}
+}
+
+// Validate checks the config.
+func (c Config) Validate() error {
+	if c.NodeID == 0 {
+		return errors.New("cluster: node id must be above 0")
+	}
+	if c.DB == nil {
+		return errors.New("cluster: Config.DB is required")
+	}
+	if c.Dir == "" {
+		return errors.New("cluster: Config.Dir is required")
+	}
+	addr, ok := c.Members[c.NodeID]
+	if !ok {
+		return fmt.Errorf("cluster: node %d is not among the initial members", c.NodeID)
+	}
+	if addr != c.RaftAddr {
+		return fmt.Errorf("cluster: node %d is %s in the initial members but listens on %s", c.NodeID, addr, c.RaftAddr)
+	}
+	return nil
+}
+
+// ParseMembers parses "1=host:port,2=host:port,...".
+func ParseMembers(s string) (map[uint64]string, error) {
+	out := map[uint64]string{}
+	seen := map[string]uint64{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("member %q: want id=host:port", part)
+		}
+		n, err := strconv.ParseUint(id, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("member %q: the id must be a number above 0", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("member %q: %v", part, err)
+		}
+		if _, dup := out[n]; dup {
+			return nil, fmt.Errorf("member id %d appears twice", n)
+		}
+		if other, dup := seen[addr]; dup {
+			return nil, fmt.Errorf("members %d and %d share the address %s", other, n, addr)
+		}
+		out[n], seen[addr] = addr, n
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no members")
+	}
+	return out, nil
+}
+
+// Cluster is this node's membership: a dragonboat NodeHost with a replica
+// of every partition.
+type Cluster struct {
+	cfg  Config
+	nh   *dragonboat.NodeHost
+	log  *slog.Logger
+	part int
+
+	mu     sync.Mutex       // guards owned
+	owned  map[uint16]Fence // partitions whose takeover by this node is applied
+	closed chan struct{}
+	wg     sync.WaitGroup // takeover proposers
+}
+
+func quietDragonboat() {
+	for _, name := range []string{"config", "dragonboat", "gossip", "grpc", "logdb", "pebblekv", "raft",
+		"raftpb", "registry", "rsm", "server", "settings", "tan", "tools", "transport"} {
+		dblog.GetLogger(name).SetLevel(dblog.WARNING)
+	}
+}
+
+// Start joins the cluster: it starts the NodeHost and a replica of every
+// partition, and returns without waiting for leaders.
+func Start(cfg Config) (*Cluster, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	def := DefaultConfig()
+	if cfg.RTT == 0 {
+		cfg.RTT = def.RTT
+	}
+	if cfg.ElectionRTT == 0 {
+		cfg.ElectionRTT = def.ElectionRTT
+	}
+	if cfg.DedupeWindow == 0 {
+		cfg.DedupeWindow = def.DedupeWindow
+	}
+	if cfg.ProposeTimeout == 0 {
+		cfg.ProposeTimeout = def.ProposeTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	quietDragonboat()
+	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{}, closed: make(chan struct{})}
+	nhc := config.NodeHostConfig{
+		NodeHostDir:       filepath.Join(cfg.Dir, "nodehost"),
+		WALDir:            filepath.Join(cfg.Dir, "wal"),
+		RTTMillisecond:    uint64(cfg.RTT / time.Millisecond),
+		RaftAddress:       cfg.RaftAddr,
+		RaftEventListener: leaderListener{c},
+		Expert: config.ExpertConfig{
+			LogDB:  config.GetTinyMemLogDBConfig(),
+			Engine: config.EngineConfig{ExecShards: 4, CommitShards: 4, ApplyShards: 4, SnapshotShards: 2, CloseShards: 2},
+		},
+	}
+	nh, err := dragonboat.NewNodeHost(nhc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c.nh = nh
+	members := map[uint64]dragonboat.Target{}
+	for id, addr := range cfg.Members {
+		members[id] = addr
+	}
+	for p := 0; p < c.part; p++ {
+		part := uint16(p)
+		rc := config.Config{
+			ReplicaID:          cfg.NodeID,
+			ShardID:            PartitionShard(part),
+			CheckQuorum:        true,
+			ElectionRTT:        cfg.ElectionRTT,
+			HeartbeatRTT:       1,
+			SnapshotEntries:    20000,
+			CompactionOverhead: 5000,
+		}
+		factory := func(uint64, uint64) sm.IOnDiskStateMachine { return newPartitionSM(cfg.DB, part, c) }
+		if err := nh.StartOnDiskReplica(members, false, factory, rc); err != nil {
+			nh.Close()
+			return nil, fmt.Errorf("cluster: partition %d: %w", p, err)
+		}
+	}
+	return c, nil
+}
+
+// Close leaves: it stops proposing and closes the NodeHost. Idempotent.
+func (c *Cluster) Close() {
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	close(c.closed)
+	c.wg.Wait()
+	c.nh.Close()
+}
+
+// NodeID is this member's id.
+func (c *Cluster) NodeID() uint64 { return c.cfg.NodeID }
+
+// Ingest proposes one event to its partition and returns once the entry
+// is committed by a quorum and applied here: the event, its dedupe key and
+// its outbox entries. Temporary failures (no leader during an election, a
+// busy shard, a proposal that timed out) are retried until ctx or the
+// propose timeout ends; a retry is safe because the state machine dedupes
+// on the idempotency key, so at worst the sender hears "duplicate" of the
+// event its first try stored.
+func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actors.SourceView) (actors.IngestResult, error) {
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = c.cfg.Now().UTC()
+	}
+	ev := &wal.Event{
+		Source: r.Source, IdemKey: r.IdemKey, EventType: r.EventType, ReceivedAt: r.ReceivedAt,
+		Headers: r.Headers, Body: r.Body, Destinations: src.Source.Targets(r.EventType),
+	}
+	part := wal.Partition(c.part, r.Source, r.IdemKey)
+	cmd := encodeIngest(c.cfg.DedupeWindow, wal.EncodeEvent(ev))
+	res, err := c.propose(ctx, part, cmd)
+	if err != nil {
+		return actors.IngestResult{}, err
+	}
+	switch res.Value {
+	case ResultAccepted, ResultDuplicate:
+	default:
+		return actors.IngestResult{}, fmt.Errorf("%w: partition %d refused the event (result %d)", actors.ErrUnavailable, part, res.Value)
+	}
+	if len(res.Data) != 8 {
+		return actors.IngestResult{}, fmt.Errorf("%w: partition %d answered no sequence", actors.ErrUnavailable, part)
+	}
+	id := wal.EventID(part, binary.BigEndian.Uint64(res.Data))
+	dup := res.Value == ResultDuplicate
+	if c.cfg.Audit != nil {
+		a := wal.AuditEntry{At: ev.ReceivedAt, Action: "event.received", ObjectType: "event", ObjectID: id,
+			Detail: map[string]string{"source": ev.Source, "idempotency_key": ev.IdemKey, "event_type": ev.EventType}}
+		if dup {
+			a.Action, a.Detail = "event.duplicate", map[string]string{"source": ev.Source, "idempotency_key": ev.IdemKey}
+		}
+		c.cfg.Audit(a)
+	}
+	return actors.IngestResult{EventID: id, Duplicate: dup}, nil
+}
+
+// propose commits cmd to part, retrying temporary failures until ctx or
+// the propose timeout ends.
+func (c *Cluster) propose(ctx context.Context, part uint16, cmd []byte) (sm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProposeTimeout)
+	defer cancel()
+	shard := PartitionShard(part)
+	sess := c.nh.GetNoOPSession(shard)
+	backoff := 20 * time.Millisecond
+	for {
+		// One try waits at most a second, so a proposal lost with a
+		// leader is retried on the next one.
+		try, cancelTry := context.WithTimeout(ctx, time.Second)
+		res, err := c.nh.SyncPropose(try, sess, cmd)
+		cancelTry()
+		if err == nil {
+			return res, nil
+		}
+		if !dragonboat.IsTempError(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return sm.Result{}, fmt.Errorf("%w: partition %d: %v", actors.ErrUnavailable, part, err)
+		}
+		select {
+		case <-ctx.Done():
+			return sm.Result{}, fmt.Errorf("%w: partition %d: %v", actors.ErrUnavailable, part, err)
+		case <-c.closed:
+			return sm.Result{}, fmt.Errorf("%w: leaving the cluster", actors.ErrUnavailable)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// leaderListener hears dragonboat's leader changes. When this node becomes
+// a partition's leader it proposes a takeover with its term; it owns the
+// partition only once that entry is applied (TakeoverApplied).
+type leaderListener struct{ c *Cluster }
+
+func (l leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
+	c := l.c
+	if info.ShardID < partitionShardBase || info.ShardID >= partitionShardBase+uint64(c.part) {
+		return
+	}
+	part := uint16(info.ShardID - partitionShardBase)
+	if info.LeaderID != c.cfg.NodeID {
+		c.mu.Lock()
+		if f, ok := c.owned[part]; ok && f.Term < info.Term {
+			delete(c.owned, part)
+		}
+		c.mu.Unlock()
+		return
+	}
+	select {
+	case <-c.closed:
+		return
+	default:
+	}
+	c.wg.Add(1)
+	go c.takeOver(part, info.Term)
+}
+
+// takeOver proposes this node's takeover of part in term, for as long as
+// it still leads in that term.
+func (c *Cluster) takeOver(part uint16, term uint64) {
+	defer c.wg.Done()
+	for {
+		leader, now, valid, err := c.nh.GetLeaderID(PartitionShard(part))
+		if err != nil || !valid || leader != c.cfg.NodeID || now != term {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := c.propose(ctx, part, encodeTakeover(term, c.cfg.NodeID))
+		cancel()
+		if err == nil {
+			if res.Value != ResultAccepted {
+				c.log.Warn("takeover refused", "partition", part, "term", term, "result", res.Value)
+			}
+			return
+		}
+		select {
+		case <-c.closed:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TakeoverApplied implements Observer.
+func (c *Cluster) TakeoverApplied(part uint16, f Fence) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f.Node == c.cfg.NodeID {
+		c.owned[part] = f
+	} else {
+		delete(c.owned, part)
+	}
+}
+
+// EventApplied implements Observer.
+func (c *Cluster) EventApplied(*wal.Event) {}
+
+// Owned lists the partitions this node owns, with their fences: its
+// takeover is applied and no newer leader has been heard of.
+func (c *Cluster) Owned() map[uint16]Fence {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[uint16]Fence, len(c.owned))
+	for p, f := range c.owned {
+		out[p] = f
+	}
+	return out
+}
+
+// PartitionStatus is one partition as this node sees it.
+type PartitionStatus struct {
+	Partition uint16 `json:"partition"`
+	Leader    uint64 `json:"leader"`
+	Term      uint64 `json:"term"`
+	// Owner is the node whose takeover was last applied here, and its term.
+	Owner     uint64 `json:"owner"`
+	OwnerTerm uint64 `json:"owner_term"`
+	Applied   uint64 `json:"applied_index"`
+}
+
+// Status reports every partition as this node sees it.
+func (c *Cluster) Status() ([]PartitionStatus, error) {
+	out := make([]PartitionStatus, 0, c.part)
+	for p := 0; p < c.part; p++ {
+		part := uint16(p)
+		s := PartitionStatus{Partition: part}
+		if leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part)); err == nil && valid {
+			s.Leader, s.Term = leader, term
+		}
+		st, err := c.cfg.DB.ReadReplicaState(part)
+		if err != nil {
+			return nil, err
+		}
+		s.Owner, s.OwnerTerm, s.Applied = st.FenceNode, st.FenceTerm, st.Applied
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
+	return out, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/cluster"
+	"github.com/webhookops/webhookops/wal"
+)
+
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "cluster-addr", EnvVars: []string{"WEBHOOKOPS_CLUSTER_ADDR"}, Usage: "host:port of this node's raft transport; set it (with --node-id and --initial-members) to run as a cluster member"},
+		&cli.Uint64Flag{Name: "node-id", EnvVars: []string{"WEBHOOKOPS_NODE_ID"}, Usage: "this node's id in the cluster, a number above 0"},
+		&cli.StringFlag{Name: "initial-members", EnvVars: []string{"WEBHOOKOPS_INITIAL_MEMBERS"}, Usage: "every member at the cluster's first start: 1=host:port,2=host:port,3=host:port (the same on every node)"},
+		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
+	}
+}
+
+// clusterMember is what serve holds of a running cluster member.
+type clusterMember struct {
+	cl *cluster.Cluster
+	db *wal.DB // the replicated partitions
+}
+
+func (m *clusterMember) Close() {
+	m.cl.Close()
+	m.db.Close()
+}
+
+// startCluster joins the cluster when --cluster-addr is set; nil otherwise,
+// and then serve runs exactly the single node.
+//
+// Until destination actors write through replication, the replicated
+// partitions live in a store of their own (<data-dir>/cluster): the single
+// node's recovery, which delivers whatever its outbox holds, must not see
+// events every replica holds, or each node would deliver them.
+func startCluster(c *cli.Context, node *actors.Node, log *slog.Logger) (*clusterMember, error) {
+	addr := c.String("cluster-addr")
+	if addr == "" {
+		if c.IsSet("node-id") || c.IsSet("initial-members") {
+			return nil, fmt.Errorf("--node-id and --initial-members need --cluster-addr")
+		}
+		return nil, nil
+	}
+	members, err := cluster.ParseMembers(c.String("initial-members"))
+	if err != nil {
+		return nil, fmt.Errorf("--initial-members: %w", err)
+	}
+	dir := c.String("data-dir")
+	db, err := wal.Open(filepath.Join(dir, "cluster"), wal.Config{Logger: log, Partitions: c.Int("cluster-partitions"), CacheSize: 64 << 20})
+	if err != nil {
+		return nil, err
+	}
+	cl, err := cluster.Start(cluster.Config{
+		NodeID:       c.Uint64("node-id"),
+		RaftAddr:     addr,
+		Members:      members,
+		Dir:          filepath.Join(dir, "raft"),
+		DB:           db,
+		DedupeWindow: c.Duration("dedupe-window"),
+		Now:          node.Clock().Now,
+		Logger:       log.With("component", "cluster"),
+		Audit:        node.Audit,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
+	return &clusterMember{cl: cl, db: db}, nil
+}
