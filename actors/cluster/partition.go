@@ -97,7 +97,7 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 				ents[i].Result = sm.Result{Value: ResultDuplicate, Data: seqBytes(hit.seq)}
 				continue
 			}
-			p.lastSeq++
+			p.lastSeq = nextSeq(p.lastSeq, ev.ReceivedAt, p.part)
 			ev.Seq = p.lastSeq
 			rb.PutEvent(ev)
 			rb.PutDedupe(p.part, ev.Source, ev.IdemKey, ev.Seq, ev.ReceivedAt)
@@ -143,6 +143,24 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		}
 	}
 	return ents, nil
+}
+
+// nextSeq is the sequence of a partition's next event: the receive time in
+// microseconds shifted left 12 bits, with the partition in the low 12 bits,
+// or the partition's last sequence plus 1<<12 if that is not above it. So
+// sequences are unique across partitions (at most 4096 of them), grow
+// within one, and sort by receive time across them, which the event list's
+// cursor and the outbox's oldest-first recovery rely on.
+func nextSeq(last uint64, at time.Time, part uint16) uint64 {
+	var us uint64
+	if m := at.UnixMicro(); m > 0 && m < 1<<51 {
+		us = uint64(m)
+	}
+	s := us<<12 | uint64(part&0xfff)
+	if s <= last {
+		s = last + 1<<12
+	}
+	return s
 }
 
 func seqBytes(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }

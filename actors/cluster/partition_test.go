@@ -73,7 +73,7 @@ func destIn(db *wal.DB, part uint16) string {
 type step struct {
 	cmd  []byte
 	want uint64
-	seq  uint64 // for ingest results, the sequence in Data
+	ev   int // for ingest results: the n-th new event (1-based) whose sequence Data holds
 }
 
 // A script of entries through one partition's state machine: dedupe
@@ -118,6 +118,7 @@ func TestPartitionUpdate(t *testing.T) {
 		t.Fatalf("Open = %d, %v", applied, err)
 	}
 	index := uint64(0)
+	var seqs []uint64 // of new events, in order
 	for _, call := range script {
 		ents := make([]sm.Entry, len(call))
 		for i, s := range call {
@@ -133,8 +134,20 @@ func TestPartitionUpdate(t *testing.T) {
 			if r.Value != s.want {
 				t.Fatalf("entry %d: result %d, want %d", out[i].Index, r.Value, s.want)
 			}
-			if s.seq != 0 && (len(r.Data) != 8 || binary.BigEndian.Uint64(r.Data) != s.seq) {
-				t.Fatalf("entry %d: seq %x, want %d", out[i].Index, r.Data, s.seq)
+			if s.ev == 0 {
+				continue
+			}
+			if len(r.Data) != 8 {
+				t.Fatalf("entry %d: no sequence in %x", out[i].Index, r.Data)
+			}
+			seq := binary.BigEndian.Uint64(r.Data)
+			if r.Value == ResultAccepted {
+				if len(seqs) != s.ev-1 || (len(seqs) > 0 && seq <= seqs[len(seqs)-1]) || seq&0xfff != uint64(part) {
+					t.Fatalf("entry %d: new sequence %x after %x", out[i].Index, seq, seqs)
+				}
+				seqs = append(seqs, seq)
+			} else if seq != seqs[s.ev-1] {
+				t.Fatalf("entry %d: duplicate of %x, want %x", out[i].Index, seq, seqs[s.ev-1])
 			}
 		}
 	}
@@ -144,7 +157,7 @@ func TestPartitionUpdate(t *testing.T) {
 	}
 	var outbox []wal.OutboxEntry
 	db.ScanOutbox(part, func(o wal.OutboxEntry) { outbox = append(outbox, o) })
-	if len(outbox) != 2 || outbox[0].EventSeq != 1 || outbox[1].EventSeq != 3 {
+	if len(outbox) != 2 || outbox[0].EventSeq != seqs[0] || outbox[1].EventSeq != seqs[2] {
 		t.Fatalf("outbox = %+v", outbox)
 	}
 	if got := rec.events; len(got) != 3 {
@@ -164,7 +177,7 @@ func TestPartitionUpdate(t *testing.T) {
 		{Index: index + 1, Cmd: encodeWrite(2, 1, queueOps(t, db, part, dest, 9))},
 		{Index: index + 2, Cmd: ingestCmd("c", t0, win)},
 	})
-	if err != nil || out[0].Result.Value != ResultFenced || binary.BigEndian.Uint64(out[1].Result.Data) != 4 {
+	if err != nil || out[0].Result.Value != ResultFenced || binary.BigEndian.Uint64(out[1].Result.Data) <= seqs[2] {
 		t.Fatalf("after reopen: %+v, %v", out, err)
 	}
 }
@@ -198,7 +211,7 @@ func TestPartitionSnapshotCatchUp(t *testing.T) {
 	if err := lag.RecoverFromSnapshot(&buf, nil); err != nil {
 		t.Fatal(err)
 	}
-	if lag.fence != (Fence{4, 3}) || lag.lastSeq != 1 {
+	if lag.fence != (Fence{4, 3}) || lag.lastSeq != leader.lastSeq {
 		t.Fatalf("after recovery: fence %+v, last seq %d", lag.fence, lag.lastSeq)
 	}
 	out, err := lag.Update([]sm.Entry{{Index: 3, Cmd: ingestCmd("x", t0.Add(time.Second), time.Hour)}})
@@ -207,6 +220,33 @@ func TestPartitionSnapshotCatchUp(t *testing.T) {
 	}
 	if f, err := lag.Lookup(nil); err != nil || f != (Fence{4, 3}) {
 		t.Fatalf("Lookup = %v, %v", f, err)
+	}
+}
+
+func TestNextSeq(t *testing.T) {
+	t0 := time.UnixMicro(1_700_000_000_000_000)
+	base := uint64(1_700_000_000_000_000) << 12
+	tests := []struct {
+		name string
+		last uint64
+		at   time.Time
+		part uint16
+		want uint64
+	}{
+		{"first event", 0, t0, 3, base | 3},
+		{"later time", base | 3, t0.Add(time.Microsecond), 3, base + 1<<12 | 3},
+		{"same microsecond", base | 3, t0, 3, base + 1<<12 | 3},
+		{"clock behind the last event", base + 5<<12 | 3, t0, 3, base + 6<<12 | 3},
+		{"zero time", 0, time.Time{}, 7, 7},
+		{"before 1970", 0, time.Unix(-5, 0), 7, 7},
+		{"partition in the low 12 bits", 0, t0, 4095, base | 4095},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextSeq(tt.last, tt.at, tt.part); got != tt.want {
+				t.Fatalf("nextSeq = %x, want %x", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -53,7 +53,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tunnel-public-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_PUBLIC_ADDR"}, Usage: "host:port agents should dial, as printed by enrollment (default: this host's name and the tunnel port)"},
 			&cli.StringFlag{Name: "tunnel-cert", EnvVars: []string{"WEBHOOKOPS_TUNNEL_CERT"}, Usage: "PEM certificate for the tunnel (default: generated into the data dir)"},
 			&cli.StringFlag{Name: "tunnel-key", EnvVars: []string{"WEBHOOKOPS_TUNNEL_KEY"}, Usage: "PEM key for --tunnel-cert"},
-		}, tlsFlags()...),
+		}, append(tlsFlags(), clusterFlags()...)...),
 		Action: serve,
 	}
 }
@@ -218,9 +218,17 @@ func serve(c *cli.Context) error {
 	// TLS handshake failures from scanners are routine on a public port:
 	// debug, not warnings.
 	httpErrLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	member, err := startCluster(c, node, log)
+	if err != nil {
+		return err
+	}
+	ingCfg := ingress.Config{Node: node, MaxBody: c.Int64("max-body"), MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}
+	if member != nil {
+		defer member.Close()
+		ingCfg.Ingest = member.cl.Ingest
+	}
 	ingestSrv := &http.Server{
-		Handler: ingress.NewHandler(ingress.Config{Node: node, MaxBody: c.Int64("max-body"),
-			MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}),
+		Handler:           ingress.NewHandler(ingCfg),
 		TLSConfig:         tlsCfg.ingest,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    ingress.MaxHeaderBytes,
@@ -275,6 +283,9 @@ func serve(c *cli.Context) error {
 		acmeSrv.Shutdown(ctx)
 	}
 	ingestSrv.Shutdown(ctx)
+	if member != nil {
+		member.Close()
+	}
 	adm.Close()
 	if tunnel != nil {
 		tunnel.agents.Close()

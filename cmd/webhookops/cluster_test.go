@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/wal"
+)
+
+var clusterLong = flag.Bool("cluster-long", false, "run the cluster process tests for longer, with more kill cycles")
+
+// clusterNode is one member's addresses and data dir, kept across restarts.
+type clusterNode struct {
+	id                  int
+	raft, ingest, admin string
+	dataDir             string
+	c                   *child
+}
+
+func startClusterNodes(t *testing.T, bin, cfg string, n int) []*clusterNode {
+	t.Helper()
+	dir := t.TempDir()
+	nodes := make([]*clusterNode, n)
+	var members []string
+	for i := range nodes {
+		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
+			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
+		members = append(members, fmt.Sprintf("%d=%s", i+1, nodes[i].raft))
+	}
+	for _, nd := range nodes {
+		nd.start(t, bin, cfg, strings.Join(members, ","))
+	}
+	return nodes
+}
+
+func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
+	t.Helper()
+	nd.c = startServe(t, bin, nd.ingest, nd.admin, "--data-dir", nd.dataDir, "--config", cfg,
+		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id), "--initial-members", members,
+		"--cluster-partitions", "4")
+}
+
+type ingestAnswer struct {
+	EventID   string `json:"event_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func postSigned(client *http.Client, addr string, secret []byte, key string) (int, ingestAnswer, error) {
+	body := []byte(fmt.Sprintf(`{"key":%q}`, key))
+	req, _ := http.NewRequest("POST", "http://"+addr+"/in/s", bytes.NewReader(body))
+	req.Header.Set("X-Webhook-Id", key)
+	req.Header.Set("X-Webhookops-Signature", verify.SignGeneric(secret, body))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, ingestAnswer{}, err
+	}
+	defer resp.Body.Close()
+	var a ingestAnswer
+	json.NewDecoder(resp.Body).Decode(&a)
+	return resp.StatusCode, a, nil
+}
+
+// TestClusterKeepsEveryAcknowledgedEvent runs three cluster members as
+// child processes, posts to all of them, kill -9s one, keeps posting to the
+// other two, restarts it and checks, in every member's store, that each
+// event that got a 2xx is stored on a quorum, under one event id per key,
+// the same on every replica that holds it.
+func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three servers as child processes")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	secret := []byte("cluster-test-secret")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("sources:\n  - slug: s\n    provider: generic\n    secrets: [%q]\n", secret)), 0o600)
+	nodes := startClusterNodes(t, bin, cfg, 3)
+	defer func() {
+		for _, nd := range nodes {
+			if nd.c != nil {
+				select {
+				case <-nd.c.exited:
+				default:
+					nd.c.kill9()
+				}
+			}
+		}
+	}()
+	members := ""
+	for i, nd := range nodes {
+		if i > 0 {
+			members += ","
+		}
+		members += fmt.Sprintf("%d=%s", nd.id, nd.raft)
+	}
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	var (
+		mu    sync.Mutex
+		acked = map[string]string{} // key -> event id
+	)
+	// Wait until every partition has a leader: a post to each node on a
+	// spread of keys succeeds.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		key := fmt.Sprintf("warm-%d", i)
+		code, a, err := postSigned(client, nodes[i%3].ingest, secret, key)
+		if err == nil && code == 202 {
+			acked[key] = a.EventID
+			if len(acked) >= 12 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster never took writes (last: %d %v)\n%s", code, err, nodes[0].c.log)
+		}
+	}
+
+	cycles, phase := 1, 1500*time.Millisecond
+	if *clusterLong {
+		cycles, phase = 5, 5*time.Second
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
+	var seq int
+	send := func(stop <-chan struct{}, live []*clusterNode, wg *sync.WaitGroup) {
+		for w := 0; w < 4; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					seq++
+					key := fmt.Sprintf("k-%d", seq)
+					mu.Unlock()
+					nd := live[(w+i)%len(live)]
+					code, a, err := postSigned(client, nd.ingest, secret, key)
+					if err == nil && code/100 == 2 {
+						mu.Lock()
+						acked[key] = a.EventID
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+	}
+	var failover []time.Duration
+	for cycle := 0; cycle < cycles; cycle++ {
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		send(stop, nodes, &wg)
+		time.Sleep(phase / 2)
+		victim := nodes[rng.IntN(len(nodes))]
+		victim.c.kill9()
+		killedAt := time.Now()
+		close(stop)
+		wg.Wait()
+		var live []*clusterNode
+		for _, nd := range nodes {
+			if nd != victim {
+				live = append(live, nd)
+			}
+		}
+		// Every partition writable again: one key per partition-ish spread,
+		// posted to the survivors until all succeed.
+		for i := 0; ; i++ {
+			allOK := true
+			for j := 0; j < 8; j++ {
+				key := fmt.Sprintf("probe-%d-%d", cycle, j)
+				code, a, err := postSigned(client, live[j%2].ingest, secret, key)
+				if err != nil || code/100 != 2 {
+					allOK = false
+					continue
+				}
+				mu.Lock()
+				acked[key] = a.EventID
+				mu.Unlock()
+			}
+			if allOK {
+				failover = append(failover, time.Since(killedAt))
+				break
+			}
+			if time.Since(killedAt) > 20*time.Second {
+				t.Fatalf("cycle %d: survivors never took writes after node %d was killed", cycle, victim.id)
+			}
+		}
+		stop = make(chan struct{})
+		send(stop, live, &wg)
+		time.Sleep(phase / 2)
+		victim.start(t, bin, cfg, members)
+		time.Sleep(phase / 2)
+		close(stop)
+		wg.Wait()
+	}
+
+	// A duplicate sent to another node answers with the original id.
+	for key, id := range map[string]string{"warm-0": acked["warm-0"]} {
+		for _, nd := range nodes {
+			code, a, err := postSigned(client, nd.ingest, secret, key)
+			if err != nil || code != 200 || !a.Duplicate || a.EventID != id {
+				t.Fatalf("duplicate of %s at node %d: %d %+v %v (want 200, %s)", key, nd.id, code, a, err, id)
+			}
+		}
+	}
+	// Let the restarted member catch up, then stop everyone.
+	time.Sleep(time.Second)
+	for _, nd := range nodes {
+		nd.c.stop(t)
+	}
+
+	// key -> event id per store, and which event ids each store holds.
+	type stored struct{ key, id string }
+	perNode := make([]map[string]string, len(nodes))
+	for i, nd := range nodes {
+		db, err := wal.Open(filepath.Join(nd.dataDir, "cluster"), wal.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perNode[i] = map[string]string{}
+		_, _, err = db.ListEvents(0, 1<<30, func(e *wal.Event) bool {
+			if prev, ok := perNode[i][e.IdemKey]; ok {
+				t.Errorf("node %d holds two events for key %s: %s and %s", nd.id, e.IdemKey, prev, e.ID())
+			}
+			perNode[i][e.IdemKey] = e.ID()
+			return false
+		})
+		db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for key, id := range acked {
+		copies := 0
+		for i := range nodes {
+			got, ok := perNode[i][key]
+			if !ok {
+				continue
+			}
+			if got != id {
+				t.Fatalf("node %d stores key %s as %s; the sender was told %s", nodes[i].id, key, got, id)
+			}
+			copies++
+		}
+		if copies < 2 {
+			t.Fatalf("acknowledged key %s (%s) is on %d of 3 replicas", key, id, copies)
+		}
+	}
+	if len(acked) < 50 {
+		t.Fatalf("only %d events acknowledged: the test did not exercise much", len(acked))
+	}
+	t.Logf("acknowledged %d events over %d kill cycles; writable again after %v", len(acked), cycles, failover)
+}
