@@ -71,6 +71,9 @@ func startCluster(c *cli.Context, node *actors.Node, log *slog.Logger) (*cluster
 		db.Close()
 		return nil, err
 	}
+	if n := len(node.Snapshot().Destinations); n > 0 {
+		log.Warn("cluster mode stores and replicates events but does not deliver them yet", "destinations", n)
+	}
 	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
 	return &clusterMember{cl: cl, db: db}, nil
 }
