@@ -219,6 +219,7 @@ func (n *Node) Apply(c Change) error {
 	for _, slug := range append(changedDests, c.DeleteDestinations...) {
 		n.dests.notify(slug, configMsg{})
 	}
+	n.destinationsDeleted(c.DeleteDestinations)
 	return nil
 }
 

@@ -210,8 +210,13 @@ func (d *destination) enqueue(m *enqueueMsg) {
 		old, err := d.n.db.GetDelivery(d.slug, ev.Seq)
 		switch {
 		case err == nil && old.Status == wal.StatusPending:
-			b.Discard()
-			return // pending on disk beyond the window
+			// Pending on disk beyond the window: the replay rides on it.
+			// The record carries the replay's id, so the delivery's
+			// outcome reaches the replay when it finishes.
+			old.ReplayID = m.replayID
+			b.PutDelivery(ev.Seq, old)
+			d.commit(b, false, false)
+			return
 		case err == nil:
 			rec.Attempts = old.Attempts
 			rec.AttemptsBase = len(old.Attempts)
@@ -435,8 +440,8 @@ func (d *destination) finish(it *item, status string) {
 		d.n.metrics.deadLettered(d.slug)
 	}
 	d.commit(b, d.cfg.Ordering == model.OrderingOrdered, false)
-	if it.d.ReplayID != "" && d.n.cfg.OnReplayDelivery != nil {
-		d.n.cfg.OnReplayDelivery(it.d.ReplayID, it.d.EventID, d.slug, status == wal.StatusDelivered)
+	if it.d.ReplayID != "" {
+		d.n.replayFinished(it.d.ReplayID, it.d.EventID, d.slug, status == wal.StatusDelivered)
 	}
 }
 

@@ -47,6 +47,20 @@
 // Start wakes every destination whose queue is not empty and re-sends what
 // is left in the outbox, oldest event first, before the node is ready.
 //
+// # Replays
+//
+// A replay is engine work (replay.go): StartReplay records it with its
+// replay.requested audit entry, a scan goroutine collects its events
+// (oldest first) and hands each (event, destination) pair to the replay
+// coordinator, an actor that owns the tallies. The coordinator records a
+// pair as outstanding before it enqueues it, and destinations report a
+// finished replayed delivery to it as a message; a delivery that several
+// replays rode on (an event still pending when replayed) finishes the
+// pair for all of them, and Apply tells it of deleted destinations, whose
+// pairs finish as failed. Nothing polls delivery records. One replay keeps
+// at most 50,000 pairs outstanding before its scan waits, so a replay of
+// millions does not flood the destination mailboxes.
+//
 // # What this package must never do
 //
 // It never answers a sender before the event is durable, never delivers

@@ -60,8 +60,6 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Rand returns a uniform int64 in [0, n); nil is math/rand/v2.
 	Rand func(n int64) int64
-	// OnReplayDelivery is told when a replayed delivery finishes.
-	OnReplayDelivery func(replayID, eventID, dest string, delivered bool)
 	// OnChange is told of every configuration change once it is durable,
 	// one at a time, in order. It must not block for long.
 	OnChange func(old, next *Snapshot)
@@ -106,6 +104,7 @@ type Node struct {
 	system    *actor.ActorSystem
 	shards    []*actor.PID
 	dests     *registry
+	replays   *replays
 
 	ctx        context.Context // cancelled when attempts must stop
 	cancel     context.CancelFunc
@@ -197,6 +196,11 @@ func Start(cfg Config) (*Node, error) {
 		n.shards = append(n.shards, n.system.Root.Spawn(props))
 	}
 	go n.sweepLoop()
+	var err error
+	if n.replays, err = startReplays(n); err != nil {
+		n.Close()
+		return nil, err
+	}
 	if err := n.recover(); err != nil {
 		n.Close()
 		return nil, err
@@ -318,6 +322,9 @@ func (n *Node) Close() {
 			n.cancel()
 			return
 		}
+		if n.replays != nil {
+			n.replays.stopScans()
+		}
 		n.attemptsMu.Lock()
 		n.draining = true
 		n.attemptsMu.Unlock()
@@ -332,6 +339,9 @@ func (n *Node) Close() {
 		}
 		n.cancel()
 		n.dests.stopAll()
+		if n.replays != nil {
+			n.replays.stop()
+		}
 		for _, pid := range n.shards {
 			n.system.Root.StopFuture(pid).Wait()
 		}
@@ -413,22 +423,6 @@ func (n *Node) Audit(e wal.AuditEntry) {
 	b := n.db.NewBatch()
 	b.Audit(e)
 	n.db.Commit(b, nil)
-}
-
-// Replay sends an event to dests again (all of its destinations when dests
-// is empty), keeping its webhook-id. It returns the destinations it was
-// sent to.
-func (n *Node) Replay(ev *wal.Event, dests []string, replayID string) []string {
-	if len(dests) == 0 {
-		dests = ev.Destinations
-	}
-	var sent []string
-	for _, d := range dests {
-		if n.dests.send(d, &enqueueMsg{ev: ev, replayID: replayID}) {
-			sent = append(sent, d)
-		}
-	}
-	return sent
 }
 
 // DestinationStats asks a destination's actor for its queue state.

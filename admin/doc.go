@@ -99,19 +99,15 @@
 // filters, POST /replays; a dead-letter redrive, POST
 // /destinations/{slug}/dead-letters/redrive) is recorded durably with a
 // replay.requested audit entry before the request is answered (202), then
-// runs in the background: it collects the matching events, oldest first so
-// an ordered destination sees them in their original order, and hands each
-// (event, destination) pair to actors.Node.Replay with the replay's id.
-// Total counts those pairs. Each pair finishes when the destination
-// delivers or dead-letters it (actors.Config.OnReplayDelivery, through
-// ReplayHook); the replay is "completed" when all have, with a
-// replay.completed audit entry. A pair that rode on a delivery already
-// pending, or whose destination was deleted, is counted by a periodic check
-// of its delivery record. A bulk replay with no filter needs "all": true.
-// Progress is saved every second; a replay interrupted by a restart reads
-// as "failed" with the reason (its queued deliveries still run). One replay
-// keeps at most 50,000 deliveries outstanding before it waits, so a replay
-// of millions does not flood the destination mailboxes.
+// runs in the engine (actors.Node.StartReplay; this package only checks
+// the request): the matching events are collected oldest first, so an
+// ordered destination sees them in their original order, and each (event,
+// destination) pair is sent once. Total counts those pairs; the replay is
+// "completed" when every pair is delivered or dead-lettered (a pair whose
+// destination is deleted counts as failed), with a replay.completed audit
+// entry. A bulk replay with no filter needs "all": true. Progress is saved
+// every second; a replay interrupted by a restart reads as "failed" with
+// the reason (its queued deliveries still run).
 //
 // # Metrics
 //

@@ -64,13 +64,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := NewReplayHook()
 	node, err := actors.Start(actors.Config{
-		DB:               db,
-		Deliverer:        delivery.NewClient(delivery.Options{}),
-		Shards:           4,
-		OnReplayDelivery: hook.OnReplayDelivery,
-		DrainTimeout:     2 * time.Second,
+		DB:           db,
+		Deliverer:    delivery.NewClient(delivery.Options{}),
+		Shards:       4,
+		DrainTimeout: 2 * time.Second,
 	})
 	if err != nil {
 		db.Close()
@@ -80,7 +78,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.noTunnel {
 		tunnel = nil
 	}
-	adm, err := New(Config{Node: node, ReplayHook: hook, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
+	adm, err := New(Config{Node: node, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
 		Tunnel: tunnel})
 	if err != nil {
 		node.Close()

@@ -57,7 +57,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range ms {
 		ch <- m
 	}
-	ch <- prometheus.MustNewConstMetric(c.replays, prometheus.GaugeValue, float64(c.s.replays.activeCount()))
+	ch <- prometheus.MustNewConstMetric(c.replays, prometheus.GaugeValue, float64(c.s.node.ActiveReplays()))
 }
 
 func (c *stateCollector) gather() []prometheus.Metric {

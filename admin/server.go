@@ -36,10 +36,6 @@ type TunnelInfo struct {
 type Config struct {
 	Node   *actors.Node
 	Logger *slog.Logger
-	// ReplayHook must be the hook given to the node as
-	// actors.Config.OnReplayDelivery; it is how a replay learns that its
-	// deliveries finished.
-	ReplayHook *ReplayHook
 	// BootstrapToken, when set, is an admin token held only in memory
 	// (--admin-token). When empty and the store holds no token, the
 	// server creates one; InitialToken returns it once.
@@ -92,7 +88,6 @@ type Server struct {
 	// two creates of one slug cannot both succeed.
 	cfgMu sync.Mutex
 
-	replays  *replayManager
 	rollups  *rollups
 	openapi  []byte
 	refusals refusalLimiter
@@ -101,14 +96,10 @@ type Server struct {
 }
 
 // New builds the admin handler, loads the tokens (creating the first one if
-// there is none and no bootstrap token), resumes the replay records and
-// registers the node's metrics.
+// there is none and no bootstrap token) and registers the node's metrics.
 func New(cfg Config) (*Server, error) {
 	if cfg.Node == nil {
 		return nil, errors.New("admin: Config.Node is required")
-	}
-	if cfg.ReplayHook == nil {
-		return nil, errors.New("admin: Config.ReplayHook is required (pass the same hook to actors.Config.OnReplayDelivery)")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -139,18 +130,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if s.replays, err = newReplayManager(s); err != nil {
-		return nil, err
-	}
 	if s.rollups, err = newRollups(s.db, cfg.Node.Metrics().Totals, s.now); err != nil {
-		s.replays.close()
 		return nil, err
 	}
 	s.reg.MustRegister(newStateCollector(s))
-	cfg.ReplayHook.attach(s.replays)
 	s.routesTable()
 	if s.openapi, err = buildOpenAPI(s); err != nil {
-		s.replays.close()
 		return nil, err
 	}
 	s.rollups.start()
@@ -178,12 +163,10 @@ func (s *Server) InitialToken() string {
 	return t
 }
 
-// Close stops the background replays (their records stay "running" and
-// read as interrupted after a restart). Idempotent.
+// Close stops the rollup writer. Idempotent. Replays run in the node and
+// stop with it.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.cfg.ReplayHook.attach(nil)
-		s.replays.close()
 		s.rollups.close()
 	})
 }

@@ -52,13 +52,12 @@ func startServer(t *testing.T, dir string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook := admin.NewReplayHook()
-	node, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, OnReplayDelivery: hook.OnReplayDelivery, DrainTimeout: time.Second})
+	node, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, DrainTimeout: time.Second})
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
 	}
-	adm, err := admin.New(admin.Config{Node: node, ReplayHook: hook, BootstrapToken: token,
+	adm, err := admin.New(admin.Config{Node: node, BootstrapToken: token,
 		Tunnel: &admin.TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}})
 	if err != nil {
 		node.Close()

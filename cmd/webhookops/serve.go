@@ -150,15 +150,13 @@ func serve(c *cli.Context) error {
 	})
 	defer client.CloseIdle()
 	start := time.Now()
-	replayHook := admin.NewReplayHook()
 	node, err := actors.Start(actors.Config{
-		DB:               db,
-		Deliverer:        client,
-		Logger:           log,
-		DedupeWindow:     c.Duration("dedupe-window"),
-		Retention:        c.Duration("retention"),
-		DrainTimeout:     c.Duration("drain-timeout"),
-		OnReplayDelivery: replayHook.OnReplayDelivery,
+		DB:           db,
+		Deliverer:    client,
+		Logger:       log,
+		DedupeWindow: c.Duration("dedupe-window"),
+		Retention:    c.Duration("retention"),
+		DrainTimeout: c.Duration("drain-timeout"),
 		OnChange: func(old, next *actors.Snapshot) {
 			if a := agents.Load(); a != nil {
 				a.ConfigChanged(old, next)
@@ -198,7 +196,7 @@ func serve(c *cli.Context) error {
 		defer tunnel.agents.Close()
 	}
 	admCfg := admin.Config{
-		Node: node, Logger: log, ReplayHook: replayHook,
+		Node: node, Logger: log,
 		BootstrapToken: c.String("admin-token"), MetricsPublic: c.Bool("metrics-public"),
 	}
 	if tunnel != nil {
