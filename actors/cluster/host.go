@@ -58,6 +58,9 @@ type Config struct {
 	Logger         *slog.Logger
 	// Audit records a node-local audit entry (not replicated).
 	Audit func(wal.AuditEntry)
+	// TLS turns on mutual TLS for raft traffic; required unless every
+	// member is on a loopback address (CheckTransport).
+	TLS TLSFiles
 }
 
 // DefaultConfig returns the defaults: a 50 ms tick and elections after
@@ -83,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if addr != c.RaftAddr {
 		return fmt.Errorf("cluster: node %d is %s in the initial members but listens on %s", c.NodeID, addr, c.RaftAddr)
+	}
+	if err := CheckTransport(c.Members, c.TLS); err != nil {
+		return fmt.Errorf("cluster: %w", err)
 	}
 	return nil
 }
@@ -175,6 +181,10 @@ func Start(cfg Config) (*Cluster, error) {
 		RTTMillisecond:    uint64(cfg.RTT / time.Millisecond),
 		RaftAddress:       cfg.RaftAddr,
 		RaftEventListener: leaderListener{c},
+		MutualTLS:         cfg.TLS.set(),
+		CAFile:            cfg.TLS.CA,
+		CertFile:          cfg.TLS.Cert,
+		KeyFile:           cfg.TLS.Key,
 		Expert: config.ExpertConfig{
 			LogDB:  config.GetTinyMemLogDBConfig(),
 			Engine: config.EngineConfig{ExecShards: 4, CommitShards: 4, ApplyShards: 4, SnapshotShards: 2, CloseShards: 2},

@@ -17,6 +17,9 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-addr", EnvVars: []string{"WEBHOOKOPS_CLUSTER_ADDR"}, Usage: "host:port of this node's raft transport; set it (with --node-id and --initial-members) to run as a cluster member"},
 		&cli.Uint64Flag{Name: "node-id", EnvVars: []string{"WEBHOOKOPS_NODE_ID"}, Usage: "this node's id in the cluster, a number above 0"},
 		&cli.StringFlag{Name: "initial-members", EnvVars: []string{"WEBHOOKOPS_INITIAL_MEMBERS"}, Usage: "every member at the cluster's first start: 1=host:port,2=host:port,3=host:port (the same on every node)"},
+		&cli.StringFlag{Name: "cluster-ca", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CA"}, Usage: "PEM CA that signs every member's certificate (mutual TLS between members; required off loopback)"},
+		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CERT"}, Usage: "PEM certificate of this member, for its --cluster-addr host"},
+		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_KEY"}, Usage: "PEM key for --cluster-cert"},
 		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
 	}
 }
@@ -66,6 +69,7 @@ func startCluster(c *cli.Context, node *actors.Node, log *slog.Logger) (*cluster
 		Now:          node.Clock().Now,
 		Logger:       log.With("component", "cluster"),
 		Audit:        node.Audit,
+		TLS:          cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")},
 	})
 	if err != nil {
 		db.Close()
@@ -76,4 +80,49 @@ func startCluster(c *cli.Context, node *actors.Node, log *slog.Logger) (*cluster
 	}
 	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
 	return &clusterMember{cl: cl, db: db}, nil
+}
+
+func clusterCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "cluster",
+		Usage: "cluster certificates and status",
+		Subcommands: []*cli.Command{
+			{
+				Name:   "ca",
+				Usage:  "create a cluster CA (ca.pem, ca-key.pem) in --dir; keep its key off the nodes",
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "dir", Value: "cluster-ca", Usage: "directory for the CA"}},
+				Action: runClusterCA,
+			},
+			{
+				Name:  "cert",
+				Usage: "sign a member's certificate (node<id>.pem, node<id>-key.pem) with the CA in --dir",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "dir", Value: "cluster-ca", Usage: "directory of the CA"},
+					&cli.Uint64Flag{Name: "node-id", Required: true, Usage: "the member's --node-id"},
+					&cli.StringSliceFlag{Name: "host", Required: true, Usage: "an IP or DNS name the others dial this member at (repeat for several)"},
+				},
+				Action: runClusterCert,
+			},
+		},
+	}
+}
+
+func runClusterCA(c *cli.Context) error {
+	if err := cluster.CreateCA(c.String("dir")); err != nil {
+		return err
+	}
+	cert, key := cluster.CAFiles(c.String("dir"))
+	fmt.Fprintf(c.App.Writer, "created %s and %s\n", cert, key)
+	return nil
+}
+
+func runClusterCert(c *cli.Context) error {
+	id := c.Uint64("node-id")
+	if err := cluster.IssueNode(c.String("dir"), id, c.StringSlice("host")); err != nil {
+		return err
+	}
+	cert, key := cluster.NodeFiles(c.String("dir"), id)
+	ca, _ := cluster.CAFiles(c.String("dir"))
+	fmt.Fprintf(c.App.Writer, "created %s and %s\nserve with: --cluster-ca %s --cluster-cert %s --cluster-key %s\n", cert, key, ca, cert, key)
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,21 +24,38 @@ var clusterLong = flag.Bool("cluster-long", false, "run the cluster process test
 
 // clusterNode is one member's addresses and data dir, kept across restarts.
 type clusterNode struct {
+	tlsArgs             []string
 	id                  int
 	raft, ingest, admin string
 	dataDir             string
 	c                   *child
 }
 
-func startClusterNodes(t *testing.T, bin, cfg string, n int) []*clusterNode {
+// startClusterNodes starts n members; with mTLS, their certificates come
+// from the `cluster ca` and `cluster cert` commands.
+func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool) []*clusterNode {
 	t.Helper()
 	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if mTLS {
+		if out, err := exec.Command(bin, "cluster", "ca", "--dir", ca).CombinedOutput(); err != nil {
+			t.Fatalf("cluster ca: %v\n%s", err, out)
+		}
+	}
 	nodes := make([]*clusterNode, n)
 	var members []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
 			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
 		members = append(members, fmt.Sprintf("%d=%s", i+1, nodes[i].raft))
+		if mTLS {
+			id := strconv.Itoa(i + 1)
+			if out, err := exec.Command(bin, "cluster", "cert", "--dir", ca, "--node-id", id, "--host", "127.0.0.1").CombinedOutput(); err != nil {
+				t.Fatalf("cluster cert: %v\n%s", err, out)
+			}
+			nodes[i].tlsArgs = []string{"--cluster-ca", filepath.Join(ca, "ca.pem"),
+				"--cluster-cert", filepath.Join(ca, "node"+id+".pem"), "--cluster-key", filepath.Join(ca, "node"+id+"-key.pem")}
+		}
 	}
 	for _, nd := range nodes {
 		nd.start(t, bin, cfg, strings.Join(members, ","))
@@ -47,9 +65,10 @@ func startClusterNodes(t *testing.T, bin, cfg string, n int) []*clusterNode {
 
 func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
 	t.Helper()
-	nd.c = startServe(t, bin, nd.ingest, nd.admin, "--data-dir", nd.dataDir, "--config", cfg,
+	args := append([]string{"--data-dir", nd.dataDir, "--config", cfg,
 		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id), "--initial-members", members,
-		"--cluster-partitions", "4")
+		"--cluster-partitions", "4"}, nd.tlsArgs...)
+	nd.c = startServe(t, bin, nd.ingest, nd.admin, args...)
 }
 
 type ingestAnswer struct {
@@ -73,7 +92,7 @@ func postSigned(client *http.Client, addr string, secret []byte, key string) (in
 }
 
 // TestClusterKeepsEveryAcknowledgedEvent runs three cluster members as
-// child processes, posts to all of them, kill -9s one, keeps posting to the
+// child processes (raft over mutual TLS from the cluster CA commands), posts to all of them, kill -9s one, keeps posting to the
 // other two, restarts it and checks, in every member's store, that each
 // event that got a 2xx is stored on a quorum, under one event id per key,
 // the same on every replica that holds it.
@@ -86,7 +105,7 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 	cfg := filepath.Join(dir, "config.yaml")
 	secret := []byte("cluster-test-secret")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("sources:\n  - slug: s\n    provider: generic\n    secrets: [%q]\n", secret)), 0o600)
-	nodes := startClusterNodes(t, bin, cfg, 3)
+	nodes := startClusterNodes(t, bin, cfg, 3, true)
 	defer func() {
 		for _, nd := range nodes {
 			if nd.c != nil {

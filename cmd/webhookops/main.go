@@ -21,6 +21,7 @@ func main() {
 		Commands: append([]*cli.Command{
 			serveCommand(),
 			sinkCommand(),
+			clusterCommand(),
 			bench.Command(),
 		}, clientCommands()...),
 	}
