@@ -28,7 +28,8 @@ type operation struct {
 	status       int
 	out          string // response schema; "Page:X" a page of X; "" no body
 	public       bool
-	text         bool // text/plain answer
+	text         bool   // text/plain answer
+	binary       string // media type of a binary answer, e.g. application/x-tar
 }
 
 var eventQuery = []string{"source", "destination", "status", "event_type", "since", "until", "idempotency_key", "cursor", "limit"}
@@ -81,6 +82,8 @@ var operations = []operation{
 
 	{method: "GET", path: "/api/v1/audit", summary: "List audit entries, newest first", tag: "audit", query: []string{"action", "object_type", "object_id", "replay_id", "actor", "since", "until", "cursor", "limit"}, status: 200, out: "Page:AuditEntry"},
 
+	{method: "POST", path: "/api/v1/backup", summary: "Stream a consistent online backup (tar: Pebble checkpoint, config file, manifest last; the secret key and tunnel identity only with include_secret_key=true); one at a time (409)", tag: "backup", query: []string{"include_secret_key"}, status: 200, binary: "application/x-tar"},
+
 	{method: "GET", path: "/api/v1/stats/minutes", summary: "Events received, delivered, failed and dead-lettered in each of the last minutes (default 60, at most 1440), oldest first", tag: "stats", query: []string{"minutes"}, status: 200, out: "Page:MinuteCounts"},
 
 	{method: "GET", path: "/api/v1/tokens", summary: "List API tokens (never the tokens themselves)", tag: "tokens", status: 200, out: "Page:Token"},
@@ -120,21 +123,22 @@ var schemaTypes = map[string]any{
 }
 
 var queryDocs = map[string]string{
-	"source":          "source slug",
-	"destination":     "destination slug: events routed there; status is then the status at it",
-	"status":          "pending, delivered, dead_lettered or no_destinations",
-	"event_type":      "an event type, or a pattern ending in .* or /*",
-	"since":           "RFC 3339 time, inclusive",
-	"until":           "RFC 3339 time, exclusive",
-	"idempotency_key": "the provider's event id or idempotency key",
-	"cursor":          "next_cursor of the previous page",
-	"limit":           "page size",
-	"action":          "an action, or a prefix ending in . or *",
-	"object_type":     "event, source, destination, agent, token, replay, ...",
-	"object_id":       "the object's id or slug",
-	"replay_id":       "entries of one replay",
-	"actor":           "token:<name>, config:<file>, ...",
-	"minutes":         "how many minutes, the current one last",
+	"include_secret_key": "also carry the key that seals secrets at rest, and the tunnel's TLS identity; keep such a backup as safe as the key",
+	"source":             "source slug",
+	"destination":        "destination slug: events routed there; status is then the status at it",
+	"status":             "pending, delivered, dead_lettered or no_destinations",
+	"event_type":         "an event type, or a pattern ending in .* or /*",
+	"since":              "RFC 3339 time, inclusive",
+	"until":              "RFC 3339 time, exclusive",
+	"idempotency_key":    "the provider's event id or idempotency key",
+	"cursor":             "next_cursor of the previous page",
+	"limit":              "page size",
+	"action":             "an action, or a prefix ending in . or *",
+	"object_type":        "event, source, destination, agent, token, replay, ...",
+	"object_id":          "the object's id or slug",
+	"replay_id":          "entries of one replay",
+	"actor":              "token:<name>, config:<file>, ...",
+	"minutes":            "how many minutes, the current one last",
 }
 
 var pathParamRE = regexp.MustCompile(`\{([a-z_]+)\}`)
@@ -207,6 +211,9 @@ func OpenAPIDocument() (*openapi3.T, error) {
 			if q == "since" || q == "until" {
 				s.Format = "date-time"
 			}
+			if q == "include_secret_key" {
+				s = openapi3.NewBoolSchema()
+			}
 			p := openapi3.NewQueryParameter(q).WithSchema(s)
 			p.Description = queryDocs[q]
 			o.AddParameter(p)
@@ -218,6 +225,8 @@ func OpenAPIDocument() (*openapi3.T, error) {
 		}
 		resp := openapi3.NewResponse().WithDescription(http.StatusText(op.status))
 		switch {
+		case op.binary != "":
+			resp.WithContent(openapi3.Content{op.binary: openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema().WithFormat("binary"))})
 		case op.text:
 			resp.WithContent(openapi3.Content{"text/plain": openapi3.NewMediaType().WithSchema(openapi3.NewStringSchema())})
 		case strings.HasPrefix(op.out, "Page:"):

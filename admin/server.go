@@ -50,6 +50,11 @@ type Config struct {
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration
+	// Version is the binary's version, recorded in backups.
+	Version string
+	// ConfigFile is the --config file the node was started with; backups
+	// carry a copy.
+	ConfigFile string
 }
 
 // access is what a route requires.
@@ -87,6 +92,8 @@ type Server struct {
 	// cfgMu makes an existence check and the Apply after it one step, so
 	// two creates of one slug cannot both succeed.
 	cfgMu sync.Mutex
+
+	backupMu sync.Mutex // held while a backup streams: one at a time
 
 	rollups  *rollups
 	openapi  []byte
@@ -337,6 +344,8 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/replays/:id", readOnly, s.getReplay)
 
 	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
+
+	s.add(route{method: http.MethodPost, path: p + "/backup", access: adminOnly, raw: http.HandlerFunc(s.postBackup)})
 	s.handle(http.MethodGet, p+"/stats/minutes", readOnly, s.listMinutes)
 
 	s.handle(http.MethodGet, p+"/tokens", adminOnly, s.listTokens)

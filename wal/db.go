@@ -69,6 +69,8 @@ type DB struct {
 	partitions int
 	sealer     *sealer
 	log        *slog.Logger
+	dir        string // the data dir
+	secretKey  []byte // for backups that ask for it (SecretKey)
 
 	seq      atomic.Uint64 // last event sequence handed out
 	auditSeq atomic.Uint64 // last audit sequence handed out
@@ -99,7 +101,7 @@ func Open(dir string, cfg Config) (*DB, error) {
 	key := cfg.SecretKey
 	if key == nil {
 		var err error
-		if key, err = loadOrCreateKey(filepath.Join(dir, "secret.key")); err != nil {
+		if key, err = loadOrCreateKey(filepath.Join(dir, SecretKeyFile)); err != nil {
 			return nil, fmt.Errorf("wal.Open: %w", err)
 		}
 	}
@@ -113,19 +115,21 @@ func Open(dir string, cfg Config) (*DB, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	opts.MemTableSize = 64 << 20
-	pdb, err := pebble.Open(filepath.Join(dir, "pebble"), opts)
+	pdb, err := pebble.Open(filepath.Join(dir, PebbleDir), opts)
 	if err != nil {
 		cache.Unref()
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
 	db := &DB{
-		pdb:     pdb,
-		cache:   cache,
-		sealer:  s,
-		log:     cfg.Logger,
-		commits: make(chan *pending, 4096),
-		applied: make(chan appliedGroup, 16),
-		done:    make(chan struct{}),
+		dir:       dir,
+		secretKey: key,
+		pdb:       pdb,
+		cache:     cache,
+		sealer:    s,
+		log:       cfg.Logger,
+		commits:   make(chan *pending, 4096),
+		applied:   make(chan appliedGroup, 16),
+		done:      make(chan struct{}),
 	}
 	if err := db.initMeta(cfg.Partitions); err != nil {
 		pdb.Close()

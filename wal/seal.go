@@ -73,35 +73,48 @@ func loadOrCreateKey(path string) ([]byte, error) {
 		}
 		return k, nil
 	}
-	b, err := os.ReadFile(path)
-	if err == nil {
-		k, derr := hex.DecodeString(strings.TrimSpace(string(b)))
-		if derr != nil || len(k) != 32 {
-			return nil, fmt.Errorf("%s must hold 64 hex characters", path)
-		}
-		if fi, serr := os.Stat(path); serr == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
-		}
-		return k, nil
-	}
+	k, err := ReadSecretKeyFile(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return k, err
 	}
-	k := make([]byte, 32)
+	k = make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return k, WriteSecretKeyFile(path, k)
+}
+
+// ReadSecretKeyFile reads a sealing key file: 64 hex characters, readable
+// by its owner only.
+func ReadSecretKeyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.WriteString(hex.EncodeToString(k) + "\n"); err != nil {
+	k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(k) != 32 {
+		return nil, fmt.Errorf("%s must hold 64 hex characters", path)
+	}
+	if fi, serr := os.Stat(path); serr == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %v); chmod 600 it", path, fi.Mode().Perm())
+	}
+	return k, nil
+}
+
+// WriteSecretKeyFile creates path, which must not exist, with mode 0600
+// holding key, and syncs it.
+func WriteSecretKeyFile(path string, key []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(key) + "\n"); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, err
+		return err
 	}
-	return k, f.Close()
+	return f.Close()
 }

@@ -109,15 +109,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		msg := fmt.Sprintf("cannot reach the server at %s: %v", c.base, err)
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			msg = fmt.Sprintf("cannot reach the server at %s (connection refused: is `webhookops serve` running? set --server or WEBHOOKOPS_SERVER)", c.base)
-		}
-		return &Error{Kind: KindConnection, Msg: msg}
+		return c.sendError(ctx, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
@@ -133,6 +125,19 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		}
 	}
 	return nil
+}
+
+// sendError explains a request that got no answer.
+func (c *Client) sendError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	msg := fmt.Sprintf("cannot reach the server at %s: %v", c.base, err)
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		msg = fmt.Sprintf("cannot reach the server at %s (connection refused: is `webhookops serve` running? set --server or WEBHOOKOPS_SERVER)", c.base)
+	}
+	return &Error{Kind: KindConnection, Msg: msg}
 }
 
 func apiError(status int, raw []byte) *Error {

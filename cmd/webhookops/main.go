@@ -22,6 +22,8 @@ func main() {
 			serveCommand(),
 			sinkCommand(),
 			clusterCommand(),
+			backupCommand(),
+			restoreCommand(),
 			bench.Command(),
 		}, clientCommands()...),
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -198,6 +199,7 @@ func serve(c *cli.Context) error {
 	admCfg := admin.Config{
 		Node: node, Logger: log,
 		BootstrapToken: c.String("admin-token"), MetricsPublic: c.Bool("metrics-public"),
+		Version: version, ConfigFile: absPath(c.String("config")),
 	}
 	if tunnel != nil {
 		admCfg.Agents = tunnel.agents // agents online in the API and /metrics
@@ -303,4 +305,16 @@ func displayAddr(a net.Addr) string {
 		return "localhost" + s[7:]
 	}
 	return s
+}
+
+// absPath makes a flag's path absolute for records kept beyond this
+// process (a backup's manifest); "" stays "".
+func absPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
