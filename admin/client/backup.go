@@ -11,7 +11,7 @@ import (
 // backup.Extract unpacks and checks. The caller closes it. Only ctx bounds
 // it: a large store takes a while to stream.
 func (c *Client) Backup(ctx context.Context, includeSecretKey bool) (io.ReadCloser, error) {
-	u := c.base.JoinPath(api, "backup")
+	u := c.base.JoinPath(prefix, "backup")
 	if includeSecretKey {
 		u.RawQuery = "include_secret_key=true"
 	}

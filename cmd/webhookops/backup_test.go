@@ -128,8 +128,8 @@ destinations:
 		apiA.must(http.StatusOK, "GET", "/api/v1/events/"+id, nil, &ev)
 		state[id] = map[string]string{}
 		for _, d := range ev.Deliveries {
-			state[id][d.Destination] = d.Status
-			terminal[d.Status]++
+			state[id][d.Destination] = string(d.Status)
+			terminal[string(d.Status)]++
 		}
 	}
 	backupDir := filepath.Join(dir, "backup")
@@ -195,7 +195,7 @@ destinations:
 		}
 		got := map[string]string{}
 		for _, d := range ev.Deliveries {
-			got[d.Destination] = d.Status
+			got[d.Destination] = string(d.Status)
 		}
 		for dest, was := range state[id] {
 			// Settled states stay; pending ones may have settled since
