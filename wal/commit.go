@@ -1,7 +1,9 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -9,8 +11,17 @@ import (
 // pending is one Commit waiting for the committer. b is nil for a
 // WaitCommitted marker, which writes nothing.
 type pending struct {
-	b    *Batch
-	done func(error)
+	b        *Batch
+	done     func(error)
+	answered atomic.Bool
+}
+
+// answer runs done once: after a write failure both the sync loop and
+// answerQueued may try.
+func (p *pending) answer(err error) {
+	if p.done != nil && p.answered.CompareAndSwap(false, true) {
+		p.done(err)
+	}
 }
 
 func (p *pending) len() int {
@@ -30,9 +41,16 @@ func (p *pending) close() {
 // the committer's goroutine after b is durable (synced) or has failed. done
 // must not block for long (the next group waits for it) and must not call
 // Commit. Callbacks run in commit order. After Close, done runs at once
-// with ErrClosed.
+// with ErrClosed; after a write failure (see Accepting), with ErrStopped.
 func (db *DB) Commit(b *Batch, done func(error)) {
 	p := &pending{b: b, done: done}
+	if st := db.stopped.Load(); st != nil {
+		p.close()
+		if done != nil {
+			done(st.err)
+		}
+		return
+	}
 	if !db.enqueue(p) {
 		p.close()
 		if done != nil {
@@ -151,20 +169,62 @@ func (db *DB) applyGroup(group []*pending) {
 	if f := db.fault.Load(); f != nil {
 		g.err = (*f)()
 	}
-	if base := g.base(); base != nil && g.err == nil {
-		for _, p := range group {
-			if p.b == nil || p.b.b == base {
-				continue
-			}
-			if g.err = base.Apply(p.b.b, nil); g.err != nil {
-				break
-			}
-		}
-		if g.err == nil {
-			g.err = db.pdb.ApplyNoSyncWait(base, pebble.Sync)
-		}
+	if g.err == nil {
+		db.applying.Store(&group)
+		g.err = db.apply(&g)
+		db.applying.Store(nil)
 	}
 	db.applied <- g
+}
+
+// apply merges a group into its base batch and enters it into Pebble's
+// commit pipeline. An error from Pebble stops the store, and after that it
+// touches Pebble no more; a Pebble panic stops the store instead of the
+// process (see walWatchFS for the panics it cannot catch).
+func (db *DB) apply(g *appliedGroup) (err error) {
+	base := g.base()
+	if base == nil {
+		return nil
+	}
+	if st := db.stopped.Load(); st != nil {
+		return st.err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: %v", r)
+			db.fail(err, true)
+		}
+	}()
+	for _, p := range g.group {
+		if p.b == nil || p.b.b == base {
+			continue
+		}
+		if err := base.Apply(p.b.b, nil); err != nil {
+			db.fail(err, false)
+			return err
+		}
+	}
+	if err := db.pdb.ApplyNoSyncWait(base, pebble.Sync); err != nil {
+		db.fail(err, false)
+		return err
+	}
+	return nil
+}
+
+// syncWait waits for b's fsync, or answers ErrStopped once the store has
+// stopped (the fsync may never finish: see walWatchFS).
+func (db *DB) syncWait(b *pebble.Batch) error {
+	if st := db.stopped.Load(); st != nil {
+		return st.err
+	}
+	ch := make(chan error, 1)
+	go func() { ch <- b.SyncWait() }()
+	select {
+	case err := <-ch:
+		return err
+	case <-db.stoppedCh:
+		return db.stopped.Load().err
+	}
 }
 
 func (db *DB) syncLoop() {
@@ -172,17 +232,24 @@ func (db *DB) syncLoop() {
 	for g := range db.applied {
 		err := g.err
 		if base := g.base(); err == nil && base != nil {
-			err = base.SyncWait()
+			if err = db.syncWait(base); err != nil && !errors.Is(err, ErrStopped) {
+				db.fail(err, false)
+			}
 		}
+		stopped := db.stopped.Load() != nil
 		if err != nil {
 			err = fmt.Errorf("wal.Commit: %w", err)
-			db.log.Error("group commit failed", "err", err, "batches", len(g.group))
+			if !stopped {
+				// An injected fault (SetCommitFault); a real failure has
+				// stopped the store and said so once.
+				db.log.Error("group commit failed", "err", err, "batches", len(g.group))
+			}
 		}
 		for _, p := range g.group {
-			p.close()
-			if p.done != nil {
-				p.done(err)
+			if !stopped {
+				p.close() // back to Pebble's pool; not while Pebble may hold it
 			}
+			p.answer(err)
 		}
 	}
 }

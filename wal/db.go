@@ -10,9 +10,11 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures the store. A zero field means the default.
@@ -28,11 +30,28 @@ type Config struct {
 	Logger    *slog.Logger
 	// MaxBatchBytes caps one group commit.
 	MaxBatchBytes int
+	// MinFreeBytes is the free-space floor: below it the store refuses new
+	// events (Accepting answers ErrLowSpace). Negative: no floor.
+	MinFreeBytes int64
+	// BallastBytes is the size of the ballast file given back on the first
+	// ENOSPC. Negative: no ballast.
+	BallastBytes int64
+	// SpaceInterval is how often free space is read.
+	SpaceInterval time.Duration
+
+	// fs replaces the OS file system under Pebble (fault injection in
+	// tests); statfs replaces the free-space reading.
+	fs     vfs.FS
+	statfs func(dir string) (uint64, error)
+	// memTableSize replaces Pebble's 64 MiB memtable (a small file system
+	// in tests).
+	memTableSize uint64
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Partitions: 64, CacheSize: 256 << 20, MaxBatchBytes: 16 << 20}
+	return Config{Partitions: 64, CacheSize: 256 << 20, MaxBatchBytes: 16 << 20,
+		MinFreeBytes: DefaultMinFree, BallastBytes: DefaultBallast, SpaceInterval: time.Second}
 }
 
 // Validate checks the config.
@@ -57,6 +76,21 @@ func (c *Config) fill() {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = d.MaxBatchBytes
 	}
+	if c.MinFreeBytes == 0 {
+		c.MinFreeBytes = d.MinFreeBytes
+	}
+	if c.BallastBytes == 0 {
+		c.BallastBytes = d.BallastBytes
+	}
+	if c.SpaceInterval <= 0 {
+		c.SpaceInterval = d.SpaceInterval
+	}
+	if c.fs == nil {
+		c.fs = vfs.Default
+	}
+	if c.statfs == nil {
+		c.statfs = freeBytes
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -71,6 +105,9 @@ type DB struct {
 	log        *slog.Logger
 	dir        string // the data dir
 	secretKey  []byte // for backups that ask for it (SecretKey)
+	space      *space
+	stopped    atomic.Pointer[stopped] // set once, by the first write failure
+	stoppedCh  chan struct{}           // closed with it
 
 	seq      atomic.Uint64 // last event sequence handed out
 	auditSeq atomic.Uint64 // last audit sequence handed out
@@ -81,6 +118,7 @@ type DB struct {
 	closeMu sync.RWMutex
 
 	commits   chan *pending
+	applying  atomic.Pointer[[]*pending] // the group in Pebble's hands now
 	applied   chan appliedGroup
 	done      chan struct{}
 	wg        sync.WaitGroup
@@ -109,28 +147,45 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
+	done := make(chan struct{})
+	sp := &space{dir: dir, floor: uint64(max(cfg.MinFreeBytes, 0)), ballast: uint64(max(cfg.BallastBytes, 0)),
+		interval: cfg.SpaceInterval, statfs: cfg.statfs, log: cfg.Logger, done: done}
+	sp.start()
+	db := &DB{
+		sealer:    s,
+		log:       cfg.Logger,
+		space:     sp,
+		stoppedCh: make(chan struct{}),
+		commits:   make(chan *pending, 4096),
+		applied:   make(chan appliedGroup, 16),
+		done:      done,
+	}
 	cache := pebble.NewCache(cfg.CacheSize)
-	opts := &pebble.Options{Cache: cache, Logger: pebbleLogger{cfg.Logger}}
+	// Pebble writes through: the WAL watch (a WAL write error stops the
+	// store before Pebble's writer can take it up), then the ENOSPC
+	// handler (ballast, or wait for room), then the file system.
+	fs := walWatchFS{FS: vfs.OnDiskFull(cfg.fs, sp.onDiskFull), onErr: func(err error) {
+		if !sp.opened.Load() {
+			return
+		}
+		db.fail(err, false)
+		select {} // see walWatchFS
+	}}
+	opts := &pebble.Options{Cache: cache, Logger: newPebbleLogger(cfg.Logger), FS: fs}
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	opts.MemTableSize = 64 << 20
-	pdb, err := pebble.Open(filepath.Join(dir, PebbleDir), opts)
+	if cfg.memTableSize > 0 {
+		opts.MemTableSize = cfg.memTableSize
+	}
+	pdb, err := openPebble(filepath.Join(dir, PebbleDir), opts)
 	if err != nil {
 		cache.Unref()
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
-	db := &DB{
-		dir:       dir,
-		secretKey: key,
-		pdb:       pdb,
-		cache:     cache,
-		sealer:    s,
-		log:       cfg.Logger,
-		commits:   make(chan *pending, 4096),
-		applied:   make(chan appliedGroup, 16),
-		done:      make(chan struct{}),
-	}
+	db.pdb, db.cache = pdb, cache
+	db.dir, db.secretKey = dir, key
 	if err := db.initMeta(cfg.Partitions); err != nil {
 		pdb.Close()
 		cache.Unref()
@@ -141,10 +196,23 @@ func Open(dir string, cfg Config) (*DB, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("wal.Open: %w", err)
 	}
-	db.wg.Add(2)
+	sp.opened.Store(true)
+	db.wg.Add(3)
 	go db.commitLoop(cfg.MaxBatchBytes)
 	go db.syncLoop()
+	go sp.loop(&db.wg)
 	return db, nil
+}
+
+// openPebble opens Pebble, turning a panic or Fatalf while it opens (a
+// write failing on a full disk) into an error.
+func openPebble(dir string, opts *pebble.Options) (pdb *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("pebble: %v", r)
+		}
+	}()
+	return pebble.Open(dir, opts)
 }
 
 // Partitions is the partition count fixed when the data dir was created.
@@ -158,6 +226,14 @@ func (db *DB) Close() error {
 		db.closed.Store(true)
 		db.closeMu.Unlock()
 		close(db.done)
+		if st := db.stopped.Load(); st != nil {
+			// Pebble is stuck in a WAL write that will never return, or
+			// panicked holding its commit lock, which its Close takes: it
+			// cannot be closed, only left to the process exit. Everything
+			// acknowledged was synced before.
+			err = st.err
+			return
+		}
 		db.wg.Wait()
 		err = db.pdb.Close()
 		db.cache.Unref()
@@ -229,28 +305,78 @@ func (db *DB) lastKey(lo, hi []byte) ([]byte, bool, error) {
 // an event acknowledged before another arrived has the smaller one.
 func (db *DB) NextSeq() uint64 { return db.seq.Add(1) }
 
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger hands Pebble's log lines to slog. Errors are limited to one
+// line per format a minute (Pebble retries a failed flush at once, in a
+// loop, logging each time). Fatalf panics instead of exiting: on the
+// commit path the panic is recovered and stops the store; anywhere else
+// it ends the process, as Pebble meant.
+type pebbleLogger struct {
+	l  *slog.Logger
+	mu sync.Mutex // guards last
+	// last is when each format was last logged, and how many were
+	// dropped since.
+	last map[string]*logWindow
+}
 
-func (p pebbleLogger) Infof(format string, args ...any) {
+type logWindow struct {
+	at      time.Time
+	dropped int
+}
+
+func newPebbleLogger(l *slog.Logger) *pebbleLogger {
+	return &pebbleLogger{l: l, last: make(map[string]*logWindow)}
+}
+
+func (p *pebbleLogger) Infof(format string, args ...any) {
 	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
-func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+
+func (p *pebbleLogger) Errorf(format string, args ...any) {
+	now := time.Now()
+	p.mu.Lock()
+	w := p.last[format]
+	if w == nil {
+		if len(p.last) >= 256 {
+			clear(p.last)
+		}
+		w = &logWindow{}
+		p.last[format] = w
+	}
+	if !w.at.IsZero() && now.Sub(w.at) < time.Minute {
+		w.dropped++
+		p.mu.Unlock()
+		return
+	}
+	dropped := w.dropped
+	w.at, w.dropped = now, 0
+	p.mu.Unlock()
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "similar_lines_dropped", dropped)
 }
-func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	os.Exit(1)
+
+func (p *pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	panic(fmt.Errorf("%w: %s", errPebbleFatal, msg))
 }
 
 // Flush writes the memtable out to an sstable. After a very large batch
 // (a config file of many thousands of destinations) this lets Pebble drop
 // the batch it kept in memory.
-func (db *DB) Flush() error {
+func (db *DB) Flush() (err error) {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed.Load() {
 		return ErrClosed
 	}
+	if st := db.stopped.Load(); st != nil {
+		return st.err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("wal.Flush: pebble: %v", r)
+			db.fail(err, true)
+		}
+	}()
 	return db.pdb.Flush()
 }
 
