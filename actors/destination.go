@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -248,7 +249,8 @@ func (d *destination) commit(b *wal.Batch, barrier, refill bool) {
 	}
 	self, root := d.self, d.n.system.Root
 	d.n.db.Commit(b, func(err error) {
-		if err != nil {
+		// A stopped store said why once; a line per write would repeat it.
+		if err != nil && !errors.Is(err, wal.ErrStopped) {
 			d.n.log.Error("destination write failed", "destination", d.slug, "err", err)
 		}
 		root.Send(self, committedMsg{barrier: barrier, refill: refill})

@@ -53,6 +53,7 @@ type envOpts struct {
 	metricsPublic bool
 	dir           string
 	noTunnel      bool // the node runs no tunnel (no --tunnel-addr)
+	minFree       int64
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -60,7 +61,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.dir == "" {
 		o.dir = t.TempDir()
 	}
-	db, err := wal.Open(o.dir, wal.Config{Partitions: 8, CacheSize: 8 << 20, SecretKey: bytes.Repeat([]byte{7}, 32)})
+	db, err := wal.Open(o.dir, wal.Config{Partitions: 8, CacheSize: 8 << 20, SecretKey: bytes.Repeat([]byte{7}, 32), MinFreeBytes: o.minFree})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -222,7 +222,10 @@ func (s *Server) add(rt route) {
 		status, body, err := rt.h(r, ps, p)
 		if err != nil {
 			e := toError(err)
-			if e.Status >= 500 {
+			// A readiness probe answering "not ready" is not a failed
+			// request: the cause was logged once where it happened, and
+			// probes come every few seconds.
+			if e.Status >= 500 && r.URL.Path != "/readyz" {
 				s.log.Error("admin request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			}
 			writeError(w, e)
@@ -288,6 +291,9 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, "/readyz", public, func(*http.Request, httprouter.Params, principal) (int, any, error) {
 		if !s.node.Ready() {
 			return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the node is starting or stopping"}
+		}
+		if err := s.node.DB().Accepting(); err != nil {
+			return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "storage_unavailable", Message: err.Error()}
 		}
 		return http.StatusOK, map[string]string{"status": "ready"}, nil
 	})

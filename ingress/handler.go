@@ -24,6 +24,11 @@ const DefaultMaxBody = 1 << 20
 // short: it frees as soon as requests in flight finish.
 const retryBusy = "1"
 
+// retryStorage is the Retry-After, in seconds, while storage refuses new
+// events (low disk space until an operator frees some, or a failed write
+// until a restart).
+const retryStorage = "30"
+
 // Config configures the handler. A zero field means the default.
 type Config struct {
 	Node    *actors.Node
@@ -92,6 +97,14 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	src, ok := n.Source(slug)
 	if !ok {
 		writeError(w, http.StatusNotFound, "unknown_source", "no enabled source "+strconv.Quote(slug))
+		return
+	}
+	if err := n.DB().Accepting(); err != nil {
+		// Free space is below the floor or a write failed: the reason is
+		// in the log and /readyz, not for senders.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", retryStorage)
+		writeError(w, http.StatusServiceUnavailable, "storage_unavailable", "the node is not taking events now; retry")
 		return
 	}
 	if r.ContentLength > h.cfg.MaxBody {

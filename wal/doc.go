@@ -51,6 +51,14 @@
 // dedupe keys (only if still theirs), delivery records and dead-letter
 // entries; an event still pending anywhere is kept.
 //
+// # Disk space and write failures
+//
+// A free-space floor (Config.MinFreeBytes, read by statfs every second),
+// a ballast file given back on the first ENOSPC, writes that wait for room
+// when no ballast is left, and a stopped state for any WAL write error
+// that still reaches Pebble (which cannot survive one): see space.go.
+// Accepting is what ingest and /readyz ask; it costs two atomic loads.
+//
 // # What this package must never do
 //
 // It never decides anything about delivery, dedupe or ordering; it stores

@@ -43,6 +43,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"WEBHOOKOPS_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.Int64Flag{Name: "max-body", Value: ingress.DefaultMaxBody, EnvVars: []string{"WEBHOOKOPS_MAX_BODY"}, Usage: "largest webhook body accepted, in bytes"},
 			&cli.Int64Flag{Name: "max-inflight-bytes", Value: ingress.DefaultMaxInFlight, EnvVars: []string{"WEBHOOKOPS_MAX_INFLIGHT_BYTES"}, Usage: "cap on bytes of webhook bodies held in memory at once; past it ingest answers 503 with Retry-After"},
+			&cli.Int64Flag{Name: "min-free-bytes", Value: wal.DefaultMinFree, EnvVars: []string{"WEBHOOKOPS_MIN_FREE_BYTES"}, Usage: "free-space floor on the data dir's disk: below it ingest answers 503 with Retry-After and /readyz fails, until space is freed; -1 turns it off"},
+			&cli.Int64Flag{Name: "disk-ballast-bytes", Value: wal.DefaultBallast, EnvVars: []string{"WEBHOOKOPS_DISK_BALLAST_BYTES"}, Usage: "size of <data-dir>/ballast, a file given back to the store on its first out-of-space error; -1 for none"},
 			&cli.IntFlag{Name: "max-connections", Value: ingress.DefaultMaxConns, EnvVars: []string{"WEBHOOKOPS_MAX_CONNECTIONS"}, Usage: "cap on open ingest connections; one over it is answered 503 and closed"},
 			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
@@ -130,7 +132,8 @@ func serve(c *cli.Context) error {
 	}
 	defer adminLn.Close()
 
-	db, err := wal.Open(c.String("data-dir"), wal.Config{Logger: log})
+	db, err := wal.Open(c.String("data-dir"), wal.Config{Logger: log,
+		MinFreeBytes: c.Int64("min-free-bytes"), BallastBytes: c.Int64("disk-ballast-bytes")})
 	if err != nil {
 		return err
 	}
