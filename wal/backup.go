@@ -48,6 +48,10 @@ func (db *DB) Checkpoint(dir string) error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
+	if st := db.stopped.Load(); st != nil {
+		// Flushing the WAL would wait on the write that failed.
+		return fmt.Errorf("wal.Checkpoint: %w", st.err)
+	}
 	if err := db.pdb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("wal.Checkpoint: %w", err)
 	}
