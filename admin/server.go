@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -47,6 +48,9 @@ type Config struct {
 	// Tunnel, when the node runs one, is put into the agentd command
 	// line the answers that create an agent or rotate its secret carry.
 	Tunnel *TunnelInfo
+	// Cluster reports the cluster when the node is a member; nil on a
+	// single node (GET /api/v1/cluster answers 404 not_clustered).
+	Cluster func(context.Context) (api.ClusterStatus, error)
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration
@@ -348,6 +352,8 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/replays", readOnly, s.listReplays)
 	s.handle(http.MethodPost, p+"/replays", adminOnly, s.createReplay)
 	s.handle(http.MethodGet, p+"/replays/:id", readOnly, s.getReplay)
+
+	s.handle(http.MethodGet, p+"/cluster", readOnly, s.getCluster)
 
 	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
 

@@ -205,6 +205,7 @@ func Start(cfg Config) (*Cluster, error) {
 			ReplicaID:          cfg.NodeID,
 			ShardID:            PartitionShard(part),
 			CheckQuorum:        true,
+			PreVote:            true, // a member back from a stop or a partition does not depose a working leader
 			ElectionRTT:        cfg.ElectionRTT,
 			HeartbeatRTT:       1,
 			SnapshotEntries:    20000,
@@ -387,33 +388,90 @@ func (c *Cluster) Owned() map[uint16]Fence {
 	return out
 }
 
-// PartitionStatus is one partition as this node sees it.
-type PartitionStatus struct {
-	Partition uint16 `json:"partition"`
-	Leader    uint64 `json:"leader"`
-	Term      uint64 `json:"term"`
-	// Owner is the node whose takeover was last applied here, and its term.
-	Owner     uint64 `json:"owner"`
-	OwnerTerm uint64 `json:"owner_term"`
-	Applied   uint64 `json:"applied_index"`
+// Status is the cluster as this node sees it.
+type Status struct {
+	NodeID     uint64
+	Nodes      []NodeStatus
+	Partitions []PartitionStatus
 }
 
-// Status reports every partition as this node sees it.
-func (c *Cluster) Status() ([]PartitionStatus, error) {
-	out := make([]PartitionStatus, 0, c.part)
+// NodeStatus is one member.
+type NodeStatus struct {
+	ID        uint64
+	Address   string
+	Reachable bool // a TCP connection to its raft address opened just now
+	Leads     int
+}
+
+// PartitionStatus is one partition as this node sees it.
+type PartitionStatus struct {
+	Partition uint16
+	Replicas  []uint64
+	Leader    uint64 // 0: none known
+	Term      uint64
+	// Owner is the node whose takeover was last applied here, in OwnerTerm.
+	Owner, OwnerTerm uint64
+	Applied          uint64
+}
+
+// Status reports members and partitions. Reachability is a TCP dial of
+// each member's raft address, bounded by ctx and half a second.
+func (c *Cluster) Status(ctx context.Context) (Status, error) {
+	st := Status{NodeID: c.cfg.NodeID}
+	info := c.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	shards := map[uint64]int{}
+	for i, si := range info.ShardInfoList {
+		shards[si.ShardID] = i
+	}
+	addrs := map[uint64]string{}
+	for id, a := range c.cfg.Members {
+		addrs[id] = a
+	}
+	leads := map[uint64]int{}
 	for p := 0; p < c.part; p++ {
 		part := uint16(p)
-		s := PartitionStatus{Partition: part}
+		ps := PartitionStatus{Partition: part}
+		if i, ok := shards[PartitionShard(part)]; ok {
+			si := info.ShardInfoList[i]
+			for id, a := range si.Replicas {
+				ps.Replicas = append(ps.Replicas, id)
+				addrs[id] = a
+			}
+			sort.Slice(ps.Replicas, func(i, j int) bool { return ps.Replicas[i] < ps.Replicas[j] })
+		}
 		if leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part)); err == nil && valid {
-			s.Leader, s.Term = leader, term
+			ps.Leader, ps.Term = leader, term
+			leads[leader]++
 		}
-		st, err := c.cfg.DB.ReadReplicaState(part)
+		rs, err := c.cfg.DB.ReadReplicaState(part)
 		if err != nil {
-			return nil, err
+			return Status{}, err
 		}
-		s.Owner, s.OwnerTerm, s.Applied = st.FenceNode, st.FenceTerm, st.Applied
-		out = append(out, s)
+		ps.Owner, ps.OwnerTerm, ps.Applied = rs.FenceNode, rs.FenceTerm, rs.Applied
+		st.Partitions = append(st.Partitions, ps)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
-	return out, nil
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	var wg sync.WaitGroup
+	st.Nodes = make([]NodeStatus, 0, len(addrs))
+	for id, a := range addrs {
+		st.Nodes = append(st.Nodes, NodeStatus{ID: id, Address: a, Leads: leads[id]})
+	}
+	sort.Slice(st.Nodes, func(i, j int) bool { return st.Nodes[i].ID < st.Nodes[j].ID })
+	for i := range st.Nodes {
+		n := &st.Nodes[i]
+		if n.ID == c.cfg.NodeID {
+			n.Reachable = true
+			continue
+		}
+		wg.Go(func() {
+			var d net.Dialer
+			if conn, err := d.DialContext(ctx, "tcp", n.Address); err == nil {
+				conn.Close()
+				n.Reachable = true
+			}
+		})
+	}
+	wg.Wait()
+	return st, nil
 }

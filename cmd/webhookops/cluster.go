@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/cluster"
+	"github.com/webhookops/webhookops/admin/api"
+	admincli "github.com/webhookops/webhookops/admin/cli"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -28,6 +31,23 @@ func clusterFlags() []cli.Flag {
 type clusterMember struct {
 	cl *cluster.Cluster
 	db *wal.DB // the replicated partitions
+}
+
+// status is the admin API's view of the cluster.
+func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
+	st, err := m.cl.Status(ctx)
+	if err != nil {
+		return api.ClusterStatus{}, err
+	}
+	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: []api.ClusterPartition{}}
+	for _, n := range st.Nodes {
+		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads})
+	}
+	for _, p := range st.Partitions {
+		out.Partitions = append(out.Partitions, api.ClusterPartition{Partition: p.Partition, Replicas: p.Replicas,
+			Leader: p.Leader, Term: p.Term, Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied})
+	}
+	return out, nil
 }
 
 func (m *clusterMember) Close() {
@@ -103,6 +123,7 @@ func clusterCommand() *cli.Command {
 				},
 				Action: runClusterCert,
 			},
+			admincli.ClusterStatusCommand(),
 		},
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/ingress/verify"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -67,13 +68,29 @@ func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
 	t.Helper()
 	args := append([]string{"--data-dir", nd.dataDir, "--config", cfg,
 		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id), "--initial-members", members,
-		"--cluster-partitions", "4"}, nd.tlsArgs...)
+		"--cluster-partitions", "4", "--admin-token", e2eToken}, nd.tlsArgs...)
 	nd.c = startServe(t, bin, nd.ingest, nd.admin, args...)
 }
 
 type ingestAnswer struct {
 	EventID   string `json:"event_id"`
 	Duplicate bool   `json:"duplicate"`
+}
+
+// settled: every member reachable, every partition on three replicas with
+// a leader whose takeover is applied on the answering node.
+func settled(st api.ClusterStatus) bool {
+	for _, n := range st.Nodes {
+		if !n.Reachable {
+			return false
+		}
+	}
+	for _, p := range st.Partitions {
+		if len(p.Replicas) != 3 || p.Leader == 0 || p.Owner != p.Leader || p.OwnerTerm != p.Term {
+			return false
+		}
+	}
+	return len(st.Nodes) == 3
 }
 
 func postSigned(client *http.Client, addr string, secret []byte, key string) (int, ingestAnswer, error) {
@@ -105,7 +122,9 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 	cfg := filepath.Join(dir, "config.yaml")
 	secret := []byte("cluster-test-secret")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("sources:\n  - slug: s\n    provider: generic\n    secrets: [%q]\n", secret)), 0o600)
+	began := time.Now()
 	nodes := startClusterNodes(t, bin, cfg, 3, true)
+	t.Logf("%v: three members ready", time.Since(began).Round(time.Millisecond))
 	defer func() {
 		for _, nd := range nodes {
 			if nd.c != nil {
@@ -147,6 +166,7 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 		}
 	}
 
+	t.Logf("%v: every partition took writes", time.Since(began).Round(time.Millisecond))
 	cycles, phase := 1, 1500*time.Millisecond
 	if *clusterLong {
 		cycles, phase = 5, 5*time.Second
@@ -237,11 +257,36 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 			}
 		}
 	}
+	// cluster status, from the CLI, on the restarted member: everyone
+	// reachable, every partition replicated three times with a leader that
+	// owns it (its takeover applied). Leadership may still be settling.
+	var st api.ClusterStatus
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out, err := exec.Command(bin, "cluster", "status", "--server", "http://"+nodes[0].admin, "--token", e2eToken, "--json").CombinedOutput()
+		if err != nil {
+			t.Fatalf("cluster status: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatalf("cluster status --json: %v\n%s", err, out)
+		}
+		if settled(st) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster status never settled: %+v", st)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(st.Nodes) != 3 || len(st.Partitions) != 4 {
+		t.Fatalf("cluster status: %+v", st)
+	}
 	// Let the restarted member catch up, then stop everyone.
 	time.Sleep(time.Second)
+	t.Logf("%v: status settled", time.Since(began).Round(time.Millisecond))
 	for _, nd := range nodes {
 		nd.c.stop(t)
 	}
+	t.Logf("%v: all stopped", time.Since(began).Round(time.Millisecond))
 
 	// key -> event id per store, and which event ids each store holds.
 	type stored struct{ key, id string }
@@ -264,6 +309,7 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	t.Logf("%v: stores read", time.Since(began).Round(time.Millisecond))
 	for key, id := range acked {
 		copies := 0
 		for i := range nodes {

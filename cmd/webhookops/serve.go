@@ -199,6 +199,13 @@ func serve(c *cli.Context) error {
 		agents.Store(tunnel.agents)
 		defer tunnel.agents.Close()
 	}
+	member, err := startCluster(c, node, log)
+	if err != nil {
+		return err
+	}
+	if member != nil {
+		defer member.Close()
+	}
 	admCfg := admin.Config{
 		Node: node, Logger: log,
 		BootstrapToken: c.String("admin-token"), MetricsPublic: c.Bool("metrics-public"),
@@ -207,6 +214,9 @@ func serve(c *cli.Context) error {
 	if tunnel != nil {
 		admCfg.Agents = tunnel.agents // agents online in the API and /metrics
 		admCfg.Tunnel = &admin.TunnelInfo{Addr: tunnel.publicAddr, Fingerprint: tunnel.agents.Fingerprint()}
+	}
+	if member != nil {
+		admCfg.Cluster = member.status
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {
@@ -221,13 +231,8 @@ func serve(c *cli.Context) error {
 	// TLS handshake failures from scanners are routine on a public port:
 	// debug, not warnings.
 	httpErrLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
-	member, err := startCluster(c, node, log)
-	if err != nil {
-		return err
-	}
 	ingCfg := ingress.Config{Node: node, MaxBody: c.Int64("max-body"), MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}
 	if member != nil {
-		defer member.Close()
 		ingCfg.Ingest = member.cl.Ingest
 	}
 	ingestSrv := &http.Server{

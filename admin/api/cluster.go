@@ -1,0 +1,36 @@
+package api
+
+// ClusterStatus is GET /api/v1/cluster: the cluster as the answering node
+// sees it.
+type ClusterStatus struct {
+	// NodeID is the node that answered.
+	NodeID     uint64             `json:"node_id"`
+	Nodes      []ClusterNode      `json:"nodes"`
+	Partitions []ClusterPartition `json:"partitions"`
+}
+
+// ClusterNode is one member.
+type ClusterNode struct {
+	ID      uint64 `json:"id"`
+	Address string `json:"address"`
+	// Reachable: the answering node could open a connection to the
+	// member's raft address just now (itself: always).
+	Reachable bool `json:"reachable"`
+	// Leads is how many partitions the member leads, as the answering node
+	// last heard.
+	Leads int `json:"leads"`
+}
+
+// ClusterPartition is one replicated partition.
+type ClusterPartition struct {
+	Partition uint16   `json:"partition"`
+	Replicas  []uint64 `json:"replicas"`
+	Leader    uint64   `json:"leader"` // 0: none known (an election is running)
+	Term      uint64   `json:"term"`
+	// Owner is the node whose takeover entry was last applied here, in
+	// OwnerTerm: the only node whose writes the partition accepts.
+	Owner     uint64 `json:"owner"`
+	OwnerTerm uint64 `json:"owner_term"`
+	// AppliedIndex is the last raft entry the answering node applied.
+	AppliedIndex uint64 `json:"applied_index"`
+}

@@ -1,0 +1,65 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/webhookops/webhookops/admin/api"
+	"github.com/webhookops/webhookops/admin/client"
+)
+
+// ClusterStatusCommand is `webhookops cluster status`; the server binary
+// puts it under its `cluster` command beside the certificate commands.
+func ClusterStatusCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "status",
+		Usage:  "members, their reachability, and each partition's replicas, leader and owner",
+		Flags:  commonFlags(),
+		Action: action(runClusterStatus),
+	}
+}
+
+func runClusterStatus(c *cli.Context, ctx context.Context, cl *client.Client) error {
+	s, err := cl.ClusterStatus(ctx)
+	if err != nil {
+		return err
+	}
+	return output(c, s, func(w io.Writer) error { return clusterTables(w, s) })
+}
+
+func clusterTables(w io.Writer, s api.ClusterStatus) error {
+	u := func(n uint64) string { return strconv.FormatUint(n, 10) }
+	fmt.Fprintf(w, "as seen from node %d\n\n", s.NodeID)
+	var rows [][]string
+	for _, n := range s.Nodes {
+		reach := "yes"
+		if !n.Reachable {
+			reach = "NO"
+		}
+		rows = append(rows, []string{u(n.ID), n.Address, reach, strconv.Itoa(n.Leads)})
+	}
+	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS"}, rows); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	rows = rows[:0]
+	for _, p := range s.Partitions {
+		leader := "-"
+		if p.Leader != 0 {
+			leader = u(p.Leader)
+		}
+		reps := ""
+		for i, r := range p.Replicas {
+			if i > 0 {
+				reps += ","
+			}
+			reps += u(r)
+		}
+		rows = append(rows, []string{strconv.Itoa(int(p.Partition)), reps, leader, u(p.Term), u(p.Owner) + "@" + u(p.OwnerTerm), u(p.AppliedIndex)})
+	}
+	return table(w, []string{"PARTITION", "REPLICAS", "LEADER", "TERM", "OWNER@TERM", "APPLIED"}, rows)
+}
