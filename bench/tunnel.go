@@ -22,24 +22,31 @@ func tunnelUnavailable(scenario string, reason error) error {
 		scenario, ErrNotAvailable, reason)
 }
 
-// tunnelForward returns the address of a forward that reaches appAddr
-// through an agent: the one given by hand, or one the harness sets up
-// (startTunnel). An error wrapping ErrNotAvailable means there is none.
-func (r *runner) tunnelForward(ctx context.Context, name, appAddr string, probe func(context.Context, string) error) (string, func(), error) {
+// forward is a forward that reaches the app through an agent.
+type forward struct {
+	addr  string
+	close func()
+	pids  []int // the server and agent the harness started, for CPU accounting; none for one given by hand
+}
+
+// tunnelForward returns a forward that reaches appAddr through an agent:
+// the one given by hand, or one the harness sets up (startTunnel). An
+// error wrapping ErrNotAvailable means there is none.
+func (r *runner) tunnelForward(ctx context.Context, name, appAddr string, probe func(context.Context, string) error) (forward, error) {
 	if r.opts.ForwardAddr != "" {
-		return r.opts.ForwardAddr, func() {}, nil
+		return forward{addr: r.opts.ForwardAddr, close: func() {}}, nil
 	}
 	if r.opts.Target != "" {
-		return "", nil, tunnelUnavailable(name, errors.New("with --target the harness cannot set up the tunnel"))
+		return forward{}, tunnelUnavailable(name, errors.New("with --target the harness cannot set up the tunnel"))
 	}
 	t, err := r.startTunnel(ctx, name, appAddr, probe)
 	switch {
 	case errors.Is(err, ErrNotAvailable), errors.Is(err, ErrServerUnavailable):
-		return "", nil, tunnelUnavailable(name, err)
+		return forward{}, tunnelUnavailable(name, err)
 	case err != nil:
-		return "", nil, err
+		return forward{}, err
 	}
-	return t.forwardAddr, t.close, nil
+	return forward{addr: t.forwardAddr, close: t.close, pids: []int{t.server.cmd.Process.Pid, t.agent.cmd.Process.Pid}}, nil
 }
 
 // tunnelHTTP measures HTTP requests to a loopback app through the tunnel
@@ -56,7 +63,7 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 		return res, fmt.Errorf("bench: app: %w", err)
 	}
 	defer app.Close()
-	fwd, closeTunnel, tunErr := r.tunnelForward(ctx, ScenarioTunnelHTTP, app.addr(), func(ctx context.Context, fwd string) error {
+	tun, tunErr := r.tunnelForward(ctx, ScenarioTunnelHTTP, app.addr(), func(ctx context.Context, fwd string) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+fwd+"/app", nil)
@@ -87,9 +94,9 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	}
 	phase := func(label, base string) loadResult { return r.measure(ctx, label, mk(base)) }
 	if tunErr == nil && r.opts.Baseline && r.opts.Rounds > 1 {
-		lr, br := r.alternate(ctx, ScenarioTunnelHTTP, mk("http://"+fwd), mk(app.url()), nil)
+		lr, br := r.alternate(ctx, ScenarioTunnelHTTP, mk("http://"+tun.addr), mk(app.url()), nil)
 		r.client.CloseIdleConnections()
-		closeTunnel()
+		tun.close()
 		fill(&res, lr, "req/s")
 		fillBaseline(&res, br.throughput(), br.rec.latency())
 		res.Mode += fmt.Sprintf(", %d rounds", r.opts.Rounds)
@@ -99,11 +106,11 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 		return res, ctx.Err()
 	}
 	if tunErr == nil {
-		fill(&res, phase(ScenarioTunnelHTTP, "http://"+fwd), "req/s")
+		fill(&res, phase(ScenarioTunnelHTTP, "http://"+tun.addr), "req/s")
 		// Idle keep-alive connections through the forward would hold the
 		// server's shutdown for its whole drain timeout.
 		r.client.CloseIdleConnections()
-		closeTunnel()
+		tun.close()
 	}
 	if r.opts.Baseline {
 		lr := phase(ScenarioTunnelHTTP+" direct", app.url())
@@ -138,7 +145,7 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 		return res, fmt.Errorf("bench: app: %w", err)
 	}
 	defer app.Close()
-	fwd, closeTunnel, tunErr := r.tunnelForward(ctx, ScenarioTunnelTCP, app.addr(), func(ctx context.Context, fwd string) error {
+	tun, tunErr := r.tunnelForward(ctx, ScenarioTunnelTCP, app.addr(), func(ctx context.Context, fwd string) error {
 		before := app.accepted.Load()
 		d := net.Dialer{Timeout: 2 * time.Second, Control: loopbackOnly}
 		c, err := d.DialContext(ctx, "tcp", fwd)
@@ -159,8 +166,9 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	var tunnel, direct, bare *bulkTarget
 	var targets []*bulkTarget
 	if tunErr == nil {
-		defer closeTunnel()
-		tunnel = app.target("tunnel", fwd)
+		defer tun.close()
+		tunnel = app.target("tunnel", tun.addr)
+		tunnel.pids = tun.pids
 		targets = append(targets, tunnel)
 	}
 	if r.opts.Baseline {
@@ -189,6 +197,17 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 		res.setExtra("quic_mbps", bare.mbps())
 		res.setExtra(extraRatioToQUIC, res.Throughput/bare.mbps())
 	}
+	// CPU per MB of each path (this process, plus the server and agent on
+	// the tunnel's): what the rates would come to on an idle machine where
+	// CPU is the limit.
+	for _, c := range []struct {
+		key string
+		t   *bulkTarget
+	}{{"cpu_us_per_mb", tunnel}, {"direct_cpu_us_per_mb", direct}, {"quic_cpu_us_per_mb", bare}} {
+		if c.t != nil && c.t.cpuPerMB() > 0 && (c.t != tunnel || len(c.t.pids) > 0) {
+			res.setExtra(c.key, c.t.cpuPerMB())
+		}
+	}
 	if tunErr != nil {
 		return res, tunErr
 	}
@@ -202,10 +221,22 @@ type bulkTarget struct {
 	dial     func(ctx context.Context) (io.WriteCloser, error)
 	received func() int64 // bytes the receiving end has counted so far
 	settle   func()       // waits (bounded) until the closed streams are read to the end
+	pids     []int        // child processes on the path, whose CPU time counts too
 	rec      *recorder    // one chunk write each
 
 	bytes   int64
 	elapsed time.Duration
+	cpu     time.Duration // of this process and pids during the slices
+	cpuOK   bool
+}
+
+// cpuPerMB is the CPU time the machine spent per MB moved, in microseconds
+// (0 when unknown): on a shared machine it is steadier than the rate.
+func (t *bulkTarget) cpuPerMB() float64 {
+	if !t.cpuOK || t.bytes == 0 {
+		return 0
+	}
+	return float64(t.cpu.Microseconds()) / (float64(t.bytes) / 1e6)
 }
 
 func (t *bulkTarget) mbps() float64 {
@@ -302,18 +333,22 @@ func (r *runner) bulkSlice(ctx context.Context, t *bulkTarget, d time.Duration, 
 		l.rec = t.rec
 	}
 	before := t.received()
+	cpu0, ok0 := processCPU(t.pids)
 	lr := l.run(ctx)
 	// Close the streams and let the receiver read what is still in flight
 	// (it was written within the slice) before counting.
 	closeAll()
 	t.settle()
 	got := t.received() - before
+	cpu1, ok1 := processCPU(t.pids)
 	if err := lr.rec.firstError(); err != nil {
 		return got, fmt.Errorf("bench: %s %s: %w", ScenarioTunnelTCP, t.label, err)
 	}
 	if record {
+		t.cpuOK = (t.cpuOK || t.bytes == 0) && ok0 && ok1
 		t.bytes += got
 		t.elapsed += lr.elapsed
+		t.cpu += cpu1 - cpu0
 	}
 	return got, nil
 }

@@ -103,8 +103,10 @@ func dialRaw(t *testing.T, s *testServer) *rawConn {
 
 func (r *rawConn) write(t *testing.T, f frame) {
 	t.Helper()
+	// A write can fail because the server refused and closed meanwhile
+	// (over yamux even one that went out): the next read tells.
 	if _, err := r.ctrl.Write(f.Append(nil)); err != nil {
-		t.Fatal(err)
+		t.Logf("write %T: %v", f, err)
 	}
 }
 

@@ -42,6 +42,7 @@ func (e *connClosedError) Error() string {
 // tcpConn is a conn over TLS 1.3 over TCP, its streams multiplexed by yamux.
 type tcpConn struct {
 	raw    net.Conn
+	wire   *batchConn // raw, as TLS writes to it
 	tls    *tls.Conn
 	ycfg   *yamux.Config
 	server bool
@@ -57,9 +58,15 @@ type tcpConn struct {
 	closed *connClosedError
 }
 
-func newTCPConn(raw net.Conn, tc *tls.Conn, server bool, window uint64, log *slog.Logger) *tcpConn {
+func newTCPConn(raw net.Conn, tlsConf *tls.Config, server bool, window uint64, log *slog.Logger) *tcpConn {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &tcpConn{raw: raw, tls: tc, server: server, ycfg: yamuxConfig(window, log), ctx: ctx, cancel: cancel}
+	c := &tcpConn{raw: raw, wire: &batchConn{Conn: raw}, server: server, ycfg: yamuxConfig(window, log), ctx: ctx, cancel: cancel}
+	if server {
+		c.tls = tls.Server(c.wire, tlsConf)
+	} else {
+		c.tls = tls.Client(c.wire, tlsConf)
+	}
+	return c
 }
 
 // yamuxConfig: keep-alives off (PING/PONG on the control stream do that
@@ -87,7 +94,7 @@ func (l yamuxLogger) Println(v ...any) { l.log.Debug(strings.TrimSpace(fmt.Sprin
 
 // newServerTCPConn wraps an accepted TCP connection; handshake runs TLS.
 func newServerTCPConn(nc net.Conn, cfg ServerConfig) *tcpConn {
-	return newTCPConn(nc, tls.Server(nc, cfg.tlsConfig()), true, cfg.MaxStreamReceiveWindow, cfg.Logger)
+	return newTCPConn(nc, cfg.tlsConfig(), true, cfg.MaxStreamReceiveWindow, cfg.Logger)
 }
 
 // handshake runs the TLS handshake, checks ALPN and starts yamux.
@@ -100,7 +107,7 @@ func (c *tcpConn) handshake(timeout time.Duration) error {
 	if p := c.tls.ConnectionState().NegotiatedProtocol; p != ALPN {
 		return fmt.Errorf("ALPN %q, want %q", p, ALPN)
 	}
-	mux := newMuxConn(c.raw, c.tls, c.cancel)
+	mux := newMuxConn(c.raw, c.wire, c.tls, c.cancel)
 	var sess *yamux.Session
 	var err error
 	if c.server {
@@ -130,7 +137,7 @@ func dialTCP(ctx context.Context, cfg ClientConfig) (conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newTCPConn(raw, tls.Client(raw, tlsConf), false, cfg.MaxStreamReceiveWindow, cfg.Logger)
+	c := newTCPConn(raw, tlsConf, false, cfg.MaxStreamReceiveWindow, cfg.Logger)
 	stop := context.AfterFunc(ctx, c.cancel)
 	err = c.handshake(cfg.HandshakeTimeout)
 	if !stop() && err == nil {

@@ -101,7 +101,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 func (c *countingConn) CloseWrite() error { return c.Conn.(*net.TCPConn).CloseWrite() }
 
 // TestMuxConnOneWritePerFrame: a data frame's header and body reach the
-// socket in one write (one TLS record), not two.
+// socket in one write, the header in the body's first TLS record.
 func TestMuxConnOneWritePerFrame(t *testing.T) {
 	cert, _ := testCerts(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -125,11 +125,12 @@ func TestMuxConnOneWritePerFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := &countingConn{Conn: raw}
-	tc := tls.Client(cc, &tls.Config{InsecureSkipVerify: true})
+	wire := &batchConn{Conn: cc}
+	tc := tls.Client(wire, &tls.Config{InsecureSkipVerify: true})
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	m := newMuxConn(cc, tc, nil)
+	m := newMuxConn(cc, wire, tc, nil)
 	frame := yamuxFrame(yamuxTypeData, 0, 1, []byte("hello through one record"))
 	before := cc.writes.Load()
 	m.Write(frame[:yamuxHeaderLen]) // as yamux does: header, then body
@@ -143,10 +144,14 @@ func TestMuxConnOneWritePerFrame(t *testing.T) {
 	if n := cc.writes.Load() - before; n != 2 {
 		t.Fatalf("%d socket writes after a window update, want 2", n)
 	}
-	// A body larger than a record: the header rides in the first one.
-	big := yamuxFrame(yamuxTypeData, 0, 1, bytes.Repeat([]byte("x"), 100<<10))
+	// A body of many records: the header rides in the first one, and all
+	// of them leave in one write.
+	big := yamuxFrame(yamuxTypeData, 0, 1, bytes.Repeat([]byte("x"), 200<<10))
 	m.Write(big[:yamuxHeaderLen])
 	m.Write(big[yamuxHeaderLen:])
+	if n := cc.writes.Load() - before; n != 3 {
+		t.Fatalf("%d socket writes after a 200 KiB frame, want 3", n)
+	}
 	m.Close()
 	want := append(append(append([]byte{}, frame...), wu...), big...)
 	if b := <-got; !bytes.Equal(b, want) {
@@ -350,6 +355,7 @@ func TestExtraAgentStreamsRefusedOverTCP(t *testing.T) {
 	if typ, code := r.authenticate(t, "agent-1", "s3cret", nonce); typ != FrameOK {
 		t.Fatalf("handshake: %s %s", typ, code)
 	}
+	waitOnline(t, s, "agent-1")
 	extra, err := r.conn.openStream(context.Background())
 	if err != nil {
 		t.Fatal(err)
