@@ -1,6 +1,8 @@
 // Package actors owns the moving parts of a node, as protoactor-go actors
 // over one wal store: ingress shards, destination actors, their
-// supervision, and the agents' tunnel (Agents).
+// supervision, and replays. Subpackage agentreg is the agents' side of the
+// tunnel (not an actor: an adapter between tunnelproto and the node's
+// configuration); subpackage delivery makes one HTTP attempt.
 //
 // # Ingest
 //

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/webhookops/webhookops/actors/leaktest"
 
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/delivery"
@@ -22,15 +22,7 @@ import (
 	"github.com/webhookops/webhookops/wal"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// protoactor's process registry and dead-letter throttling keep
-		// package-level goroutines.
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-		goleak.IgnoreAnyFunction("github.com/lithammer/shortuuid/v4.init"),
-		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble/v2/internal/ascii.init"),
-	)
-}
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 const testToken = "whops_test-bootstrap-token-0123456789"
 

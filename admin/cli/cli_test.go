@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"github.com/webhookops/webhookops/actors/leaktest"
 	"go.uber.org/goleak"
 
 	"github.com/webhookops/webhookops/actors"
@@ -23,10 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-		goleak.IgnoreAnyFunction("github.com/lithammer/shortuuid/v4.init"),
-		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble/v2/internal/ascii.init"),
+	leaktest.VerifyTestMain(m,
 		// pebble.Open that fails on the dir's lock (TestTokenOffline, on
 		// purpose) leaves its disk-health ticker running; the CLI exits
 		// right after, so it is only a test-time leak.

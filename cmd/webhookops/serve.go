@@ -15,7 +15,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/agentreg"
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/config"
@@ -139,38 +139,39 @@ func serve(c *cli.Context) error {
 	}
 	defer db.Close()
 
-	// The tunnel starts after the node; delivery and config changes reach
-	// it through this pointer.
-	var agents atomic.Pointer[actors.Agents]
-	client := delivery.NewClient(delivery.Options{
-		UserAgent: "webhookops/" + version,
-		AgentDial: func(ctx context.Context, agentID, addr string) (net.Conn, error) {
-			a := agents.Load()
-			if a == nil {
-				return nil, errors.New("the tunnel is off: start the server with --tunnel-addr to deliver through agents")
-			}
-			return a.Dial(ctx, agentID, addr)
-		},
-	})
-	defer client.CloseIdle()
-	start := time.Now()
-	node, err := actors.Start(actors.Config{
+	// The tunnel binds before the node: delivery dials through it and
+	// configuration changes reach it; it serves agents once the node has
+	// loaded the configuration.
+	tunnel, err := newTunnel(c, db, log)
+	if err != nil {
+		return err
+	}
+	nodeCfg := actors.Config{
 		DB:           db,
-		Deliverer:    client,
 		Logger:       log,
 		DedupeWindow: c.Duration("dedupe-window"),
 		Retention:    c.Duration("retention"),
 		DrainTimeout: c.Duration("drain-timeout"),
-		OnChange: func(old, next *actors.Snapshot) {
-			if a := agents.Load(); a != nil {
-				a.ConfigChanged(old, next)
-			}
-		},
-	})
+	}
+	dial := agentreg.DialTunnelOff
+	if tunnel != nil {
+		defer tunnel.agents.Close()
+		dial = tunnel.agents.Dial
+		nodeCfg.OnChange = func(_, next *actors.Snapshot) { tunnel.agents.SetConfig(next.Agents, next.Forwards) }
+	}
+	client := delivery.NewClient(delivery.Options{UserAgent: "webhookops/" + version, AgentDial: dial})
+	defer client.CloseIdle()
+	nodeCfg.Deliverer = client
+	start := time.Now()
+	node, err := actors.Start(nodeCfg)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	if tunnel != nil {
+		snap := node.Snapshot()
+		tunnel.agents.SetConfig(snap.Agents, snap.Forwards)
+	}
 	if file != nil {
 		err := node.Apply(actors.Change{
 			Sources: file.Sources, Destinations: file.Destinations, Agents: file.Agents, Forwards: file.Forwards,
@@ -191,13 +192,8 @@ func serve(c *cli.Context) error {
 		runtime.GC()
 		debug.FreeOSMemory()
 	}
-	tunnel, err := startTunnel(c, node, log)
-	if err != nil {
-		return err
-	}
 	if tunnel != nil {
-		agents.Store(tunnel.agents)
-		defer tunnel.agents.Close()
+		tunnel.agents.Start()
 	}
 	member, err := startCluster(c, node, log)
 	if err != nil {

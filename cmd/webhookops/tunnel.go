@@ -9,18 +9,19 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/agentreg"
 	"github.com/webhookops/webhookops/tunnelproto"
+	"github.com/webhookops/webhookops/wal"
 )
 
 type tunnel struct {
-	agents     *actors.Agents
+	agents     *agentreg.Registry
 	publicAddr string
 }
 
-// startTunnel starts the agents' listeners (QUIC on UDP, TCP+TLS on the
-// same port number) when --tunnel-addr is set.
-func startTunnel(c *cli.Context, node *actors.Node, log *slog.Logger) (*tunnel, error) {
+// newTunnel binds the agents' listeners (QUIC on UDP, TCP+TLS on the same
+// port number) when --tunnel-addr is set; it serves from Start on.
+func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger) (*tunnel, error) {
 	addr := c.String("tunnel-addr")
 	if addr == "" {
 		return nil, nil
@@ -37,7 +38,7 @@ func startTunnel(c *cli.Context, node *actors.Node, log *slog.Logger) (*tunnel, 
 	if err != nil {
 		return nil, fmt.Errorf("tunnel certificate: %w", err)
 	}
-	a, err := node.StartAgents(cfg)
+	a, err := agentreg.New(agentreg.Config{Tunnel: cfg, DB: db, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("--tunnel-addr: %w", err)
 	}

@@ -1,0 +1,231 @@
+// Package agentreg is the engine's side of the tunnel: it authenticates
+// agents against the configured agents, audits their sessions, runs the
+// raw TCP forwards and dials through an agent for delivery. It is an
+// adapter between tunnelproto and the engine, not an actor.
+//
+// It is built before the node (the node's delivery client dials through
+// it) and learns the configuration from the node's OnChange, so the
+// composition root wires it in one pass: New, then actors.Start with
+// Deliverer dialling Registry.Dial and OnChange calling SetConfig, then
+// SetConfig with the node's loaded configuration and Start. No agent is
+// served (and so none refused for want of configuration) before Start; one
+// that dials earlier retries as after any failed attempt.
+//
+// One live session per agent is the tunnel server's rule; the registry
+// cuts a session whose agent was deleted or whose secret was rotated,
+// before SetConfig returns, so a rotated secret stops working at once.
+//
+// It must never block the caller of SetConfig on a network peer, and
+// never write anything but audit entries.
+package agentreg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/webhookops/webhookops/tunnelproto"
+	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
+)
+
+// Config configures a registry.
+type Config struct {
+	// Tunnel is the tunnel server's config; Auth and OnEvent are set here.
+	Tunnel tunnelproto.ServerConfig
+	// DB receives the audit entries of sessions and failed forwards.
+	DB *wal.DB
+	// Logger; nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// Registry is the tunnel server with the configured agents and forwards.
+type Registry struct {
+	srv *tunnelproto.Server
+	db  *wal.DB
+	log *slog.Logger
+
+	ctx    context.Context // cancelled by Close: forwards and Serve stop
+	cancel context.CancelFunc
+	serve  chan error // Serve's result, once Start ran
+
+	closeOnce sync.Once
+
+	mu       sync.Mutex // guards the fields below
+	started  bool
+	closed   bool
+	agents   map[string]model.Agent
+	forwards map[string]*runningForward
+}
+
+type runningForward struct {
+	f      model.Forward
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New binds the tunnel's listeners. Agents are served from Start on.
+func New(cfg Config) (*Registry, error) {
+	if cfg.DB == nil {
+		return nil, errors.New("agentreg: Config.DB is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1),
+		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}}
+	cfg.Tunnel.Auth = tunnelproto.AuthenticatorFunc(r.lookup)
+	cfg.Tunnel.OnEvent = r.onEvent
+	if cfg.Tunnel.Logger == nil {
+		cfg.Tunnel.Logger = cfg.Logger
+	}
+	srv, err := tunnelproto.NewServer(cfg.Tunnel)
+	if err != nil {
+		return nil, fmt.Errorf("agentreg.New: %w", err)
+	}
+	r.srv = srv
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	return r, nil
+}
+
+// Start serves agents. Call it once the configuration is known
+// (SetConfig); a second call does nothing.
+func (r *Registry) Start() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started || r.closed {
+		return
+	}
+	r.started = true
+	go func() { r.serve <- r.srv.Serve(r.ctx) }()
+}
+
+// Addr is the tunnel's address (UDP for QUIC, TCP on the same port).
+func (r *Registry) Addr() net.Addr { return r.srv.Addr() }
+
+// Fingerprint is the tunnel certificate's pin, "sha256:<hex>".
+func (r *Registry) Fingerprint() string { return r.srv.Fingerprint() }
+
+func (r *Registry) lookup(id string) ([]byte, []string, bool) {
+	r.mu.Lock()
+	ag, ok := r.agents[id]
+	r.mu.Unlock()
+	if !ok || ag.Secret == "" {
+		return nil, nil, false
+	}
+	return []byte(ag.Secret), ag.AllowedTargets, true
+}
+
+// audit records e without waiting for it to be durable: it runs on the
+// tunnel's goroutines, which must not block.
+func (r *Registry) audit(e wal.AuditEntry) {
+	b := r.db.NewBatch()
+	b.Audit(e)
+	r.db.Commit(b, nil)
+}
+
+// onEvent audits a session event.
+func (r *Registry) onEvent(e tunnelproto.Event) {
+	detail := map[string]string{"remote_addr": e.RemoteAddr}
+	if e.Code != tunnelproto.CodeNone {
+		detail["code"] = e.Code.String()
+	}
+	if e.Reason != "" {
+		detail["reason"] = e.Reason
+	}
+	id := e.AgentID
+	if id == "" {
+		id = "(unknown)"
+	}
+	r.audit(wal.AuditEntry{At: e.Time.UTC(), Action: "agent." + string(e.Kind), ObjectType: "agent", ObjectID: id, Detail: detail})
+}
+
+// Dial opens a connection to addr through agentID, for HTTP delivery.
+func (r *Registry) Dial(ctx context.Context, agentID, addr string) (net.Conn, error) {
+	conn, err := r.srv.Dial(ctx, agentID, tunnelproto.KindHTTP, addr)
+	if errors.Is(err, tunnelproto.ErrAgentOffline) {
+		return nil, fmt.Errorf("agent %q is offline", agentID)
+	}
+	return conn, err
+}
+
+// DialTunnelOff is the delivery dialler of a node that runs no tunnel.
+func DialTunnelOff(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("the tunnel is off: start the server with --tunnel-addr to deliver through agents")
+}
+
+// Online reports whether an agent has a live session, and when it was last seen.
+func (r *Registry) Online(id string) (bool, time.Time) { return r.srv.Online(id) }
+
+// SetConfig makes agents and forwards the registry's configuration: it
+// cuts the sessions of agents deleted or whose secret changed, and starts,
+// stops or restarts forwards to match. Calls come one at a time, in the
+// order of the changes (the node's OnChange gives that).
+func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]model.Forward) {
+	r.mu.Lock()
+	old := r.agents
+	r.agents = agents
+	r.mu.Unlock()
+	for id, ag := range old {
+		if nag, ok := agents[id]; !ok || nag.Secret != ag.Secret {
+			if r.srv.Disconnect(id) {
+				r.log.Info("agent session cut", "agent", id, "why", "deleted or secret rotated")
+			}
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for listen, rf := range r.forwards {
+		if f, ok := forwards[listen]; !ok || f != rf.f {
+			rf.cancel()
+			<-rf.done
+			delete(r.forwards, listen)
+		}
+	}
+	for listen, f := range forwards {
+		if _, ok := r.forwards[listen]; ok || r.closed {
+			continue
+		}
+		ln, err := net.Listen("tcp", f.Listen)
+		if err != nil {
+			r.log.Error("forward cannot listen", "listen", f.Listen, "agent", f.Agent, "target", f.Target, "err", err)
+			r.audit(wal.AuditEntry{At: time.Now().UTC(), Action: "forward.failed", ObjectType: "forward", ObjectID: listen, Detail: map[string]string{"error": err.Error()}})
+			continue
+		}
+		ctx, cancel := context.WithCancel(r.ctx)
+		rf := &runningForward{f: f, cancel: cancel, done: make(chan struct{})}
+		r.forwards[listen] = rf
+		go func() {
+			defer close(rf.done)
+			if err := r.srv.Forward(ctx, ln, f.Agent, f.Target); err != nil && ctx.Err() == nil {
+				r.log.Error("forward stopped", "listen", f.Listen, "err", err)
+			}
+		}()
+		r.log.Info("forwarding", "listen", ln.Addr().String(), "agent", f.Agent, "target", f.Target)
+	}
+}
+
+// Close stops the forwards and the tunnel, telling agents to go away.
+// Idempotent.
+func (r *Registry) Close() {
+	r.closeOnce.Do(func() {
+		r.mu.Lock()
+		r.closed = true
+		for listen, rf := range r.forwards {
+			rf.cancel()
+			<-rf.done
+			delete(r.forwards, listen)
+		}
+		started := r.started
+		r.mu.Unlock()
+		r.cancel()
+		r.srv.Close()
+		if started {
+			<-r.serve
+		}
+	})
+}
