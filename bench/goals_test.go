@@ -3,8 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestGoals(t *testing.T) {
@@ -84,5 +87,40 @@ func TestShowProgress(t *testing.T) {
 		if got := showProgress(c.quiet, c.json, c.stdout, c.stderr); got != c.want {
 			t.Errorf("showProgress(quiet=%v json=%v stdout tty=%v stderr tty=%v) = %v", c.quiet, c.json, c.stdout, c.stderr, got)
 		}
+	}
+}
+
+// TestProcessCPU: this process's CPU time plus a child's (here itself, read
+// from /proc) grows with work done.
+func TestProcessCPU(t *testing.T) {
+	self := []int{os.Getpid()}
+	before, ok := processCPU(self)
+	if runtime.GOOS != "linux" {
+		t.Skip("CPU of other processes is read from /proc")
+	}
+	if !ok {
+		t.Fatal("processCPU failed on Linux")
+	}
+	// Work until the CPU clock (10 ms ticks in /proc) has visibly moved,
+	// however busy the machine is.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		after, _ := processCPU(self)
+		if after-before >= 100*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CPU grew by only %v in 10 s of work", after-before)
+		}
+		for i := 0; i < 1e6; i++ {
+			_ = i * i
+		}
+	}
+	selfOnly, _ := processCPU(nil)
+	both, _ := processCPU(self)
+	if both < selfOnly+selfOnly/2 {
+		t.Fatalf("self %v, self counted twice %v: the /proc figure is missing", selfOnly, both)
+	}
+	if _, ok := processCPU([]int{1 << 30}); ok {
+		t.Fatal("a process that does not exist was measured")
 	}
 }

@@ -119,6 +119,18 @@ type loadResult struct {
 	rec     *recorder
 	start   time.Time
 	elapsed time.Duration // from the first scheduled send to the last answer (open loop: at least the schedule)
+	// cpu is the CPU time of this process and the side's child processes
+	// during the phase, when alternateCPU measured it (cpuOK).
+	cpu   time.Duration
+	cpuOK bool
+}
+
+// cpuPerOK is CPU microseconds per successful request (0 when unknown).
+func (r loadResult) cpuPerOK() float64 {
+	if !r.cpuOK || r.rec.ok.Load() == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / float64(r.rec.ok.Load())
 }
 
 func (r loadResult) throughput() float64 {

@@ -14,6 +14,13 @@ import (
 // baseline slice (the gateway finishes its deliveries, so the baseline does
 // not share the machine with our backlog); its time counts for neither side.
 func (r *runner) alternate(ctx context.Context, label string, ours, base func(warmup bool) load, quiesce func(context.Context)) (loadResult, loadResult) {
+	return r.alternateCPU(ctx, label, ours, base, quiesce, nil)
+}
+
+// alternateCPU is alternate that also measures the CPU time each side
+// costs the machine: this process's, plus oursPIDs' (the child processes
+// on our side's path) for our slices. The baseline's is this process's.
+func (r *runner) alternateCPU(ctx context.Context, label string, ours, base func(warmup bool) load, quiesce func(context.Context), oursPIDs []int) (loadResult, loadResult) {
 	rounds := max(r.opts.Rounds, 1)
 	if r.opts.Warmup > 0 {
 		for _, mk := range []func(bool) load{ours, base} {
@@ -40,6 +47,8 @@ func (r *runner) alternate(ctx context.Context, label string, ours, base func(wa
 
 	var res [2]loadResult // ours, base
 	res[0].rec, res[1].rec = o.rec, b.rec
+	res[0].cpuOK, res[1].cpuOK = true, true
+	pids := [2][]int{oursPIDs, nil}
 	for i := range rounds {
 		order := []int{0, 1}
 		if i%2 == 1 {
@@ -59,7 +68,11 @@ func (r *runner) alternate(ctx context.Context, label string, ours, base func(wa
 			l.duration = slice
 			l.requests = perSlice
 			l.firstSeq = int64(i) * perSlice // one signer per side: ids stay unique across slices
+			cpu0, ok0 := processCPU(pids[side])
 			lr := l.run(ctx)
+			cpu1, ok1 := processCPU(pids[side])
+			res[side].cpu += cpu1 - cpu0
+			res[side].cpuOK = res[side].cpuOK && ok0 && ok1
 			if res[side].start.IsZero() {
 				res[side].start = lr.start
 			}

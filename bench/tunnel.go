@@ -94,12 +94,19 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 	}
 	phase := func(label, base string) loadResult { return r.measure(ctx, label, mk(base)) }
 	if tunErr == nil && r.opts.Baseline && r.opts.Rounds > 1 {
-		lr, br := r.alternate(ctx, ScenarioTunnelHTTP, mk("http://"+tun.addr), mk(app.url()), nil)
+		lr, br := r.alternateCPU(ctx, ScenarioTunnelHTTP, mk("http://"+tun.addr), mk(app.url()), nil, tun.pids)
 		r.client.CloseIdleConnections()
 		tun.close()
 		fill(&res, lr, "req/s")
 		fillBaseline(&res, br.throughput(), br.rec.latency())
 		res.Mode += fmt.Sprintf(", %d rounds", r.opts.Rounds)
+		// CPU per request, the harness's plus the server's and agent's on
+		// the tunnel's side: steadier than rates on a shared machine.
+		if t, d := lr.cpuPerOK(), br.cpuPerOK(); t > 0 && d > 0 && len(tun.pids) > 0 {
+			res.setExtra("cpu_us_per_req", t)
+			res.setExtra("direct_cpu_us_per_req", d)
+			res.setExtra("cpu_ratio", d/t)
+		}
 		if err := br.rec.firstError(); err != nil && res.FirstError == "" {
 			res.FirstError = "direct: " + err.Error()
 		}
@@ -207,6 +214,9 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 		if c.t != nil && c.t.cpuPerMB() > 0 && (c.t != tunnel || len(c.t.pids) > 0) {
 			res.setExtra(c.key, c.t.cpuPerMB())
 		}
+	}
+	if q, t := res.Extra["quic_cpu_us_per_mb"], res.Extra["cpu_us_per_mb"]; q > 0 && t > 0 {
+		res.setExtra("cpu_ratio_to_quic", q/t)
 	}
 	if tunErr != nil {
 		return res, tunErr
