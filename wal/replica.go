@@ -155,6 +155,25 @@ func (rb *ReplicaBatch) walkOps(enc []byte, into *pebble.Batch) error {
 	return nil
 }
 
+// ApplyOutboxAcks is ApplyOps for encodings that may only delete outbox
+// entries of the partition (a destination owner's acknowledgements); any
+// other write refuses the whole encoding.
+func (rb *ReplicaBatch) ApplyOutboxAcks(enc []byte) error {
+	if err := rb.walkOps(enc, nil); err != nil {
+		return err
+	}
+	d := decoder{b: enc[1:]}
+	for len(d.b) > 0 {
+		op := d.b[0]
+		d.b = d.b[1:]
+		k := d.bytes()
+		if op != opDelete || len(k) < 4 || k[3] != subOutbox {
+			return fmt.Errorf("%w: only outbox deletions may be acknowledged, got %q on %q", ErrOutsidePartition, op, k)
+		}
+	}
+	return rb.walkOps(enc, rb.b)
+}
+
 // SetFence records the partition's owner and the term it took over in.
 func (rb *ReplicaBatch) SetFence(term, node uint64) {
 	var v [16]byte

@@ -11,6 +11,7 @@ const (
 	kindIngest   = 1 // a received webhook: event, dedupe key and fan-out
 	kindTakeover = 2 // a new owner's first entry, carrying its raft term
 	kindWrite    = 3 // an owner's writes, stamped with its takeover term
+	kindAckOut   = 4 // a destination's owner acknowledges outbox entries of this partition
 )
 
 // Result values of a partition entry (statemachine.Result.Value).
@@ -53,6 +54,13 @@ func encodeTakeover(term, node uint64) []byte {
 	b = binary.AppendUvarint(b, term)
 	return binary.AppendUvarint(b, node)
 }
+
+// encodeAck carries outbox deletions (wal.Batch.EncodeOps of DeleteOutbox
+// calls only). It is not fenced by this partition's owner: the writer owns
+// the destination, whose queue lives in another partition; it acks only
+// after its own fenced enqueue there was applied, and deleting an outbox
+// entry twice is harmless.
+func encodeAck(ops []byte) []byte { return append([]byte{kindAckOut}, ops...) }
 
 func encodeWrite(term, node uint64, ops []byte) []byte {
 	b := make([]byte, 0, 1+2*binary.MaxVarintLen64+len(ops))
@@ -98,6 +106,8 @@ func decodeEntry(b []byte) (entry, error) {
 		if b == nil {
 			return entry{}, errBadEntry
 		}
+		e.body = b
+	case kindAckOut:
 		e.body = b
 	default:
 		return entry{}, errBadEntry

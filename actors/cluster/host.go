@@ -137,8 +137,9 @@ type Cluster struct {
 
 	mu     sync.Mutex       // guards owned
 	owned  map[uint16]Fence // partitions whose takeover by this node is applied
+	kick   chan struct{}    // a leader changed somewhere
 	closed chan struct{}
-	wg     sync.WaitGroup // takeover proposers
+	wg     sync.WaitGroup // ownLoop and its takeover proposals
 }
 
 func quietDragonboat() {
@@ -146,6 +147,8 @@ func quietDragonboat() {
 		"raftpb", "registry", "rsm", "server", "settings", "tan", "tools", "transport"} {
 		dblog.GetLogger(name).SetLevel(dblog.WARNING)
 	}
+	// raft logs every election step as a warning; a failover is normal.
+	dblog.GetLogger("raft").SetLevel(dblog.ERROR)
 }
 
 // Start joins the cluster: it starts the NodeHost and a replica of every
@@ -174,7 +177,7 @@ func Start(cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.Default()
 	}
 	quietDragonboat()
-	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{}, closed: make(chan struct{})}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{}, kick: make(chan struct{}, 1), closed: make(chan struct{})}
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       filepath.Join(cfg.Dir, "nodehost"),
 		WALDir:            filepath.Join(cfg.Dir, "wal"),
@@ -217,6 +220,8 @@ func Start(cfg Config) (*Cluster, error) {
 			return nil, fmt.Errorf("cluster: partition %d: %w", p, err)
 		}
 	}
+	c.wg.Add(1)
+	go c.ownLoop()
 	return c, nil
 }
 
@@ -308,56 +313,120 @@ func (c *Cluster) propose(ctx context.Context, part uint16, cmd []byte) (sm.Resu
 	}
 }
 
-// leaderListener hears dragonboat's leader changes. When this node becomes
-// a partition's leader it proposes a takeover with its term; it owns the
-// partition only once that entry is applied (TakeoverApplied).
-type leaderListener struct{ c *Cluster }
+// ErrNotOwner: this node has no applied takeover of the partition in its
+// current leadership, or the partition refused a write as fenced (a newer
+// owner took over). The writer must stop: whatever it decided is someone
+// else's to decide now.
+var ErrNotOwner = errors.New("cluster: not the partition's owner")
 
-func (l leaderListener) LeaderUpdated(info raftio.LeaderInfo) {
-	c := l.c
-	if info.ShardID < partitionShardBase || info.ShardID >= partitionShardBase+uint64(c.part) {
-		return
+// Write proposes an owner's writes (wal.Batch.EncodeOps: keys of part
+// only) stamped with this node's applied takeover of part, and returns
+// once they are committed and applied here. b is left to the caller.
+func (c *Cluster) Write(ctx context.Context, part uint16, b *wal.Batch) error {
+	c.mu.Lock()
+	f, ok := c.owned[part]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w: partition %d", ErrNotOwner, part)
 	}
-	part := uint16(info.ShardID - partitionShardBase)
-	if info.LeaderID != c.cfg.NodeID {
+	ops, err := b.EncodeOps(part)
+	if err != nil {
+		return err
+	}
+	res, err := c.propose(ctx, part, encodeWrite(f.Term, f.Node, ops))
+	if err != nil {
+		return err
+	}
+	switch res.Value {
+	case ResultAccepted:
+		return nil
+	case ResultFenced:
 		c.mu.Lock()
-		if f, ok := c.owned[part]; ok && f.Term < info.Term {
+		if c.owned[part] == f {
 			delete(c.owned, part)
 		}
 		c.mu.Unlock()
-		return
-	}
-	select {
-	case <-c.closed:
-		return
+		return fmt.Errorf("%w: partition %d fenced term %d", ErrNotOwner, part, f.Term)
 	default:
+		return fmt.Errorf("cluster: partition %d refused a write (result %d)", part, res.Value)
 	}
-	c.wg.Add(1)
-	go c.takeOver(part, info.Term)
 }
 
-// takeOver proposes this node's takeover of part in term, for as long as
-// it still leads in that term.
-func (c *Cluster) takeOver(part uint16, term uint64) {
+// AckOutbox proposes outbox deletions (b holds DeleteOutbox calls for
+// part only). A destination's owner sends them after its enqueue into the
+// destination's own partition was applied.
+func (c *Cluster) AckOutbox(ctx context.Context, part uint16, b *wal.Batch) error {
+	ops, err := b.EncodeOps(part)
+	if err != nil {
+		return err
+	}
+	res, err := c.propose(ctx, part, encodeAck(ops))
+	if err != nil {
+		return err
+	}
+	if res.Value != ResultAccepted {
+		return fmt.Errorf("cluster: partition %d refused an outbox acknowledgement (result %d)", part, res.Value)
+	}
+	return nil
+}
+
+// leaderListener hears dragonboat's leader changes and wakes the
+// ownership loop at once (it also runs every 250 ms on its own).
+type leaderListener struct{ c *Cluster }
+
+func (l leaderListener) LeaderUpdated(raftio.LeaderInfo) {
+	select {
+	case l.c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ownLoop keeps ownership equal to leadership: where this node leads a
+// partition in a term its applied takeover does not name, it proposes a
+// takeover with that term; where it no longer leads, it stops owning at
+// once (the fence would refuse its writes anyway). It owns a partition
+// only once the takeover is applied (TakeoverApplied).
+func (c *Cluster) ownLoop() {
 	defer c.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	inflight := make([]bool, c.part)
+	done := make(chan uint16, c.part)
 	for {
-		leader, now, valid, err := c.nh.GetLeaderID(PartitionShard(part))
-		if err != nil || !valid || leader != c.cfg.NodeID || now != term {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		res, err := c.propose(ctx, part, encodeTakeover(term, c.cfg.NodeID))
-		cancel()
-		if err == nil {
-			if res.Value != ResultAccepted {
-				c.log.Warn("takeover refused", "partition", part, "term", term, "result", res.Value)
-			}
-			return
-		}
 		select {
 		case <-c.closed:
 			return
-		case <-time.After(100 * time.Millisecond):
+		case p := <-done:
+			inflight[p] = false
+			continue
+		case <-c.kick:
+		case <-t.C:
+		}
+		for p := 0; p < c.part; p++ {
+			part := uint16(p)
+			leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part))
+			mine := err == nil && valid && leader == c.cfg.NodeID
+			c.mu.Lock()
+			f, owned := c.owned[part]
+			if owned && (!mine || f.Term != term) {
+				delete(c.owned, part)
+			}
+			c.mu.Unlock()
+			if !mine || (owned && f.Term == term) || inflight[p] {
+				continue
+			}
+			inflight[p] = true
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				res, err := c.propose(ctx, part, encodeTakeover(term, c.cfg.NodeID))
+				if err == nil && res.Value != ResultAccepted {
+					c.log.Warn("takeover refused", "partition", part, "term", term, "result", res.Value)
+				}
+				done <- part
+			}()
 		}
 	}
 }

@@ -35,7 +35,7 @@ func TestParseMembers(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	ok := Config{NodeID: 2, RaftAddr: "b:2", Members: map[uint64]string{1: "a:1", 2: "b:2"}, Dir: t.TempDir(), DB: db}
+	ok := Config{NodeID: 2, RaftAddr: "127.0.0.2:2", Members: map[uint64]string{1: "127.0.0.1:1", 2: "127.0.0.2:2"}, Dir: t.TempDir(), DB: db}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -110,6 +110,12 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			written[k] = dedupeHit{ev.Seq, ev.ReceivedAt}
 			applied = append(applied, ev)
 			ents[i].Result = sm.Result{Value: ResultAccepted, Data: seqBytes(ev.Seq)}
+		case kindAckOut:
+			if err := rb.ApplyOutboxAcks(e.body); err != nil {
+				ents[i].Result = sm.Result{Value: ResultBad}
+				continue
+			}
+			ents[i].Result = sm.Result{Value: ResultAccepted}
 		case kindTakeover, kindWrite:
 			ok, next := p.fence.Admit(e.kind == kindTakeover, e.term, e.node)
 			if !ok {
