@@ -42,9 +42,8 @@ func TestBackupEndpoint(t *testing.T) {
 	e := newEnv(t, envOpts{bootstrap: testToken})
 	sk := newSink(t)
 	secret := e.setup(sk, nil)
-	var ids []string
 	for _, k := range []string{"k1", "k2", "k3"} {
-		ids = append(ids, e.ingest("shop", secret, k, `{"a":1}`))
+		e.ingest("shop", secret, k, `{"a":1}`)
 	}
 
 	m, dir := e.fetchBackup("")

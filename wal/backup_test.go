@@ -160,7 +160,7 @@ func TestInspectRefusesNonStore(t *testing.T) {
 func TestKeyID(t *testing.T) {
 	a, b := make([]byte, 32), make([]byte, 32)
 	b[0] = 1
-	if KeyID(a) != KeyID(a) || KeyID(a) == KeyID(b) || !strings.HasPrefix(KeyID(a), "sha256:") || len(KeyID(a)) != 23 {
+	if KeyID(a) != KeyID(append([]byte(nil), a...)) || KeyID(a) == KeyID(b) || !strings.HasPrefix(KeyID(a), "sha256:") || len(KeyID(a)) != 23 {
 		t.Fatalf("KeyID: %s %s", KeyID(a), KeyID(b))
 	}
 }

@@ -289,7 +289,6 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 	t.Logf("%v: all stopped", time.Since(began).Round(time.Millisecond))
 
 	// key -> event id per store, and which event ids each store holds.
-	type stored struct{ key, id string }
 	perNode := make([]map[string]string, len(nodes))
 	for i, nd := range nodes {
 		db, err := wal.Open(filepath.Join(nd.dataDir, "cluster"), wal.Config{})
