@@ -4,7 +4,9 @@
 // the wire types (requests, answers, the error shape), a leaf that links no
 // storage or actor runtime; subpackage client is the typed HTTP client over
 // them that the CLI (subpackage cli) uses; subpackage config reads the YAML
-// config file.
+// config file; subpackage ui is the operator UI and API docs, mounted by
+// MountUI, which call the same exported Server methods the JSON handlers
+// call (ListEvents, Redrive, Enroll, ...).
 //
 // It must never return a secret in clear except in the answer that
 // creates or rotates it, and never change state on a request it refuses.
@@ -108,6 +110,15 @@
 // entry. A bulk replay with no filter needs "all": true. Progress is saved
 // every second; a replay interrupted by a restart reads as "failed" with
 // the reason (its queued deliveries still run).
+//
+// # Per-minute counts
+//
+// GET /stats/minutes?minutes=N (default 60, at most 1440) answers events
+// received, delivered, failed and dead-lettered in each of the last N
+// minutes. The node keeps running totals (actors.Metrics.Totals); a
+// sampler adds their change to the current minute every second, into a
+// day-long ring saved under wal.KindRollup once a minute and on Close. A
+// restart keeps the history; a crash loses at most the last minute.
 //
 // # Metrics
 //

@@ -1,8 +1,13 @@
 package admin
 
 import (
+	"cmp"
+	"context"
 	"net/http"
+	"slices"
 	"strings"
+
+	"github.com/webhookops/webhookops/wal"
 )
 
 // Principal is who a call acts as: a token's name and role. The JSON API
@@ -31,4 +36,66 @@ func (s *Server) Authenticate(token string) (Principal, bool) {
 // "invalid", rate-limited like every refusal).
 func (s *Server) RefuseLogin(r *http.Request, token string) {
 	s.auditRefusal(r, "invalid", tokenDisplayPrefix(token))
+}
+
+// ErrorOf maps an error from a Server method to the status, code and
+// message the JSON API would answer with.
+func ErrorOf(err error) *Error { return toError(err) }
+
+// OpenAPIJSON is the OpenAPI document GET /api/v1/openapi.json serves.
+func (s *Server) OpenAPIJSON() []byte { return s.openapi }
+
+// AuditSession records a UI login or logout (ui.login, ui.logout) as the
+// token's principal.
+func (s *Server) AuditSession(action string, p Principal, r *http.Request) {
+	s.node.Audit(wal.AuditEntry{At: s.now(), Action: action, ObjectType: "token", ObjectID: p.name, Actor: p.actor(),
+		Detail: map[string]string{"remote_addr": r.RemoteAddr}})
+}
+
+// MountUI serves h, the operator UI (package admin/ui), under /ui/ and the
+// API docs under /api/docs/, and redirects / to /ui/. The UI keeps its own
+// sessions, checked with Authenticate on every request, and calls the
+// same methods the JSON handlers do; its pages are not API routes, so
+// Routes and the OpenAPI document leave them out. Call it before serving.
+func (s *Server) MountUI(h http.Handler) {
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost} {
+		s.router.Handler(m, "/ui/*path", h)
+	}
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		s.router.Handler(m, "/api/docs/*path", h)
+	}
+	s.router.Handler(http.MethodGet, "/", http.RedirectHandler("/ui/", http.StatusFound))
+}
+
+// BusyDestinations reads the queues of the destinations with deliveries
+// pending and answers the n deepest, open circuits first. It asks only
+// those destinations' actors, so a node with many idle destinations
+// answers as fast as one with few.
+func (s *Server) BusyDestinations(ctx context.Context, n int) ([]DestinationOut, error) {
+	slugs, err := s.db.DestsWithPending()
+	if err != nil {
+		return nil, err
+	}
+	snap := s.node.Snapshot()
+	var out []DestinationOut
+	for _, slug := range slugs {
+		if _, ok := snap.Destinations[slug]; !ok {
+			continue
+		}
+		d, err := s.Destination(ctx, slug)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b DestinationOut) int {
+		if a.Stats.CircuitOpen != b.Stats.CircuitOpen {
+			if a.Stats.CircuitOpen {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(b.Stats.QueueDepth, a.Stats.QueueDepth)
+	})
+	return out[:min(n, len(out))], nil
 }

@@ -15,10 +15,8 @@ import (
 	"github.com/webhookops/webhookops/actors/leaktest"
 	"go.uber.org/goleak"
 
-	"github.com/webhookops/webhookops/actors"
-	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/admin"
-	"github.com/webhookops/webhookops/ingress"
+	"github.com/webhookops/webhookops/admin/internal/testnode"
 	"github.com/webhookops/webhookops/ingress/verify"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -37,50 +35,25 @@ const token = "whops_cli-test-token-0123456789"
 var key = bytes.Repeat([]byte{3}, 32)
 
 type server struct {
-	db   *wal.DB
-	node *actors.Node
-	adm  *admin.Server
+	*testnode.Node
 	api  *httptest.Server
-	in   *httptest.Server
+	once sync.Once
 }
 
 func startServer(t *testing.T, dir string) *server {
 	t.Helper()
-	db, err := wal.Open(dir, wal.Config{Partitions: 4, CacheSize: 8 << 20, SecretKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, DrainTimeout: time.Second})
-	if err != nil {
-		db.Close()
-		t.Fatal(err)
-	}
-	adm, err := admin.New(admin.Config{Node: node, BootstrapToken: token,
+	tn := testnode.Start(t, testnode.Options{Dir: dir, SecretKey: key, Token: token,
 		Tunnel: &admin.TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}})
-	if err != nil {
-		node.Close()
-		db.Close()
-		t.Fatal(err)
-	}
-	s := &server{db: db, node: node, adm: adm, api: httptest.NewServer(adm), in: httptest.NewServer(ingress.NewHandler(ingress.Config{Node: node}))}
+	s := &server{Node: tn, api: httptest.NewServer(tn.Admin)}
 	t.Cleanup(s.stop)
 	return s
 }
 
-var stopMu sync.Mutex
-
 func (s *server) stop() {
-	stopMu.Lock()
-	defer stopMu.Unlock()
-	if s.api == nil {
-		return
-	}
-	s.api.Close()
-	s.in.Close()
-	s.adm.Close()
-	s.node.Close()
-	s.db.Close()
-	s.api = nil
+	s.once.Do(func() {
+		s.api.Close()
+		s.Close()
+	})
 }
 
 // run runs one CLI command line in process and returns its output and exit
@@ -131,7 +104,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 	}
 
 	body := `{"n":1}`
-	req, _ := http.NewRequest("POST", s.in.URL+"/in/shop", strings.NewReader(body))
+	req, _ := http.NewRequest("POST", s.Ingest.URL+"/in/shop", strings.NewReader(body))
 	req.Header.Set("X-Webhookops-Signature", verify.SignGeneric([]byte(src.Secrets[0]), []byte(body)))
 	req.Header.Set("X-Event-Id", "cli-1")
 	resp, err := http.DefaultClient.Do(req)
@@ -281,7 +254,7 @@ func TestEventsTail(t *testing.T) {
 		t.Fatal(errOut)
 	}
 	post := func(key string) {
-		req, _ := http.NewRequest("POST", s.in.URL+"/in/open", strings.NewReader(`{}`))
+		req, _ := http.NewRequest("POST", s.Ingest.URL+"/in/open", strings.NewReader(`{}`))
 		req.Header.Set("X-Event-Id", key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil || resp.StatusCode != 202 {

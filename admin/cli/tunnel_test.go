@@ -17,7 +17,7 @@ func TestAgentsEnrollAndForwards(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("enroll: %d %s", code, errOut)
 	}
-	secret := s.node.Snapshot().Agents["dev"].Secret
+	secret := s.Node.Node.Snapshot().Agents["dev"].Secret
 	want := "agentd join --tunnel gw.example:7443 --id dev --secret " + secret + " --server-fingerprint sha256:abcd --allow 127.0.0.1:3000 --allow db.internal:5432"
 	if !strings.Contains(out, "enrolled new agent dev") || !strings.Contains(out, "\n    "+want+"\n") {
 		t.Fatalf("enroll printed:\n%s\nwant the command %s", out, want)

@@ -26,6 +26,7 @@ import (
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/config"
+	"github.com/webhookops/webhookops/admin/ui"
 	"github.com/webhookops/webhookops/ingress"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -50,6 +51,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
+			&cli.StringFlag{Name: "public-url", EnvVars: []string{"WEBHOOKOPS_PUBLIC_URL"}, Usage: "the ingest base URL providers reach (https://hooks.example.com); the UI shows each source's URL under it (default: http:// and the ingest address)"},
 			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
 			&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"WEBHOOKOPS_CPU_PROFILE"}, Usage: "write a CPU profile of the whole run to this file (for go tool pprof)"},
 			&cli.StringFlag{Name: "tunnel-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_ADDR"}, Usage: "address where agents dial in, e.g. :9700: UDP for QUIC and TCP (same port) for agents whose network blocks UDP; empty turns private delivery and forwards off"},
@@ -243,6 +245,16 @@ func serve(c *cli.Context) error {
 	}
 	adminSrv := &http.Server{Handler: adm, TLSConfig: tlsCfg.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrLog}
 
+	publicURL := c.String("public-url")
+	if publicURL == "" {
+		publicURL = listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))
+	}
+	operatorUI, err := ui.New(ui.Config{Admin: adm, IngestURL: publicURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	adm.MountUI(operatorUI)
+
 	errc := make(chan error, 3)
 	go func() { errc <- serveHTTP(ingestSrv, ingestLn) }()
 	go func() { errc <- serveHTTP(adminSrv, adminLn) }()
@@ -267,6 +279,7 @@ func serve(c *cli.Context) error {
 	log.Info("webhookops ready",
 		"ingest", listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))+"/in/{source}",
 		"admin", listenerURL(adminSrv, adminLn, nil),
+		"ui", listenerURL(adminSrv, adminLn, nil)+ui.Prefix,
 		"data_dir", c.String("data-dir"),
 		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
 		"recovery", time.Since(start).Round(time.Millisecond))
