@@ -27,36 +27,29 @@ func (n *Node) Source(slug string) (*SourceView, bool) {
 
 func (n *Node) loadConfig() error {
 	s := newSnapshot()
-	srcs, err := n.db.Sources()
-	if err != nil {
-		return fmt.Errorf("actors.loadConfig: %w", err)
-	}
-	for _, src := range srcs {
-		s.Sources[src.Slug] = viewOf(src)
-	}
-	dests, err := n.db.Destinations()
-	if err != nil {
-		return fmt.Errorf("actors.loadConfig: %w", err)
-	}
-	for _, d := range dests {
-		s.Destinations[d.Slug] = d
-	}
-	agents, err := n.db.Agents()
-	if err != nil {
-		return fmt.Errorf("actors.loadConfig: %w", err)
-	}
-	for _, a := range agents {
-		s.Agents[a.ID] = a
-	}
-	fwds, err := n.db.Forwards()
-	if err != nil {
-		return fmt.Errorf("actors.loadConfig: %w", err)
-	}
-	for _, f := range fwds {
-		s.Forwards[f.Listen] = f
+	for _, load := range []func() error{
+		loadKind(n.db.Sources, func(v model.Source) { s.Sources[v.Slug] = viewOf(v) }),
+		loadKind(n.db.Destinations, func(d model.Destination) { s.Destinations[d.Slug] = d }),
+		loadKind(n.db.Agents, func(a model.Agent) { s.Agents[a.ID] = a }),
+		loadKind(n.db.Forwards, func(f model.Forward) { s.Forwards[f.Listen] = f }),
+	} {
+		if err := load(); err != nil {
+			return fmt.Errorf("actors.loadConfig: %w", err)
+		}
 	}
 	n.snapshot.Store(s)
 	return nil
+}
+
+// loadKind reads one kind of stored object into the snapshot being built.
+func loadKind[T any](list func() ([]T, error), add func(T)) func() error {
+	return func() error {
+		items, err := list()
+		for _, v := range items {
+			add(v)
+		}
+		return err
+	}
 }
 
 // Change is a set of configuration writes applied all together or not at
@@ -86,10 +79,6 @@ func (n *Node) Apply(c Change) error {
 	old := n.Snapshot()
 	next := old.clone()
 	b := n.db.NewBatch()
-	type audit struct {
-		action, kind, id string
-		detail           map[string]string
-	}
 	var audits []audit
 	fail := func(err error) error { b.Discard(); return err }
 
@@ -112,92 +101,70 @@ func (n *Node) Apply(c Change) error {
 			audits = append(audits, audit{"config.deleted", del.kind, id, nil})
 		}
 	}
-	for i, src := range c.Sources {
-		if err := src.Validate(); err != nil {
-			return fail(prefixField(fmt.Sprintf("sources[%d]", i), err))
-		}
-		prev, existed := next.Sources[src.Slug]
-		if existed && reflect.DeepEqual(prev.Source, src) {
-			continue
-		}
-		next.Sources[src.Slug] = viewOf(src)
-		if err := b.PutSource(src); err != nil {
-			return fail(err)
-		}
-		var prevSrc *model.Source
-		if existed {
-			prevSrc = &prev.Source
-		}
-		audits = append(audits, audit{changeAction(existed), "source", src.Slug, diffSource(prevSrc, src)})
-	}
 	var changedDests []string
-	for i, d := range c.Destinations {
-		if err := d.Validate(); err != nil {
-			return fail(prefixField(fmt.Sprintf("destinations[%d]", i), err))
-		}
-		prev, existed := next.Destinations[d.Slug]
-		if d.SigningSecret == "" {
-			if existed && prev.SigningSecret != "" {
-				d.SigningSecret = prev.SigningSecret
-			} else {
-				sec, err := delivery.GenerateSigningSecret()
-				if err != nil {
-					return fail(err)
+	for _, k := range []kindChange{
+		upsert[model.Source]{
+			field: "sources", kind: "source", items: c.Sources,
+			key: func(s model.Source) string { return s.Slug },
+			get: func(slug string) (model.Source, bool) {
+				v, ok := next.Sources[slug]
+				if !ok {
+					return model.Source{}, false
 				}
-				d.SigningSecret = sec
-			}
-		}
-		if d.PreviousSigningSecret == "" && existed {
-			d.PreviousSigningSecret, d.PreviousSecretExpiresAt = prev.PreviousSigningSecret, prev.PreviousSecretExpiresAt
-		}
-		if existed && reflect.DeepEqual(prev, d) {
-			continue
-		}
-		next.Destinations[d.Slug] = d
-		if err := b.PutDestination(d); err != nil {
+				return v.Source, true
+			},
+			put: func(b *wal.Batch, s model.Source) error {
+				next.Sources[s.Slug] = viewOf(s)
+				return b.PutSource(s)
+			},
+			diff: diffSource,
+		},
+		upsert[model.Destination]{
+			field: "destinations", kind: "destination", items: c.Destinations,
+			key:  func(d model.Destination) string { return d.Slug },
+			get:  lookup(next.Destinations),
+			fill: keepDestinationSecrets,
+			put: func(b *wal.Batch, d model.Destination) error {
+				next.Destinations[d.Slug] = d
+				changedDests = append(changedDests, d.Slug)
+				return b.PutDestination(d)
+			},
+			diff: diffDestination,
+		},
+		upsert[model.Agent]{
+			field: "agents", kind: "agent", items: c.Agents,
+			key: func(a model.Agent) string { return a.ID },
+			get: lookup(next.Agents),
+			fill: func(a *model.Agent, prev model.Agent, existed bool) error {
+				if a.Secret == "" && c.KeepAgentSecrets && existed {
+					a.Secret = prev.Secret
+				}
+				return nil
+			},
+			put: func(b *wal.Batch, a model.Agent) error {
+				next.Agents[a.ID] = a
+				return b.PutAgent(a)
+			},
+			diff: diffAgent,
+		},
+		upsert[model.Forward]{
+			field: "forwards", kind: "forward", items: c.Forwards,
+			key: func(f model.Forward) string { return f.Listen },
+			get: lookup(next.Forwards),
+			put: func(b *wal.Batch, f model.Forward) error {
+				next.Forwards[f.Listen] = f
+				return b.PutForward(f)
+			},
+			diff: func(_ *model.Forward, f model.Forward) map[string]string {
+				return map[string]string{"agent": f.Agent, "target": f.Target}
+			},
+		},
+	} {
+		changed, err := k.stage(b)
+		if err != nil {
 			return fail(err)
 		}
-		changedDests = append(changedDests, d.Slug)
-		var p *model.Destination
-		if existed {
-			p = &prev
-		}
-		audits = append(audits, audit{changeAction(existed), "destination", d.Slug, diffDestination(p, d)})
-	}
-	for i, a := range c.Agents {
-		if err := a.Validate(); err != nil {
-			return fail(prefixField(fmt.Sprintf("agents[%d]", i), err))
-		}
-		prev, existed := next.Agents[a.ID]
-		if a.Secret == "" && c.KeepAgentSecrets && existed {
-			a.Secret = prev.Secret
-		}
-		if existed && reflect.DeepEqual(prev, a) {
-			continue
-		}
-		next.Agents[a.ID] = a
-		if err := b.PutAgent(a); err != nil {
-			return fail(err)
-		}
-		detail := map[string]string{"allowed_targets": fmt.Sprint(a.AllowedTargets)}
-		if a.Secret != prev.Secret {
-			detail["secret"] = mask(a.Secret)
-		}
-		audits = append(audits, audit{changeAction(existed), "agent", a.ID, detail})
-	}
-	for i, f := range c.Forwards {
-		if err := f.Validate(); err != nil {
-			return fail(prefixField(fmt.Sprintf("forwards[%d]", i), err))
-		}
-		if prev, ok := next.Forwards[f.Listen]; ok && prev == f {
-			continue
-		}
-		_, existed := next.Forwards[f.Listen]
-		next.Forwards[f.Listen] = f
-		if err := b.PutForward(f); err != nil {
-			return fail(err)
-		}
-		audits = append(audits, audit{changeAction(existed), "forward", f.Listen, map[string]string{"agent": f.Agent, "target": f.Target}})
+		audits = append(audits, changed...)
 	}
 	if err := next.check(); err != nil {
 		return fail(err)
@@ -221,6 +188,100 @@ func (n *Node) Apply(c Change) error {
 	}
 	n.destinationsDeleted(c.DeleteDestinations)
 	return nil
+}
+
+// audit is one object's change, for the audit log.
+type audit struct {
+	action, kind, id string
+	detail           map[string]string
+}
+
+// kindChange is one kind of object's share of a Change.
+type kindChange interface {
+	// stage validates the kind's objects and writes those that change
+	// into b (and the next snapshot), returning their audit entries.
+	stage(b *wal.Batch) ([]audit, error)
+}
+
+// upsert is the creates and updates of one kind: T is a model type that
+// validates itself.
+type upsert[T interface{ Validate() error }] struct {
+	field string // the Change's field, prefixed to validation errors
+	kind  string // the audit log's object type
+	items []T
+	key   func(T) string
+	get   func(key string) (T, bool) // the object in the next snapshot
+	// fill, when set, completes an object from the one it replaces
+	// (secrets a change does not carry).
+	fill func(next *T, prev T, existed bool) error
+	put  func(b *wal.Batch, v T) error // into b and the next snapshot
+	diff func(prev *T, next T) map[string]string
+}
+
+func (u upsert[T]) stage(b *wal.Batch) ([]audit, error) {
+	var out []audit
+	for i, v := range u.items {
+		if err := v.Validate(); err != nil {
+			return nil, prefixField(fmt.Sprintf("%s[%d]", u.field, i), err)
+		}
+		prev, existed := u.get(u.key(v))
+		if u.fill != nil {
+			if err := u.fill(&v, prev, existed); err != nil {
+				return nil, err
+			}
+		}
+		if existed && reflect.DeepEqual(prev, v) {
+			continue
+		}
+		if err := u.put(b, v); err != nil {
+			return nil, err
+		}
+		var p *T
+		if existed {
+			p = &prev
+		}
+		out = append(out, audit{changeAction(existed), u.kind, u.key(v), u.diff(p, v)})
+	}
+	return out, nil
+}
+
+// lookup reads a snapshot map.
+func lookup[V any](m map[string]V) func(string) (V, bool) {
+	return func(k string) (V, bool) { v, ok := m[k]; return v, ok }
+}
+
+// keepDestinationSecrets keeps the signing secrets a change does not
+// carry, and generates a secret for a new destination without one.
+func keepDestinationSecrets(d *model.Destination, prev model.Destination, existed bool) error {
+	if d.SigningSecret == "" {
+		if existed && prev.SigningSecret != "" {
+			d.SigningSecret = prev.SigningSecret
+		} else {
+			sec, err := delivery.GenerateSigningSecret()
+			if err != nil {
+				return err
+			}
+			d.SigningSecret = sec
+		}
+	}
+	if d.PreviousSigningSecret == "" && existed {
+		d.PreviousSigningSecret, d.PreviousSecretExpiresAt = prev.PreviousSigningSecret, prev.PreviousSecretExpiresAt
+	}
+	return nil
+}
+
+// diffAgent names the allowed targets, and the secret (masked) when it
+// changed.
+func diffAgent(prev *model.Agent, a model.Agent) map[string]string {
+	detail := map[string]string{"allowed_targets": fmt.Sprint(a.AllowedTargets)}
+	var was string
+	if prev != nil {
+		was = prev.Secret
+	}
+	if a.Secret != was {
+		detail["secret"] = mask(a.Secret)
+	}
+	return detail
 }
 
 func changeAction(existed bool) string {

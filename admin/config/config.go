@@ -187,56 +187,41 @@ func (v *validator) item(prefix string, err error, suffix string) {
 
 func (v *validator) items() {
 	f := v.f
-	sources := map[string]int{}
-	for i, s := range f.Sources {
-		p := fmt.Sprintf("sources[%d]", i)
-		if err := s.Validate(); err != nil {
+	each(v, "sources", "slug", f.Sources, func(s model.Source) string { return s.Slug }, nil)
+	v.dests = each(v, "destinations", "slug", f.Destinations, func(d model.Destination) string { return d.Slug },
+		func(d model.Destination) (string, error) {
+			return " (with defaults applied)", d.WithDefaults().Validate()
+		})
+	v.agents = each(v, "agents", "id", f.Agents, func(a model.Agent) string { return a.ID }, nil)
+	each(v, "forwards", "listen", f.Forwards, func(fw model.Forward) string { return fw.Listen }, nil)
+}
+
+// each validates every item of one section and reports a key used twice;
+// it returns each key's index. more, when set, is a check made once the
+// item is valid on its own; its note is added to its message.
+func each[T interface{ Validate() error }](v *validator, section, keyField string, items []T, key func(T) string, more func(T) (note string, err error)) map[string]int {
+	seen := map[string]int{}
+	label := keyField + " "
+	if keyField == "listen" {
+		label = "" // the address speaks for itself
+	}
+	for i, it := range items {
+		p := fmt.Sprintf("%s[%d]", section, i)
+		if err := it.Validate(); err != nil {
 			v.item(p, err, "")
+		} else if more != nil {
+			if note, err := more(it); err != nil {
+				v.item(p, err, note)
+			}
 		}
-		if j, dup := sources[s.Slug]; dup && s.Slug != "" {
-			v.add(p+".slug", "slug %q is already used by %s", s.Slug, v.where(fmt.Sprintf("sources[%d]", j)))
+		k := key(it)
+		if j, dup := seen[k]; dup && k != "" {
+			v.add(p+"."+keyField, "%s%q is already used by %s", label, k, v.where(fmt.Sprintf("%s[%d]", section, j)))
 		} else {
-			sources[s.Slug] = i
+			seen[k] = i
 		}
 	}
-	v.dests = map[string]int{}
-	for i, d := range f.Destinations {
-		p := fmt.Sprintf("destinations[%d]", i)
-		if err := d.Validate(); err != nil {
-			v.item(p, err, "")
-		} else if err := d.WithDefaults().Validate(); err != nil {
-			v.item(p, err, " (with defaults applied)")
-		}
-		if j, dup := v.dests[d.Slug]; dup && d.Slug != "" {
-			v.add(p+".slug", "slug %q is already used by %s", d.Slug, v.where(fmt.Sprintf("destinations[%d]", j)))
-		} else {
-			v.dests[d.Slug] = i
-		}
-	}
-	v.agents = map[string]int{}
-	for i, a := range f.Agents {
-		p := fmt.Sprintf("agents[%d]", i)
-		if err := a.Validate(); err != nil {
-			v.item(p, err, "")
-		}
-		if j, dup := v.agents[a.ID]; dup && a.ID != "" {
-			v.add(p+".id", "id %q is already used by %s", a.ID, v.where(fmt.Sprintf("agents[%d]", j)))
-		} else {
-			v.agents[a.ID] = i
-		}
-	}
-	listens := map[string]int{}
-	for i, fw := range f.Forwards {
-		p := fmt.Sprintf("forwards[%d]", i)
-		if err := fw.Validate(); err != nil {
-			v.item(p, err, "")
-		}
-		if j, dup := listens[fw.Listen]; dup && fw.Listen != "" {
-			v.add(p+".listen", "%q is already used by %s", fw.Listen, v.where(fmt.Sprintf("forwards[%d]", j)))
-		} else {
-			listens[fw.Listen] = i
-		}
-	}
+	return seen
 }
 
 func (v *validator) references() {

@@ -434,13 +434,12 @@ sources:
 	}
 	for name, src := range tests {
 		t.Run(name, func(t *testing.T) {
-			start := time.Now()
+			// The budget bounds the work; how long it takes on this
+			// machine is not asserted (it flaked at 25 s under -race on
+			// a loaded 2-core box).
 			_, err := Parse("c.yaml", []byte(src))
 			if err == nil || !strings.Contains(err.Error(), "expands to more values than") {
 				t.Errorf("Parse = %v, want the expansion limit", err)
-			}
-			if d := time.Since(start); d > 10*time.Second {
-				t.Errorf("rejecting it took %v", d)
 			}
 		})
 	}
