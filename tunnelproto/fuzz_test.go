@@ -2,6 +2,7 @@ package tunnelproto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -85,6 +86,50 @@ func FuzzFrames(f *testing.F) {
 				t.Fatalf("%s: re-parse = %v, %d, %v", typ, again, n, err)
 			}
 			i++
+		}
+	})
+}
+
+// FuzzFrameScanner: muxConn finds yamux frame boundaries in bytes from the
+// network, which may be anything and arrive in any pieces. Fed in pieces,
+// the scanner must end where it ends when fed all at once, and every
+// boundary it reports must be one a whole-stream parse finds.
+func FuzzFrameScanner(f *testing.F) {
+	f.Add(append(yamuxFrame(yamuxTypeData, 0, 1, []byte("body")), yamuxFrame(yamuxTypeWindowUpdate, 8, 1, nil)...), []byte{3, 1, 4})
+	f.Add(yamuxFrame(yamuxTypeData, 0, 3, nil), []byte{11, 0})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 1, 2}, []byte{1})
+	f.Fuzz(func(t *testing.T, data, sizes []byte) {
+		// The boundaries of a whole-stream parse.
+		want := map[int]bool{0: true}
+		for pos := 0; pos+yamuxHeaderLen <= len(data); {
+			next := pos + yamuxHeaderLen
+			if data[pos+1] == yamuxTypeData {
+				next += int(binary.BigEndian.Uint32(data[pos+8 : pos+12]))
+			}
+			if next > len(data) {
+				break
+			}
+			want[next] = true
+			pos = next
+		}
+		var whole, pieces frameScanner
+		whole.feed(data)
+		r := &splitReader{data: data, sizes: sizes}
+		buf := make([]byte, 64)
+		pos := 0
+		for {
+			n, err := r.Read(buf)
+			pieces.feed(buf[:n])
+			pos += n
+			if pieces.atBoundary() && !want[pos] {
+				t.Fatalf("boundary reported at %d, not one of %v", pos, want)
+			}
+			if err != nil {
+				break
+			}
+		}
+		if pieces != whole {
+			t.Fatalf("fed in pieces: %+v, at once: %+v", pieces, whole)
 		}
 	})
 }

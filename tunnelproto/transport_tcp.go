@@ -23,6 +23,11 @@ import (
 // the last bytes written before Close are read first.
 var closeGrace = 5 * time.Second
 
+// maxTCPStreams bounds the data streams a server keeps open at once on one
+// TCP session, as the agent's stream limit (1024) does over QUIC: Dial
+// waits for a free one.
+var maxTCPStreams = 1024
+
 // connClosedError is how operations on a TCP connection fail once it has
 // ended.
 type connClosedError struct {
@@ -51,6 +56,7 @@ type tcpConn struct {
 
 	refuse     sync.WaitGroup // the server's loop refusing streams the agent opens
 	refuseOnce sync.Once
+	slots      chan struct{} // server: one per open data stream, see maxTCPStreams
 
 	mu     sync.Mutex // guards the fields below
 	mux    *muxConn
@@ -63,6 +69,7 @@ func newTCPConn(raw net.Conn, tlsConf *tls.Config, server bool, window uint64, l
 	c := &tcpConn{raw: raw, wire: &batchConn{Conn: raw}, server: server, ycfg: yamuxConfig(window, log), ctx: ctx, cancel: cancel}
 	if server {
 		c.tls = tls.Server(c.wire, tlsConf)
+		c.slots = make(chan struct{}, maxTCPStreams)
 	} else {
 		c.tls = tls.Client(c.wire, tlsConf)
 	}
@@ -194,11 +201,25 @@ func (c *tcpConn) openStream(ctx context.Context) (stream, error) {
 	if sess == nil {
 		return nil, c.closedErr()
 	}
+	release := func() {}
+	if c.slots != nil {
+		select {
+		case c.slots <- struct{}{}:
+			release = func() { <-c.slots }
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.ctx.Done():
+			return nil, c.closedErr()
+		}
+	}
 	st, err := sess.OpenStream()
 	if err != nil {
+		release()
 		return nil, c.sessionErr(err)
 	}
-	return &tcpStream{Stream: st, c: c}, nil
+	ts := &tcpStream{Stream: st, c: c}
+	ts.release = sync.OnceFunc(release)
+	return ts, nil
 }
 
 func (c *tcpConn) acceptStream(ctx context.Context) (stream, error) {
@@ -258,8 +279,15 @@ func (c *tcpConn) transport() Transport          { return TransportTCP }
 // *connClosedError).
 type tcpStream struct {
 	*yamux.Stream
-	c     *tcpConn
-	reset atomic.Bool // abort was called: fail at once, before yamux has seen the RST
+	c       *tcpConn
+	reset   atomic.Bool // abort was called: fail at once, before yamux has seen the RST
+	release func()      // frees the stream's slot (openStream); nil for accepted streams
+}
+
+func (s *tcpStream) done() {
+	if s.release != nil {
+		s.release()
+	}
 }
 
 func (s *tcpStream) Read(p []byte) (int, error) {
@@ -293,6 +321,7 @@ func (s *tcpStream) mapErr(err error) error {
 }
 
 func (s *tcpStream) abort() {
+	s.done()
 	if s.reset.Swap(true) {
 		return
 	}
@@ -307,6 +336,7 @@ func (s *tcpStream) abort() {
 // stopReading wakes local readers and, unless the peer has already
 // finished its side, resets the stream after closeGrace.
 func (s *tcpStream) stopReading() {
+	s.done()
 	if s.peerFinished() {
 		return
 	}

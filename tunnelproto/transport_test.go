@@ -343,6 +343,30 @@ func TestStreamCloseGraceOverTCP(t *testing.T) {
 	})
 }
 
+// TestStreamLimitOverTCP: a server keeps at most maxTCPStreams data streams
+// open on a TCP session; the next open waits for one to be closed (or for
+// its context), as QUIC's stream limit makes it wait.
+func TestStreamLimitOverTCP(t *testing.T) {
+	old := maxTCPStreams
+	maxTCPStreams = 3
+	t.Cleanup(func() { maxTCPStreams = old })
+	client, server := tcpPair(t)
+	var open []stream
+	for range 3 {
+		sa, _ := streamPair(t, server, client)
+		open = append(open, sa)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := server.openStream(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("fourth open: %v, want it to wait until its context ends", err)
+	}
+	newStreamConn(open[0], server, nil).Close() // frees a slot
+	open[1].abort()                             // and so does a reset
+	streamPair(t, server, client)
+	streamPair(t, server, client)
+}
+
 // TestExtraAgentStreamsRefusedOverTCP: over TCP nothing stops an agent from
 // opening more streams than the control stream; the server resets them.
 func TestExtraAgentStreamsRefusedOverTCP(t *testing.T) {
