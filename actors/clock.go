@@ -107,6 +107,20 @@ func (c *ManualClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// Timers returns when each pending timer fires, earliest first.
+func (c *ManualClock) Timers() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for _, t := range c.timers {
+		if !t.stopped {
+			out = append(out, t.at)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Before(out[j]) })
+	return out
+}
+
 // NextAt is when the earliest pending timer fires (zero if none).
 func (c *ManualClock) NextAt() time.Time {
 	c.mu.Lock()

@@ -3,15 +3,17 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
-
-	"github.com/webhookops/webhookops/wal/model"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/actors/internal/destsm"
 	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
 )
 
 // Messages routed to a destination through the registry.
@@ -28,77 +30,99 @@ type (
 	wakeMsg struct{}
 	// statsMsg asks for the queue's state.
 	statsMsg struct{ reply chan DestinationStats }
+	// deadExpiredMsg: retention removed n of the destination's dead letters.
+	deadExpiredMsg struct{ n int64 }
 )
 
-func (*enqueueMsg) isRouted() {}
-func (configMsg) isRouted()   {}
-func (wakeMsg) isRouted()     {}
-func (statsMsg) isRouted()    {}
+func (*enqueueMsg) isRouted()    {}
+func (configMsg) isRouted()      {}
+func (wakeMsg) isRouted()        {}
+func (statsMsg) isRouted()       {}
+func (deadExpiredMsg) isRouted() {}
 
-// Messages the actor sends itself.
+// Messages the actor sends itself. Each carries the incarnation that sent
+// it: after a restart, what the failed incarnation started is dropped (the
+// new one reloaded the queue from disk and decides afresh).
 type (
 	attemptDone struct {
-		it      *item
-		res     delivery.Result
-		started time.Time
+		inc        uint64
+		id         uint64
+		started    time.Time
+		receivedAt time.Time
+		res        delivery.Result
 	}
-	committedMsg struct{ barrier, refill bool }
-	timerMsg     struct{ gen uint64 }
+	committedMsg struct {
+		inc, id uint64
+		err     error
+	}
+	timerMsg struct {
+		inc uint64
+		at  time.Time
+	}
 )
 
 // DestinationStats is what an operator sees of a destination's queue.
 type DestinationStats struct {
 	QueueDepth       int       `json:"queue_depth"`
+	DeadLetters      int       `json:"dead_letters"`
 	InFlight         int       `json:"in_flight"`
 	OldestPendingAt  time.Time `json:"oldest_pending_at,omitzero"`
 	CircuitOpen      bool      `json:"circuit_open"`
+	Circuit          string    `json:"circuit"`
 	ConsecutiveFails int       `json:"consecutive_failures"`
 }
 
-// item is one pending delivery held in memory.
-type item struct {
-	qseq     uint64
-	part     uint16
-	seq      uint64
-	ev       *wal.Event // nil until needed when paged in from disk
-	d        *wal.Delivery
-	inflight bool
-	nextAt   time.Time
+// queueWriter makes a destination's writes durable, in the order given.
+// done runs once, on any goroutine, and must not block. The local writer
+// batches them into the wal's group commit; a cluster node will route them
+// through its partition's replication instead, with the same machine
+// deciding them.
+type queueWriter interface {
+	Write(dest string, ops []destsm.Op, done func(error))
 }
 
-// breakerThreshold consecutive failed attempts open the circuit: the
-// destination then probes with one attempt at a time until one succeeds.
-const breakerThreshold = 5
+// localWriter commits a destination's writes through the wal.
+type localWriter struct{ db *wal.DB }
 
-// destination is the actor that owns one destination's queue and retry
-// state, the only writer of both. Its state is its fields; time arrives as
-// timerMsg; deliveries run on goroutines that report back as attemptDone.
-//
-// In memory it holds a window of the queue: every pending entry with
-// qseq <= memHigh. Entries past the window stay on disk and are paged in
-// by qseq, the same order the live path appended them in.
+func (w localWriter) Write(dest string, ops []destsm.Op, done func(error)) {
+	b := w.db.NewBatch()
+	for _, op := range ops {
+		switch op := op.(type) {
+		case destsm.PutQueue:
+			b.PutQueue(dest, op.QSeq, op.Part, op.Seq)
+		case destsm.DeleteQueue:
+			b.DeleteQueue(dest, op.QSeq)
+		case destsm.DeleteOutbox:
+			b.DeleteOutbox(op.Part, op.Seq, dest)
+		case destsm.PutDelivery:
+			b.PutDelivery(op.Seq, &op.Rec)
+		case destsm.DeleteDead:
+			b.DeleteDead(dest, op.Seq)
+		case destsm.Audit:
+			b.Audit(wal.AuditEntry{At: op.At, Action: op.Action, ObjectType: "event", ObjectID: op.EventID, ReplayID: op.ReplayID, Detail: op.Detail})
+		default:
+			b.Discard()
+			done(fmt.Errorf("actors: unknown write op %T", op))
+			return
+		}
+	}
+	w.db.Commit(b, done)
+}
+
+// destination is the actor around one destination's state machine
+// (destsm): it feeds the machine its messages and the time, and performs
+// what the machine decides. It decides nothing itself.
 type destination struct {
 	n     *Node
 	slug  string
 	entry *destEntry
 	self  *actor.PID
+	inc   uint64 // this incarnation
+	m     *destsm.Machine
+	gauge *queueGauge
 
-	cfg    model.Destination // with defaults applied
-	exists bool
-
-	queue    []*item
-	memHigh  uint64 // every pending qseq <= memHigh is in queue
-	nextQSeq uint64
-
-	inflight       int
-	commitsPending int
-	barrier        bool // ordered: the last outcome is not durable yet
-	failures       int  // consecutive failed attempts
-	lastStart      time.Time
-
-	timer    Timer
-	timerAt  time.Time
-	timerGen uint64
+	timer   Timer
+	timerAt time.Time
 }
 
 func (d *destination) Receive(ctx actor.Context) {
@@ -107,359 +131,294 @@ func (d *destination) Receive(ctx actor.Context) {
 		d.self = ctx.Self()
 		d.start()
 		ctx.SetReceiveTimeout(d.n.cfg.PassivateAfter)
-	case *actor.Stopping:
-		if d.timer != nil {
-			d.timer.Stop()
-		}
+	case *actor.Restarting, *actor.Stopping:
+		d.stopTimer()
 	case *enqueueMsg:
 		d.entry.received.Add(1)
 		d.enqueue(m)
 	case configMsg:
 		d.entry.received.Add(1)
-		d.loadConfig()
+		d.run(d.reconfigure())
 	case wakeMsg:
 		d.entry.received.Add(1)
+		d.run(d.reconfigure())
 	case statsMsg:
 		d.entry.received.Add(1)
 		m.reply <- d.stats()
+	case deadExpiredMsg:
+		d.entry.received.Add(1)
+		d.run(destsm.DeadExpired{N: m.n})
 	case *attemptDone:
-		d.attemptDone(m)
-	case committedMsg:
-		d.commitsPending--
-		if m.barrier {
-			d.barrier = false
-		}
-		if m.refill {
-			d.refill()
-		}
-	case timerMsg:
-		if m.gen != d.timerGen {
+		if m.inc != d.inc {
 			return
 		}
-		d.timer, d.timerAt = nil, time.Time{}
+		d.n.metrics.attempt(d.slug, m.res.Success, m.res.Duration)
+		if m.res.Success {
+			d.n.metrics.delivered(d.n.clock.Now().Sub(m.receivedAt))
+		}
+		r := m.res
+		d.run(destsm.AttemptDone{Attempt: m.id, Started: m.started, Result: destsm.Result{
+			Success: r.Success, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Duration: r.Duration,
+			Response: string(r.Response), Err: r.Err,
+		}})
+	case committedMsg:
+		if m.inc == d.inc {
+			d.run(destsm.Committed{Write: m.id, Err: m.err})
+		}
+	case timerMsg:
+		if m.inc == d.inc {
+			d.run(destsm.Tick{At: m.at})
+		}
 	case *actor.ReceiveTimeout:
-		if len(d.queue) == 0 && d.inflight == 0 && d.commitsPending == 0 && d.memHigh+1 >= d.nextQSeq &&
+		if slices.ContainsFunc(d.m.Step(d.n.clock.Now(), destsm.Idle{}), isPassivate) &&
 			d.n.dests.passivate(d.slug, d.self) {
 			ctx.Stop(d.self)
 			return
 		}
 		// protoactor disarms the timeout when it fires: arm it again.
 		ctx.SetReceiveTimeout(d.n.cfg.PassivateAfter)
-		return
-	default:
-		return
 	}
-	d.pump()
 }
 
-func (d *destination) loadConfig() {
-	cfg, ok := d.n.Snapshot().Destinations[d.slug]
-	d.exists = ok
-	d.cfg = cfg.WithDefaults()
+func isPassivate(e destsm.Effect) bool { _, ok := e.(destsm.Passivate); return ok }
+
+// config reads the destination's current configuration.
+func (d *destination) config() (model.Destination, bool) {
+	c, ok := d.n.Snapshot().Destinations[d.slug]
+	return c, ok
 }
 
+// start builds the machine from disk. A restart after a failure first waits
+// until nothing the failed incarnation wrote can still land, counts the
+// queue again (the failed incarnation's last counts may be off) and takes
+// what the outbox still holds for this destination, oldest first, before
+// any message in the mailbox: the message whose handling failed is lost
+// with it, and its event must not be delivered out of order or never.
 func (d *destination) start() {
-	d.loadConfig()
-	last, err := d.n.db.LastQSeq(d.slug)
-	if err != nil {
-		panic(err) // the supervisor retries; without the queue we must not deliver
-	}
-	d.nextQSeq = last + 1
-	d.refill()
-}
-
-// refill pages queue entries in from disk while the window has room.
-func (d *destination) refill() {
-	window := d.n.cfg.QueueWindow
-	for d.memHigh+1 < d.nextQSeq && len(d.queue) < window {
-		page, err := d.n.db.QueuePage(d.slug, d.memHigh, window-len(d.queue))
+	d.inc = d.entry.incarnations.Add(1)
+	restart := d.inc > 1
+	d.gauge = d.n.gauges.get(d.slug)
+	db := d.n.db
+	if restart {
+		if err := db.WaitCommitted(); err != nil {
+			panic(err) // closed: the supervisor gives up with the node
+		}
+		depth, err := db.QueueDepth(d.slug)
 		if err != nil {
 			panic(err)
 		}
-		if len(page) == 0 {
-			return // the rest is still being committed; its callback refills
+		dead, err := db.CountDead(d.slug)
+		if err != nil {
+			panic(err)
 		}
-		for _, q := range page {
-			rec, err := d.n.db.GetDelivery(d.slug, q.EventSeq)
-			if err != nil {
-				rec = &wal.Delivery{Destination: d.slug, EventID: wal.EventID(q.EventPart, q.EventSeq), Status: wal.StatusPending}
-			}
-			rec.QSeq = q.QSeq
-			d.queue = append(d.queue, &item{qseq: q.QSeq, part: q.EventPart, seq: q.EventSeq, d: rec, nextAt: rec.NextAt})
-			d.memHigh = q.QSeq
+		d.gauge.set(int64(depth), int64(dead))
+	}
+	last, err := db.LastQSeq(d.slug)
+	if err != nil {
+		panic(err) // the supervisor retries; without the queue we must not deliver
+	}
+	cfg, exists := d.config()
+	d.m = destsm.New(destsm.Params{Slug: d.slug, Window: d.n.cfg.QueueWindow, Rand: d.n.rand}, destsm.State{
+		Dest: cfg, Exists: exists, NextQSeq: last + 1,
+		Depth: d.gauge.depth.Load(), Dead: d.gauge.dead.Load(),
+	})
+	if restart {
+		for _, ev := range d.outbox() {
+			d.run(destsm.Enqueue{Part: ev.Partition, Seq: ev.Seq, EventID: ev.ID(), FromOutbox: true, Recovered: true, Payload: ev})
 		}
 	}
+	d.run(destsm.Reconfigure{Dest: cfg, Exists: exists})
+}
+
+// outbox reads what the outbox holds for this destination, oldest first.
+func (d *destination) outbox() []*wal.Event {
+	var entries []wal.OutboxEntry
+	for p := 0; p < d.n.db.Partitions(); p++ {
+		err := d.n.db.ScanOutbox(uint16(p), func(e wal.OutboxEntry) {
+			if e.Dest == d.slug {
+				entries = append(entries, e)
+			}
+		})
+		if err != nil {
+			panic(err)
+		}
+	}
+	slices.SortFunc(entries, func(a, b wal.OutboxEntry) int { return cmpUint64(a.EventSeq, b.EventSeq) })
+	evs := make([]*wal.Event, 0, len(entries))
+	for _, e := range entries {
+		ev, err := d.n.db.GetEvent(e.EventPart, e.EventSeq)
+		if err != nil {
+			panic(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+func cmpUint64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (d *destination) reconfigure() destsm.Msg {
+	cfg, exists := d.config()
+	return destsm.Reconfigure{Dest: cfg, Exists: exists}
 }
 
 func (d *destination) enqueue(m *enqueueMsg) {
-	ev := m.ev
-	now := d.n.clock.Now().UTC()
-	rec := &wal.Delivery{Destination: d.slug, EventID: ev.ID(), Status: wal.StatusPending, UpdatedAt: now}
+	if h := d.n.cfg.hooks.enqueue; h != nil {
+		h(d.slug, m.ev)
+	}
+	e := destsm.Enqueue{Part: m.ev.Partition, Seq: m.ev.Seq, EventID: m.ev.ID(), FromOutbox: m.fromOutbox, ReplayID: m.replayID, Payload: m.ev}
 	if m.replayID != "" {
-		for _, it := range d.queue {
-			if it.seq == ev.Seq && it.part == ev.Partition {
-				// Already pending: the replay rides on the queued delivery.
-				it.d.ReplayID = m.replayID
-				return
+		if prior, err := d.n.db.GetDelivery(d.slug, m.ev.Seq); err == nil {
+			e.Prior = prior
+		} else if !errors.Is(err, wal.ErrNotFound) {
+			panic(err)
+		}
+	}
+	d.run(e)
+}
+
+// run steps the machine with msg and performs what it decides, feeding the
+// outcomes that are known at once (a page read from disk, an unreadable
+// event) back in before the next message.
+func (d *destination) run(msg destsm.Msg) {
+	for pending := []destsm.Msg{msg}; len(pending) > 0; {
+		now := d.n.clock.Now()
+		effects := d.m.Step(now, pending[0])
+		pending = pending[1:]
+		for _, e := range effects {
+			if next := d.perform(e, now); next != nil {
+				pending = append(pending, next)
 			}
 		}
 	}
-	qseq := d.nextQSeq
-	rec.QSeq = qseq
-	b := d.n.db.NewBatch()
-	if m.replayID != "" {
-		old, err := d.n.db.GetDelivery(d.slug, ev.Seq)
+	d.gauge.set(d.m.Counts())
+}
+
+// perform carries out one effect and returns the message that reports its
+// outcome when that is known at once.
+func (d *destination) perform(e destsm.Effect, now time.Time) destsm.Msg {
+	switch e := e.(type) {
+	case destsm.Write:
+		self, root, inc, id := d.self, d.n.system.Root, d.inc, e.ID
+		d.n.writer.Write(d.slug, e.Ops, func(err error) {
+			// A stopped store said why once; a line per write would repeat it.
+			if err != nil && !errors.Is(err, wal.ErrStopped) {
+				d.n.log.Error("destination write failed; restarting its actor", "destination", d.slug, "err", err)
+			}
+			root.Send(self, committedMsg{inc: inc, id: id, err: err})
+		})
+	case destsm.Load:
+		return d.load(e)
+	case destsm.StartAttempt:
+		return d.startAttempt(e, now)
+	case destsm.SetTimer:
+		d.setTimer(e.At, now)
+	case destsm.DeadLettered:
+		d.n.metrics.deadLettered(d.slug)
+	case destsm.ReplayFinished:
+		d.n.replayFinished(e.ReplayID, e.EventID, d.slug, e.Delivered)
+	case destsm.Fail:
+		// The supervisor restarts the actor, which reloads from disk.
+		panic(fmt.Errorf("destination %s: %w", d.slug, e.Err))
+	}
+	return nil
+}
+
+func (d *destination) load(l destsm.Load) destsm.Msg {
+	page, err := d.n.db.QueuePage(d.slug, l.After, l.Limit)
+	if err != nil {
+		panic(err)
+	}
+	out := destsm.Loaded{Entries: make([]destsm.Entry, len(page))}
+	for i, q := range page {
+		e := destsm.Entry{QSeq: q.QSeq, Part: q.EventPart, Seq: q.EventSeq, EventID: wal.EventID(q.EventPart, q.EventSeq)}
+		rec, err := d.n.db.GetDelivery(d.slug, q.EventSeq)
 		switch {
-		case err == nil && old.Status == wal.StatusPending:
-			// Pending on disk beyond the window: the replay rides on it.
-			// The record carries the replay's id, so the delivery's
-			// outcome reaches the replay when it finishes.
-			old.ReplayID = m.replayID
-			b.PutDelivery(ev.Seq, old)
-			d.commit(b, false, false)
-			return
 		case err == nil:
-			rec.Attempts = old.Attempts
-			rec.AttemptsBase = len(old.Attempts)
-			if old.Status == wal.StatusDead {
-				b.DeleteDead(d.slug, ev.Seq)
-			}
+			e.Rec = rec
+		case !errors.Is(err, wal.ErrNotFound):
+			panic(err)
 		}
-		rec.ReplayID = m.replayID
-		b.PutDelivery(ev.Seq, rec)
+		out.Entries[i] = e
 	}
-	d.nextQSeq++
-	b.PutQueue(d.slug, qseq, ev.Partition, ev.Seq)
-	if m.fromOutbox {
-		b.DeleteOutbox(ev.Partition, ev.Seq, d.slug)
-	}
-	inMemory := d.memHigh+1 == qseq && len(d.queue) < d.n.cfg.QueueWindow
-	if inMemory {
-		d.queue = append(d.queue, &item{qseq: qseq, part: ev.Partition, seq: ev.Seq, ev: ev, d: rec})
-		d.memHigh = qseq
-	}
-	d.commit(b, false, !inMemory)
+	return out
 }
 
-// commit hands b to the group committer; the actor hears back as committedMsg.
-func (d *destination) commit(b *wal.Batch, barrier, refill bool) {
-	d.commitsPending++
-	if barrier {
-		d.barrier = true
-	}
-	self, root := d.self, d.n.system.Root
-	d.n.db.Commit(b, func(err error) {
-		// A stopped store said why once; a line per write would repeat it.
-		if err != nil && !errors.Is(err, wal.ErrStopped) {
-			d.n.log.Error("destination write failed", "destination", d.slug, "err", err)
+func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.Msg {
+	ev, _ := s.Payload.(*wal.Event)
+	if ev == nil {
+		var err error
+		if ev, err = d.n.db.GetEvent(s.Part, s.Seq); err != nil {
+			d.n.log.Error("queued event unreadable; dead-lettering it", "destination", d.slug, "event", s.EventID, "err", err)
+			return destsm.Unreadable{Attempt: s.ID, Err: err.Error()}
 		}
-		root.Send(self, committedMsg{barrier: barrier, refill: refill})
-	})
+	}
+	if !d.n.beginAttempt() {
+		return nil // shutting down: the entry stays queued on disk
+	}
+	req := delivery.Request{EventID: s.EventID, Attempt: s.N, Headers: ev.Headers, Body: ev.Body, ReplayID: s.ReplayID}
+	cfg, _ := d.config()
+	self, n, inc := d.self, d.n, d.inc
+	go func() {
+		defer n.attempts.Done()
+		ctx, cancel := context.WithTimeout(n.ctx, cfg.WithDefaults().Timeout.D()+time.Second)
+		res := n.deliverer.Deliver(ctx, cfg, req)
+		cancel()
+		n.system.Root.Send(self, &attemptDone{inc: inc, id: s.ID, started: now, receivedAt: ev.ReceivedAt, res: res})
+	}()
+	return nil
 }
 
-// pump starts every attempt that is due and allowed, and sets the timer for
-// the next one.
-func (d *destination) pump() {
-	if len(d.queue) < d.n.cfg.QueueWindow/2 {
-		d.refill()
-	}
-	if !d.exists || d.cfg.Paused || d.barrier {
-		d.setTimer(time.Time{})
-		return
-	}
-	now := d.n.clock.Now()
-	ordered := d.cfg.Ordering == model.OrderingOrdered
-	limit := d.cfg.MaxInFlight
-	if ordered || d.failures >= breakerThreshold {
-		limit = 1
-	}
-	var wake time.Time
-	for _, it := range d.queue {
-		if d.inflight >= limit {
-			break
-		}
-		if it.inflight {
-			if ordered {
-				break
-			}
-			continue
-		}
-		if it.nextAt.After(now) {
-			if wake.IsZero() || it.nextAt.Before(wake) {
-				wake = it.nextAt
-			}
-			if ordered {
-				break
-			}
-			continue
-		}
-		if d.cfg.RateLimit > 0 {
-			gap := time.Duration(float64(time.Second) / d.cfg.RateLimit)
-			if next := d.lastStart.Add(gap); next.After(now) {
-				wake = next
-				break
-			}
-		}
-		d.startAttempt(it, now)
-		if ordered {
-			break
-		}
-	}
-	d.setTimer(wake)
-}
-
-func (d *destination) setTimer(at time.Time) {
-	if at.Equal(d.timerAt) {
-		return
-	}
-	if d.timer != nil {
-		d.timer.Stop()
-		d.timer = nil
-	}
+func (d *destination) setTimer(at, now time.Time) {
+	d.stopTimer()
 	d.timerAt = at
 	if at.IsZero() {
 		return
 	}
-	d.timerGen++
-	gen, self, root := d.timerGen, d.self, d.n.system.Root
-	d.timer = d.n.clock.AfterFunc(at.Sub(d.n.clock.Now()), func() { root.Send(self, timerMsg{gen: gen}) })
+	self, root, inc := d.self, d.n.system.Root, d.inc
+	d.timer = d.n.clock.AfterFunc(at.Sub(now), func() { root.Send(self, timerMsg{inc: inc, at: at}) })
 }
 
-func (d *destination) startAttempt(it *item, now time.Time) {
-	if it.ev == nil {
-		ev, err := d.n.db.GetEvent(it.part, it.seq)
-		if err != nil {
-			d.n.log.Error("queued event unreadable; dead-lettering it", "destination", d.slug, "event", it.d.EventID, "err", err)
-			it.d.Attempts = append(it.d.Attempts, wal.Attempt{N: len(it.d.Attempts) + 1, At: now.UTC(), Error: "event unreadable: " + err.Error()})
-			d.finish(it, wal.StatusDead)
-			return
-		}
-		it.ev = ev
-	}
-	if !d.n.beginAttempt() {
-		return // shutting down: the entry stays queued on disk
-	}
-	it.inflight = true
-	d.inflight++
-	d.lastStart = now
-	req := delivery.Request{
-		EventID:  it.d.EventID,
-		Attempt:  len(it.d.Attempts) + 1,
-		Headers:  it.ev.Headers,
-		Body:     it.ev.Body,
-		ReplayID: it.d.ReplayID,
-	}
-	cfg, self, n := d.cfg, d.self, d.n
-	go func() {
-		defer n.attempts.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, cfg.Timeout.D()+time.Second)
-		res := n.deliverer.Deliver(ctx, cfg, req)
-		cancel()
-		n.system.Root.Send(self, &attemptDone{it: it, res: res, started: now})
-	}()
-}
-
-func (d *destination) attemptDone(m *attemptDone) {
-	it := m.it
-	if !slices.Contains(d.queue, it) || !it.inflight {
-		return // from before a restart: the entry was reloaded and will be retried
-	}
-	it.inflight = false
-	d.inflight--
-	res := m.res
-	att := wal.Attempt{
-		N:          len(it.d.Attempts) + 1,
-		At:         m.started.UTC(),
-		DurationMS: float64(res.Duration.Microseconds()) / 1000,
-		StatusCode: res.StatusCode,
-		Response:   string(res.Response),
-		Error:      res.Err,
-		ReplayID:   it.d.ReplayID,
-	}
-	it.d.Attempts = append(it.d.Attempts, att)
-	d.n.metrics.attempt(d.slug, res.Success, res.Duration)
-	if res.Success {
-		d.failures = 0
-		d.n.metrics.delivered(d.n.clock.Now().Sub(it.ev.ReceivedAt))
-		d.finish(it, wal.StatusDelivered)
-		return
-	}
-	d.failures++
-	round := len(it.d.Attempts) - it.d.AttemptsBase
-	if round >= d.cfg.MaxAttempts {
-		d.finish(it, wal.StatusDead)
-		return
-	}
-	delay := delivery.NextDelay(round, d.cfg, res, d.n.rand)
-	it.nextAt = d.n.clock.Now().Add(delay)
-	it.d.NextAt = it.nextAt.UTC()
-	it.d.UpdatedAt = d.n.clock.Now().UTC()
-	b := d.n.db.NewBatch()
-	b.PutDelivery(it.seq, it.d)
-	b.Audit(d.auditAttempt(it, att, "delivery.attempt_failed", map[string]string{"next_attempt_at": it.d.NextAt.Format(time.RFC3339Nano)}))
-	d.commit(b, false, false)
-}
-
-func (d *destination) auditAttempt(it *item, att wal.Attempt, action string, extra map[string]string) wal.AuditEntry {
-	detail := map[string]string{"destination": d.slug, "attempt": itoa(att.N)}
-	if att.StatusCode != 0 {
-		detail["status_code"] = itoa(att.StatusCode)
-	}
-	if att.Error != "" {
-		detail["error"] = att.Error
-	}
-	for k, v := range extra {
-		detail[k] = v
-	}
-	return wal.AuditEntry{At: d.n.clock.Now().UTC(), Action: action, ObjectType: "event", ObjectID: it.d.EventID, ReplayID: it.d.ReplayID, Detail: detail}
-}
-
-// finish records a delivered or dead-lettered entry and drops it from the
-// queue. In ordered mode nothing else starts until that is durable, so a
-// crash never re-sends an event the receiver already accepted while a later
-// one was also sent.
-func (d *destination) finish(it *item, status string) {
-	if i := slices.Index(d.queue, it); i >= 0 {
-		d.queue = slices.Delete(d.queue, i, i+1)
-	}
-	it.d.Status = status
-	it.d.NextAt = time.Time{}
-	it.d.UpdatedAt = d.n.clock.Now().UTC()
-	b := d.n.db.NewBatch()
-	b.DeleteQueue(d.slug, it.qseq)
-	b.PutDelivery(it.seq, it.d)
-	var att wal.Attempt
-	if k := len(it.d.Attempts); k > 0 {
-		att = it.d.Attempts[k-1]
-	}
-	if status == wal.StatusDelivered {
-		b.Audit(d.auditAttempt(it, att, "delivery.delivered", nil))
-	} else {
-		if att.N > 0 {
-			b.Audit(d.auditAttempt(it, att, "delivery.attempt_failed", nil))
-		}
-		b.Audit(d.auditAttempt(it, att, "delivery.dead_lettered", nil))
-		d.n.metrics.deadLettered(d.slug)
-	}
-	d.commit(b, d.cfg.Ordering == model.OrderingOrdered, false)
-	if it.d.ReplayID != "" {
-		d.n.replayFinished(it.d.ReplayID, it.d.EventID, d.slug, status == wal.StatusDelivered)
+func (d *destination) stopTimer() {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
 	}
 }
 
 func (d *destination) stats() DestinationStats {
-	s := DestinationStats{InFlight: d.inflight, ConsecutiveFails: d.failures, CircuitOpen: d.failures >= breakerThreshold}
-	depth, err := d.n.db.QueueDepth(d.slug)
-	if err == nil {
-		s.QueueDepth = depth
+	st := d.m.Stats()
+	s := DestinationStats{
+		QueueDepth: int(st.Depth), DeadLetters: int(st.Dead), InFlight: st.InFlight,
+		ConsecutiveFails: st.ConsecutiveFailures, CircuitOpen: st.Breaker != destsm.BreakerClosed, Circuit: st.Breaker.String(),
 	}
-	if len(d.queue) > 0 {
-		q := d.queue[0]
-		if q.ev != nil {
-			s.OldestPendingAt = q.ev.ReceivedAt
-		} else if ev, err := d.n.db.GetEvent(q.part, q.seq); err == nil {
+	if st.HasHead {
+		if ev, ok := st.HeadPayload.(*wal.Event); ok && ev != nil {
+			s.OldestPendingAt = ev.ReceivedAt
+		} else if ev, err := d.n.db.GetEvent(st.HeadPart, st.HeadSeq); err == nil {
 			s.OldestPendingAt = ev.ReceivedAt
 		}
 	}
 	return s
+}
+
+// queueGauge is one destination's queue depth and dead-letter count, as its
+// actor last saw them durable. Only the actor writes it; /metrics reads it
+// without asking the actor or the store, so a scrape costs the same
+// whatever the backlog. It outlives the actor (passivation keeps it).
+type queueGauge struct {
+	depth, dead atomic.Int64
+}
+
+func (g *queueGauge) set(depth, dead int64) {
+	g.depth.Store(depth)
+	g.dead.Store(dead)
 }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -96,4 +97,42 @@ func (m *Metrics) delivered(endToEnd time.Duration) { m.EndToEnd.Observe(endToEn
 func (m *Metrics) deadLettered(dest string) {
 	m.DeadLettered.WithLabelValues(dest).Inc()
 	m.nDeadLettered.Add(1)
+}
+
+// queueGauges holds every destination's queueGauge, counted once when the
+// node starts and kept by the destination actors from then on.
+type queueGauges struct {
+	mu sync.RWMutex // guards m
+	m  map[string]*queueGauge
+}
+
+func newQueueGauges() *queueGauges { return &queueGauges{m: map[string]*queueGauge{}} }
+
+// get returns dest's gauge, adding a zero one.
+func (g *queueGauges) get(dest string) *queueGauge {
+	g.mu.RLock()
+	q, ok := g.m[dest]
+	g.mu.RUnlock()
+	if ok {
+		return q
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if q, ok = g.m[dest]; !ok {
+		q = &queueGauge{}
+		g.m[dest] = q
+	}
+	return q
+}
+
+// QueueCounts returns a destination's pending deliveries and dead letters
+// as its actor last saw them durable: two loads, however long the queue.
+func (n *Node) QueueCounts(dest string) (depth, dead int64) {
+	n.gauges.mu.RLock()
+	q, ok := n.gauges.m[dest]
+	n.gauges.mu.RUnlock()
+	if !ok {
+		return 0, 0
+	}
+	return q.depth.Load(), q.dead.Load()
 }

@@ -63,6 +63,15 @@ type Config struct {
 	// OnChange is told of every configuration change once it is durable,
 	// one at a time, in order. It must not block for long.
 	OnChange func(old, next *Snapshot)
+
+	hooks testHooks
+}
+
+// testHooks let this package's tests inject faults where no real part can
+// be made to fail on demand.
+type testHooks struct {
+	// enqueue runs in a destination actor before it handles an enqueue.
+	enqueue func(dest string, ev *wal.Event)
 }
 
 // DefaultConfig returns the defaults.
@@ -105,6 +114,8 @@ type Node struct {
 	shards    []*actor.PID
 	dests     *registry
 	replays   *replays
+	writer    queueWriter
+	gauges    *queueGauges
 
 	ctx        context.Context // cancelled when attempts must stop
 	cancel     context.CancelFunc
@@ -176,12 +187,18 @@ func Start(cfg Config) (*Node, error) {
 		metrics:   cfg.Metrics,
 		deliverer: cfg.Deliverer,
 		rand:      cfg.Rand,
+		writer:    localWriter{cfg.DB},
+		gauges:    newQueueGauges(),
 		sweepStop: make(chan struct{}),
 		sweepDone: make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.dests = newRegistry(n)
 	if err := n.loadConfig(); err != nil {
+		n.cancel()
+		return nil, err
+	}
+	if err := n.countQueues(); err != nil {
 		n.cancel()
 		return nil, err
 	}
@@ -253,23 +270,53 @@ func (n *Node) recover() error {
 	return nil
 }
 
+// countQueues counts every destination's queue and dead letters once, for
+// the gauges the destination actors keep from then on.
+func (n *Node) countQueues() error {
+	counts, err := n.db.CountByDestination()
+	if err != nil {
+		return fmt.Errorf("actors.countQueues: %w", err)
+	}
+	for dest, c := range counts {
+		n.gauges.get(dest).set(int64(c.Depth), int64(c.Dead))
+	}
+	return nil
+}
+
+// sweepEvery is how often the shards drop settled keys from memory;
+// retentionEvery how often finished events past retention are deleted.
+const (
+	sweepEvery     = time.Minute
+	retentionEvery = time.Hour
+)
+
 // sweepLoop expires old dedupe keys from the shards every minute and old
-// finished events from the store every hour.
+// finished events from the store every hour, both by the node's Clock.
 func (n *Node) sweepLoop() {
 	defer close(n.sweepDone)
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
+	tick := make(chan struct{}, 1)
+	arm := func() Timer {
+		return n.clock.AfterFunc(sweepEvery, func() {
+			select {
+			case tick <- struct{}{}:
+			default: // the loop is behind: one tick is enough
+			}
+		})
+	}
+	t := arm()
+	defer func() { t.Stop() }()
 	var lastRetention time.Time
 	for {
 		select {
 		case <-n.sweepStop:
 			return
-		case <-t.C:
+		case <-tick:
+			t = arm()
 			for _, pid := range n.shards {
 				n.system.Root.Send(pid, sweepMsg{})
 			}
-			if time.Since(lastRetention) >= time.Hour {
-				lastRetention = time.Now()
+			if now := n.clock.Now(); now.Sub(lastRetention) >= retentionEvery {
+				lastRetention = now
 				n.expire()
 			}
 		}
@@ -278,6 +325,7 @@ func (n *Node) sweepLoop() {
 
 func (n *Node) expire() {
 	cutoff := n.clock.Now().Add(-n.cfg.Retention)
+	const limit = 10000
 	total := 0
 	for {
 		select {
@@ -285,13 +333,16 @@ func (n *Node) expire() {
 			return
 		default:
 		}
-		k, err := n.db.ExpireEvents(cutoff, 10000)
-		total += k
+		x, err := n.db.ExpireEvents(cutoff, limit)
 		if err != nil {
 			n.log.Error("retention sweep failed", "err", err)
 			return
 		}
-		if k < 10000 {
+		total += x.Events
+		for dest, k := range x.Dead {
+			n.dests.send(dest, deadExpiredMsg{n: int64(k)})
+		}
+		if x.Events < limit {
 			break
 		}
 	}

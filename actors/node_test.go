@@ -29,6 +29,12 @@ type testNode struct {
 
 func startNode(t *testing.T, dir string, clock *ManualClock, change Change) *testNode {
 	t.Helper()
+	return startNodeWith(t, dir, clock, change, nil)
+}
+
+// startNodeWith is startNode with tweak applied to the node's Config.
+func startNodeWith(t *testing.T, dir string, clock *ManualClock, change Change, tweak func(*Config)) *testNode {
+	t.Helper()
 	db, err := wal.Open(dir, wal.Config{Partitions: 8, CacheSize: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +48,9 @@ func startNode(t *testing.T, dir string, clock *ManualClock, change Change) *tes
 	}
 	if clock != nil {
 		cfg.Clock = clock
+	}
+	if tweak != nil {
+		tweak(&cfg)
 	}
 	n, err := Start(cfg)
 	if err != nil {
@@ -89,10 +98,19 @@ type sink struct {
 }
 
 func newSink(t *testing.T, script func(key string, n int) int) (*sink, *httptest.Server) {
+	return newGatedSink(t, nil, script)
+}
+
+// newGatedSink is newSink whose requests first pass gate (which may block),
+// outside the sink's lock.
+func newGatedSink(t *testing.T, gate func(key string), script func(key string, n int) int) (*sink, *httptest.Server) {
 	s := &sink{script: script, seen: map[string]int{}, ids: map[string]string{}, hit: make(chan string, 10000)}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		key := r.Header.Get("X-Key")
+		if gate != nil {
+			gate(key)
+		}
 		s.mu.Lock()
 		n := s.seen[key]
 		s.seen[key]++
@@ -133,14 +151,20 @@ func baseChange(url string, d model.Destination) Change {
 	}
 }
 
+// testStart is where the tests' manual clocks start.
+var testStart = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // waitTimer waits until the destination has scheduled its next attempt and
-// returns how far in the future it is.
+// returns how far in the future it is. The node's sweep timer (due a whole
+// number of sweep periods after testStart) is not the destination's.
 func waitTimer(t *testing.T, c *ManualClock) time.Duration {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if at := c.NextAt(); !at.IsZero() {
-			return at.Sub(c.Now())
+		for _, at := range c.Timers() {
+			if at.Sub(testStart)%sweepEvery != 0 {
+				return at.Sub(c.Now())
+			}
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -149,7 +173,7 @@ func waitTimer(t *testing.T, c *ManualClock) time.Duration {
 }
 
 func TestOrderedRetriesFollowBackoffThenDeadLetter(t *testing.T) {
-	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	clock := NewManualClock(testStart)
 	s, srv := newSink(t, func(key string, n int) int {
 		switch {
 		case key == "e1" && n < 2:

@@ -26,6 +26,9 @@ type destEntry struct {
 	// received is counted by the actor itself. It lives here, not in the
 	// actor, so it survives a supervisor restart.
 	received atomic.Uint64
+	// incarnations counts the actor's starts: above one, it is restarting
+	// after a failure.
+	incarnations atomic.Uint64
 }
 
 // routed is implemented by messages that go through the registry.

@@ -254,3 +254,34 @@ func TestQueueReadsStayInTheirDestination(t *testing.T) {
 		t.Fatalf("QueueDepth of an unknown destination = %d, %v", n, err)
 	}
 }
+
+func TestCountByDestination(t *testing.T) {
+	db, err := Open(t.TempDir(), Config{Partitions: 3, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := map[string]DestCount{"a": {Depth: 3, Dead: 1}, "a-b": {Depth: 1}, "ab": {Dead: 2}, "z": {Depth: 5, Dead: 5}}
+	b := db.NewBatch()
+	seq := uint64(0)
+	for dest, c := range want {
+		for i := 0; i < c.Depth; i++ {
+			seq++
+			b.PutQueue(dest, uint64(i+1), 0, seq)
+		}
+		for i := 0; i < c.Dead; i++ {
+			seq++
+			b.PutDelivery(seq, &Delivery{Destination: dest, EventID: EventID(0, seq), Status: StatusDead})
+		}
+	}
+	if err := db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.CountByDestination()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("CountByDestination = %v, want %v", got, want)
+	}
+}

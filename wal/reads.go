@@ -312,3 +312,51 @@ func (db *DB) CountDead(dest string) (int, error) {
 	err := db.scan(p, prefixEnd(p), func(_, _ []byte) error { n++; return nil })
 	return n, err
 }
+
+// DestCount is one destination's pending deliveries and dead letters.
+type DestCount struct{ Depth, Dead int }
+
+// CountByDestination counts every destination's queue entries and
+// dead-letter entries in one pass over those ranges. It reads every such
+// key: for start-up, never per request.
+func (db *DB) CountByDestination() (map[string]DestCount, error) {
+	out := map[string]DestCount{}
+	for p := 0; p < db.partitions; p++ {
+		for _, sub := range []byte{subQueue, subDead} {
+			lo := partKey(uint16(p), sub, 0)
+			var cur []byte
+			n := 0
+			flush := func() {
+				if n == 0 {
+					return
+				}
+				c := out[string(cur)]
+				if sub == subQueue {
+					c.Depth += n
+				} else {
+					c.Dead += n
+				}
+				out[string(cur)] = c
+			}
+			err := db.scan(lo, prefixEnd(lo), func(k, _ []byte) error {
+				rest := k[len(lo):]
+				i := indexByte(rest, 0)
+				if i < 0 {
+					return fmt.Errorf("%w: key %x", ErrCorrupt, k)
+				}
+				if n > 0 && string(rest[:i]) == string(cur) {
+					n++
+					return nil
+				}
+				flush()
+				cur, n = append(cur[:0], rest[:i]...), 1
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+			flush()
+		}
+	}
+	return out, nil
+}

@@ -153,30 +153,21 @@ func decodeEvent(part uint16, seq uint64, b []byte) (*Event, error) {
 	return e, nil
 }
 
-// Delivery statuses.
-const (
-	StatusPending   = "pending"
-	StatusDelivered = "delivered"
-	StatusDead      = "dead_lettered"
+// The delivery record and its statuses live in model, the leaf every layer
+// shares; these names keep the storage API reading as it did.
+type (
+	// Attempt is model.Attempt.
+	Attempt = model.Attempt
+	// Delivery is model.Delivery.
+	Delivery = model.Delivery
 )
 
-// Attempt is one try at delivering an event to a destination.
-type Attempt = model.Attempt
-
-// Delivery is an event's state at one destination, with every attempt.
-type Delivery struct {
-	Destination string    `json:"destination"`
-	EventID     string    `json:"event_id"`
-	Status      string    `json:"status"`
-	QSeq        uint64    `json:"qseq,omitempty"`
-	Attempts    []Attempt `json:"attempts"`
-	// AttemptsBase is len(Attempts) when the current round (first
-	// delivery or a replay) began: max_attempts counts from here.
-	AttemptsBase int       `json:"attempts_base,omitempty"`
-	NextAt       time.Time `json:"next_attempt_at,omitzero"`
-	ReplayID     string    `json:"replay_id,omitempty"`
-	UpdatedAt    time.Time `json:"updated_at"`
-}
+// Delivery statuses.
+const (
+	StatusPending   = model.StatusPending
+	StatusDelivered = model.StatusDelivered
+	StatusDead      = model.StatusDead
+)
 
 // QueueEntry is one pending delivery in a destination's queue.
 type QueueEntry struct {

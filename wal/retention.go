@@ -10,35 +10,46 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
+// Expired is what one ExpireEvents call deleted.
+type Expired struct {
+	Events int
+	// Dead counts the dead-letter entries deleted, by destination: whoever
+	// keeps a count of them (the destination actors) subtracts these.
+	Dead map[string]int
+}
+
 // ExpireEvents deletes events received before cutoff whose every delivery
 // has finished (delivered or dead-lettered), with their dedupe keys,
 // delivery records and dead-letter entries. An event still pending anywhere
 // is kept, however old. It deletes at most limit events per call and
-// reports how many it deleted; call it again while that equals limit.
-func (db *DB) ExpireEvents(cutoff time.Time, limit int) (int, error) {
+// reports what it deleted; call it again while Events equals limit.
+func (db *DB) ExpireEvents(cutoff time.Time, limit int) (Expired, error) {
 	b := db.NewBatch()
-	deleted, err := db.collectExpired(b, cutoff, limit)
-	if err != nil || deleted == 0 {
+	x := Expired{Dead: map[string]int{}}
+	var err error
+	x.Events, err = db.collectExpired(b, cutoff, limit, x.Dead)
+	if err != nil || x.Events == 0 {
 		b.Discard()
-		return 0, err
+		return Expired{}, err
 	}
 	b.Audit(AuditEntry{Action: "retention.expired", ObjectType: "event", ObjectID: "*",
-		Detail: map[string]string{"events": fmt.Sprint(deleted), "received_before": cutoff.UTC().Format(time.RFC3339)}})
+		Detail: map[string]string{"events": fmt.Sprint(x.Events), "received_before": cutoff.UTC().Format(time.RFC3339)}})
 	if err := db.CommitWait(b); err != nil {
-		return 0, fmt.Errorf("wal.ExpireEvents: %w", err)
+		return Expired{}, fmt.Errorf("wal.ExpireEvents: %w", err)
 	}
-	return deleted, nil
+	return x, nil
 }
 
 // collectExpired adds the deletions to b, holding the store open while it
 // reads.
-func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int) (int, error) {
+func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int, dead map[string]int) (int, error) {
 	db.closeMu.RLock()
 	defer db.closeMu.RUnlock()
 	if db.closed.Load() {
 		return 0, ErrClosed
 	}
 	deleted := 0
+	var statuses []string
 	for p := 0; p < db.partitions && deleted < limit; p++ {
 		lo := partKey(uint16(p), subEvent, 0)
 		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
@@ -56,6 +67,7 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int) (int, error)
 				break // sequences grow with time: the rest of the partition is newer
 			}
 			finished := true
+			statuses = statuses[:0]
 			for _, d := range e.Destinations {
 				status, err := db.deliveryStatusLocked(d, seq)
 				if err != nil && !errors.Is(err, ErrNotFound) {
@@ -66,6 +78,7 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int) (int, error)
 					finished = false
 					break
 				}
+				statuses = append(statuses, status)
 			}
 			if !finished {
 				continue
@@ -77,10 +90,13 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int) (int, error)
 			if v, err := db.getLocked(dk); err == nil && len(v) == 16 && binary.BigEndian.Uint64(v[:8]) == seq {
 				b.b.Delete(dk, nil)
 			}
-			for _, d := range e.Destinations {
+			for i, d := range e.Destinations {
 				part := db.DestPartition(d)
 				b.b.Delete(destKey(part, subDelivery, d, seq), nil)
 				b.b.Delete(destKey(part, subDead, d, seq), nil)
+				if statuses[i] == StatusDead {
+					dead[d]++
+				}
 			}
 			deleted++
 		}

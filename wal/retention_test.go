@@ -79,9 +79,13 @@ func TestExpireEventsDecidesPerEvent(t *testing.T) {
 			want++
 		}
 	}
-	n, err := db.ExpireEvents(cutoff, 100)
-	if err != nil || n != want {
+	x, err := db.ExpireEvents(cutoff, 100)
+	if n := x.Events; err != nil || n != want {
 		t.Fatalf("ExpireEvents = %d, %v; want %d", n, err, want)
+	}
+	// Only the expired dead letter is reported, for whoever counts them.
+	if fmt.Sprint(x.Dead) != "map[b:1]" {
+		t.Fatalf("dead letters expired = %v, want map[b:1]", x.Dead)
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,8 +109,8 @@ func TestExpireEventsDecidesPerEvent(t *testing.T) {
 		t.Fatalf("dead-letter entries of expired events left: %v", ids)
 	}
 	// A second sweep finds nothing more.
-	if n, err := db.ExpireEvents(cutoff, 100); n != 0 || err != nil {
-		t.Fatalf("second sweep expired %d, %v", n, err)
+	if x, err := db.ExpireEvents(cutoff, 100); x.Events != 0 || err != nil {
+		t.Fatalf("second sweep expired %+v, %v", x, err)
 	}
 }
 
@@ -123,7 +127,8 @@ func TestExpireEventsHonoursLimit(t *testing.T) {
 	cutoff := base.Add(20 * time.Second) // events 0..19 are old enough
 	var calls []int
 	for {
-		n, err := db.ExpireEvents(cutoff, 7)
+		x, err := db.ExpireEvents(cutoff, 7)
+		n := x.Events
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,8 +155,8 @@ func TestExpireEventsKeepsADedupeKeyTakenByANewerEvent(t *testing.T) {
 	db, cutoff := s.db, retentionCutoff
 	old := s.put("same", cutoff.Add(-time.Hour), map[string]string{"a": StatusDelivered})
 	newer := s.put("same", cutoff.Add(time.Hour), map[string]string{"a": StatusPending})
-	if n, err := db.ExpireEvents(cutoff, 10); n != 1 || err != nil {
-		t.Fatalf("ExpireEvents = %d, %v", n, err)
+	if x, err := db.ExpireEvents(cutoff, 10); x.Events != 1 || err != nil {
+		t.Fatalf("ExpireEvents = %+v, %v", x, err)
 	}
 	if s.exists(old) || !s.exists(newer) {
 		t.Fatal("wrong event expired")
@@ -180,8 +185,8 @@ func TestExpireEventsKeepsOldPendingAcrossPartitions(t *testing.T) {
 			done = append(done, e)
 		}
 	}
-	n, err := db.ExpireEvents(cutoff, 1000)
-	if err != nil || n != len(done) {
+	x, err := db.ExpireEvents(cutoff, 1000)
+	if n := x.Events; err != nil || n != len(done) {
 		t.Fatalf("ExpireEvents = %d, %v; want %d", n, err, len(done))
 	}
 	for _, e := range pending {
@@ -201,8 +206,8 @@ func TestExpireEventsFailedCommitDeletesNothing(t *testing.T) {
 	db, cutoff := s.db, retentionCutoff
 	e := s.put("k", cutoff.Add(-time.Hour), map[string]string{"a": StatusDead})
 	db.SetCommitFault(func() error { return errDisk })
-	if n, err := db.ExpireEvents(cutoff, 10); n != 0 || !errors.Is(err, errDisk) {
-		t.Fatalf("ExpireEvents under a failing store = %d, %v", n, err)
+	if x, err := db.ExpireEvents(cutoff, 10); x.Events != 0 || !errors.Is(err, errDisk) {
+		t.Fatalf("ExpireEvents under a failing store = %+v, %v", x, err)
 	}
 	db.SetCommitFault(nil)
 	if !s.exists(e) {

@@ -233,7 +233,8 @@ func TestExpireEventsKeepsPending(t *testing.T) {
 	dead := put("b", old, StatusDead)
 	pending := put("c", old, "")
 	fresh := put("d", time.Now(), StatusDelivered)
-	n, err := db.ExpireEvents(time.Now().Add(-24*time.Hour), 100)
+	x, err := db.ExpireEvents(time.Now().Add(-24*time.Hour), 100)
+	n := x.Events
 	if err != nil || n != 2 {
 		t.Fatalf("expired %d, %v; want 2", n, err)
 	}

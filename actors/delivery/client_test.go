@@ -370,16 +370,6 @@ func TestDeliverRetryAfter(t *testing.T) {
 			}
 		})
 	}
-
-	t.Run("NextDelay caps Retry-After by backoff_max", func(t *testing.T) {
-		u := srv.URL + "/?code=429&ra=3600"
-		d := loopbackDest(u)
-		d.BackoffMax = model.Duration(time.Minute)
-		res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1})
-		if got := NextDelay(1, d, res, nil); got != time.Minute {
-			t.Fatalf("NextDelay = %v, want backoff_max 1m", got)
-		}
-	})
 }
 
 func urlQueryEscape(s string) string {

@@ -1,11 +1,8 @@
-package delivery
+package destsm
 
 import (
 	"math"
 	"math/rand/v2"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/webhookops/webhookops/wal/model"
@@ -17,7 +14,7 @@ import (
 //
 // rnd(n) must return a value in [0, n), like math/rand/v2.Int64N; nil means
 // math/rand/v2.Int64N, and a value out of range is clamped. A non-positive
-// base or maxDelay means the wal default; attempt below 1 counts as 1. The
+// base or maxDelay means the model default; attempt below 1 counts as 1. The
 // arithmetic never overflows, whatever the attempt number.
 func Backoff(attempt int, base, maxDelay time.Duration, rnd func(int64) int64) time.Duration {
 	if base <= 0 {
@@ -61,43 +58,15 @@ func NextDelay(attempt int, d model.Destination, res Result, rnd func(int64) int
 	if maxDelay <= 0 {
 		maxDelay = model.DefaultBackoffMax
 	}
-	if res.RetryAfter > 0 && hasRetryAfter(res.StatusCode) {
+	if res.RetryAfter > 0 && (res.StatusCode == statusTooManyRequests || res.StatusCode == statusServiceUnavailable) {
 		return min(res.RetryAfter, maxDelay)
 	}
 	return Backoff(attempt, d.BackoffBase.D(), maxDelay, rnd)
 }
 
-// hasRetryAfter reports whether a status's Retry-After is honoured.
-func hasRetryAfter(status int) bool {
-	return status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable
-}
-
-// maxRetryAfterSeconds keeps seconds*time.Second inside a time.Duration.
-const maxRetryAfterSeconds = math.MaxInt64 / int64(time.Second)
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP-date
-// (relative to now). Anything unparseable, negative or in the past is 0.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if v[0] >= '0' && v[0] <= '9' {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-				return time.Duration(maxRetryAfterSeconds) * time.Second
-			}
-			return 0
-		}
-		return time.Duration(min(n, maxRetryAfterSeconds)) * time.Second
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0
-	}
-	if d := t.Sub(now); d > 0 {
-		return d
-	}
-	return 0
-}
+// The statuses whose Retry-After is honoured (net/http's names, without
+// importing it: this package does no I/O).
+const (
+	statusTooManyRequests    = 429
+	statusServiceUnavailable = 503
+)

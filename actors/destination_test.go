@@ -1,0 +1,201 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
+)
+
+var errInjected = errors.New("injected: storage fails")
+
+// eventually polls cond for up to 10 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// count returns how many times key is in keys.
+func count(keys []string, key string) int {
+	n := 0
+	for _, k := range keys {
+		if k == key {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFailedWriteNeverLiftsTheOrderedBarrier (defect 1): when the write that
+// records an ordered destination's outcome fails, the next event must not
+// start. The actor fails, its supervisor restarts it, and it reloads the
+// queue from disk: the event whose outcome was lost is sent again (same
+// webhook-id), and the next one only once that outcome is durable.
+func TestFailedWriteNeverLiftsTheOrderedBarrier(t *testing.T) {
+	var fault atomic.Bool
+	entered, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	s, srv := newGatedSink(t, func(key string) {
+		if key == "a" && !first.Swap(true) {
+			close(entered)
+			<-release
+		}
+	}, func(string, int) int { return 200 })
+	tn := startNode(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{Ordering: model.OrderingOrdered}))
+	tn.db.SetCommitFault(func() error {
+		if fault.Load() {
+			return errInjected
+		}
+		return nil
+	})
+	a := tn.ingest(t, "src", "a", "a").EventID
+	b := tn.ingest(t, "src", "b", "b").EventID
+	<-entered
+	fault.Store(true) // a's outcome will not become durable
+	close(release)
+
+	// The actor restarts and sends a again; b stays behind the barrier.
+	eventually(t, "a sent again after the restart", func() bool {
+		got := s.received()
+		return count(got, "a") >= 3 || count(got, "b") > 0
+	})
+	if got := s.received(); count(got, "b") != 0 {
+		t.Fatalf("b was sent while a's outcome was not durable: %v", got)
+	}
+	if d, err := tn.db.GetDelivery("app", mustSeq(t, a)); err == nil && d.Status != wal.StatusPending {
+		t.Fatalf("a's record says %s, but every write failed", d.Status)
+	}
+
+	fault.Store(false)
+	waitStatus(t, tn, b, wal.StatusDelivered)
+	d := waitStatus(t, tn, a, wal.StatusDelivered)
+	got := s.received()
+	if got[len(got)-1] != "b" || count(got, "b") != 1 || strings.Trim(strings.Join(got[:len(got)-1], ""), "a") != "" {
+		t.Fatalf("sink saw %v, want a (one or more times) then b once", got)
+	}
+	if s.ids["a"] != a {
+		t.Fatalf("resent a with webhook-id %q, want %q", s.ids["a"], a)
+	}
+	if len(d.Attempts) == 0 {
+		t.Fatal("a's record lost its attempts")
+	}
+	eventually(t, "the queue depth gauge to reach 0", func() bool { depth, _ := tn.QueueCounts("app"); return depth == 0 })
+}
+
+func mustSeq(t *testing.T, id string) uint64 {
+	t.Helper()
+	_, seq, err := wal.ParseEventID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+// TestPanicWhileEnqueueingLosesNothing (defect 2): a destination actor that
+// fails while it handles an event's enqueue must not lose it. On restart it
+// takes what the outbox still holds for it, oldest first, before anything
+// newer in its mailbox, so an ordered destination still sees a b c, in
+// order, once each, with no node restart.
+func TestPanicWhileEnqueueingLosesNothing(t *testing.T) {
+	s, srv := newSink(t, func(string, int) int { return 200 })
+	var fired atomic.Bool
+	tn := startNodeWith(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{Ordering: model.OrderingOrdered}), func(c *Config) {
+		c.hooks.enqueue = func(_ string, ev *wal.Event) {
+			if string(ev.Body) == "b" && !fired.Swap(true) {
+				panic("injected: fails while enqueueing b")
+			}
+		}
+	})
+	a := tn.ingest(t, "src", "a", "a").EventID
+	waitStatus(t, tn, a, wal.StatusDelivered)
+	b := tn.ingest(t, "src", "b", "b").EventID
+	c := tn.ingest(t, "src", "c", "c").EventID
+	waitStatus(t, tn, b, wal.StatusDelivered)
+	waitStatus(t, tn, c, wal.StatusDelivered)
+	time.Sleep(50 * time.Millisecond) // a duplicate would arrive now
+	if got := fmt.Sprint(s.received()); got != "[a b c]" {
+		t.Fatalf("sink saw %s, want [a b c]", got)
+	}
+	if !fired.Load() {
+		t.Fatal("the fault never fired")
+	}
+	left := 0
+	for p := 0; p < tn.db.Partitions(); p++ {
+		tn.db.ScanOutbox(uint16(p), func(wal.OutboxEntry) { left++ })
+	}
+	if left != 0 {
+		t.Fatalf("%d outbox entries left", left)
+	}
+	if depth, err := tn.db.QueueDepth("app"); depth != 0 || err != nil {
+		t.Fatalf("queue holds %d (%v), want 0: an event was queued twice", depth, err)
+	}
+}
+
+// TestRetentionSweepRunsOnTheNodeClock (defect 5): the hourly retention
+// sweep follows the injected Clock, and a dead letter it removes leaves the
+// destination's count.
+func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
+	dir := t.TempDir()
+	db, err := wal.Open(dir, wal.Config{Partitions: 8, CacheSize: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string, at time.Time) *wal.Event {
+		e := &wal.Event{Partition: db.EventPartition("src", key), Seq: db.NextSeq(), Source: "src", IdemKey: key, ReceivedAt: at, Destinations: []string{"app"}}
+		b := db.NewBatch()
+		b.PutEvent(e)
+		b.PutDelivery(e.Seq, &wal.Delivery{Destination: "app", EventID: e.ID(), Status: wal.StatusDead})
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	gone := func(e *wal.Event) bool {
+		_, err := db.GetEvent(e.Partition, e.Seq)
+		return errors.Is(err, wal.ErrNotFound)
+	}
+	old := put("old", testStart.Add(-3*time.Hour))
+	db.Close()
+
+	clock := NewManualClock(testStart)
+	tn := startNodeWith(t, dir, clock, Change{}, func(c *Config) {
+		c.DedupeWindow, c.Retention = time.Hour, 2*time.Hour
+	})
+	db = tn.db
+	if _, dead := tn.QueueCounts("app"); dead != 1 {
+		t.Fatalf("dead letters counted at start: %d, want 1", dead)
+	}
+	// advance moves the clock once the sweep's timer is armed again.
+	advance := func(d time.Duration) {
+		eventually(t, "the sweep timer", func() bool { return len(clock.Timers()) > 0 })
+		clock.Advance(d)
+	}
+	advance(sweepEvery)
+	eventually(t, "the first sweep", func() bool { return gone(old) })
+	eventually(t, "the dead-letter count", func() bool { _, dead := tn.QueueCounts("app"); return dead == 0 })
+
+	// The next retention sweep comes an hour after the first, by the clock.
+	second := put("second", testStart.Add(-3*time.Hour))
+	for i := 0; i < 30; i++ {
+		advance(sweepEvery)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if gone(second) {
+		t.Fatal("retention ran again within the hour")
+	}
+	for i := 0; i < 31; i++ {
+		advance(sweepEvery)
+	}
+	eventually(t, "the hourly sweep", func() bool { return gone(second) })
+}
