@@ -25,29 +25,60 @@
 // # Delivery
 //
 // One destination actor per destination is the only writer of its queue
-// and retry state. It appends an event to its queue (and acknowledges the
-// outbox entry in the same batch), keeps a window of the queue in memory
-// and pages the rest in by queue sequence, the same order the live path
-// used. Attempts run on goroutines and report back as messages; timers
-// come from the injected Clock and arrive as messages; the due time of a
-// retry is stored, so a restart resumes the schedule.
+// and retry state. Its decisions are a pure state machine
+// (internal/destsm): the actor feeds it messages and the time and performs
+// what it answers (write these keys, read this page of the queue, start
+// this attempt, arm this timer), and decides nothing itself. Writes go
+// through a narrow queueWriter: locally one batch in the wal's group
+// commit; the cluster can route the same writes through replication.
 //
-// In ordered mode one event is in flight at a time, and the next is not
-// started until the outcome of the last (delivered or dead-lettered) is
-// durable: a crash can then re-send at most the one event in flight. In
-// parallel mode up to max_in_flight attempts run at once. After five
-// consecutive failed attempts the circuit opens: one attempt at a time
-// probes until one succeeds. An optional rate limit spaces attempt starts.
+// The machine appends an event to the queue (acknowledging the outbox
+// entry in the same write), keeps a window of the queue in memory and has
+// the rest paged in by queue sequence, the same order the live path used.
+// Attempts run on goroutines and report back as messages; timers come from
+// the injected Clock and arrive as messages; the due time of a retry is
+// stored, so a restart resumes the schedule. In ordered mode one event is
+// in flight at a time, and the next is not started until the outcome of
+// the last (delivered or dead-lettered) is durable: a crash can then
+// re-send at most the one event in flight. In parallel mode up to
+// max_in_flight attempts run at once. After five consecutive failed
+// attempts the circuit opens: one attempt at a time probes until one
+// succeeds. An optional rate limit spaces attempt starts.
 //
-// An idle destination actor passivates. The registry counts what it routes
-// to each actor; the actor may stop only when it has received all of it,
-// checked under the registry's lock, so no message is lost to a stopping
-// actor.
+// # Failure and restart
+//
+// A write that fails stops the machine, and the actor fails with it: in
+// ordered mode the barrier never lifts on an outcome that is not durable.
+// Its supervisor restarts it (with backoff), and a restart starts from
+// disk: it waits until nothing the failed incarnation handed to the
+// committer can still land (wal.WaitCommitted), counts the queue again,
+// and takes what the outbox still holds for it, oldest first, before any
+// message in its mailbox. The message being handled when an actor fails
+// is lost with it; its event is still in the outbox, so it is delivered,
+// and in order. The mailbox message that carried an entry taken this way
+// is dropped when it arrives. Attempt results, commit outcomes and timers
+// of the failed incarnation are dropped too (each carries its
+// incarnation).
+//
+// # Counters
+//
+// Each destination's queue depth and dead-letter count live in a gauge the
+// node counts once at start (wal.CountByDestination) and the destination's
+// machine keeps from then on, moving it only when the write that changes
+// the disk is durable; retention tells the actor what it expired. /metrics
+// reads the gauges, so a scrape costs the same whatever the backlog.
+//
+// An idle destination actor passivates (its gauge stays). The registry
+// counts what it routes to each actor; the actor may stop only when it has
+// received all of it, checked under the registry's lock, so no message is
+// lost to a stopping actor.
 //
 // # Recovery
 //
 // Start wakes every destination whose queue is not empty and re-sends what
-// is left in the outbox, oldest event first, before the node is ready.
+// is left in the outbox, oldest event first, before the node is ready. The
+// sweeps (settled dedupe keys every minute, retention every hour) run on
+// the node's Clock.
 //
 // # Replays
 //

@@ -11,8 +11,11 @@ import (
 
 // stateCollector reports what the node holds rather than what happened:
 // queue depth and dead letters per destination, paused destinations,
-// agents, active replays. The counts are scans, so one set of them is
-// reused for MetricsCacheFor; a scrape never waits on an actor.
+// agents, active replays. Queue depth and dead letters are the counters
+// each destination's actor keeps (actors.Node.QueueCounts): a scrape reads
+// two numbers per destination and never scans a queue or waits on an
+// actor, so its cost does not grow with the backlog. One set of metrics is
+// still reused for MetricsCacheFor.
 type stateCollector struct {
 	s *Server
 
@@ -64,12 +67,10 @@ func (c *stateCollector) gather() []prometheus.Metric {
 	snap := c.s.node.Snapshot()
 	var out []prometheus.Metric
 	for _, slug := range slices.Sorted(maps.Keys(snap.Destinations)) {
-		if n, err := c.s.db.QueueDepth(slug); err == nil {
-			out = append(out, prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(n), slug))
-		}
-		if n, err := c.s.db.CountDead(slug); err == nil {
-			out = append(out, prometheus.MustNewConstMetric(c.deadLetters, prometheus.GaugeValue, float64(n), slug))
-		}
+		depth, dead := c.s.node.QueueCounts(slug)
+		out = append(out,
+			prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(depth), slug),
+			prometheus.MustNewConstMetric(c.deadLetters, prometheus.GaugeValue, float64(dead), slug))
 		p := 0.0
 		if snap.Destinations[slug].Paused {
 			p = 1
