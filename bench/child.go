@@ -27,9 +27,14 @@ func serverBin(ctx context.Context, bin string) (string, error) {
 		}
 		bin = exe
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, bin, "serve", "--help").CombinedOutput()
+	if err := parent.Err(); err != nil {
+		// Cancelled by the caller: the help text was cut short, not wrong.
+		return "", err
+	}
 	for _, flag := range []string{"--data-dir", "--ingest-addr", "--admin-addr", "--config"} {
 		if !bytes.Contains(out, []byte(flag)) {
 			return "", fmt.Errorf("%w: %s serve --help does not mention %s", ErrServerUnavailable, bin, flag)

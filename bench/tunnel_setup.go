@@ -144,9 +144,14 @@ func (e notAvailable) Unwrap() []error { return []error{ErrNotAvailable, e.reaso
 
 // helpMentions runs bin args (a --help) and checks its output names every flag.
 func helpMentions(ctx context.Context, bin string, args []string, flags ...string) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err := parent.Err(); err != nil {
+		// Cancelled by the caller: the help text was cut short, not wrong.
+		return err
+	}
 	for _, f := range flags {
 		if !bytes.Contains(out, []byte(f)) {
 			return fmt.Errorf("%s %s does not mention %s", bin, strings.Join(args, " "), f)
