@@ -19,6 +19,8 @@ func Command() *cli.Command {
 	for _, name := range Scenarios {
 		subs = append(subs, scenarioCommand(name, []string{name}, scenarioUsage[name]))
 	}
+	subs = append(subs, scenarioCommand(ScenarioCluster, []string{ScenarioCluster},
+		"ingest over three local cluster members against one node, and the failover time (not part of all)"))
 	subs = append(subs, scenarioCommand("all", Scenarios, "every scenario in turn, one report"))
 	return &cli.Command{
 		Name:  "bench",

@@ -203,7 +203,7 @@ func (o Options) withDefaults() Options {
 func (o Options) Validate() error {
 	o = o.withDefaults()
 	for _, s := range o.Scenarios {
-		if !slices.Contains(Scenarios, s) {
+		if !slices.Contains(Scenarios, s) && s != ScenarioCluster {
 			return fmt.Errorf("bench: unknown scenario %q (want one of %s)", s, strings.Join(Scenarios, ", "))
 		}
 	}

@@ -74,6 +74,8 @@ func (r *runner) scenario(ctx context.Context, name string) (ScenarioResult, err
 		return r.tunnelHTTP(ctx)
 	case ScenarioTunnelTCP:
 		return r.tunnelTCP(ctx)
+	case ScenarioCluster:
+		return r.cluster(ctx)
 	}
 	return ScenarioResult{}, fmt.Errorf("bench: unknown scenario %q", name)
 }
