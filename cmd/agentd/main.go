@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/webhookops/webhookops/agentd"
+	"github.com/webhookops/webhookops/cmd/internal/completion"
 	"github.com/webhookops/webhookops/tunnelproto"
 )
 
@@ -36,8 +37,12 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:  "agentd",
 		Usage: "WebhookOps agent: reach private apps through an outbound tunnel (QUIC, or TCP+TLS where UDP is blocked)",
+		// Shell completion asks the program for candidates; see `agentd
+		// completion`.
+		EnableBashCompletion: true,
 		Commands: []*cli.Command{
 			joinCommand(),
+			completion.Command(),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -21,13 +21,22 @@ import (
 
 // built is one command, built once per test binary run.
 type built struct {
-	pkg  string // relative to this directory
-	once sync.Once
-	path string
-	err  error
+	pkg   string   // relative to this directory
+	env   []string // added to go build's environment
+	flags []string // go build flags
+	once  sync.Once
+	path  string
+	err   error
 }
 
-var builds = map[string]*built{"webhookops": {pkg: "."}, "agentd": {pkg: "../agentd"}}
+var builds = map[string]*built{
+	"webhookops": {pkg: "."}, "agentd": {pkg: "../agentd"},
+	// As the container image builds it: no cgo, so no libc.
+	"webhookops-static": {pkg: ".", env: []string{"CGO_ENABLED=0"}},
+	// With the version and commit a release build stamps (a relink of
+	// the packages built for webhookops).
+	"webhookops-stamped": {pkg: ".", flags: []string{"-ldflags=-X main.version=v1.2.3-test -X main.commit=0123456789abcdef0123456789abcdef01234567"}},
+}
 
 func (b *built) build(name string) {
 	b.once.Do(func() {
@@ -37,7 +46,9 @@ func (b *built) build(name string) {
 			return
 		}
 		b.path = filepath.Join(dir, name)
-		out, err := exec.Command("go", "build", "-o", b.path, b.pkg).CombinedOutput()
+		cmd := exec.Command("go", append(append([]string{"build", "-o", b.path}, b.flags...), b.pkg)...)
+		cmd.Env = append(os.Environ(), b.env...)
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}

@@ -9,15 +9,24 @@ import (
 
 	admincli "github.com/webhookops/webhookops/admin/cli"
 	"github.com/webhookops/webhookops/bench"
+	"github.com/webhookops/webhookops/cmd/internal/completion"
 )
 
-var version = "dev"
-
 func main() {
-	app := &cli.App{
+	if err := newApp().Run(admincli.PermuteArgs(os.Args)); err != nil {
+		fmt.Fprintln(os.Stderr, "webhookops:", err)
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:    "webhookops",
 		Usage:   "receive, verify, store and deliver webhooks",
 		Version: version,
+		// Shell completion asks the program for candidates; see
+		// `webhookops completion`.
+		EnableBashCompletion: true,
 		Commands: append([]*cli.Command{
 			serveCommand(),
 			sinkCommand(),
@@ -25,10 +34,9 @@ func main() {
 			backupCommand(),
 			restoreCommand(),
 			bench.Command(),
+			versionCommand(),
+			healthCommand(),
+			completion.Command(),
 		}, clientCommands()...),
-	}
-	if err := app.Run(admincli.PermuteArgs(os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "webhookops:", err)
-		os.Exit(1)
 	}
 }
