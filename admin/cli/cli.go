@@ -4,6 +4,10 @@
 // http://127.0.0.1:8081) with --token (WEBHOOKOPS_TOKEN), prints aligned
 // tables or, with --json, the API's JSON for scripts.
 //
+// Each verb is one named function, runNounVerb(ctx, c, cl) (runSourcesCreate,
+// runReplayBulk, ...); the command tables only name flags and point at
+// them, and action builds the client and maps errors to exit codes.
+//
 // Exit codes: 0 success, 1 other failures, 2 a request the server refused
 // as invalid (nothing changed) or a bad flag, 3 the server could not be
 // reached, 4 the token was refused (401/403), 5 not found, 6 conflict.
@@ -71,7 +75,7 @@ func commonFlags(extra ...cli.Flag) []cli.Flag {
 
 // action wraps a command body: it builds the client, cancels on Ctrl-C and
 // turns errors into exit codes.
-func action(fn func(c *cli.Context, ctx context.Context, cl *client.Client) error) cli.ActionFunc {
+func action(fn func(ctx context.Context, c *cli.Context, cl *client.Client) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		cl, err := client.New(c.String("server"), c.String("token"))
 		if err != nil {
@@ -79,7 +83,7 @@ func action(fn func(c *cli.Context, ctx context.Context, cl *client.Client) erro
 		}
 		ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		return exitErr(fn(c, ctx, cl))
+		return exitErr(fn(ctx, c, cl))
 	}
 }
 

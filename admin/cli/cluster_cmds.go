@@ -23,7 +23,7 @@ func ClusterStatusCommand() *cli.Command {
 	}
 }
 
-func runClusterStatus(c *cli.Context, ctx context.Context, cl *client.Client) error {
+func runClusterStatus(ctx context.Context, c *cli.Context, cl *client.Client) error {
 	s, err := cl.ClusterStatus(ctx)
 	if err != nil {
 		return err

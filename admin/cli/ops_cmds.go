@@ -61,83 +61,89 @@ func eventsCommand() *cli.Command {
 			{Name: "list", Usage: "list events, newest first", Flags: commonFlags(append(filterFlags(),
 				&cli.IntFlag{Name: "limit", Value: 50},
 				&cli.StringFlag{Name: "cursor", Usage: "next_cursor of a previous page"},
-			)...), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				f, err := filterFrom(c)
-				if err != nil {
-					return err
-				}
-				p, err := cl.ListEvents(ctx, f, c.String("cursor"), c.Int("limit"))
-				if err != nil {
-					return err
-				}
-				return output(c, p, func(w io.Writer) error {
-					var rows [][]string
-					for _, e := range p.Items {
-						rows = append(rows, eventRow(e))
-					}
-					if err := table(w, eventHeader, rows); err != nil {
-						return err
-					}
-					if p.NextCursor != "" {
-						fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
-					}
-					return nil
-				})
-			})},
+			)...), Action: action(runEventsList)},
 			{Name: "get", Usage: "show an event with every attempt", ArgsUsage: "EVENT_ID", Flags: commonFlags(
 				&cli.BoolFlag{Name: "body", Usage: "print the raw body and headers too"},
-			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				id, err := arg(c, 0, "EVENT_ID")
-				if err != nil {
-					return err
-				}
-				e, err := cl.GetEvent(ctx, id)
-				if err != nil {
-					return err
-				}
-				return output(c, e, func(w io.Writer) error {
-					fmt.Fprintf(w, "event %s  source %s  type %s  key %s\nreceived %s  status %s  body %d bytes\n",
-						e.ID, e.Source, orDash(e.EventType), e.IdempotencyKey, fmtTime(e.ReceivedAt), e.Status, e.BodySize)
-					for _, d := range e.Deliveries {
-						fmt.Fprintf(w, "\n%s: %s", d.Destination, d.Status)
-						if !d.NextAttemptAt.IsZero() {
-							fmt.Fprintf(w, ", next attempt %s", fmtTime(d.NextAttemptAt))
-						}
-						fmt.Fprintln(w)
-						var rows [][]string
-						for _, a := range d.Attempts {
-							code := "-"
-							if a.StatusCode != 0 {
-								code = strconv.Itoa(a.StatusCode)
-							}
-							rows = append(rows, []string{strconv.Itoa(a.N), fmtTime(a.At), fmt.Sprintf("%.1fms", a.DurationMS), code, orDash(a.ReplayID), orDash(excerpt(a.Error + a.Response))})
-						}
-						if len(rows) > 0 {
-							table(w, []string{"  #", "AT", "DURATION", "CODE", "REPLAY", "ERROR/RESPONSE"}, indent(rows))
-						}
-					}
-					if c.Bool("body") {
-						fmt.Fprintln(w, "\nheaders:")
-						for _, h := range e.Headers {
-							fmt.Fprintf(w, "  %s: %s\n", h.Name, h.Value)
-						}
-						fmt.Fprintf(w, "\nbody (%s):\n%s\n", e.BodyEncoding, e.Body)
-					}
-					return nil
-				})
-			})},
+			), Action: action(runEventsGet)},
 			{Name: "tail", Usage: "follow new events as they arrive (polls)", Flags: commonFlags(append(filterFlags(),
 				&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "how often to poll"},
 				&cli.IntFlag{Name: "last", Value: 10, Usage: "how many recent events to show first"},
-			)...), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				f, err := filterFrom(c)
-				if err != nil {
-					return err
-				}
-				return tail(ctx, c, cl, f)
-			})},
+			)...), Action: action(runEventsTail)},
 		},
 	}
+}
+
+func runEventsList(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	f, err := filterFrom(c)
+	if err != nil {
+		return err
+	}
+	p, err := cl.ListEvents(ctx, f, c.String("cursor"), c.Int("limit"))
+	if err != nil {
+		return err
+	}
+	return output(c, p, func(w io.Writer) error {
+		var rows [][]string
+		for _, e := range p.Items {
+			rows = append(rows, eventRow(e))
+		}
+		if err := table(w, eventHeader, rows); err != nil {
+			return err
+		}
+		if p.NextCursor != "" {
+			fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
+		}
+		return nil
+	})
+}
+
+func runEventsGet(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	id, err := arg(c, 0, "EVENT_ID")
+	if err != nil {
+		return err
+	}
+	e, err := cl.GetEvent(ctx, id)
+	if err != nil {
+		return err
+	}
+	return output(c, e, func(w io.Writer) error {
+		fmt.Fprintf(w, "event %s  source %s  type %s  key %s\nreceived %s  status %s  body %d bytes\n",
+			e.ID, e.Source, orDash(e.EventType), e.IdempotencyKey, fmtTime(e.ReceivedAt), e.Status, e.BodySize)
+		for _, d := range e.Deliveries {
+			fmt.Fprintf(w, "\n%s: %s", d.Destination, d.Status)
+			if !d.NextAttemptAt.IsZero() {
+				fmt.Fprintf(w, ", next attempt %s", fmtTime(d.NextAttemptAt))
+			}
+			fmt.Fprintln(w)
+			var rows [][]string
+			for _, a := range d.Attempts {
+				code := "-"
+				if a.StatusCode != 0 {
+					code = strconv.Itoa(a.StatusCode)
+				}
+				rows = append(rows, []string{strconv.Itoa(a.N), fmtTime(a.At), fmt.Sprintf("%.1fms", a.DurationMS), code, orDash(a.ReplayID), orDash(excerpt(a.Error + a.Response))})
+			}
+			if len(rows) > 0 {
+				table(w, []string{"  #", "AT", "DURATION", "CODE", "REPLAY", "ERROR/RESPONSE"}, indent(rows))
+			}
+		}
+		if c.Bool("body") {
+			fmt.Fprintln(w, "\nheaders:")
+			for _, h := range e.Headers {
+				fmt.Fprintf(w, "  %s: %s\n", h.Name, h.Value)
+			}
+			fmt.Fprintf(w, "\nbody (%s):\n%s\n", e.BodyEncoding, e.Body)
+		}
+		return nil
+	})
+}
+
+func runEventsTail(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	f, err := filterFrom(c)
+	if err != nil {
+		return err
+	}
+	return tail(ctx, c, cl, f)
 }
 
 func indent(rows [][]string) [][]string {
@@ -282,59 +288,67 @@ func replayCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "event", Usage: "replay one event", ArgsUsage: "EVENT_ID", Flags: commonFlags(
 				&cli.StringFlag{Name: "destination", Usage: "only this one of the event's destinations"}, reasonFlag, waitFlag,
-			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				id, err := arg(c, 0, "EVENT_ID")
-				if err != nil {
-					return err
-				}
-				r, err := cl.ReplayEvent(ctx, id, api.EventReplayRequest{Destination: c.String("destination"), Reason: c.String("reason")})
-				if err != nil {
-					return err
-				}
-				return follow(ctx, c, cl, r)
-			})},
+			), Action: action(runReplayEvent)},
 			{Name: "bulk", Usage: "replay every event matching the filters, in the background", Flags: commonFlags(append(filterFlags(),
 				reasonFlag, waitFlag, &cli.BoolFlag{Name: "all", Usage: "confirm replaying every event when no filter is given"},
-			)...), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				f, err := filterFrom(c)
-				if err != nil {
-					return err
-				}
-				r, err := cl.CreateReplay(ctx, api.ReplayRequest{EventFilter: f, Reason: c.String("reason"), All: c.Bool("all")})
-				if err != nil {
-					return err
-				}
-				return follow(ctx, c, cl, r)
-			})},
-			{Name: "status", Aliases: []string{"get"}, Usage: "show a replay", ArgsUsage: "REPLAY_ID", Flags: commonFlags(waitFlag), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				id, err := arg(c, 0, "REPLAY_ID")
-				if err != nil {
-					return err
-				}
-				r, err := cl.GetReplay(ctx, id)
-				if err != nil {
-					return err
-				}
-				if !c.IsSet("wait") {
-					return output(c, r, func(w io.Writer) error { return kv(w, r) })
-				}
-				return follow(ctx, c, cl, r)
-			})},
-			{Name: "list", Usage: "list replays, newest first", Flags: commonFlags(&cli.IntFlag{Name: "limit", Value: 50}, &cli.StringFlag{Name: "cursor"}), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				p, err := cl.ListReplays(ctx, c.String("cursor"), c.Int("limit"))
-				if err != nil {
-					return err
-				}
-				return output(c, p, func(w io.Writer) error {
-					var rows [][]string
-					for _, r := range p.Items {
-						rows = append(rows, []string{r.ID, r.Status.String(), fmtTime(r.CreatedAt), strconv.Itoa(r.Total), strconv.Itoa(r.Succeeded), strconv.Itoa(r.Failed), r.RequestedBy, orDash(excerpt(r.Reason))})
-					}
-					return table(w, []string{"ID", "STATUS", "CREATED", "TOTAL", "SUCCEEDED", "FAILED", "BY", "REASON"}, rows)
-				})
-			})},
+			)...), Action: action(runReplayBulk)},
+			{Name: "status", Aliases: []string{"get"}, Usage: "show a replay", ArgsUsage: "REPLAY_ID", Flags: commonFlags(waitFlag), Action: action(runReplayStatus)},
+			{Name: "list", Usage: "list replays, newest first", Flags: commonFlags(&cli.IntFlag{Name: "limit", Value: 50}, &cli.StringFlag{Name: "cursor"}), Action: action(runReplayList)},
 		},
 	}
+}
+
+func runReplayEvent(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	id, err := arg(c, 0, "EVENT_ID")
+	if err != nil {
+		return err
+	}
+	r, err := cl.ReplayEvent(ctx, id, api.EventReplayRequest{Destination: c.String("destination"), Reason: c.String("reason")})
+	if err != nil {
+		return err
+	}
+	return follow(ctx, c, cl, r)
+}
+
+func runReplayBulk(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	f, err := filterFrom(c)
+	if err != nil {
+		return err
+	}
+	r, err := cl.CreateReplay(ctx, api.ReplayRequest{EventFilter: f, Reason: c.String("reason"), All: c.Bool("all")})
+	if err != nil {
+		return err
+	}
+	return follow(ctx, c, cl, r)
+}
+
+func runReplayStatus(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	id, err := arg(c, 0, "REPLAY_ID")
+	if err != nil {
+		return err
+	}
+	r, err := cl.GetReplay(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !c.IsSet("wait") {
+		return output(c, r, func(w io.Writer) error { return kv(w, r) })
+	}
+	return follow(ctx, c, cl, r)
+}
+
+func runReplayList(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	p, err := cl.ListReplays(ctx, c.String("cursor"), c.Int("limit"))
+	if err != nil {
+		return err
+	}
+	return output(c, p, func(w io.Writer) error {
+		var rows [][]string
+		for _, r := range p.Items {
+			rows = append(rows, []string{r.ID, r.Status.String(), fmtTime(r.CreatedAt), strconv.Itoa(r.Total), strconv.Itoa(r.Succeeded), strconv.Itoa(r.Failed), r.RequestedBy, orDash(excerpt(r.Reason))})
+		}
+		return table(w, []string{"ID", "STATUS", "CREATED", "TOTAL", "SUCCEEDED", "FAILED", "BY", "REASON"}, rows)
+	})
 }
 
 // follow waits for a replay with a progress bar (unless --wait=false or
@@ -407,33 +421,7 @@ func dlqCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "list", Usage: "list a destination's dead letters, oldest first", ArgsUsage: "DESTINATION", Flags: commonFlags(
 				&cli.IntFlag{Name: "limit", Value: 50}, &cli.StringFlag{Name: "cursor"},
-			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				dest, err := arg(c, 0, "DESTINATION")
-				if err != nil {
-					return err
-				}
-				p, err := cl.ListDeadLetters(ctx, dest, c.String("cursor"), c.Int("limit"))
-				if err != nil {
-					return err
-				}
-				return output(c, p, func(w io.Writer) error {
-					var rows [][]string
-					for _, d := range p.Items {
-						last := "-"
-						if d.Last != nil {
-							last = excerpt(strings.TrimSpace(fmt.Sprintf("%s %s", codeString(d.Last.StatusCode), d.Last.Error)))
-						}
-						rows = append(rows, []string{d.EventID, fmtTime(d.ReceivedAt), d.Source, orDash(d.EventType), strconv.Itoa(d.Attempts), last})
-					}
-					if err := table(w, []string{"EVENT", "RECEIVED", "SOURCE", "TYPE", "ATTEMPTS", "LAST"}, rows); err != nil {
-						return err
-					}
-					if p.NextCursor != "" {
-						fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
-					}
-					return nil
-				})
-			})},
+			), Action: action(runDLQList)},
 			{Name: "redrive", Usage: "replay a destination's dead letters: all, or those matching", ArgsUsage: "DESTINATION", Flags: commonFlags(
 				&cli.StringSliceFlag{Name: "event", Usage: "only this event id; repeat for more"},
 				&cli.StringFlag{Name: "event-type"},
@@ -441,26 +429,56 @@ func dlqCommand() *cli.Command {
 				&cli.StringFlag{Name: "until"},
 				&cli.StringFlag{Name: "reason"},
 				&cli.BoolFlag{Name: "wait", Value: true},
-			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				dest, err := arg(c, 0, "DESTINATION")
-				if err != nil {
-					return err
-				}
-				req := api.RedriveRequest{EventIDs: c.StringSlice("event"), EventType: c.String("event-type"), Reason: c.String("reason")}
-				if req.Since, err = parseTime("since", c.String("since")); err != nil {
-					return err
-				}
-				if req.Until, err = parseTime("until", c.String("until")); err != nil {
-					return err
-				}
-				r, err := cl.Redrive(ctx, dest, req)
-				if err != nil {
-					return err
-				}
-				return follow(ctx, c, cl, r)
-			})},
+			), Action: action(runDLQRedrive)},
 		},
 	}
+}
+
+func runDLQList(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	dest, err := arg(c, 0, "DESTINATION")
+	if err != nil {
+		return err
+	}
+	p, err := cl.ListDeadLetters(ctx, dest, c.String("cursor"), c.Int("limit"))
+	if err != nil {
+		return err
+	}
+	return output(c, p, func(w io.Writer) error {
+		var rows [][]string
+		for _, d := range p.Items {
+			last := "-"
+			if d.Last != nil {
+				last = excerpt(strings.TrimSpace(fmt.Sprintf("%s %s", codeString(d.Last.StatusCode), d.Last.Error)))
+			}
+			rows = append(rows, []string{d.EventID, fmtTime(d.ReceivedAt), d.Source, orDash(d.EventType), strconv.Itoa(d.Attempts), last})
+		}
+		if err := table(w, []string{"EVENT", "RECEIVED", "SOURCE", "TYPE", "ATTEMPTS", "LAST"}, rows); err != nil {
+			return err
+		}
+		if p.NextCursor != "" {
+			fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
+		}
+		return nil
+	})
+}
+
+func runDLQRedrive(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	dest, err := arg(c, 0, "DESTINATION")
+	if err != nil {
+		return err
+	}
+	req := api.RedriveRequest{EventIDs: c.StringSlice("event"), EventType: c.String("event-type"), Reason: c.String("reason")}
+	if req.Since, err = parseTime("since", c.String("since")); err != nil {
+		return err
+	}
+	if req.Until, err = parseTime("until", c.String("until")); err != nil {
+		return err
+	}
+	r, err := cl.Redrive(ctx, dest, req)
+	if err != nil {
+		return err
+	}
+	return follow(ctx, c, cl, r)
 }
 
 func codeString(c int) string {
@@ -487,38 +505,40 @@ func auditCommand() *cli.Command {
 			&cli.IntFlag{Name: "limit", Value: 100},
 			&cli.StringFlag{Name: "cursor"},
 		),
-		Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-			f := api.AuditFilter{Action: c.String("action"), ObjectType: c.String("object-type"), ObjectID: c.String("object-id"), ReplayID: c.String("replay"), Actor: c.String("actor")}
-			var err error
-			if f.Since, err = parseTime("since", c.String("since")); err != nil {
-				return err
-			}
-			if f.Until, err = parseTime("until", c.String("until")); err != nil {
-				return err
-			}
-			p, err := cl.ListAudit(ctx, f, c.String("cursor"), c.Int("limit"))
-			if err != nil {
-				return err
-			}
-			return output(c, p, func(w io.Writer) error {
-				var rows [][]string
-				for _, e := range p.Items {
-					var d []string
-					for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
-						d = append(d, k+"="+e.Detail[k])
-					}
-					rows = append(rows, []string{fmtTime(e.At), e.Action, e.ObjectType + " " + e.ObjectID, orDash(e.Actor), orDash(e.ReplayID), excerptN(strings.Join(d, " "), 100)})
-				}
-				if err := table(w, []string{"AT", "ACTION", "OBJECT", "ACTOR", "REPLAY", "DETAIL"}, rows); err != nil {
-					return err
-				}
-				if p.NextCursor != "" {
-					fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
-				}
-				return nil
-			})
-		}),
+		Action: action(runAudit),
 	}
+}
+
+func runAudit(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	f := api.AuditFilter{Action: c.String("action"), ObjectType: c.String("object-type"), ObjectID: c.String("object-id"), ReplayID: c.String("replay"), Actor: c.String("actor")}
+	var err error
+	if f.Since, err = parseTime("since", c.String("since")); err != nil {
+		return err
+	}
+	if f.Until, err = parseTime("until", c.String("until")); err != nil {
+		return err
+	}
+	p, err := cl.ListAudit(ctx, f, c.String("cursor"), c.Int("limit"))
+	if err != nil {
+		return err
+	}
+	return output(c, p, func(w io.Writer) error {
+		var rows [][]string
+		for _, e := range p.Items {
+			var d []string
+			for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
+				d = append(d, k+"="+e.Detail[k])
+			}
+			rows = append(rows, []string{fmtTime(e.At), e.Action, e.ObjectType + " " + e.ObjectID, orDash(e.Actor), orDash(e.ReplayID), excerptN(strings.Join(d, " "), 100)})
+		}
+		if err := table(w, []string{"AT", "ACTION", "OBJECT", "ACTOR", "REPLAY", "DETAIL"}, rows); err != nil {
+			return err
+		}
+		if p.NextCursor != "" {
+			fmt.Fprintf(w, "more: --cursor %s\n", p.NextCursor)
+		}
+		return nil
+	})
 }
 
 func excerptN(s string, n int) string {

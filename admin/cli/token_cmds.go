@@ -27,26 +27,24 @@ type Offline interface {
 // offlineActor is the audit log's name for a change made on a data dir.
 const offlineActor = "cli:offline"
 
+// tokenCommands are the token verbs; off opens a data dir for --data-dir.
+type tokenCommands struct{ off Offline }
+
 func tokenCommand(off Offline) *cli.Command {
 	dataDir := &cli.StringFlag{Name: "data-dir", EnvVars: []string{"WEBHOOKOPS_DATA_DIR_OFFLINE"},
 		Usage: "work on this data dir directly instead of through the API (only while the server is stopped)"}
+	t := tokenCommands{off: off}
 	return &cli.Command{
 		Name:  "token",
 		Usage: "manage admin API tokens",
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "create a token; prints it once", ArgsUsage: "NAME", Flags: commonFlags(
 				&cli.StringFlag{Name: "role", Value: api.RoleAdmin, Usage: "admin, or read (GET and /metrics only)"}, dataDir,
-			), Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-				return runTokenCreate(ctx, c, cl, off)
-			})},
+			), Action: action(t.runCreate)},
 			{Name: "list", Usage: "list tokens (names and roles, never the tokens)", Flags: commonFlags(dataDir),
-				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-					return runTokenList(ctx, c, cl, off)
-				})},
+				Action: action(t.runList)},
 			{Name: "revoke", Usage: "revoke a token", ArgsUsage: "NAME", Flags: commonFlags(dataDir),
-				Action: action(func(c *cli.Context, ctx context.Context, cl *client.Client) error {
-					return runTokenRevoke(ctx, c, cl, off)
-				})},
+				Action: action(t.runRevoke)},
 		},
 	}
 }
@@ -70,14 +68,14 @@ func tokenArgs(c *cli.Context, off Offline) (name, dir string, err error) {
 	return name, dir, err
 }
 
-func runTokenCreate(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
-	name, dir, err := tokenArgs(c, off)
+func (t tokenCommands) runCreate(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	name, dir, err := tokenArgs(c, t.off)
 	if err != nil {
 		return err
 	}
 	var out api.CreatedToken
 	if dir != "" {
-		out, err = off.CreateToken(dir, name, c.String("role"), offlineActor)
+		out, err = t.off.CreateToken(dir, name, c.String("role"), offlineActor)
 		err = asClientError(err)
 	} else {
 		out, err = cl.CreateToken(ctx, name, c.String("role"))
@@ -91,14 +89,14 @@ func runTokenCreate(ctx context.Context, c *cli.Context, cl *client.Client, off 
 	})
 }
 
-func runTokenList(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
-	dir, err := offlineDir(c, off)
+func (t tokenCommands) runList(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	dir, err := offlineDir(c, t.off)
 	if err != nil {
 		return err
 	}
 	var toks []api.Token
 	if dir != "" {
-		toks, err = off.ListTokens(dir)
+		toks, err = t.off.ListTokens(dir)
 		err = asClientError(err)
 	} else {
 		toks, err = cl.ListTokens(ctx)
@@ -115,13 +113,13 @@ func runTokenList(ctx context.Context, c *cli.Context, cl *client.Client, off Of
 	})
 }
 
-func runTokenRevoke(ctx context.Context, c *cli.Context, cl *client.Client, off Offline) error {
-	name, dir, err := tokenArgs(c, off)
+func (t tokenCommands) runRevoke(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	name, dir, err := tokenArgs(c, t.off)
 	if err != nil {
 		return err
 	}
 	if dir != "" {
-		err = asClientError(off.RevokeToken(dir, name, offlineActor))
+		err = asClientError(t.off.RevokeToken(dir, name, offlineActor))
 	} else {
 		err = cl.RevokeToken(ctx, name)
 	}
