@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/internal/destsm"
 	"github.com/webhookops/webhookops/wal"
 	"github.com/webhookops/webhookops/wal/model"
 )
@@ -118,6 +119,55 @@ func TestSingleMemberOwnsAndFences(t *testing.T) {
 	if err := c.Write(ctx, 3, b); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("write without ownership = %v", err)
 	}
+
+	// The destination writer: queue and delivery record fenced into the
+	// destination's partition, then the outbox acknowledged in the event's,
+	// in the order given per destination.
+	wdest := destIn(db, 1)
+	ev2, err := c.Ingest(ctx, actors.IngestRequest{Source: "s", IdemKey: "k2", Body: []byte("{}")}, &actors.SourceView{
+		Source: model.Source{Slug: "s", Routes: []model.Route{{Destination: wdest}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := db.GetEventByID(ev2.EventID)
+	if err != nil || len(e2.Destinations) != 1 {
+		t.Fatalf("routed event = %+v, %v", e2, err)
+	}
+	var audited []string
+	w := NewWriter(c, func(a wal.AuditEntry) { audited = append(audited, a.Action) })
+	errs := make(chan error, 2)
+	w.Write(wdest, []destsm.Op{destsm.PutQueue{QSeq: 1, Part: e2.Partition, Seq: e2.Seq}, destsm.DeleteOutbox{Part: e2.Partition, Seq: e2.Seq}}, func(err error) { errs <- err })
+	w.Write(wdest, []destsm.Op{destsm.DeleteQueue{QSeq: 1}, destsm.PutDelivery{Seq: e2.Seq, Rec: model.Delivery{Destination: wdest, EventID: e2.ID(), Status: wal.StatusDelivered}},
+		destsm.Audit{Action: "delivery.succeeded", EventID: e2.ID()}}, func(err error) { errs <- err })
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Wait()
+	if q, _ := db.QueuePage(wdest, 0, 10); len(q) != 0 {
+		t.Fatalf("queue after put and delete in order: %+v", q)
+	}
+	if d, err := db.GetDelivery(wdest, e2.Seq); err != nil || d.Status != wal.StatusDelivered {
+		t.Fatalf("delivery record = %+v, %v", d, err)
+	}
+	left := 0
+	db.ScanOutbox(e2.Partition, func(o wal.OutboxEntry) {
+		if o.Dest == wdest {
+			left++
+		}
+	})
+	if left != 0 || len(audited) != 1 {
+		t.Fatalf("outbox entries left %d, audited %v", left, audited)
+	}
+	c.mu.Lock()
+	delete(c.owned, 1)
+	c.mu.Unlock()
+	w.Write(wdest, []destsm.Op{destsm.DeleteQueue{QSeq: 2}}, func(err error) { errs <- err })
+	if err := <-errs; !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("write after losing ownership = %v", err)
+	}
+	w.Wait()
 
 	st, err := c.Status(ctx)
 	if err != nil || len(st.Partitions) != db.Partitions() || len(st.Nodes) != 1 || !st.Nodes[0].Reachable || st.Nodes[0].Leads != db.Partitions() {
