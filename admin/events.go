@@ -169,6 +169,9 @@ func (s *Server) CountEvents(f EventFilter, max int) (n int, more bool, err erro
 	if err := validateFilter(&f); err != nil {
 		return 0, false, err
 	}
+	if f == (EventFilter{}) {
+		return s.db.CountEvents(max) // keys only
+	}
 	match := s.scanMatch(&f)
 	seen := 0
 	_, _, err = s.db.ListEventsUntil(0, 1, func(e *wal.Event) (bool, bool) {

@@ -295,6 +295,36 @@ func (db *DB) ListEventsUntil(before uint64, limit int, match func(*Event) (ok, 
 	}
 }
 
+// CountEvents counts the stored events, stopping at max: more reports
+// that there are more. It reads keys only, no record.
+func (db *DB) CountEvents(max int) (n int, more bool, err error) {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return 0, false, ErrClosed
+	}
+	for p := 0; p < db.partitions; p++ {
+		lo := partKey(uint16(p), subEvent, 0)
+		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+		if err != nil {
+			return 0, false, err
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			if n == max {
+				it.Close()
+				return n, true, nil
+			}
+			n++
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	return n, false, nil
+}
+
 func indexByte(b []byte, c byte) int {
 	for i, x := range b {
 		if x == c {

@@ -53,11 +53,15 @@
 //
 // # Lists
 //
-// The event list pages by keyset (50 a page, the API's cursor) and counts
-// the matches by looking at no more than 10,000 events: past that it reads
-// "10,000+". Filters the event record answers (source, type, key, time)
-// cost one decode per event scanned; status filters also read the
-// delivery records, so a rare status over millions of events scans longer.
+// The event list pages by keyset (50 a page, the API's cursor). Its first
+// page counts the matches by looking at no more than 10,000 events (1,000
+// with a status filter): past that it reads "10,000+". Without a filter
+// the count reads keys only. Filters the event record answers (source,
+// type, key, time) cost one decode per event scanned; status filters also
+// read the delivery records, so a rare status over millions of events
+// scans longer (BenchmarkPages: a 1% status takes a few hundred ms, where
+// a destination's dead-letter page, read from its index, takes
+// milliseconds).
 //
 // # What it must never do
 //

@@ -47,6 +47,7 @@ type eventsData struct {
 	Q            string
 	Items        []admin.EventOut
 	Count        eventCount
+	Counted      bool   // the first page shows the count
 	Next         string // query string of the next page; "" at the end
 	First        string // query string of the first page; "" on it
 	Sources      []string
@@ -87,7 +88,15 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, c *call) {
 					d.First = "?"
 				}
 			}
-			d.Count.N, d.Count.More, err = u.adm.CountEvents(f, countLimit)
+			if q.Get("cursor") == "" { // the count is the first page's
+				d.Count.Budget = countLimit
+				if f.Status != "" {
+					// Each event looked at costs its delivery records.
+					d.Count.Budget = countLimitStatus
+				}
+				d.Count.N, d.Count.More, err = u.adm.CountEvents(f, d.Count.Budget)
+				d.Counted = true
+			}
 		}
 	}
 	if err != nil {

@@ -227,8 +227,9 @@ func commas(n int64) string {
 
 // eventCount is a bounded count: "10,000+" when the count stopped there.
 type eventCount struct {
-	N    int
-	More bool
+	N      int
+	More   bool
+	Budget int // how many events the count looked at, at most
 }
 
 func fmtCount(c eventCount) string {

@@ -37,6 +37,10 @@ const pageSize = 50
 // matches; past it the count reads "10,000+".
 const countLimit = 10_000
 
+// countLimitStatus is countLimit for a status filter, whose every event
+// looked at reads its delivery records.
+const countLimitStatus = 1_000
+
 // Config configures the UI. A zero field means the default.
 type Config struct {
 	// Admin is the admin server whose methods the UI calls. Required.

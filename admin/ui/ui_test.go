@@ -347,7 +347,7 @@ func TestEventCountIsBounded(t *testing.T) {
 	if err != nil || n != 1 || more {
 		t.Fatalf("count of one key: %d %v %v", n, more, err)
 	}
-	for c, want := range map[eventCount]string{{10_000, true}: "10,000+", {999, false}: "999", {1234567, false}: "1,234,567", {0, false}: "0"} {
+	for c, want := range map[eventCount]string{{10_000, true, 10_000}: "10,000+", {999, false, 10_000}: "999", {1234567, false, 0}: "1,234,567", {0, false, 0}: "0"} {
 		if got := fmtCount(c); got != want {
 			t.Errorf("fmtCount(%v) = %q, want %q", c, got, want)
 		}
