@@ -144,9 +144,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("the allow list is empty: every request from the gateway will be refused")
 	}
 	bo := newBackoff(a.cfg.MinBackoff, a.cfg.MaxBackoff)
+	var fellBackAt time.Time // when auto last ended up on TCP
 	for {
 		start := time.Now()
-		client, err := tunnelproto.Dial(ctx, a.cfg.clientConfig())
+		cc := a.cfg.clientConfig()
+		cc.Transport = transportFor(a.cfg.Transport, fellBackAt, start)
+		client, err := tunnelproto.Dial(ctx, cc)
 		if ctx.Err() != nil {
 			if client != nil {
 				client.Close()
@@ -157,7 +160,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			why = "connect failed"
 		} else {
-			a.log.Info("connected", "server", client.RemoteAddr().String(), "transport", client.Transport().String())
+			if cc.Transport == tunnelproto.TransportAuto && client.Transport() == tunnelproto.TransportTCP {
+				fellBackAt = time.Now()
+			}
+			a.log.Info("connected", "server", client.RemoteAddr().String(), "transport", client.Transport().String(), "dialed", cc.Transport.String())
 			err = client.Serve(ctx, a.serve)
 			if ctx.Err() != nil {
 				a.log.Info("stopped")
@@ -178,6 +184,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// quicRetryAfter is how long after auto fell back to TCP reconnects go
+// straight to TCP, before QUIC is tried again.
+const quicRetryAfter = 10 * time.Minute
+
+// transportFor is what to dial: the configured transport, except that
+// after auto fell back to TCP (UDP blocked, most likely), reconnects within
+// quicRetryAfter go straight to TCP instead of waiting out the QUIC attempt
+// (FallbackDelay) every time.
+func transportFor(configured tunnelproto.Transport, fellBackAt, now time.Time) tunnelproto.Transport {
+	if configured == tunnelproto.TransportAuto && !fellBackAt.IsZero() && now.Sub(fellBackAt) < quicRetryAfter {
+		return tunnelproto.TransportTCP
+	}
+	return configured
 }
 
 // level: errors that need an operator are logged as errors, the rest

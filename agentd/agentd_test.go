@@ -222,11 +222,15 @@ func TestJoinsOverTCPWhenUDPIsBlocked(t *testing.T) {
 	if s := e.srv.Sessions(); len(s) != 1 || s[0].Transport != tunnelproto.TransportTCP {
 		t.Fatalf("sessions %+v, want one over tcp", s)
 	}
-	for deadline := time.Now().Add(2 * time.Second); !strings.Contains(logs.String(), "transport=tcp"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the transport is not logged:\n%s", logs)
+	waitLog := func(want string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("log lacks %q:\n%s", want, logs)
+			}
 		}
 	}
+	waitLog("transport=tcp dialed=auto")
 
 	if body := e.post(app.URL+"/hooks", "evt_1"); body != "got evt_1" {
 		t.Fatalf("HTTP body %q", body)
@@ -253,6 +257,33 @@ func TestJoinsOverTCPWhenUDPIsBlocked(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("forward echoed %d bytes (%v), sent %d", len(got), err, len(msg))
+	}
+
+	// After a server restart the agent goes straight to TCP.
+	addr := e.addr
+	e.stop()
+	e.start(addr)
+	e.waitOnline()
+	waitLog("transport=tcp dialed=tcp")
+}
+
+func TestTransportFor(t *testing.T) {
+	now := time.Now()
+	cases := []struct {
+		configured tunnelproto.Transport
+		fellBackAt time.Time
+		want       tunnelproto.Transport
+	}{
+		{tunnelproto.TransportAuto, time.Time{}, tunnelproto.TransportAuto},
+		{tunnelproto.TransportAuto, now.Add(-time.Minute), tunnelproto.TransportTCP},
+		{tunnelproto.TransportAuto, now.Add(-quicRetryAfter), tunnelproto.TransportAuto}, // time to try QUIC again
+		{tunnelproto.TransportQUIC, now.Add(-time.Minute), tunnelproto.TransportQUIC},
+		{tunnelproto.TransportTCP, time.Time{}, tunnelproto.TransportTCP},
+	}
+	for _, c := range cases {
+		if got := transportFor(c.configured, c.fellBackAt, now); got != c.want {
+			t.Errorf("transportFor(%v, fell back %v ago) = %v, want %v", c.configured, now.Sub(c.fellBackAt), got, c.want)
+		}
 	}
 }
 
