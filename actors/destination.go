@@ -87,17 +87,12 @@ type localWriter struct{ db *wal.DB }
 func (w localWriter) Write(dest string, ops []destsm.Op, done func(error)) {
 	b := w.db.NewBatch()
 	for _, op := range ops {
+		if AddDestOp(b, dest, op) {
+			continue
+		}
 		switch op := op.(type) {
-		case destsm.PutQueue:
-			b.PutQueue(dest, op.QSeq, op.Part, op.Seq)
-		case destsm.DeleteQueue:
-			b.DeleteQueue(dest, op.QSeq)
 		case destsm.DeleteOutbox:
 			b.DeleteOutbox(op.Part, op.Seq, dest)
-		case destsm.PutDelivery:
-			b.PutDelivery(op.Seq, &op.Rec)
-		case destsm.DeleteDead:
-			b.DeleteDead(dest, op.Seq)
 		case destsm.Audit:
 			b.Audit(wal.AuditEntry{At: op.At, Action: op.Action, ObjectType: "event", ObjectID: op.EventID, ReplayID: op.ReplayID, Detail: op.Detail})
 		default:

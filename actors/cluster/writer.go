@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/internal/destsm"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -76,15 +77,10 @@ func (w *Writer) write(dest string, ops []destsm.Op) error {
 	}()
 	var audits []wal.AuditEntry
 	for _, op := range ops {
+		if actors.AddDestOp(own, dest, op) {
+			continue
+		}
 		switch op := op.(type) {
-		case destsm.PutQueue:
-			own.PutQueue(dest, op.QSeq, op.Part, op.Seq)
-		case destsm.DeleteQueue:
-			own.DeleteQueue(dest, op.QSeq)
-		case destsm.PutDelivery:
-			own.PutDelivery(op.Seq, &op.Rec)
-		case destsm.DeleteDead:
-			own.DeleteDead(dest, op.Seq)
 		case destsm.DeleteOutbox:
 			b := acks[op.Part]
 			if b == nil {
