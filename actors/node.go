@@ -18,6 +18,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -52,6 +53,14 @@ type Config struct {
 	// Retention is how long finished events are kept; it is at least the
 	// dedupe window. Events still pending are kept however old.
 	Retention time.Duration
+	// AuditRetention is how long audit entries are kept.
+	AuditRetention time.Duration
+	// Refusals tallies refused requests for the audit log (see Rejected);
+	// share one with the tunnel's registry. Nil: the node starts its own,
+	// writing every RejectionInterval, and closes it.
+	Refusals *refusals.Tally
+	// RejectionInterval is the interval of a tally the node starts itself.
+	RejectionInterval time.Duration
 	// PassivateAfter stops an idle destination actor.
 	PassivateAfter time.Duration
 	// QueueWindow is how many pending entries a destination keeps in memory.
@@ -80,6 +89,7 @@ func DefaultConfig() Config {
 		Shards:         2 * runtime.GOMAXPROCS(0),
 		DedupeWindow:   72 * time.Hour,
 		Retention:      30 * 24 * time.Hour,
+		AuditRetention: 90 * 24 * time.Hour,
 		PassivateAfter: 2 * time.Minute,
 		QueueWindow:    1024,
 		DrainTimeout:   10 * time.Second,
@@ -94,7 +104,7 @@ func (c Config) Validate() error {
 	if c.Deliverer == nil {
 		return errors.New("actors: Config.Deliverer is required")
 	}
-	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 {
+	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 || c.AuditRetention < 0 || c.RejectionInterval < 0 {
 		return errors.New("actors: negative size in Config")
 	}
 	return nil
@@ -131,6 +141,8 @@ type Node struct {
 	closeOnce sync.Once
 	sweepStop chan struct{}
 	sweepDone chan struct{}
+	refusals  *refusals.Tally
+	ownTally  bool // refusals was started by the node, which closes it
 }
 
 // Start loads the configuration, recovers what the last run left (outbox
@@ -149,6 +161,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = def.Retention
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = def.AuditRetention
 	}
 	if cfg.Retention < cfg.DedupeWindow {
 		return nil, fmt.Errorf("actors: retention (%v) must be at least the dedupe window (%v)", cfg.Retention, cfg.DedupeWindow)
@@ -193,6 +208,9 @@ func Start(cfg Config) (*Node, error) {
 		sweepDone: make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if n.refusals = cfg.Refusals; n.refusals == nil {
+		n.refusals, n.ownTally = refusals.Start(cfg.DB, cfg.RejectionInterval, cfg.Logger), true
+	}
 	n.dests = newRegistry(n)
 	if err := n.loadConfig(); err != nil {
 		n.cancel()
@@ -325,30 +343,56 @@ func (n *Node) sweepLoop() {
 
 func (n *Node) expire() {
 	cutoff := n.clock.Now().Add(-n.cfg.Retention)
+	events := func(limit int) (int, error) {
+		x, err := n.db.ExpireEvents(cutoff, limit)
+		if err != nil {
+			return 0, err
+		}
+		for dest, k := range x.Dead {
+			n.dests.send(dest, deadExpiredMsg{n: int64(k)})
+		}
+		return x.Events, nil
+	}
+	if k := n.sweepAll("retention", events); k > 0 {
+		n.log.Info("retention: expired finished events", "events", k, "received_before", cutoff)
+	}
+	auditCutoff := n.clock.Now().Add(-n.cfg.AuditRetention)
+	if k := n.sweepAll("audit retention", func(limit int) (int, error) { return n.db.ExpireAudit(auditCutoff, limit) }); k > 0 {
+		n.log.Info("retention: expired audit entries", "entries", k, "written_before", auditCutoff)
+	}
+}
+
+// sweepAll calls expire in slices of 10,000 until a slice comes back short
+// or the node stops, and returns how many it deleted.
+func (n *Node) sweepAll(what string, expire func(limit int) (int, error)) int {
 	const limit = 10000
 	total := 0
 	for {
 		select {
 		case <-n.sweepStop:
-			return
+			return total
 		default:
 		}
-		x, err := n.db.ExpireEvents(cutoff, limit)
+		k, err := expire(limit)
+		total += k
 		if err != nil {
-			n.log.Error("retention sweep failed", "err", err)
-			return
+			n.log.Error(what+" sweep failed", "err", err)
+			return total
 		}
-		total += x.Events
-		for dest, k := range x.Dead {
-			n.dests.send(dest, deadExpiredMsg{n: int64(k)})
-		}
-		if x.Events < limit {
-			break
+		if k < limit {
+			return total
 		}
 	}
-	if total > 0 {
-		n.log.Info("retention: expired finished events", "events", total, "received_before", cutoff)
+}
+
+// Rejected tallies a refused request for the audit log: one row per
+// action, object and reason per interval, never one per request (package
+// refusals). It never blocks.
+func (n *Node) Rejected(r refusals.Rejection) {
+	if r.At.IsZero() {
+		r.At = n.clock.Now()
 	}
+	n.refusals.Add(r)
 }
 
 // Ready reports whether recovery is done and the node takes traffic.
@@ -365,6 +409,9 @@ func (n *Node) Clock() Clock { return n.clock }
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		n.closing.Store(true)
+		if n.ownTally {
+			n.refusals.Close()
+		}
 		close(n.sweepStop)
 		if n.system != nil {
 			<-n.sweepDone

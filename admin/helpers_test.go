@@ -62,6 +62,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Deliverer:    delivery.NewClient(delivery.Options{}),
 		Shards:       4,
 		DrainTimeout: 2 * time.Second,
+		// Refusals reach the audit log quickly in tests.
+		RejectionInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		db.Close()

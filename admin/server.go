@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -99,9 +99,8 @@ type Server struct {
 
 	backupMu sync.Mutex // held while a backup streams: one at a time
 
-	rollups  *rollups
-	openapi  []byte
-	refusals refusalLimiter
+	rollups *rollups
+	openapi []byte
 
 	closeOnce sync.Once
 }
@@ -274,16 +273,12 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code
 	writeError(w, &Error{Status: status, Code: code, Message: msg})
 }
 
-// auditRefusal writes an auth.rejected entry, at most
-// maxRefusalAuditsPerSecond a second.
+// auditRefusal tallies an auth.rejected entry: refusals come as fast as a
+// client likes, so the node writes one row per token and reason per
+// interval (actors.Node.Rejected), never one per request.
 func (s *Server) auditRefusal(r *http.Request, reason, who string) {
-	if n, ok := s.refusals.allow(time.Now()); ok {
-		detail := map[string]string{"reason": reason, "method": r.Method, "path": r.URL.Path, "remote_addr": r.RemoteAddr}
-		if n > 0 {
-			detail["suppressed_before"] = strconv.Itoa(n)
-		}
-		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "auth.rejected", ObjectType: "token", ObjectID: who, Detail: detail})
-	}
+	s.node.Rejected(refusals.Rejection{Action: "auth.rejected", ObjectType: "token", ObjectID: who, Reason: reason,
+		Message: r.Method + " " + r.URL.Path, RemoteAddr: r.RemoteAddr})
 }
 
 // routesTable registers every route. The OpenAPI document (openapi.go)
@@ -398,32 +393,4 @@ func (s *Server) revokeToken(_ *http.Request, ps httprouter.Params, p principal)
 		return 0, nil, err
 	}
 	return http.StatusNoContent, nil, nil
-}
-
-// refusalLimiter caps how many refusals per second reach the audit log, so
-// a client hammering with a bad token cannot fill the disk; the next entry
-// written says how many were left out.
-type refusalLimiter struct {
-	mu         sync.Mutex // guards the fields below
-	second     int64
-	n          int
-	suppressed int
-}
-
-const maxRefusalAuditsPerSecond = 20
-
-func (l *refusalLimiter) allow(now time.Time) (suppressedBefore int, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if sec := now.Unix(); sec != l.second {
-		l.second, l.n = sec, 0
-	}
-	if l.n >= maxRefusalAuditsPerSecond {
-		l.suppressed++
-		return 0, false
-	}
-	l.n++
-	n := l.suppressed
-	l.suppressed = 0
-	return n, true
 }

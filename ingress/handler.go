@@ -13,8 +13,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/ingress/verify"
-	"github.com/webhookops/webhookops/wal"
 )
 
 // DefaultMaxBody is the default body limit: 1 MiB.
@@ -137,8 +137,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 			if errors.As(err, &ve) {
 				reason = ve.Reason
 			}
-			n.Audit(wal.AuditEntry{Action: "event.signature_rejected", ObjectType: "source", ObjectID: slug,
-				Detail: map[string]string{"reason": reason, "remote_addr": r.RemoteAddr}})
+			// Tallied: one audit row per source and reason per interval.
+			n.Rejected(refusals.Rejection{Action: "event.signature_rejected", ObjectType: "source", ObjectID: slug,
+				Reason: reason, RemoteAddr: r.RemoteAddr})
 			n.Metrics().SignatureReject.WithLabelValues(slug, reason).Inc()
 			writeError(w, http.StatusUnauthorized, "signature_"+reason, err.Error())
 			return

@@ -41,7 +41,7 @@ func newEnv(t testing.TB, dests ...model.Destination) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{})})
+	n, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), RejectionInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,3 +122,48 @@ func (db *DB) deliveryStatusLocked(dest string, evSeq uint64) (string, error) {
 	}
 	return d.Status, nil
 }
+
+// ExpireAudit deletes audit entries written before cutoff, at most limit
+// per call (call again while it returns limit). Entries are in sequence
+// order and sequences grow with time, so it deletes from the oldest up to
+// the first newer entry, with one range deletion. It records what it did
+// in a new entry.
+func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
+	lo := []byte{prefixAudit}
+	n := 0
+	var end []byte
+	err := db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
+		if n == limit {
+			return errStopScan
+		}
+		var e struct {
+			At time.Time `json:"at"`
+		}
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("%w: audit %x", ErrCorrupt, k)
+		}
+		if !e.At.Before(cutoff) {
+			return errStopScan
+		}
+		n++
+		end = append(end[:0], k...)
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return 0, fmt.Errorf("wal.ExpireAudit: %w", err)
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	b := db.NewBatch()
+	b.b.DeleteRange(lo, append(end, 0), nil)
+	b.Audit(AuditEntry{Action: "retention.audit_expired", ObjectType: "audit", ObjectID: "*",
+		Detail: map[string]string{"entries": fmt.Sprint(n), "written_before": cutoff.UTC().Format(time.RFC3339)}})
+	if err := db.CommitWait(b); err != nil {
+		return 0, fmt.Errorf("wal.ExpireAudit: %w", err)
+	}
+	return n, nil
+}
+
+// errStopScan ends a scan early without an error.
+var errStopScan = errors.New("wal: stop scan")

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,5 +252,44 @@ func TestExpireEventsKeepsPending(t *testing.T) {
 	}
 	if ids, _, _ := db.ListDead("d", 0, 10); len(ids) != 0 {
 		t.Fatalf("dead-letter entries left: %v", ids)
+	}
+}
+
+func TestExpireAudit(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	old := time.Now().Add(-48 * time.Hour)
+	b := db.NewBatch()
+	for i := range 30 {
+		b.Audit(AuditEntry{At: old.Add(time.Duration(i) * time.Minute), Action: "old", ObjectType: "x", ObjectID: fmt.Sprint(i)})
+	}
+	for i := range 5 {
+		b.Audit(AuditEntry{Action: "new", ObjectType: "x", ObjectID: fmt.Sprint(i)})
+	}
+	if err := db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	cutoff := time.Now().Add(-24 * time.Hour)
+	if n, err := db.ExpireAudit(cutoff, 20); err != nil || n != 20 {
+		t.Fatalf("first slice: %d %v, want 20", n, err)
+	}
+	if n, err := db.ExpireAudit(cutoff, 20); err != nil || n != 10 {
+		t.Fatalf("second slice: %d %v, want 10", n, err)
+	}
+	if n, err := db.ExpireAudit(cutoff, 20); err != nil || n != 0 {
+		t.Fatalf("nothing left: %d %v", n, err)
+	}
+	all, _, err := db.ListAudit(0, 100, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range all {
+		actions = append(actions, e.Action)
+	}
+	// Newest first: two sweep records, then the five new entries.
+	want := "retention.audit_expired retention.audit_expired new new new new new"
+	if got := strings.Join(actions, " "); got != want {
+		t.Fatalf("left: %s, want %s", got, want)
 	}
 }

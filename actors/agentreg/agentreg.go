@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
 	"github.com/webhookops/webhookops/wal/model"
@@ -41,13 +42,19 @@ type Config struct {
 	DB *wal.DB
 	// Logger; nil is slog.Default().
 	Logger *slog.Logger
+	// Refusals tallies failed authentications (anyone who reaches the
+	// tunnel can fail as often as they like); share the node's. Nil: the
+	// registry starts its own and closes it.
+	Refusals *refusals.Tally
 }
 
 // Registry is the tunnel server with the configured agents and forwards.
 type Registry struct {
-	srv *tunnelproto.Server
-	db  *wal.DB
-	log *slog.Logger
+	srv      *tunnelproto.Server
+	db       *wal.DB
+	log      *slog.Logger
+	refusals *refusals.Tally
+	ownTally bool
 
 	ctx    context.Context // cancelled by Close: forwards and Serve stop
 	cancel context.CancelFunc
@@ -76,7 +83,7 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1),
+	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1), refusals: cfg.Refusals,
 		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}}
 	cfg.Tunnel.Auth = tunnelproto.AuthenticatorFunc(r.lookup)
 	cfg.Tunnel.OnEvent = r.onEvent
@@ -88,6 +95,9 @@ func New(cfg Config) (*Registry, error) {
 		return nil, fmt.Errorf("agentreg.New: %w", err)
 	}
 	r.srv = srv
+	if r.refusals == nil {
+		r.refusals, r.ownTally = refusals.Start(cfg.DB, 0, cfg.Logger), true
+	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r, nil
 }
@@ -140,6 +150,12 @@ func (r *Registry) onEvent(e tunnelproto.Event) {
 	id := e.AgentID
 	if id == "" {
 		id = "(unknown)"
+	}
+	if e.Kind == tunnelproto.EventRejected {
+		// Tallied: one row per agent id and code per interval.
+		r.refusals.Add(refusals.Rejection{At: e.Time, Action: "agent.rejected", ObjectType: "agent", ObjectID: id,
+			Reason: e.Code.String(), Message: e.Reason, RemoteAddr: e.RemoteAddr})
+		return
 	}
 	r.audit(wal.AuditEntry{At: e.Time.UTC(), Action: "agent." + string(e.Kind), ObjectType: "agent", ObjectID: id, Detail: detail})
 }
@@ -226,6 +242,9 @@ func (r *Registry) Close() {
 		r.srv.Close()
 		if started {
 			<-r.serve
+		}
+		if r.ownTally {
+			r.refusals.Close()
 		}
 	})
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/agentreg"
 	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/config"
 	"github.com/webhookops/webhookops/admin/ui"
@@ -49,6 +50,7 @@ func serveCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-connections", Value: ingress.DefaultMaxConns, EnvVars: []string{"WEBHOOKOPS_MAX_CONNECTIONS"}, Usage: "cap on open ingest connections; one over it is answered 503 and closed"},
 			&cli.DurationFlag{Name: "dedupe-window", Value: 72 * time.Hour, EnvVars: []string{"WEBHOOKOPS_DEDUPE_WINDOW"}, Usage: "how long an idempotency key is remembered"},
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
+			&cli.DurationFlag{Name: "audit-retention", Value: 90 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_AUDIT_RETENTION"}, Usage: "how long audit entries are kept; swept hourly with events"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.StringFlag{Name: "public-url", EnvVars: []string{"WEBHOOKOPS_PUBLIC_URL"}, Usage: "the ingest base URL providers reach (https://hooks.example.com); the UI shows each source's URL under it (default: http:// and the ingest address)"},
@@ -144,16 +146,22 @@ func serve(c *cli.Context) error {
 	// The tunnel binds before the node: delivery dials through it and
 	// configuration changes reach it; it serves agents once the node has
 	// loaded the configuration.
-	tunnel, err := newTunnel(c, db, log)
+	// One tally of refused requests (bad signatures, tokens, agent proofs)
+	// for the node and the tunnel, so their audit rows share one bound.
+	tally := refusals.Start(db, 0, log)
+	defer tally.Close()
+	tunnel, err := newTunnel(c, db, log, tally)
 	if err != nil {
 		return err
 	}
 	nodeCfg := actors.Config{
-		DB:           db,
-		Logger:       log,
-		DedupeWindow: c.Duration("dedupe-window"),
-		Retention:    c.Duration("retention"),
-		DrainTimeout: c.Duration("drain-timeout"),
+		DB:             db,
+		Logger:         log,
+		DedupeWindow:   c.Duration("dedupe-window"),
+		Retention:      c.Duration("retention"),
+		AuditRetention: c.Duration("audit-retention"),
+		Refusals:       tally,
+		DrainTimeout:   c.Duration("drain-timeout"),
 	}
 	dial := agentreg.DialTunnelOff
 	if tunnel != nil {

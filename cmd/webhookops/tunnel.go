@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/webhookops/webhookops/actors/agentreg"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
 )
@@ -21,7 +22,7 @@ type tunnel struct {
 
 // newTunnel binds the agents' listeners (QUIC on UDP, TCP+TLS on the same
 // port number) when --tunnel-addr is set; it serves from Start on.
-func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger) (*tunnel, error) {
+func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger, tally *refusals.Tally) (*tunnel, error) {
 	addr := c.String("tunnel-addr")
 	if addr == "" {
 		return nil, nil
@@ -38,7 +39,7 @@ func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger) (*tunnel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel certificate: %w", err)
 	}
-	a, err := agentreg.New(agentreg.Config{Tunnel: cfg, DB: db, Logger: log})
+	a, err := agentreg.New(agentreg.Config{Tunnel: cfg, DB: db, Logger: log, Refusals: tally})
 	if err != nil {
 		return nil, fmt.Errorf("--tunnel-addr: %w", err)
 	}
