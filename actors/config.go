@@ -68,6 +68,11 @@ type Change struct {
 	// KeepAgentSecrets keeps an existing agent's secret when the change
 	// carries none (config files never carry one).
 	KeepAgentSecrets bool
+	// Audit are more entries about the change (a rotation's
+	// secret.rotated), written in its batch so they are durable with it;
+	// an empty Actor is the change's. A change that writes nothing writes
+	// none of them.
+	Audit []wal.AuditEntry
 }
 
 // Apply validates the change against the current configuration and writes
@@ -175,6 +180,12 @@ func (n *Node) Apply(c Change) error {
 	}
 	for _, a := range audits {
 		b.Audit(wal.AuditEntry{At: n.clock.Now().UTC(), Action: a.action, ObjectType: a.kind, ObjectID: a.id, Actor: c.Actor, Detail: a.detail})
+	}
+	for _, e := range c.Audit {
+		if e.Actor == "" {
+			e.Actor = c.Actor
+		}
+		b.Audit(e)
 	}
 	if err := n.db.CommitWait(b); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)

@@ -214,11 +214,11 @@ func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p pri
 	}
 	src := cur.Source
 	src.Secrets = append(slices.Clone(cur.Secrets), sec)
-	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
+	rotated := wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "source", ObjectID: slug,
+		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec), "secrets": itoa(len(src.Secrets))}}
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{rotated}}, p); err != nil {
 		return 0, nil, err
 	}
-	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
-		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec), "secrets": itoa(len(src.Secrets))}})
 	out := sourceOut(src, false)
 	return http.StatusCreated, SecretRotation{Secret: sec, SecretID: secretID(sec), Source: &out}, nil
 }
@@ -240,11 +240,11 @@ func (s *Server) removeSourceSecret(_ *http.Request, ps httprouter.Params, p pri
 	}
 	src := cur.Source
 	src.Secrets = slices.Delete(slices.Clone(cur.Secrets), i, i+1)
-	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
+	revoked := wal.AuditEntry{At: s.now(), Action: "secret.revoked", ObjectType: "source", ObjectID: slug,
+		Detail: map[string]string{"secret_id": id, "secrets": itoa(len(src.Secrets))}}
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{revoked}}, p); err != nil {
 		return 0, nil, err
 	}
-	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.revoked", ObjectType: "source", ObjectID: slug, Actor: p.actor(),
-		Detail: map[string]string{"secret_id": id, "secrets": itoa(len(src.Secrets))}})
 	return http.StatusOK, sourceOut(src, false), nil
 }
 
@@ -430,11 +430,11 @@ func (s *Server) RotateSigningSecret(slug, secret string, p Principal) (SecretRo
 	}
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = d.SigningSecret, s.now().Add(SigningSecretOverlap)
 	d.SigningSecret = sec
-	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
+	rotated := wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug,
+		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec)}}
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, Audit: []wal.AuditEntry{rotated}}, p); err != nil {
 		return SecretRotation{}, err
 	}
-	s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug, Actor: p.actor(),
-		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec)}})
 	out := destinationOut(d, false)
 	return SecretRotation{Secret: sec, SecretID: secretID(sec), Destination: &out}, nil
 }

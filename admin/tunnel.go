@@ -57,12 +57,13 @@ func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p 
 	if allowed != nil {
 		a.AllowedTargets = allowed
 	}
-	if err := s.apply(actors.Change{Agents: []model.Agent{a}}, p); err != nil {
-		return model.Agent{}, false, err
-	}
+	c := actors.Change{Agents: []model.Agent{a}}
 	if cur.Secret != "" {
-		s.node.Audit(wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id, Actor: p.actor(),
-			Detail: map[string]string{"secret": actors.Mask(sec)}})
+		c.Audit = []wal.AuditEntry{{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id,
+			Detail: map[string]string{"secret": actors.Mask(sec)}}}
+	}
+	if err := s.apply(c, p); err != nil {
+		return model.Agent{}, false, err
 	}
 	return a, !exists, nil
 }
