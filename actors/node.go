@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -539,8 +538,6 @@ func (n *Node) DestinationStats(ctx context.Context, slug string) (DestinationSt
 
 // LiveDestinations is how many destination actors are in memory.
 func (n *Node) LiveDestinations() int { return n.dests.live() }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // Metrics are the node's collectors.
 func (n *Node) Metrics() *Metrics { return n.metrics }
