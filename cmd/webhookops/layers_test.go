@@ -31,8 +31,10 @@ var layers = []struct {
 	{"admin", []string{"admin/api", "admin/config", "ingress", "actors", "wal", "wal/model", "tunnelproto"}},
 	{"agentd", []string{"tunnelproto"}},
 	{"bench", []string{"admin/client", "admin/api", "tunnelproto", "agentd", "wal/model"}},
-	{"cmd/agentd", []string{"agentd", "tunnelproto"}},
-	{"cmd/webhookops", []string{"admin", "admin/api", "admin/cli", "admin/client", "admin/config", "ingress", "actors", "wal", "wal/model", "tunnelproto", "bench"}},
+	// Shared by both mains; it links only urfave/cli.
+	{"cmd/internal", nil},
+	{"cmd/agentd", []string{"agentd", "tunnelproto", "cmd/internal"}},
+	{"cmd/webhookops", []string{"admin", "admin/api", "admin/cli", "admin/client", "admin/config", "ingress", "actors", "wal", "wal/model", "tunnelproto", "bench", "cmd/internal"}},
 }
 
 // layerOf is the layer a package (path inside the module) belongs to.
