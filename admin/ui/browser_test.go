@@ -413,6 +413,26 @@ func TestBrowserScriptBodyRendersAsText(t *testing.T) {
 	}
 }
 
+// TestBrowserLiveTail: with the live tail on, a new event appears at the
+// top of the list without a reload.
+func TestBrowserLiveTail(t *testing.T) {
+	ctx := tab(t)
+	e := startNode(t, nodeOpts{})
+	sk := newSink(t)
+	secret := e.setup(sk, 3)
+	first := e.ingest(secret, "t-1", "order.created", `{}`)
+	uiLogin(t, ctx, e, adminToken, "/ui/events", `tr[data-id="`+first+`"]`)
+	run(t, ctx, chromedp.Click(chromedp.CSS("#live")))
+	second := e.ingest(secret, "t-2", "order.created", `{}`)
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#event-rows tr.new[data-id="`+second+`"]`)))
+	if top := eval[string](t, ctx, `document.querySelector("#event-rows tr").dataset.id`); top != second {
+		t.Fatalf("top row %s, want the new event %s", top, second)
+	}
+	if n := eval[int](t, ctx, `document.querySelectorAll("#event-rows tr").length`); n != 2 {
+		t.Fatalf("%d rows, want 2 (no row twice)", n)
+	}
+}
+
 // TestBrowserLogout: after logout the pages ask for a login again.
 func TestBrowserLogout(t *testing.T) {
 	ctx := tab(t)

@@ -412,3 +412,37 @@ func TestChartLayout(t *testing.T) {
 		t.Fatalf("empty chart: %+v", c)
 	}
 }
+
+// TestRedriveAllMatching redrives by the form's filter: only the dead
+// letters of that type go again.
+func TestRedriveAllMatching(t *testing.T) {
+	e := startNode(t, nodeOpts{})
+	sk := newSink(t)
+	sk.failing.Store(true)
+	secret := e.setup(sk, 1)
+	a := e.ingest(secret, "a", "invoice.paid", `{}`)
+	o := e.ingest(secret, "o", "order.created", `{}`)
+	waitFor(t, 10*time.Second, "two dead letters", func() bool {
+		return e.event(a).Status == admin.EventDeadLettered && e.event(o).Status == admin.EventDeadLettered
+	})
+	sk.failing.Store(false)
+	b := e.newBrowser()
+	b.login(adminToken)
+	if r := b.post("/ui/destinations/app/dead-letters/redrive", url.Values{"scope": {"selected"}}); r.status != http.StatusBadRequest {
+		t.Fatalf("redrive of none chosen: %d", r.status)
+	}
+	if r := b.post("/ui/destinations/app/dead-letters/redrive", url.Values{"scope": {"filter"}, "since": {"yesterday"}}); r.status != http.StatusBadRequest || !strings.Contains(r.body, "since") {
+		t.Fatalf("a bad time: %d", r.status)
+	}
+	r := b.post("/ui/destinations/app/dead-letters/redrive", url.Values{"scope": {"filter"}, "event_type": {"invoice.*"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/ui/replays/rpl_") {
+		t.Fatalf("redrive: %d %q %s", r.status, r.header.Get("Location"), r.body)
+	}
+	waitFor(t, 10*time.Second, "the invoice delivered", func() bool { return e.event(a).Status == admin.EventDelivered })
+	if page := b.get(r.header.Get("Location")); !strings.Contains(page.body, "dead letters of app") {
+		t.Fatalf("replay page: %s", page.body)
+	}
+	if st := e.event(o).Status; st != admin.EventDeadLettered {
+		t.Fatalf("the order, outside the filter, is %s", st)
+	}
+}
