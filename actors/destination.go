@@ -213,7 +213,7 @@ func (d *destination) start() {
 		panic(err) // the supervisor retries; without the queue we must not deliver
 	}
 	cfg, exists := d.config()
-	d.m = destsm.New(destsm.Params{Slug: d.slug, Window: d.n.cfg.QueueWindow, Rand: d.n.rand}, destsm.State{
+	d.m = destsm.New(destsm.Params{Slug: d.slug, Window: d.n.cfg.QueueWindow, Pipeline: d.n.cfg.OrderedPipeline, Rand: d.n.rand}, destsm.State{
 		Dest: cfg, Exists: exists, NextQSeq: last + 1,
 		Depth: d.gauge.depth.Load(), Dead: d.gauge.dead.Load(),
 	})
@@ -283,14 +283,23 @@ func (d *destination) enqueue(m *enqueueMsg) {
 // run steps the machine with msg and performs what it decides, feeding the
 // outcomes that are known at once (a page read from disk, an unreadable
 // event) back in before the next message.
+//
+// Attempts start before the rest is performed: writes are asynchronous
+// anyway, and for an ordered destination the next attempt is on the
+// critical path (its predecessor's outcome write is not).
 func (d *destination) run(msg destsm.Msg) {
 	for pending := []destsm.Msg{msg}; len(pending) > 0; {
 		now := d.n.clock.Now()
 		effects := d.m.Step(now, pending[0])
 		pending = pending[1:]
-		for _, e := range effects {
-			if next := d.perform(e, now); next != nil {
-				pending = append(pending, next)
+		for _, attempts := range [2]bool{true, false} {
+			for _, e := range effects {
+				if _, ok := e.(destsm.StartAttempt); ok != attempts {
+					continue
+				}
+				if next := d.perform(e, now); next != nil {
+					pending = append(pending, next)
+				}
 			}
 		}
 	}

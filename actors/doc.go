@@ -38,17 +38,20 @@
 // Attempts run on goroutines and report back as messages; timers come from
 // the injected Clock and arrive as messages; the due time of a retry is
 // stored, so a restart resumes the schedule. In ordered mode one event is
-// in flight at a time, and the next is not started until the outcome of
-// the last (delivered or dead-lettered) is durable: a crash can then
-// re-send at most the one event in flight. In parallel mode up to
+// in flight at a time, and the next starts as soon as the last one's
+// outcome (delivered or dead-lettered) is decided, while that outcome joins
+// a later group commit; at most OrderedPipeline outcomes (32) wait at a
+// time, so a crash re-sends at most that many events, oldest first, before
+// going on in order. In parallel mode up to
 // max_in_flight attempts run at once. After five consecutive failed
 // attempts the circuit opens: one attempt at a time probes until one
 // succeeds. An optional rate limit spaces attempt starts.
 //
 // # Failure and restart
 //
-// A write that fails stops the machine, and the actor fails with it: in
-// ordered mode the barrier never lifts on an outcome that is not durable.
+// A write that fails stops the machine, and the actor fails with it: an
+// ordered destination never goes on as if an outcome were durable when it
+// is not.
 // Its supervisor restarts it (with backoff), and a restart starts from
 // disk: it waits until nothing the failed incarnation handed to the
 // committer can still land (wal.WaitCommitted), counts the queue again,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/webhookops/webhookops/actors/delivery"
 	"github.com/webhookops/webhookops/actors/refusals"
+	"github.com/webhookops/webhookops/actors/internal/destsm"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -68,6 +69,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Rand returns a uniform int64 in [0, n); nil is math/rand/v2.
 	Rand func(n int64) int64
+	// OrderedPipeline is how many finished deliveries an ordered
+	// destination may have waiting for their outcome to be durable while
+	// the next ones go (destsm.Params.Pipeline): a crash re-sends at most
+	// that many. 1 waits for each outcome before the next attempt.
+	OrderedPipeline int
 	// OnChange is told of every configuration change once it is durable,
 	// one at a time, in order. It must not block for long.
 	OnChange func(old, next *Snapshot)
@@ -85,13 +91,14 @@ type testHooks struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Shards:         2 * runtime.GOMAXPROCS(0),
-		DedupeWindow:   72 * time.Hour,
-		Retention:      30 * 24 * time.Hour,
-		AuditRetention: 90 * 24 * time.Hour,
-		PassivateAfter: 2 * time.Minute,
-		QueueWindow:    1024,
-		DrainTimeout:   10 * time.Second,
+		Shards:          2 * runtime.GOMAXPROCS(0),
+		DedupeWindow:    72 * time.Hour,
+		Retention:       30 * 24 * time.Hour,
+		AuditRetention:  90 * 24 * time.Hour,
+		PassivateAfter:  2 * time.Minute,
+		QueueWindow:     1024,
+		OrderedPipeline: destsm.DefaultPipeline,
+		DrainTimeout:    10 * time.Second,
 	}
 }
 
@@ -103,7 +110,7 @@ func (c Config) Validate() error {
 	if c.Deliverer == nil {
 		return errors.New("actors: Config.Deliverer is required")
 	}
-	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 || c.AuditRetention < 0 || c.RejectionInterval < 0 {
+	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 || c.AuditRetention < 0 || c.RejectionInterval < 0 || c.OrderedPipeline < 0 {
 		return errors.New("actors: negative size in Config")
 	}
 	return nil
@@ -172,6 +179,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.QueueWindow == 0 {
 		cfg.QueueWindow = def.QueueWindow
+	}
+	if cfg.OrderedPipeline == 0 {
+		cfg.OrderedPipeline = def.OrderedPipeline
 	}
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = def.DrainTimeout

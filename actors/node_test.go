@@ -27,13 +27,13 @@ type testNode struct {
 	clock *ManualClock
 }
 
-func startNode(t *testing.T, dir string, clock *ManualClock, change Change) *testNode {
+func startNode(t testing.TB, dir string, clock *ManualClock, change Change) *testNode {
 	t.Helper()
 	return startNodeWith(t, dir, clock, change, nil)
 }
 
 // startNodeWith is startNode with tweak applied to the node's Config.
-func startNodeWith(t *testing.T, dir string, clock *ManualClock, change Change, tweak func(*Config)) *testNode {
+func startNodeWith(t testing.TB, dir string, clock *ManualClock, change Change, tweak func(*Config)) *testNode {
 	t.Helper()
 	db, err := wal.Open(dir, wal.Config{Partitions: 8, CacheSize: 8 << 20})
 	if err != nil {
@@ -72,7 +72,7 @@ func (tn *testNode) stop() {
 	tn.db.Close()
 }
 
-func (tn *testNode) ingest(t *testing.T, source, key string, body string) IngestResult {
+func (tn *testNode) ingest(t testing.TB, source, key string, body string) IngestResult {
 	t.Helper()
 	src, ok := tn.Source(source)
 	if !ok {
@@ -219,8 +219,8 @@ func TestOrderedRetriesFollowBackoffThenDeadLetter(t *testing.T) {
 	if got := s.received(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("sink saw %v, want %v", got, want)
 	}
-	// The outcome is durable by the time the next event goes out; wait for
-	// e3's record to settle.
+	// Outcomes join later group commits (the ordered pipeline): wait for
+	// the records to settle.
 	waitStatus(t, tn, ids["e3"], wal.StatusDelivered)
 	d2 := waitStatus(t, tn, ids["e2"], wal.StatusDead)
 	if len(d2.Attempts) != 3 || d2.Attempts[2].StatusCode != 503 {

@@ -20,10 +20,12 @@
 //     waits for that write instead of asking again.
 //   - Ordering: in ordered mode one attempt is in flight at a time, the
 //     head of the queue, and a later entry never starts while an earlier one
-//     waits for a retry. The outcome (delivered or dead-lettered) of the
-//     head is a barrier: nothing starts until its Write is durable. In
-//     parallel mode up to max_in_flight attempts run, each entry on its own
-//     schedule.
+//     waits for a retry. Once the head's outcome (delivered or
+//     dead-lettered) is decided the next entry starts, while the outcome's
+//     Write is still on its way to disk; at most Params.Pipeline such
+//     writes wait at a time (a pipeline of 1 waits for each), which bounds
+//     what a crash sends again. In parallel mode up to max_in_flight
+//     attempts run, each entry on its own schedule.
 //   - Retries: exponential backoff with full jitter from Params.Rand, capped
 //     by backoff_max; a Retry-After on a 429 or 503 replaces it (capped the
 //     same way). After max_attempts in the current round the entry is
@@ -37,9 +39,10 @@
 //   - Counts: the queue depth and dead-letter count, moved only when the
 //     Write that changes them is durable, so they always match the disk.
 //   - Failure: a Write that fails makes the machine answer Fail and nothing
-//     else ever again. Its memory is no longer what is on disk, and in
-//     ordered mode the barrier must not lift on a write that did not
-//     happen; the shell starts a new machine from disk.
+//     else ever again. Its memory is no longer what is on disk, and an
+//     ordered destination must not go on as if an outcome were durable
+//     when it is not; the shell starts a new machine from disk, which
+//     sends again, in order, what was not.
 //   - Recovery of the outbox: entries the shell took from the outbox itself
 //     at start (Enqueue.Recovered) are remembered, so the mailbox message
 //     that carried one, arriving later, is dropped as a duplicate.

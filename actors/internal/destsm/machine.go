@@ -46,7 +46,19 @@ type Params struct {
 	// Rand returns a uniform value in [0, n): the jitter of every backoff
 	// comes from it, so a test fixes it. nil means math/rand/v2.
 	Rand func(n int64) int64
+	// Pipeline is how many finished deliveries of an ordered destination
+	// may wait for their outcome to be durable while the next ones go.
+	// The next event starts as soon as the last one's 2xx is in, and its
+	// outcome joins the next group commit; after a crash the ones whose
+	// outcome was not durable yet are sent again, in order, so a crash
+	// re-sends at most Pipeline events. 1 waits for each outcome before
+	// the next attempt; below 1 means DefaultPipeline.
+	Pipeline int
 }
+
+// DefaultPipeline is Params.Pipeline's default: enough finished deliveries
+// to cover a group commit's latency at a few thousand deliveries a second.
+const DefaultPipeline = 32
 
 // State is what the machine starts from, read from disk by the shell.
 type State struct {
@@ -74,7 +86,7 @@ type item struct {
 
 // pendingWrite is a Write whose outcome has not come back.
 type pendingWrite struct {
-	barrier     bool  // ordered: nothing starts until it is durable
+	outcome     bool  // records a finished delivery of an ordered destination
 	refill      bool  // entries it appends did not fit in memory
 	depth, dead int64 // what it changes on disk
 }
@@ -106,7 +118,7 @@ type Machine struct {
 	lastTry   uint64
 
 	writes   map[uint64]pendingWrite
-	barriers int // outstanding barrier writes
+	outcomes int // outstanding outcome writes (ordered)
 	failed   bool
 
 	timerAt time.Time
@@ -125,6 +137,9 @@ type Machine struct {
 func New(p Params, s State) *Machine {
 	if p.Window < 1 {
 		p.Window = 1
+	}
+	if p.Pipeline < 1 {
+		p.Pipeline = DefaultPipeline
 	}
 	m := &Machine{
 		p:        p,
@@ -193,8 +208,8 @@ func (m *Machine) idle() bool {
 func (m *Machine) write(ops []Op, w pendingWrite) {
 	m.lastWrite++
 	m.writes[m.lastWrite] = w
-	if w.barrier {
-		m.barriers++
+	if w.outcome {
+		m.outcomes++
 	}
 	m.emit(Write{ID: m.lastWrite, Ops: ops})
 }
@@ -206,8 +221,8 @@ func (m *Machine) committed(c Committed) {
 	}
 	if c.Err != nil {
 		// What is in memory is no longer what is on disk, and in ordered
-		// mode the barrier must not lift: stop; a new machine starts from
-		// disk.
+		// mode nothing may go on as if the outcome were durable: stop; a
+		// new machine starts from disk and sends again what was not.
 		m.failed = true
 		m.out = append(m.out[:0], Fail{Err: c.Err})
 		return
@@ -215,8 +230,8 @@ func (m *Machine) committed(c Committed) {
 	delete(m.writes, c.Write)
 	m.depth += w.depth
 	m.dead += w.dead
-	if w.barrier {
-		m.barriers--
+	if w.outcome {
+		m.outcomes--
 	}
 	if w.refill {
 		m.drained = false
@@ -326,7 +341,7 @@ func (m *Machine) pump(now time.Time) {
 	if len(m.queue) < m.p.Window/2 || len(m.queue) == 0 {
 		m.refill()
 	}
-	if !m.exists || m.dest.Paused || m.barriers > 0 {
+	if !m.exists || m.dest.Paused || m.outcomes >= m.p.Pipeline {
 		m.setTimer(time.Time{})
 		return
 	}
@@ -443,9 +458,9 @@ func (m *Machine) unreadable(now time.Time, u Unreadable) {
 }
 
 // finish records a delivered or dead-lettered entry and drops it from the
-// queue. In ordered mode nothing else starts until that is durable, so a
-// crash never re-sends an event the receiver already accepted while a later
-// one was also sent.
+// queue. In ordered mode the next entry may start at once, while this
+// outcome joins the next group commit; at most Params.Pipeline outcomes
+// wait at a time, which bounds what a crash re-sends.
 func (m *Machine) finish(it *item, status string, now time.Time) {
 	if i := slices.Index(m.queue, it); i >= 0 {
 		m.queue = slices.Delete(m.queue, i, i+1)
@@ -454,7 +469,7 @@ func (m *Machine) finish(it *item, status string, now time.Time) {
 	it.rec.NextAt = time.Time{}
 	it.rec.UpdatedAt = now.UTC()
 	ops := []Op{DeleteQueue{QSeq: it.qseq}, PutDelivery{Seq: it.seq, Rec: it.rec}}
-	w := pendingWrite{barrier: m.dest.Ordering == model.OrderingOrdered, depth: -1}
+	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered, depth: -1}
 	last := it.rec.Attempts[len(it.rec.Attempts)-1]
 	if status == model.StatusDelivered {
 		ops = append(ops, m.audit(it, last, "delivery.delivered", now))

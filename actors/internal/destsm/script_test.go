@@ -20,7 +20,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with what the 
 // a "----" line and the effects expected, one per line ("ok" for none),
 // separated by blank lines; "#" starts a comment line. Commands:
 //
-//	new [dest options] [window=N] [next=N] [depth=N] [dead=N] [absent]
+//	new [dest options] [window=N] [pipeline=N] [next=N] [depth=N] [dead=N] [absent]
 //	                        (a new machine; the clock goes back to 00:00:00)
 //	enqueue seq=N [part=N] [outbox] [recovered] [replay=ID] [prior=STATUS/ATTEMPTS]
 //	loaded [qQSEQ:eSEQ[:STATUS/ATTEMPTS[/next=+DUR]]]...
@@ -190,11 +190,14 @@ func (s *script) run(cmd string) []string {
 		if a.has("dead") {
 			st.Dead = int64(s.num(a, "dead"))
 		}
-		window := 4
+		window, pipeline := 4, 0
 		if a.has("window") {
 			window = int(s.num(a, "window"))
 		}
-		s.m = New(Params{Slug: "app", Window: window, Rand: func(n int64) int64 { return n - 1 }}, st)
+		if a.has("pipeline") {
+			pipeline = int(s.num(a, "pipeline"))
+		}
+		s.m = New(Params{Slug: "app", Window: window, Pipeline: pipeline, Rand: func(n int64) int64 { return n - 1 }}, st)
 		s.now = scriptEpoch
 		return nil
 	case "enqueue":
