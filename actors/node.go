@@ -17,8 +17,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/webhookops/webhookops/actors/delivery"
-	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/actors/internal/destsm"
+	"github.com/webhookops/webhookops/actors/refusals"
 	"github.com/webhookops/webhookops/wal"
 )
 
