@@ -13,19 +13,14 @@ import (
 
 	"github.com/webhookops/webhookops/wal/model"
 
-	"go.uber.org/goleak"
-
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/actors/leaktest"
 	"github.com/webhookops/webhookops/ingress/verify"
 	"github.com/webhookops/webhookops/wal"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"),
-	)
-}
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
 var secret = []byte("ingress-test-secret")
 
