@@ -87,6 +87,7 @@ type item struct {
 // pendingWrite is a Write whose outcome has not come back.
 type pendingWrite struct {
 	outcome     bool  // records a finished delivery of an ordered destination
+	finished    *item // the entry whose outcome it records, if any
 	refill      bool  // entries it appends did not fit in memory
 	depth, dead int64 // what it changes on disk
 }
@@ -128,6 +129,9 @@ type Machine struct {
 	// taken holds the outbox entries the shell recovered at start whose
 	// own messages may still arrive.
 	taken map[outboxKey]struct{}
+	// finishing holds entries whose outcome is decided but not yet durable:
+	// the disk still says pending, and a replay must not believe it.
+	finishing map[outboxKey]*item
 
 	out []Effect
 }
@@ -142,12 +146,13 @@ func New(p Params, s State) *Machine {
 		p.Pipeline = DefaultPipeline
 	}
 	m := &Machine{
-		p:        p,
-		nextQSeq: max(s.NextQSeq, 1),
-		depth:    s.Depth,
-		dead:     s.Dead,
-		writes:   map[uint64]pendingWrite{},
-		taken:    map[outboxKey]struct{}{},
+		p:         p,
+		nextQSeq:  max(s.NextQSeq, 1),
+		depth:     s.Depth,
+		dead:      s.Dead,
+		writes:    map[uint64]pendingWrite{},
+		taken:     map[outboxKey]struct{}{},
+		finishing: map[outboxKey]*item{},
 	}
 	m.configure(s.Dest, s.Exists)
 	return m
@@ -233,6 +238,9 @@ func (m *Machine) committed(c Committed) {
 	if w.outcome {
 		m.outcomes--
 	}
+	if it := w.finished; it != nil && m.finishing[outboxKey{it.part, it.seq}] == it {
+		delete(m.finishing, outboxKey{it.part, it.seq})
+	}
 	if w.refill {
 		m.drained = false
 		m.refill()
@@ -258,6 +266,11 @@ func (m *Machine) enqueue(now time.Time, e Enqueue) {
 			// Already pending in memory: the replay rides on it.
 			m.queue[i].rec.ReplayID = e.ReplayID
 			return
+		}
+		if it, ok := m.finishing[key]; ok {
+			// Finished, its outcome still on its way to disk: that outcome,
+			// not the pending record the disk still holds, is the prior.
+			e.Prior = &it.rec
 		}
 		if p := e.Prior; p != nil {
 			if p.Status == model.StatusPending {
@@ -469,7 +482,8 @@ func (m *Machine) finish(it *item, status string, now time.Time) {
 	it.rec.NextAt = time.Time{}
 	it.rec.UpdatedAt = now.UTC()
 	ops := []Op{DeleteQueue{QSeq: it.qseq}, PutDelivery{Seq: it.seq, Rec: it.rec}}
-	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered, depth: -1}
+	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered, depth: -1, finished: it}
+	m.finishing[outboxKey{it.part, it.seq}] = it
 	last := it.rec.Attempts[len(it.rec.Attempts)-1]
 	if status == model.StatusDelivered {
 		ops = append(ops, m.audit(it, last, "delivery.delivered", now))
