@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
@@ -88,6 +90,33 @@ func NewTokenString() (string, error) {
 		return "", err
 	}
 	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// Rules for --admin-token: a token made by hand is held to what a random
+// one easily passes.
+const (
+	MinBootstrapTokenLen      = 32
+	MinBootstrapTokenDistinct = 10
+)
+
+// CheckBootstrapToken refuses a weak --admin-token: fewer than
+// MinBootstrapTokenLen characters, fewer than MinBootstrapTokenDistinct
+// distinct characters, or whitespace or control characters.
+func CheckBootstrapToken(t string) error {
+	if n := utf8.RuneCountInString(t); n < MinBootstrapTokenLen {
+		return fmt.Errorf("--admin-token is too weak: %d characters, at least %d are required (make one with `openssl rand -base64 32`)", n, MinBootstrapTokenLen)
+	}
+	seen := map[rune]bool{}
+	for _, c := range t {
+		if unicode.IsSpace(c) || unicode.IsControl(c) {
+			return errors.New("--admin-token must not contain spaces or control characters")
+		}
+		seen[c] = true
+	}
+	if len(seen) < MinBootstrapTokenDistinct {
+		return fmt.Errorf("--admin-token is too weak: %d distinct characters, at least %d are required (make one with `openssl rand -base64 32`)", len(seen), MinBootstrapTokenDistinct)
+	}
+	return nil
 }
 
 func loadTokens(db *wal.DB, bootstrap string) (*tokenSet, error) {

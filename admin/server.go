@@ -3,6 +3,8 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -101,6 +103,7 @@ type Server struct {
 
 	rollups *rollups
 	openapi []byte
+	logins  *LoginLimiter // slows repeated bad tokens per client address
 
 	closeOnce sync.Once
 }
@@ -124,6 +127,12 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		router: httprouter.New(),
 		reg:    prometheus.NewRegistry(),
+	}
+	s.logins = NewLoginLimiter(s.now)
+	if cfg.BootstrapToken != "" {
+		if err := CheckBootstrapToken(cfg.BootstrapToken); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if s.tokens, err = loadTokens(s.db, cfg.BootstrapToken); err != nil {
@@ -253,11 +262,22 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (pr
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized", "missing", "", "send Authorization: Bearer <token>")
 		return principal{}, false
 	}
+	// An address past its free failures waits, whatever token it sends:
+	// answering a right token here would confirm a guess.
+	addr := ClientAddr(r)
+	if d := s.logins.Wait(addr); d > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		writeError(w, &Error{Status: http.StatusTooManyRequests, Code: "too_many_failures",
+			Message: fmt.Sprintf("too many failed authentications from %s; try again in %s", addr, d.Round(time.Second))})
+		return principal{}, false
+	}
 	p, ok := s.tokens.check(tok)
 	if !ok {
+		s.logins.Failed(addr)
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized", "invalid", tokenDisplayPrefix(tok), "the token is not valid (revoked, mistyped or from another node)")
 		return principal{}, false
 	}
+	s.logins.Succeeded(addr)
 	if a == adminOnly && p.role != RoleAdmin {
 		s.refuse(w, r, http.StatusForbidden, "forbidden", "read_only", p.name, "token "+p.name+" is read-only")
 		return principal{}, false

@@ -151,8 +151,8 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := safeNext(r.PostForm.Get("next"))
-	addr := clientAddr(r)
-	if d := u.logins.wait(addr); d > 0 {
+	addr := admin.ClientAddr(r)
+	if d := u.logins.Wait(addr); d > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
 		u.render(w, r, nil, http.StatusTooManyRequests, "login", "Log in", loginData{Next: next,
 			Error: fmt.Sprintf("too many failed logins from %s; try again in %s", addr, d.Round(time.Second))})
@@ -161,12 +161,12 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostForm.Get("token"))
 	p, ok := u.adm.Authenticate(token)
 	if !ok {
-		u.logins.failed(addr)
+		u.logins.Failed(addr)
 		u.adm.RefuseLogin(r, token)
 		u.render(w, r, nil, http.StatusUnauthorized, "login", "Log in", loginData{Next: next, Error: "that token is not valid (revoked, mistyped or from another node)"})
 		return
 	}
-	u.logins.succeeded(addr)
+	u.logins.Succeeded(addr)
 	val, _ := u.sessions.start(token)
 	http.SetCookie(w, cookie(r, val, int(u.cfg.SessionTTL.Seconds())))
 	u.adm.AuditSession("ui.login", p, r)

@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -134,93 +133,4 @@ func (ss *sessions) count() int {
 func cookie(r *http.Request, val string, maxAge int) *http.Cookie {
 	return &http.Cookie{Name: CookieName, Value: val, Path: "/", MaxAge: maxAge,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil}
-}
-
-// loginLimiter slows down guessing: after loginFreeFailures failed logins
-// from one address within loginWindow, that address must wait, twice as
-// long after each further failure (capped at loginMaxWait). Tokens are 256
-// random bits, so this is about log noise and weak --admin-token values,
-// not the random ones.
-type loginLimiter struct {
-	now func() time.Time
-
-	mu sync.Mutex // guards m
-	m  map[string]*loginFailures
-}
-
-type loginFailures struct {
-	n     int
-	last  time.Time
-	until time.Time // no login from this address before
-}
-
-const (
-	loginFreeFailures = 5
-	loginWindow       = 15 * time.Minute
-	loginMaxWait      = 5 * time.Minute
-	loginMaxAddrs     = 10_000
-)
-
-func newLoginLimiter(now func() time.Time) *loginLimiter {
-	return &loginLimiter{now: now, m: map[string]*loginFailures{}}
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// wait answers how long addr must still wait before a login is tried.
-func (l *loginLimiter) wait(addr string) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.m[addr]
-	if f == nil {
-		return 0
-	}
-	return max(f.until.Sub(l.now()), 0)
-}
-
-// failed records a failed login from addr.
-func (l *loginLimiter) failed(addr string) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.m[addr]
-	if f == nil || now.Sub(f.last) > loginWindow {
-		if len(l.m) >= loginMaxAddrs {
-			for k, o := range l.m {
-				if now.Sub(o.last) > loginWindow || o.until.Before(now) {
-					delete(l.m, k)
-				}
-			}
-		}
-		f = &loginFailures{}
-		l.m[addr] = f
-	}
-	f.n++
-	f.last = now
-	if f.n >= loginFreeFailures {
-		f.until = now.Add(loginDelay(f.n))
-	}
-}
-
-// loginDelay is the wait after n failures: one second at the first one
-// past the free ones, doubling, at most loginMaxWait.
-func loginDelay(n int) time.Duration {
-	if n < loginFreeFailures {
-		return 0
-	}
-	d := time.Second << min(n-loginFreeFailures, 20)
-	return min(d, loginMaxWait)
-}
-
-// succeeded forgets addr's failures.
-func (l *loginLimiter) succeeded(addr string) {
-	l.mu.Lock()
-	delete(l.m, addr)
-	l.mu.Unlock()
 }

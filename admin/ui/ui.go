@@ -68,7 +68,7 @@ type UI struct {
 	log      *slog.Logger
 	pages    *pages
 	sessions *sessions
-	logins   *loginLimiter
+	logins   *admin.LoginLimiter
 	h        http.Handler
 }
 
@@ -103,7 +103,7 @@ func New(cfg Config) (*UI, error) {
 		log:      cfg.Logger,
 		pages:    p,
 		sessions: newSessions(cfg.SessionTTL, cfg.IdleTimeout, cfg.MaxSessions, cfg.Now),
-		logins:   newLoginLimiter(cfg.Now),
+		logins:   admin.NewLoginLimiter(cfg.Now),
 	}
 	u.h = u.routes()
 	return u, nil

@@ -84,7 +84,7 @@ func TestLoginNextStaysOnTheUI(t *testing.T) {
 func TestBadLoginIsAuditedAndSlowedDown(t *testing.T) {
 	e := startNode(t, nodeOpts{})
 	b := e.newBrowser()
-	for i := range loginFreeFailures {
+	for i := range admin.LoginFreeFailures {
 		a := b.post("/ui/login", url.Values{"token": {"whops_wrong"}})
 		if a.status != http.StatusUnauthorized || !strings.Contains(a.body, "not valid") {
 			t.Fatalf("bad token %d: %d", i, a.status)
@@ -96,26 +96,17 @@ func TestBadLoginIsAuditedAndSlowedDown(t *testing.T) {
 	// Past the free failures, even the right token waits.
 	a := b.post("/ui/login", url.Values{"token": {adminToken}})
 	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" {
-		t.Fatalf("after %d failures: %d", loginFreeFailures, a.status)
+		t.Fatalf("after %d failures: %d", admin.LoginFreeFailures, a.status)
 	}
-	e.clock.advance(loginDelay(loginFreeFailures) + time.Second)
+	e.clock.advance(admin.LoginDelay(admin.LoginFreeFailures) + time.Second)
 	b.login(adminToken)
 
 	var page admin.Page[struct {
 		Detail map[string]string
 	}]
 	e.api("GET", "/api/v1/audit?action=auth.rejected", nil, &page, http.StatusOK)
-	if len(page.Items) != loginFreeFailures || page.Items[0].Detail["path"] != "/ui/login" {
+	if len(page.Items) != admin.LoginFreeFailures || page.Items[0].Detail["path"] != "/ui/login" {
 		t.Fatalf("refused logins audited: %+v", page.Items)
-	}
-}
-
-func TestLoginDelay(t *testing.T) {
-	for n, want := range map[int]time.Duration{0: 0, loginFreeFailures - 1: 0, loginFreeFailures: time.Second,
-		loginFreeFailures + 3: 8 * time.Second, loginFreeFailures + 100: loginMaxWait} {
-		if got := loginDelay(n); got != want {
-			t.Errorf("loginDelay(%d) = %v, want %v", n, got, want)
-		}
 	}
 }
 

@@ -52,7 +52,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
 			&cli.DurationFlag{Name: "audit-retention", Value: 90 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_AUDIT_RETENTION"}, Usage: "how long audit entries are kept; swept hourly with events"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
-			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation); without it and without stored tokens, the first start creates one and prints it once"},
+			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation): at least 32 characters with at least 10 distinct ones, no spaces (`openssl rand -base64 32` makes one); weaker ones are refused. Without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.StringFlag{Name: "public-url", EnvVars: []string{"WEBHOOKOPS_PUBLIC_URL"}, Usage: "the ingest base URL providers reach (https://hooks.example.com); the UI shows each source's URL under it (default: http:// and the ingest address)"},
 			&cli.BoolFlag{Name: "metrics-public", EnvVars: []string{"WEBHOOKOPS_METRICS_PUBLIC"}, Usage: "serve /metrics without a token"},
 			&cli.StringFlag{Name: "cpu-profile", EnvVars: []string{"WEBHOOKOPS_CPU_PROFILE"}, Usage: "write a CPU profile of the whole run to this file (for go tool pprof)"},
@@ -284,10 +284,14 @@ func serve(c *cli.Context) error {
 	warnIfPlain(log, "ingest", ingestSrv, ingestLn, "providers such as Stripe and Shopify post only to HTTPS: use --acme-domain or --tls-cert/--tls-key, or a TLS proxy in front")
 	warnIfPlain(log, "admin", adminSrv, adminLn, "tokens would cross the network in clear: use --admin-tls-cert/--admin-tls-key, or keep it on 127.0.0.1")
 	snap := node.Snapshot()
+	ingestURL := bindURL(ingestSrv, ingestLn)
+	if len(c.StringSlice("acme-domain")) > 0 {
+		ingestURL = listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))
+	}
 	log.Info("webhookops ready",
-		"ingest", listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))+"/in/{source}",
-		"admin", listenerURL(adminSrv, adminLn, nil),
-		"ui", listenerURL(adminSrv, adminLn, nil)+ui.Prefix,
+		"ingest", ingestURL+"/in/{source}",
+		"admin", bindURL(adminSrv, adminLn),
+		"ui", bindURL(adminSrv, adminLn)+ui.Prefix,
 		"data_dir", c.String("data-dir"),
 		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
 		"recovery", time.Since(start).Round(time.Millisecond))

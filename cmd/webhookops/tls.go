@@ -87,7 +87,18 @@ func serveHTTP(srv *http.Server, ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
-// listenerURL is how a listener is reached, for the start-up line.
+// bindURL is the listener's scheme and its real bind address, for the
+// start-up line: a 0.0.0.0 or [::] bind shows as such, so the operator sees
+// the listener is reachable from other hosts.
+func bindURL(srv *http.Server, ln net.Listener) string {
+	if srv.TLSConfig == nil {
+		return "http://" + ln.Addr().String()
+	}
+	return "https://" + ln.Addr().String()
+}
+
+// listenerURL is how a listener is reached from this host (the default
+// --public-url): an unspecified bind address shows as localhost.
 func listenerURL(srv *http.Server, ln net.Listener, acme []string) string {
 	if srv.TLSConfig == nil {
 		return "http://" + displayAddr(ln.Addr())

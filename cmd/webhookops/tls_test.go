@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -263,4 +264,40 @@ func openPTY(t *testing.T) (ptm, pts *os.File) {
 		t.Fatal(err)
 	}
 	return ptm, pts
+}
+
+// TestStartupLineShowsRealBind: an admin listener on 0.0.0.0 is announced
+// as 0.0.0.0 (it was shown as localhost), and a plain one beyond loopback
+// draws one warning; with TLS or on loopback, none.
+func TestStartupLineShowsRealBind(t *testing.T) {
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	plain := &http.Server{}
+	if got, want := bindURL(plain, ln), "http://0.0.0.0:"+port; got != want {
+		t.Errorf("bindURL = %q, want %q", got, want)
+	}
+	if got, want := bindURL(&http.Server{TLSConfig: &tls.Config{}}, ln), "https://0.0.0.0:"+port; got != want {
+		t.Errorf("bindURL with TLS = %q, want %q", got, want)
+	}
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	warnIfPlain(log, "admin", plain, ln, "advice")
+	if n := strings.Count(buf.String(), "level=WARN"); n != 1 || !strings.Contains(buf.String(), "0.0.0.0:"+port) {
+		t.Errorf("plain admin on 0.0.0.0: %d warnings: %s", n, buf.String())
+	}
+	buf.Reset()
+	warnIfPlain(log, "admin", &http.Server{TLSConfig: &tls.Config{}}, ln, "advice")
+	lo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lo.Close()
+	warnIfPlain(log, "admin", plain, lo, "advice")
+	if buf.Len() != 0 {
+		t.Errorf("TLS or loopback warned: %s", buf.String())
+	}
 }
