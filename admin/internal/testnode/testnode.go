@@ -61,7 +61,9 @@ func Start(t testing.TB, o Options) *Node {
 	if o.Seed != nil {
 		o.Seed(db)
 	}
-	n, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, DrainTimeout: time.Second})
+	n, err := actors.Start(actors.Config{DB: db, Deliverer: delivery.NewClient(delivery.Options{}), Shards: 2, DrainTimeout: time.Second,
+		// Refusals are tallied; a short interval lets tests read their rows.
+		RejectionInterval: 20 * time.Millisecond})
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
