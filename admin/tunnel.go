@@ -177,6 +177,28 @@ func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal
 	return http.StatusCreated, out, nil
 }
 
+// checkAgentTarget refuses an agent-mode destination whose URL the agent
+// does not allow, as CreateForward does for a forward's target, so it
+// fails now rather than at every delivery. An agent not on this node yet
+// is checked by the tunnel when it is.
+func checkAgentTarget(snap *actors.Snapshot, d model.Destination) error {
+	if d.Mode != model.ModeAgent {
+		return nil
+	}
+	a, ok := snap.Agents[d.Agent]
+	if !ok {
+		return nil
+	}
+	target, err := d.AgentTarget()
+	if err != nil {
+		return errBadRequest("validation_failed", "url", "%v", err)
+	}
+	if !tunnelproto.TargetAllowed(a.AllowedTargets, target) {
+		return errBadRequest("validation_failed", "url", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", d.Agent, target)
+	}
+	return nil
+}
+
 // CreateForward adds a raw TCP forward. It needs the tunnel.
 func (s *Server) CreateForward(f model.Forward, p Principal) (ForwardOut, error) {
 	if s.cfg.Tunnel == nil {

@@ -171,6 +171,8 @@ func TestForwards(t *testing.T) {
 		{"bad target", map[string]any{"listen": "127.0.0.1:1", "agent": "dev", "target": "db"}, 400, "target"},
 		{"unknown agent", map[string]any{"listen": freeTCP(t), "agent": "ghost", "target": "db.internal:5432"}, 400, "agent"},
 		{"target not allowed", map[string]any{"listen": freeTCP(t), "agent": "dev", "target": "10.9.9.9:22"}, 400, "target"},
+		{"beyond loopback without public", map[string]any{"listen": "0.0.0.0:1", "agent": "dev", "target": "db.internal:5432"}, 400, "listen"},
+		{"empty host without public", map[string]any{"listen": ":1", "agent": "dev", "target": "db.internal:5432"}, 400, "listen"},
 		{"address in use", map[string]any{"listen": taken.Addr().String(), "agent": "dev", "target": "db.internal:5432"}, 400, "listen"},
 		{"unknown field", `{"listen": "127.0.0.1:1", "agent": "dev", "target": "db.internal:5432", "port": 1}`, 400, "port"},
 	}
@@ -213,5 +215,38 @@ func TestShellQuote(t *testing.T) {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestAgentDestinationTargetChecked: an agent-mode destination whose URL's
+// host:port the agent does not allow is refused at create and update with
+// a 400 naming url (it used to fail only at delivery).
+func TestAgentDestinationTargetChecked(t *testing.T) {
+	e := newEnv(t, envOpts{bootstrap: testToken})
+	e.must(http.StatusCreated, "POST", "/api/v1/agents", map[string]any{"id": "dev", "allowed_targets": []string{"billing.internal:443", "hooks.internal:8080"}}, nil)
+	dest := func(u string) map[string]any {
+		return map[string]any{"slug": "billing", "url": u, "mode": "agent", "agent": "dev"}
+	}
+	for _, u := range []string{"https://evil.internal/in", "http://billing.internal/in", "https://billing.internal:8443/in"} {
+		code, raw := e.call("POST", "/api/v1/destinations", dest(u), nil)
+		var eb ErrorBody
+		json.Unmarshal(raw, &eb)
+		if code != http.StatusBadRequest || eb.Error == nil || eb.Error.Field != "url" || !strings.Contains(eb.Error.Message, "allowed_targets") {
+			t.Fatalf("create %s: %d %s, want 400 naming url", u, code, raw)
+		}
+	}
+	if _, ok := e.node.Snapshot().Destinations["billing"]; ok {
+		t.Fatal("a refused create stored the destination")
+	}
+	e.must(http.StatusCreated, "POST", "/api/v1/destinations", dest("https://BILLING.internal/in"), nil)
+	e.must(http.StatusOK, "PUT", "/api/v1/destinations/billing", dest("http://hooks.internal:8080/in"), nil)
+	code, raw := e.call("PUT", "/api/v1/destinations/billing", dest("http://hooks.internal:9090/in"), nil)
+	var eb ErrorBody
+	json.Unmarshal(raw, &eb)
+	if code != http.StatusBadRequest || eb.Error == nil || eb.Error.Field != "url" {
+		t.Fatalf("update to a target not allowed: %d %s", code, raw)
+	}
+	if got := e.node.Snapshot().Destinations["billing"].URL; got != "http://hooks.internal:8080/in" {
+		t.Fatalf("refused update changed the url to %q", got)
 	}
 }

@@ -670,6 +670,7 @@ func forwardsCommand() *cli.Command {
 				&cli.StringFlag{Name: "listen", Usage: "host:port to listen on (this node)", Required: true},
 				&cli.StringFlag{Name: "agent", Usage: "agent id", Required: true},
 				&cli.StringFlag{Name: "target", Usage: "host:port the agent connects to (must be in its allowed targets)", Required: true},
+				&cli.BoolFlag{Name: "public", Usage: "allow --listen beyond loopback (0.0.0.0, a LAN address): anyone who reaches it reaches the target"},
 			), Action: action(runForwardsCreate)},
 			{Name: "delete", Usage: "stop a forward and close its listener", ArgsUsage: "LISTEN", Flags: commonFlags(), Action: action(runForwardsDelete)},
 		},
@@ -703,7 +704,7 @@ func runForwardsGet(ctx context.Context, c *cli.Context, cl *client.Client) erro
 }
 
 func runForwardsCreate(ctx context.Context, c *cli.Context, cl *client.Client) error {
-	out, err := cl.CreateForward(ctx, model.Forward{Listen: c.String("listen"), Agent: c.String("agent"), Target: c.String("target")})
+	out, err := cl.CreateForward(ctx, model.Forward{Listen: c.String("listen"), Agent: c.String("agent"), Target: c.String("target"), Public: c.Bool("public")})
 	if err != nil {
 		return err
 	}

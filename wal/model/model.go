@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -212,6 +213,10 @@ type Forward struct {
 	Listen string `json:"listen" yaml:"listen"`
 	Agent  string `json:"agent" yaml:"agent"`
 	Target string `json:"target" yaml:"target"`
+	// Public allows Listen beyond loopback (0.0.0.0, a LAN address, an
+	// empty host): anyone who reaches it reaches Target. Without it, only
+	// 127.0.0.0/8, ::1 and localhost are accepted.
+	Public bool `json:"public,omitempty" yaml:"public,omitempty"`
 }
 
 // Defaults applied where a destination leaves a field zero.
@@ -402,6 +407,9 @@ func (f Forward) Validate() error {
 	if err := validHostPort(f.Listen); err != nil {
 		return fieldErr("listen", "%v", err)
 	}
+	if !f.Public && !loopbackHost(f.Listen[:strings.LastIndexByte(f.Listen, ':')]) {
+		return fieldErr("listen", "%q listens beyond loopback, so any host that reaches it reaches the target; use 127.0.0.1, or set public: true to mean it", f.Listen)
+	}
 	if !ValidSlug(f.Agent) {
 		return fieldErr("agent", "%q is not a valid agent id", f.Agent)
 	}
@@ -409,6 +417,39 @@ func (f Forward) Validate() error {
 		return fieldErr("target", "%v", err)
 	}
 	return nil
+}
+
+// loopbackHost reports whether host (as in host:port, brackets allowed)
+// names only this machine.
+func loopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AgentTarget is the host:port an agent-mode destination's URL dials
+// through its agent (the scheme's port when the URL names none), the form
+// an agent's allowed_targets lists.
+func (d Destination) AgentTarget() (string, error) {
+	u, err := url.Parse(d.URL)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("%q has no host", d.URL)
+	}
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		default:
+			return "", fmt.Errorf("%q: scheme must be http or https", d.URL)
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port), nil
 }
 
 func validHostPort(s string) error {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -92,6 +93,48 @@ func TestEnumStrings(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("String() = %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+func TestForwardListenBeyondLoopbackNeedsPublic(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		public bool
+		ok     bool
+	}{
+		{"127.0.0.1:5432", false, true},
+		{"127.9.9.9:5432", false, true},
+		{"[::1]:5432", false, true},
+		{"localhost:5432", false, true},
+		{"0.0.0.0:5432", false, false},
+		{"[::]:5432", false, false},
+		{"192.168.1.10:5432", false, false},
+		{"db.example:5432", false, false},
+		{"0.0.0.0:5432", true, true},
+	} {
+		err := Forward{Listen: tc.listen, Agent: "dev", Target: "db:5432", Public: tc.public}.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("listen %q public %v: %v, want ok=%v", tc.listen, tc.public, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "public") {
+			t.Errorf("listen %q: error does not say how to allow it: %v", tc.listen, err)
+		}
+	}
+}
+
+func TestAgentTarget(t *testing.T) {
+	for u, want := range map[string]string{
+		"https://billing.internal/in": "billing.internal:443",
+		"http://billing.internal/in":  "billing.internal:80",
+		"http://10.0.0.5:8080/x":      "10.0.0.5:8080",
+		"https://[fd00::1]/x":         "[fd00::1]:443",
+		"ftp://billing.internal/in":   "",
+		"https:///nohost":             "",
+	} {
+		got, err := Destination{URL: u}.AgentTarget()
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("AgentTarget(%q) = %q, %v; want %q", u, got, err, want)
 		}
 	}
 }
