@@ -92,7 +92,7 @@ func (c *nonceCache) use(n [nonceLen]byte, now time.Time) bool {
 	return true
 }
 
-// limiter is a set of token buckets keyed by agent id or source address,
+// limiter is a set of token buckets keyed by source address,
 // spent by authentication failures. A key with an empty bucket is refused
 // before any secret is looked up.
 type limiter struct {

@@ -19,6 +19,10 @@ import (
 // ClientConfig configures the agent end of a tunnel. A zero field means its
 // default.
 type ClientConfig struct {
+	// localAddr, when set, is the source address of a TCP dial (tests
+	// rotate 127.0.0.x with it).
+	localAddr net.Addr
+
 	// Addr is the server's host:port: UDP for QUIC, TCP for TCP+TLS (the
 	// server listens on both with the same port number).
 	Addr string

@@ -56,7 +56,7 @@ type ServerConfig struct {
 	// deadline (15 s).
 	OpenTimeout time.Duration
 
-	// AuthFailureBurst failures per agent id and per source address are
+	// AuthFailureBurst failures per source address are
 	// allowed before refusing with CodeRateLimited (5); one more comes back
 	// every AuthFailureRefill (12 s).
 	AuthFailureBurst  int

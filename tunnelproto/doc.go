@@ -16,7 +16,7 @@
 //     SHA-256 (LoadOrCreateCertificate makes one on first start); the agent
 //     proves it knows its secret with an HMAC bound to both nonces and to
 //     this TLS connection's exporter value, so a captured proof is useless on
-//     any other connection; per-id and per-address failure rate limits.
+//     any other connection; per-address failure rate limits (none per id: no lockout by id).
 //   - Sessions: heartbeats, last-seen, GOAWAY, a new session replacing an
 //     old one, Disconnect for revocation; one stream per forwarded request
 //     or TCP connection, opened by the server (Dial, Forward, Transport) and

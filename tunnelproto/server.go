@@ -482,14 +482,17 @@ func (s *Server) handshake(conn conn) *session {
 	if !validAgentID(agentID) {
 		return reject(ctrl, CodeProtocol, "agent id is not printable ASCII")
 	}
-	idKey, ipKey := "id:"+agentID, "ip:"+ip
+	// Failures are limited per source address only. A per-id limit let
+	// anyone who knew an agent's id, rotating addresses, lock the real
+	// agent out; its secret is 256 random bits, so a correct proof must
+	// succeed unless its own address is limited.
+	ipKey := "ip:" + ip
 	now := time.Now()
-	if !s.limit.allow(idKey, now) || !s.limit.allow(ipKey, now) {
-		return reject(ctrl, CodeRateLimited, "too many authentication failures for this agent id or address")
+	if !s.limit.allow(ipKey, now) {
+		return reject(ctrl, CodeRateLimited, "too many authentication failures from this address")
 	}
 	fail := func(code Code, reason string) *session {
 		now := time.Now()
-		s.limit.fail(idKey, now)
 		s.limit.fail(ipKey, now)
 		return reject(ctrl, code, reason)
 	}

@@ -253,7 +253,8 @@ func TestRateLimit(t *testing.T) {
 				t.Fatalf("attempt %d: %v", i, err)
 			}
 		}
-		// The bucket is empty: even the right secret is refused for this id…
+		// The address's bucket is empty: even the right secret is refused
+		// from it…
 		_, err := Dial(context.Background(), s.clientConfig("agent-1", "s3cret"))
 		if !isCode(err, CodeRateLimited) {
 			t.Fatalf("err = %v, want %s", err, CodeRateLimited)
@@ -740,4 +741,34 @@ func TestShutdownClosesIdleKeepAlive(t *testing.T) {
 			t.Fatalf("Shutdown took %v", d)
 		}
 	})
+}
+
+// TestRotatingAddressesCannotLockOutAnAgent: a client that knows an
+// agent's id and rotates its source address (127.0.0.2-9) hammering wrong
+// proofs exhausts its own addresses' buckets, and the real agent, from
+// 127.0.0.1 with the right secret, still joins (a per-id limit used to
+// refuse it).
+func TestRotatingAddressesCannotLockOutAnAgent(t *testing.T) {
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret")
+	s := startServerOver(t, TransportTCP, auth, func(c *ServerConfig) {
+		c.AuthFailureBurst = 2
+		c.AuthFailureRefill = time.Hour
+	})
+	for i := 2; i <= 9; i++ {
+		for range 3 {
+			cfg := s.clientConfig("agent-1", "wrong")
+			cfg.localAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i))}
+			if _, err := Dial(context.Background(), cfg); !isCode(err, CodeAuthFailed) && !isCode(err, CodeRateLimited) {
+				t.Fatalf("attacker from 127.0.0.%d: %v", i, err)
+			}
+		}
+	}
+	cfg := s.clientConfig("agent-1", "s3cret")
+	cfg.localAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("the real agent was locked out: %v", err)
+	}
+	c.Close()
 }

@@ -139,7 +139,7 @@ func (c *tcpConn) handshake(timeout time.Duration) error {
 // dialTCP connects over TCP+TLS, checks the pin and starts yamux.
 func dialTCP(ctx context.Context, cfg ClientConfig) (conn, error) {
 	tlsConf, pinErr := clientTLSConfig(cfg)
-	d := net.Dialer{KeepAlive: 15 * time.Second}
+	d := net.Dialer{KeepAlive: 15 * time.Second, LocalAddr: cfg.localAddr}
 	raw, err := d.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
