@@ -128,7 +128,9 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--ingest-addr: %w", err)
 	}
-	ingestLn := ingress.LimitListener(rawIngestLn, c.Int("max-connections"), true)
+	// A refusal over the cap is a plain-HTTP 503 only on a clear listener;
+	// inside TLS it would be garbage, so there the connection just closes.
+	ingestLn := ingress.LimitListener(rawIngestLn, c.Int("max-connections"), tlsCfg.ingest == nil)
 	defer ingestLn.Close()
 	adminLn, err := net.Listen("tcp", c.String("admin-addr"))
 	if err != nil {

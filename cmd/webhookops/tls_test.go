@@ -301,3 +301,35 @@ func TestStartupLineShowsRealBind(t *testing.T) {
 		t.Errorf("TLS or loopback warned: %s", buf.String())
 	}
 }
+
+// TestServeTLSRefusalOverCap: a connection over --max-connections on a TLS
+// listener is closed without a word; the plain-HTTP 503 the limiter writes
+// on a clear listener would be garbage inside TLS.
+func TestServeTLSRefusalOverCap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server as a child process")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	root := tlstest.NewRoot(t)
+	crt, key := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	root.WriteLeaf(t, crt, key, 1, 90*24*time.Hour)
+	c := startServe(t, bin, freeAddr(t), freeAddr(t), "--data-dir", filepath.Join(dir, "data"),
+		"--tls-cert", crt, "--tls-key", key, "--max-connections", "1")
+	defer c.stop(t)
+	held, err := tls.Dial("tcp", c.ingest, &tls.Config{RootCAs: root.Pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	over, err := net.DialTimeout("tcp", c.ingest, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(over)
+	if len(got) != 0 {
+		t.Fatalf("a refused TLS connection was sent %q", got)
+	}
+}
