@@ -62,6 +62,13 @@ type ServerConfig struct {
 	AuthFailureBurst  int
 	AuthFailureRefill time.Duration
 
+	// MaxPendingPerAddr and MaxPending cap connections not yet
+	// authenticated (in TLS or HELLO…OK, each bounded by HandshakeTimeout)
+	// per source address (8) and in total (256); past them a new
+	// connection is closed at once.
+	MaxPendingPerAddr int
+	MaxPending        int
+
 	// Flow-control windows (16 MiB per stream, 32 MiB per connection).
 	MaxStreamReceiveWindow     uint64
 	MaxConnectionReceiveWindow uint64
@@ -77,6 +84,8 @@ func DefaultServerConfig() ServerConfig {
 		OpenTimeout:                15 * time.Second,
 		AuthFailureBurst:           5,
 		AuthFailureRefill:          12 * time.Second,
+		MaxPendingPerAddr:          8,
+		MaxPending:                 256,
 		MaxStreamReceiveWindow:     16 << 20,
 		MaxConnectionReceiveWindow: 32 << 20,
 	}
@@ -94,6 +103,8 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	setDefault(&c.OpenTimeout, d.OpenTimeout)
 	setDefault(&c.AuthFailureBurst, d.AuthFailureBurst)
 	setDefault(&c.AuthFailureRefill, d.AuthFailureRefill)
+	setDefault(&c.MaxPendingPerAddr, d.MaxPendingPerAddr)
+	setDefault(&c.MaxPending, d.MaxPending)
 	setDefault(&c.MaxStreamReceiveWindow, d.MaxStreamReceiveWindow)
 	setDefault(&c.MaxConnectionReceiveWindow, d.MaxConnectionReceiveWindow)
 	return c

@@ -48,7 +48,8 @@ type Server struct {
 	closed     bool
 	serving    bool
 	sessions   map[string]*session
-	pending    map[conn]struct{}          // connections still in the handshake
+	pending    map[conn]string            // connections still in the handshake, by source IP
+	pendingIP  map[string]int             // how many of them each source IP has
 	transports map[string]*http.Transport // by agent id, see Transport
 }
 
@@ -60,13 +61,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "tunnel"),
-		nonces:   newNonceCache(10*time.Minute, 1<<16),
-		limit:    newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, 1<<14),
-		done:     make(chan struct{}),
-		sessions: make(map[string]*session),
-		pending:  make(map[conn]struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "tunnel"),
+		nonces:    newNonceCache(10*time.Minute, 1<<16),
+		limit:     newLimiter(cfg.AuthFailureBurst, cfg.AuthFailureRefill, 1<<14),
+		done:      make(chan struct{}),
+		sessions:  make(map[string]*session),
+		pending:   make(map[conn]string),
+		pendingIP: make(map[string]int),
 
 		transports: make(map[string]*http.Transport),
 	}
@@ -207,9 +209,13 @@ func (s *Server) acceptQUIC() error {
 			return err
 		}
 		c := quicConn{qc}
-		if !s.track(c) {
+		switch s.track(c) {
+		case trackClosed:
 			c.closeWithError(CodeShutdown, CodeShutdown.String())
 			return nil
+		case trackFull:
+			c.closeWithError(CodeRateLimited, CodeRateLimited.String())
+			continue
 		}
 		go func() {
 			defer s.wg.Done()
@@ -243,9 +249,13 @@ func (s *Server) acceptTCP() error {
 		}
 		backoff = 0
 		c := newServerTCPConn(nc, s.cfg)
-		if !s.track(c) {
+		switch s.track(c) {
+		case trackClosed:
 			c.closeWithError(CodeShutdown, CodeShutdown.String())
 			return nil
+		case trackFull:
+			nc.Close() // before TLS: nothing to say
+			continue
 		}
 		go func() {
 			defer s.wg.Done()
@@ -262,22 +272,44 @@ func (s *Server) acceptTCP() error {
 	}
 }
 
-// track registers a connection in the handshake and adds it to wg; false
-// once the server is closed.
-func (s *Server) track(c conn) bool {
+type trackResult int
+
+const (
+	trackOK     trackResult = iota
+	trackClosed             // the server is closed
+	trackFull               // too many unauthenticated connections (MaxPending*)
+)
+
+// track registers a connection in the handshake and adds it to wg, unless
+// the server is closed or the caps on unauthenticated connections, per
+// source address and in total, are reached.
+func (s *Server) track(c conn) trackResult {
+	ip := c.remoteAddr().String()
+	if host, _, err := net.SplitHostPort(ip); err == nil {
+		ip = host
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return false
+		return trackClosed
 	}
-	s.pending[c] = struct{}{}
+	if len(s.pending) >= s.cfg.MaxPending || s.pendingIP[ip] >= s.cfg.MaxPendingPerAddr {
+		return trackFull
+	}
+	s.pending[c] = ip
+	s.pendingIP[ip]++
 	s.wg.Add(1)
-	return true
+	return trackOK
 }
 
 func (s *Server) untrack(c conn) {
 	s.mu.Lock()
-	delete(s.pending, c)
+	if ip, ok := s.pending[c]; ok {
+		delete(s.pending, c)
+		if s.pendingIP[ip]--; s.pendingIP[ip] <= 0 {
+			delete(s.pendingIP, ip)
+		}
+	}
 	s.mu.Unlock()
 }
 

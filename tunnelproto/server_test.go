@@ -772,3 +772,54 @@ func TestRotatingAddressesCannotLockOutAnAgent(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestUnauthenticatedConnectionCaps: connections that never authenticate
+// are capped per source address and in total; past a cap a new one is
+// closed at once, and the real agent from its own address still joins.
+func TestUnauthenticatedConnectionCaps(t *testing.T) {
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret")
+	s := startServerOver(t, TransportTCP, auth, func(c *ServerConfig) {
+		c.MaxPendingPerAddr = 2
+		c.MaxPending = 3
+	})
+	addr := s.clientConfig("agent-1", "s3cret").Addr
+	idle := func(ip byte) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closedSoon reports whether the server closed c (EOF) rather than
+	// keeping it waiting for its handshake.
+	closedSoon := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	a1, a2 := idle(2), idle(2)
+	if !closedSoon(idle(2)) {
+		t.Fatal("a third unauthenticated connection from one address was kept")
+	}
+	cfg := s.clientConfig("agent-1", "s3cret")
+	cfg.localAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("the real agent, from its own address: %v", err)
+	}
+	c.Close()
+	b1 := idle(3) // the total is now 3
+	if !closedSoon(idle(4)) {
+		t.Fatal("a connection past the total cap was kept")
+	}
+	for _, c := range []net.Conn{a1, a2, b1} {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a connection within the caps was closed: %v", err)
+		}
+	}
+}
