@@ -67,15 +67,21 @@ func (s *Server) MountUI(h http.Handler) {
 	s.router.Handler(http.MethodGet, "/", http.RedirectHandler("/ui/", http.StatusFound))
 }
 
+// maxBusyAsked bounds how many destinations BusyDestinations asks.
+const maxBusyAsked = 500
+
 // BusyDestinations reads the queues of the destinations with deliveries
 // pending and answers the n deepest, open circuits first. It asks only
-// those destinations' actors, so a node with many idle destinations
-// answers as fast as one with few.
+// those destinations' actors, and at most maxBusyAsked of them (in slug
+// order), so a node with many idle destinations answers as fast as one
+// with few, and one with thousands of busy ones stays bounded.
 func (s *Server) BusyDestinations(ctx context.Context, n int) ([]DestinationOut, error) {
 	slugs, err := s.db.DestsWithPending()
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(slugs)
+	slugs = slugs[:min(len(slugs), maxBusyAsked)]
 	snap := s.node.Snapshot()
 	var out []DestinationOut
 	for _, slug := range slugs {

@@ -57,10 +57,14 @@ func TestLoginCookieAndLogout(t *testing.T) {
 			if a := b.get("/ui/"); a.status != http.StatusSeeOther {
 				t.Fatalf("after logout: %d", a.status)
 			}
+			// Audit entries of sessions are written in the background.
 			var page admin.Page[struct{ Action, Actor string }]
-			e.api("GET", "/api/v1/audit?action=ui.*", nil, &page, http.StatusOK)
-			if len(page.Items) != 2 || page.Items[0].Action != "ui.logout" || page.Items[1].Actor != "token:bootstrap" {
-				t.Fatalf("login and logout not audited: %+v", page.Items)
+			waitFor(t, 10*time.Second, "the login and logout in the audit log", func() bool {
+				e.api("GET", "/api/v1/audit?action=ui.*", nil, &page, http.StatusOK)
+				return len(page.Items) == 2
+			})
+			if page.Items[0].Action != "ui.logout" || page.Items[1].Actor != "token:bootstrap" {
+				t.Fatalf("login and logout audited as %+v", page.Items)
 			}
 		})
 	}
