@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	)
 }
 
-const token = "whops_cli-test-token-0123456789"
+const token = "whops_cli-test-token-0123456789abcdef"
 
 var key = bytes.Repeat([]byte{3}, 32)
 
