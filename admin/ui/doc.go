@@ -28,9 +28,10 @@
 // logout ends one; a restart ends all (they are in memory, by choice: a
 // signed cookie could not be logged out). A read-only token gets the same
 // pages without write buttons, and its POSTs answer 403. Failed logins are
-// audited as auth.rejected like a bad bearer token; after 5 from one
-// address within 15 min, that address waits 1 s, doubling per failure, at
-// most 5 min. Logins and logouts are audited (ui.login, ui.logout).
+// audited as auth.rejected like a bad bearer token and slowed down by the
+// same rule (admin.LoginLimiter): after 5 from one address within 15 min,
+// that address waits 1 s, doubling per failure, at most 5 min. Logins and
+// logouts are audited (ui.login, ui.logout).
 //
 // Every request passes http.CrossOriginProtection (a cross-site POST,
 // judged by Sec-Fetch-Site or Origin, is refused with 403 before any
