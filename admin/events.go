@@ -3,6 +3,7 @@ package admin
 import (
 	"encoding/base64"
 	"errors"
+	"github.com/webhookops/webhookops/ingress/verify"
 	"net/http"
 	"net/url"
 	"slices"
@@ -91,7 +92,11 @@ func (s *Server) eventOut(e *wal.Event, full bool) (EventOut, error) {
 	if full {
 		out.Headers = make([]Header, 0, len(e.Headers))
 		for _, h := range e.Headers {
-			out.Headers = append(out.Headers, Header{Name: h[0], Value: h[1]})
+			v := h[1]
+			if verify.SignatureHeader(h[0]) {
+				v = "****" // with the body, a signature is a request anyone could send again
+			}
+			out.Headers = append(out.Headers, Header{Name: h[0], Value: v})
 		}
 		if utf8.Valid(e.Body) {
 			out.Body, out.BodyEncoding = string(e.Body), "utf8"

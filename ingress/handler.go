@@ -146,6 +146,11 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 		}
 	}
 	key, eventType := verify.Extract(src.Provider, r.Header, body)
+	if src.DedupesOnBody() {
+		// The provider's id header is not signed: a captured request sent
+		// again with a new id must still be a duplicate.
+		key = verify.BodyKey(r.Header.Get(verify.TypeHeader(src.Provider)), body)
+	}
 	res, err := h.cfg.Ingest(r.Context(), actors.IngestRequest{
 		Source:    slug,
 		IdemKey:   key,

@@ -83,9 +83,10 @@ func sourcesCommand() *cli.Command {
 			{Name: "get", Usage: "show a source (secrets masked)", ArgsUsage: "SLUG", Flags: commonFlags(), Action: action(runSourcesGet)},
 			{Name: "create", Usage: "create a source; prints its secret once", ArgsUsage: "[SLUG]", Flags: commonFlags(
 				&cli.StringFlag{Name: "slug"},
-				&cli.StringFlag{Name: "provider", Value: "generic", Usage: "generic, github, shopify, slack or stripe"},
+				&cli.StringFlag{Name: "provider", Value: "generic", Usage: "generic, github, shopify, slack, stripe or standard-webhooks"},
 				&cli.StringSliceFlag{Name: "secret", Usage: "the provider's signing secret (generated when omitted)"},
 				&cli.BoolFlag{Name: "no-verify", Usage: "accept unsigned requests (verify: none)"},
+				&cli.StringFlag{Name: "dedupe", Usage: "what makes two requests one event: id, or body (SHA-256 of event type and body; the default for github and shopify)"},
 				routeFlag,
 				&cli.StringFlag{Name: "file", Usage: "the source as a JSON object (- for stdin) instead of flags"},
 			), Action: action(runSourcesCreate)},
@@ -147,7 +148,8 @@ func runSourcesCreate(ctx context.Context, c *cli.Context, cl *client.Client) er
 		if err != nil {
 			return err
 		}
-		s = model.Source{Slug: slug, Provider: model.Provider(c.String("provider")), Secrets: c.StringSlice("secret")}
+		s = model.Source{Slug: slug, Provider: model.Provider(c.String("provider")), Secrets: c.StringSlice("secret"),
+			Dedupe: model.Dedupe(c.String("dedupe"))}
 		if c.Bool("no-verify") {
 			s.Verify = model.VerifyNone
 		}

@@ -169,7 +169,7 @@ sources:
   - slug: github
     provider: gitlab
     secrets: ["s3cret"]
-`, `c.yaml:4:5: sources[0].provider: unknown provider "gitlab" (generic, github, shopify, slack or stripe)`},
+`, `c.yaml:4:5: sources[0].provider: unknown provider "gitlab" (generic, github, shopify, slack, stripe or standard-webhooks)`},
 	{"missing secrets", `
 sources:
   - slug: github

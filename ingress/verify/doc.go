@@ -2,7 +2,7 @@
 // facts the ingest path needs from them: an idempotency key and an event type.
 //
 // It owns, for each supported provider ("generic", "github", "shopify",
-// "slack", "stripe"):
+// "slack", "stripe", "standard-webhooks"):
 //
 //   - the signature scheme: which headers carry the signature and timestamp,
 //     what bytes are signed, and how the signature is encoded;
@@ -31,7 +31,7 @@
 // # Signature schemes
 //
 //	generic  X-Webhookops-Signature: sha256=<hex HMAC-SHA256(secret, body)>
-//	         or Standard Webhooks: webhook-id, webhook-timestamp and
+//	standard-webhooks  webhook-id, webhook-timestamp and
 //	         webhook-signature: "v1,<base64 HMAC-SHA256(key, id.ts.body)>" ...
 //	github   X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>
 //	shopify  X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256(secret, body)>
@@ -46,15 +46,15 @@
 //     any one of them produces a matching signature. A zero-length secret is
 //     ignored: an empty HMAC key is one anybody can sign with. If no usable
 //     secret remains, Verify fails with Reason "no_secrets".
-//   - For "generic", a request that carries a webhook-signature header is
-//     verified with the Standard Webhooks scheme only (its timestamp is
-//     checked), even if X-Webhookops-Signature is also present; otherwise the
-//     plain X-Webhookops-Signature scheme is used. A Standard Webhooks secret
-//     written as "whsec_<base64>" is base64-decoded to form the key; any other
-//     secret (or one whose base64 does not decode) is used as raw bytes.
-//     Caution: the plain scheme signs the bare body, so with one secret a
-//     captured Standard Webhooks signature is also a valid plain signature for
-//     the body "id.ts.body". Senders should use one scheme per secret.
+//   - A source verifies exactly one scheme, named by its provider. "generic"
+//     is the plain scheme only and "standard-webhooks" the Standard Webhooks
+//     scheme only (its timestamp is checked). Before, generic accepted both
+//     with one key, and since the plain scheme signs the bare body, a
+//     captured Standard Webhooks request was also a valid plain request over
+//     the body "id.ts.body", with no timestamp check. A Standard Webhooks
+//     secret written as "whsec_<base64>" is base64-decoded to form the key;
+//     any other secret (or one whose base64 does not decode) is used as raw
+//     bytes.
 //   - Only the first value of each header is considered.
 //   - Multiple signatures in one header (Stripe v1 list, Standard Webhooks
 //     list) are accepted up to 16 per request; entries that are malformed or
@@ -76,6 +76,34 @@
 // bodies are decoded with encoding/json into structs holding only the needed
 // top-level fields; note that encoding/json matches field names
 // case-insensitively.
+//
+// # Replays of captured requests
+//
+// GitHub, Shopify and the plain generic scheme sign the body only: their id
+// header (X-GitHub-Delivery, X-Shopify-Webhook-Id, X-Webhook-Id) is not
+// covered, so a captured request sent again with a new id would be a new
+// event. A source that dedupes on the body (model.DedupeBody: the default
+// for github and shopify, a setting for generic) uses [BodyKey] instead:
+// SHA-256 of the raw event type header and the body. Shopify sends
+// byte-identical bodies for different topics of one order; the topic in
+// the key keeps them apart.
+//
+// What remains:
+//   - The event type header is not signed either, so a captured body can be
+//     sent again once under each other event type (each is a new key). Route
+//     filters on event type see the forged type.
+//   - Dedupe lasts the dedupe window (72 h by default). After it, a captured
+//     request of an untimestamped scheme (generic, github, shopify) is
+//     accepted again. Timestamped schemes (slack, stripe, standard-webhooks)
+//     refuse it after [MaxSkew] anyway.
+//   - Two distinct events with the same type and byte-identical body are one
+//     event on a body-deduped source. A generic sender that can send those
+//     keeps dedupe: id (the default for generic).
+//   - Stripe and Slack put the event id in the signed body, and Standard
+//     Webhooks signs webhook-id: their ids cannot be changed, and they dedupe
+//     on the id.
+//
+// Event reads in the admin API mask the signature headers ([SignatureHeader]).
 //
 // # Event-type patterns
 //

@@ -29,6 +29,8 @@ const hashKeyPrefix = "sha256:"
 //	slack     body "event_id"                             body "event.type", else "type"
 //	generic   webhook-id, else X-Webhook-Id, else         X-Event-Type
 //	          X-Event-Id
+//	standard- webhook-id (signed)                         body "type", else
+//	webhooks                                              X-Event-Type
 //
 // When the provider's key is missing, or is longer than [MaxKeyLen] bytes,
 // invalid UTF-8 or contains control characters, or the provider is unknown,
@@ -67,6 +69,16 @@ func Extract(provider model.Provider, h http.Header, body []byte) (key, eventTyp
 	case ProviderGeneric:
 		key = firstHeader(h, hdrStdID, "X-Webhook-Id", "X-Event-Id")
 		eventType = h.Get("X-Event-Type")
+	case ProviderStandard:
+		key = h.Get(hdrStdID)
+		var ev struct {
+			Type string `json:"type"`
+		}
+		if decodeJSON(body, &ev) && ev.Type != "" {
+			eventType = ev.Type
+		} else {
+			eventType = h.Get("X-Event-Type")
+		}
 	}
 	if !boundedText(key) {
 		key = bodyHashKey(body)
@@ -115,8 +127,42 @@ func boundedText(s string) bool {
 
 func bodyHashKey(body []byte) string {
 	sum := sha256.Sum256(body)
+	return sumKey(sum)
+}
+
+func sumKey(sum [sha256.Size]byte) string {
 	var buf [len(hashKeyPrefix) + 2*sha256.Size]byte
 	copy(buf[:], hashKeyPrefix)
 	hex.Encode(buf[len(hashKeyPrefix):], sum[:])
 	return string(buf[:])
+}
+
+// BodyKey is the idempotency key of a source that dedupes on the body
+// (model.DedupeBody): "sha256:<hex>" of the raw event type header, a zero
+// byte and the body. The type is part of it because Shopify sends
+// byte-identical bodies for different topics of one order, which are
+// different events. The raw header is hashed (not the bounded event type
+// Extract returns), so no two types share a key.
+func BodyKey(typeHeader string, body []byte) string {
+	d := sha256.New()
+	d.Write([]byte(typeHeader))
+	d.Write([]byte{0})
+	d.Write(body)
+	var sum [sha256.Size]byte
+	d.Sum(sum[:0])
+	return sumKey(sum)
+}
+
+// TypeHeader is the header that names the event type of a provider whose
+// type is not in the signed body ("" for the others).
+func TypeHeader(provider model.Provider) string {
+	switch provider {
+	case ProviderGitHub:
+		return "X-Github-Event"
+	case ProviderShopify:
+		return "X-Shopify-Topic"
+	case ProviderGeneric:
+		return "X-Event-Type"
+	}
+	return ""
 }

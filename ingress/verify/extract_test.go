@@ -116,3 +116,37 @@ func checkExtract(t testing.TB, provider model.Provider, h http.Header, body []b
 		t.Fatalf("Extract(%q) event type %q is not bounded UTF-8", provider, typ)
 	}
 }
+
+func TestExtractStandardWebhooks(t *testing.T) {
+	h := hdr("webhook-id", "msg_1", "X-Event-Type", "from.header")
+	if k, typ := Extract(ProviderStandard, h, []byte(`{"type":"user.created","data":{}}`)); k != "msg_1" || typ != "user.created" {
+		t.Fatalf("key %q type %q", k, typ)
+	}
+	if _, typ := Extract(ProviderStandard, h, []byte(`not json`)); typ != "from.header" {
+		t.Fatalf("type without a body type: %q", typ)
+	}
+}
+
+func TestBodyKey(t *testing.T) {
+	body := []byte(`{"order":1}`)
+	a := BodyKey("orders/create", body)
+	cases := []struct {
+		name string
+		key  string
+		same bool
+	}{
+		{"same type and body", BodyKey("orders/create", body), true},
+		{"other topic, same body (Shopify sends these)", BodyKey("orders/paid", body), false},
+		{"other body", BodyKey("orders/create", []byte(`{"order":2}`)), false},
+		{"type and body boundary moved", BodyKey("orders/create{", []byte(`"order":1}`)), false},
+		{"no type", BodyKey("", body), false},
+	}
+	for _, tc := range cases {
+		if (tc.key == a) != tc.same {
+			t.Errorf("%s: key %s vs %s", tc.name, tc.key, a)
+		}
+	}
+	if !strings.HasPrefix(a, "sha256:") || len(a) != len("sha256:")+64 {
+		t.Fatalf("key %q", a)
+	}
+}

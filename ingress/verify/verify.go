@@ -11,11 +11,12 @@ import (
 
 // Provider names accepted by [Verify] and [Extract], from the model.
 const (
-	ProviderGeneric = model.ProviderGeneric
-	ProviderGitHub  = model.ProviderGitHub
-	ProviderShopify = model.ProviderShopify
-	ProviderSlack   = model.ProviderSlack
-	ProviderStripe  = model.ProviderStripe
+	ProviderGeneric  = model.ProviderGeneric
+	ProviderGitHub   = model.ProviderGitHub
+	ProviderShopify  = model.ProviderShopify
+	ProviderSlack    = model.ProviderSlack
+	ProviderStripe   = model.ProviderStripe
+	ProviderStandard = model.ProviderStandardWebhooks
 )
 
 // MaxSkew is how far a signed timestamp may be from the verifier's clock, in
@@ -57,12 +58,13 @@ func Verify(provider model.Provider, secrets [][]byte, h http.Header, body []byt
 	whsec := false
 	switch provider {
 	case ProviderGeneric:
-		if h.Get(hdrStdSig) != "" {
-			err = m.parseStandard(h, now)
-			whsec = true
-		} else {
-			err = m.parseSHA256Hex(h.Get(hdrGenericSig), hdrGenericSig)
-		}
+		// Only the plain scheme: Standard Webhooks is a provider of its
+		// own, or a captured Standard Webhooks request would verify here
+		// as a plain one over "id.timestamp.body", with no timestamp.
+		err = m.parseSHA256Hex(h.Get(hdrGenericSig), hdrGenericSig)
+	case ProviderStandard:
+		err = m.parseStandard(h, now)
+		whsec = true
 	case ProviderGitHub:
 		err = m.parseSHA256Hex(h.Get(hdrGitHubSig), hdrGitHubSig)
 	case ProviderShopify:
@@ -236,4 +238,18 @@ func parseUnix(s string) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// signatureHeaders are the headers that carry a request's signature or
+// credentials, in canonical form.
+var signatureHeaders = map[string]bool{
+	hdrGenericSig: true, hdrStdSig: true, hdrGitHubSig: true, "X-Hub-Signature": true,
+	hdrShopifySig: true, hdrSlackSig: true, hdrStripeSig: true, "Authorization": true,
+}
+
+// SignatureHeader reports whether a header (any case) carries a signature
+// or a credential. Reads of stored events mask these: a signature with its
+// body is a request anyone could send again.
+func SignatureHeader(name string) bool {
+	return signatureHeaders[http.CanonicalHeaderKey(name)]
 }

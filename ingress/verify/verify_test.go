@@ -144,27 +144,30 @@ func TestVerifyGeneric(t *testing.T) {
 		{name: "only empty secrets", provider: "generic", secrets: [][]byte{{}, nil}, h: hdr("X-Webhookops-Signature", plain), reason: ReasonNoSecrets},
 		{name: "unknown provider", provider: "paypal", secrets: [][]byte{secretA}, h: hdr("X-Webhookops-Signature", plain), reason: ReasonUnknownProvider},
 
-		{name: "standard whsec ok", provider: "generic", secrets: [][]byte{whsec}, h: stdHdr(std(whsecKey, "msg_1", ts), "msg_1", ts)},
-		{name: "standard raw secret ok", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "msg_1", ts), "msg_1", ts)},
-		{name: "standard rotation", provider: "generic", secrets: [][]byte{secretB, whsec}, h: stdHdr(std(whsecKey, "msg_1", ts), "msg_1", ts)},
-		{name: "standard several entries", provider: "generic", secrets: [][]byte{secretA},
+		{name: "standard whsec ok", provider: "standard-webhooks", secrets: [][]byte{whsec}, h: stdHdr(std(whsecKey, "msg_1", ts), "msg_1", ts)},
+		{name: "standard raw secret ok", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "msg_1", ts), "msg_1", ts)},
+		{name: "standard rotation", provider: "standard-webhooks", secrets: [][]byte{secretB, whsec}, h: stdHdr(std(whsecKey, "msg_1", ts), "msg_1", ts)},
+		{name: "standard several entries", provider: "standard-webhooks", secrets: [][]byte{secretA},
 			h: stdHdr("v1a,c2lnbmVk v1,!!notbase64!! v1,"+refB64(secretB, "x")+" "+std(secretA, "msg_1", ts), "msg_1", ts)},
-		{name: "standard 5m old ok", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", unix(testNow.Add(-MaxSkew))), "m", unix(testNow.Add(-MaxSkew)))},
-		{name: "standard stale", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", stale), "m", stale), reason: ReasonTimestampSkew},
-		{name: "standard future", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", future), "m", future), reason: ReasonTimestampSkew},
-		{name: "standard id changed", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "msg_1", ts), "msg_2", ts), reason: ReasonSignatureMismatch},
-		{name: "standard wrong secret", provider: "generic", secrets: [][]byte{secretB}, h: stdHdr(std(secretA, "msg_1", ts), "msg_1", ts), reason: ReasonSignatureMismatch},
-		{name: "standard missing timestamp", provider: "generic", secrets: [][]byte{secretA}, h: hdr("webhook-id", "m", "webhook-signature", std(secretA, "m", ts)), reason: ReasonTimestampMissing},
-		{name: "standard malformed timestamp", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", "1e9"), "m", "1e9"), reason: ReasonTimestampMalformed},
-		{name: "standard negative timestamp", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", "-1"), "m", "-1"), reason: ReasonTimestampMalformed},
-		{name: "standard missing id", provider: "generic", secrets: [][]byte{secretA}, h: hdr("webhook-timestamp", ts, "webhook-signature", std(secretA, "", ts)), reason: ReasonMalformedSignature},
-		{name: "standard no v1", provider: "generic", secrets: [][]byte{secretA}, h: stdHdr("v2,"+refB64(secretA, "x"), "m", ts), reason: ReasonMalformedSignature},
-		{name: "standard takes precedence over plain", provider: "generic", secrets: [][]byte{secretA},
-			h: func() http.Header {
-				h := stdHdr(std(secretA, "m", stale), "m", stale)
-				h.Set("X-Webhookops-Signature", plain)
-				return h
-			}(), reason: ReasonTimestampSkew},
+		{name: "standard 5m old ok", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", unix(testNow.Add(-MaxSkew))), "m", unix(testNow.Add(-MaxSkew)))},
+		{name: "standard stale", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", stale), "m", stale), reason: ReasonTimestampSkew},
+		{name: "standard future", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", future), "m", future), reason: ReasonTimestampSkew},
+		{name: "standard id changed", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "msg_1", ts), "msg_2", ts), reason: ReasonSignatureMismatch},
+		{name: "standard wrong secret", provider: "standard-webhooks", secrets: [][]byte{secretB}, h: stdHdr(std(secretA, "msg_1", ts), "msg_1", ts), reason: ReasonSignatureMismatch},
+		{name: "standard missing timestamp", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: hdr("webhook-id", "m", "webhook-signature", std(secretA, "m", ts)), reason: ReasonTimestampMissing},
+		{name: "standard malformed timestamp", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", "1e9"), "m", "1e9"), reason: ReasonTimestampMalformed},
+		{name: "standard negative timestamp", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr(std(secretA, "m", "-1"), "m", "-1"), reason: ReasonTimestampMalformed},
+		{name: "standard missing id", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: hdr("webhook-timestamp", ts, "webhook-signature", std(secretA, "", ts)), reason: ReasonMalformedSignature},
+		{name: "standard no v1", provider: "standard-webhooks", secrets: [][]byte{secretA}, h: stdHdr("v2,"+refB64(secretA, "x"), "m", ts), reason: ReasonMalformedSignature},
+		// One scheme per source: a Standard Webhooks request is not
+		// looked at by a generic source, and a captured one turned into a
+		// plain request over "id.timestamp.body" (same key, same MAC in
+		// hex) is not looked at by a standard-webhooks source.
+		{name: "standard request to a generic source", provider: "generic", secrets: [][]byte{secretA},
+			h: stdHdr(std(secretA, "m", ts), "m", ts), reason: ReasonMissingSignature},
+		{name: "standard turned plain to a standard source", provider: "standard-webhooks", secrets: [][]byte{secretA},
+			h: hdr("X-Webhookops-Signature", "sha256="+refHex(secretA, "m."+ts+"."+string(testBody))), body: []byte("m." + ts + "." + string(testBody)),
+			reason: ReasonMalformedSignature},
 	})
 }
 
@@ -177,7 +180,7 @@ func TestStandardWebhooksVector(t *testing.T) {
 	secret := []byte("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 	body := []byte(`{"test": 2432232314}`)
 	now := time.Unix(1614265330, 0)
-	if err := Verify(ProviderGeneric, [][]byte{secret}, h, body, now); err != nil {
+	if err := Verify(ProviderStandard, [][]byte{secret}, h, body, now); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 	if got := SignStandard(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", now, body); got != h.Get("webhook-signature") {
@@ -307,7 +310,7 @@ func TestSignHelpersRoundTrip(t *testing.T) {
 		h        http.Header
 	}{
 		{"generic", hdr("X-Webhookops-Signature", SignGeneric(secretA, testBody))},
-		{"generic", hdr("webhook-id", "msg_9", "webhook-timestamp", unix(ts), "webhook-signature", SignStandard(secretA, "msg_9", ts, testBody))},
+		{"standard-webhooks", hdr("webhook-id", "msg_9", "webhook-timestamp", unix(ts), "webhook-signature", SignStandard(secretA, "msg_9", ts, testBody))},
 		{"github", hdr("X-Hub-Signature-256", SignGitHub(secretA, testBody))},
 		{"shopify", hdr("X-Shopify-Hmac-Sha256", SignShopify(secretA, testBody))},
 		{"slack", hdr("X-Slack-Signature", SignSlack(secretA, ts, testBody), "X-Slack-Request-Timestamp", unix(ts))},
@@ -403,7 +406,7 @@ func TestVerifyAllocs(t *testing.T) {
 	}{
 		{"generic", "generic", [][]byte{secretA}, hdr("X-Webhookops-Signature", SignGeneric(secretA, body))},
 		{"generic rotated", "generic", [][]byte{secretB, secretC, secretA}, hdr("X-Webhookops-Signature", SignGeneric(secretA, body))},
-		{"standard", "generic", [][]byte{whsec}, hdr("webhook-id", "msg_1", "webhook-timestamp", unix(ts), "webhook-signature", SignStandard(whsec, "msg_1", ts, body))},
+		{"standard", "standard-webhooks", [][]byte{whsec}, hdr("webhook-id", "msg_1", "webhook-timestamp", unix(ts), "webhook-signature", SignStandard(whsec, "msg_1", ts, body))},
 		{"github", "github", [][]byte{secretA}, hdr("X-Hub-Signature-256", SignGitHub(secretA, body))},
 		{"shopify", "shopify", [][]byte{secretA}, hdr("X-Shopify-Hmac-Sha256", SignShopify(secretA, body))},
 		{"slack", "slack", [][]byte{secretA}, hdr("X-Slack-Signature", SignSlack(secretA, ts, body), "X-Slack-Request-Timestamp", unix(ts))},

@@ -55,10 +55,18 @@ const (
 	ProviderShopify Provider = "shopify"
 	ProviderSlack   Provider = "slack"
 	ProviderStripe  Provider = "stripe"
+	// ProviderStandardWebhooks is any sender of Standard Webhooks
+	// (webhook-id, webhook-timestamp, webhook-signature). A generic source
+	// verifies only the plain HMAC scheme: one scheme per source, so a
+	// captured request of one scheme is never checked as the other.
+	ProviderStandardWebhooks Provider = "standard-webhooks"
 )
 
 // Providers lists every provider, in the order error messages name them.
-var Providers = []Provider{ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe}
+var Providers = []Provider{ProviderGeneric, ProviderGitHub, ProviderShopify, ProviderSlack, ProviderStripe, ProviderStandardWebhooks}
+
+// providerList is Providers for error messages.
+const providerList = "generic, github, shopify, slack, stripe or standard-webhooks"
 
 func (p Provider) String() string { return string(p) }
 
@@ -112,9 +120,47 @@ type Source struct {
 	Secrets  []string `json:"secrets,omitempty" yaml:"secrets,omitempty"`
 	// Verify is "" (verify signatures) or "none", the only way to accept
 	// unsigned requests.
-	Verify   Verify  `json:"verify,omitempty" yaml:"verify,omitempty"`
+	Verify Verify `json:"verify,omitempty" yaml:"verify,omitempty"`
+	// Dedupe is what makes two requests one event (see Dedupe).
+	Dedupe   Dedupe  `json:"dedupe,omitempty" yaml:"dedupe,omitempty"`
 	Disabled bool    `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	Routes   []Route `json:"routes,omitempty" yaml:"routes,omitempty"`
+}
+
+// Dedupe says what makes two requests to a source one event.
+type Dedupe string
+
+// Dedupe settings of a source.
+const (
+	// DedupeDefault is the provider's default: "body" for github and
+	// shopify, "id" for the others.
+	DedupeDefault Dedupe = ""
+	// DedupeID dedupes on the provider's event or delivery id.
+	DedupeID Dedupe = "id"
+	// DedupeBody dedupes on SHA-256 of the event type and the body. For
+	// providers whose id header the signature does not cover (github,
+	// shopify, generic), a captured signed request sent again with a new
+	// id is then still a duplicate.
+	DedupeBody Dedupe = "body"
+)
+
+func (d Dedupe) String() string {
+	if d == DedupeDefault {
+		return "default"
+	}
+	return string(d)
+}
+
+// DedupesOnBody reports whether the source's idempotency key is the hash
+// of the event type and body rather than the provider's id.
+func (s Source) DedupesOnBody() bool {
+	switch s.Dedupe {
+	case DedupeBody:
+		return true
+	case DedupeID:
+		return false
+	}
+	return s.Provider == ProviderGitHub || s.Provider == ProviderShopify
 }
 
 // Route sends a source's events, optionally filtered by type, to a destination.
@@ -287,9 +333,14 @@ func (s Source) Validate() error {
 	switch {
 	case s.Provider.Valid():
 	case s.Provider == "":
-		return fieldErr("provider", "required (generic, github, shopify, slack or stripe)")
+		return fieldErr("provider", "required ("+providerList+")")
 	default:
-		return fieldErr("provider", "unknown provider %q (generic, github, shopify, slack or stripe)", s.Provider)
+		return fieldErr("provider", "unknown provider %q ("+providerList+")", s.Provider)
+	}
+	switch s.Dedupe {
+	case DedupeDefault, DedupeID, DedupeBody:
+	default:
+		return fieldErr("dedupe", "must be empty, \"id\" or \"body\", got %q", s.Dedupe)
 	}
 	switch s.Verify {
 	case VerifySignature:

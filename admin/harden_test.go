@@ -38,3 +38,29 @@ func TestLowDiskFailsReadyzAndIngest(t *testing.T) {
 		t.Fatalf("%d events stored on a full disk", len(evs))
 	}
 }
+
+// Event reads mask the signature: with the body it is a request anyone
+// could send again.
+func TestEventReadsMaskSignatures(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	defer e.stop()
+	sk := newSink(t)
+	secret := e.setup(sk, nil)
+	id := e.ingest("shop", secret, "order-1", `{"order":1}`)
+	raw := e.must(http.StatusOK, "GET", "/api/v1/events/"+id, nil, nil)
+	sig := verify.SignGeneric([]byte(secret), []byte(`{"order":1}`))
+	if strings.Contains(string(raw), sig[len("sha256="):]) {
+		t.Fatalf("the event read shows its signature: %s", raw)
+	}
+	var ev EventOut
+	json.Unmarshal(raw, &ev)
+	found := false
+	for _, h := range ev.Headers {
+		if strings.EqualFold(h.Name, "X-Webhookops-Signature") {
+			found = h.Value == "****"
+		}
+	}
+	if !found {
+		t.Fatalf("signature header not shown masked: %+v", ev.Headers)
+	}
+}
