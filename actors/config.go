@@ -327,15 +327,25 @@ func diffSource(prev *model.Source, next model.Source) map[string]string {
 }
 
 func diffDestination(prev *model.Destination, next model.Destination) map[string]string {
-	next.SigningSecret = mask(next.SigningSecret)
-	next.PreviousSigningSecret = mask(next.PreviousSigningSecret)
-	if prev != nil {
-		p := *prev
-		p.SigningSecret = mask(p.SigningSecret)
-		p.PreviousSigningSecret = mask(p.PreviousSigningSecret)
-		return diffJSON(&p, next)
+	masked := func(d model.Destination) model.Destination {
+		d = d.MaskCredentials()
+		d.SigningSecret = mask(d.SigningSecret)
+		d.PreviousSigningSecret = mask(d.PreviousSigningSecret)
+		return d
 	}
-	return diffJSON[model.Destination](nil, next)
+	if prev == nil {
+		return diffJSON[model.Destination](nil, masked(next))
+	}
+	p := masked(*prev)
+	detail := diffJSON(&p, masked(next))
+	// A credential that changed behind its mask still shows that it did.
+	if _, ok := detail["headers"]; !ok && !maps.Equal(prev.Headers, next.Headers) {
+		detail["headers"] = "secret values changed"
+	}
+	if _, ok := detail["url"]; !ok && prev.URL != next.URL {
+		detail["url"] = "query values changed"
+	}
+	return detail
 }
 
 // diffJSON lists the top-level JSON fields that differ, as "old -> new".

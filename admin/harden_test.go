@@ -2,9 +2,12 @@ package admin
 
 import (
 	"encoding/json"
+	"github.com/webhookops/webhookops/wal"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webhookops/webhookops/ingress/verify"
 )
@@ -62,5 +65,63 @@ func TestEventReadsMaskSignatures(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("signature header not shown masked: %+v", ev.Headers)
+	}
+}
+
+// Credentials in destination headers and the URL query are never shown:
+// not to an admin token, not to a read-only one, not in audit diffs; a PUT
+// of what a read showed keeps them; deliveries still carry them.
+func TestDestinationCredentialsMasked(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	defer e.stop()
+	got := make(chan *http.Request, 4)
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- r }))
+	defer app.Close()
+	secret := e.setup(&sink{srv: app}, map[string]any{"url": app.URL + "/hook?token=q-secret-1",
+		"headers":        map[string]string{"Authorization": "Bearer auth-secret-1", "X-Vendor": "vendor-secret-1", "X-Team": "payments"},
+		"secret_headers": []string{"X-Vendor"}})
+	var ro CreatedToken
+	e.must(http.StatusCreated, "POST", "/api/v1/tokens", map[string]any{"name": "viewer", "role": "read"}, &ro)
+
+	plains := []string{"q-secret-1", "auth-secret-1", "vendor-secret-1"}
+	noPlain := func(what string, raw []byte) {
+		t.Helper()
+		for _, p := range plains {
+			if strings.Contains(string(raw), p) {
+				t.Fatalf("%s shows %q: %s", what, p, raw)
+			}
+		}
+	}
+	raw := e.must(http.StatusOK, "GET", "/api/v1/destinations/app", nil, nil)
+	noPlain("an admin read", raw)
+	if !strings.Contains(string(raw), `"X-Team":"payments"`) || !strings.Contains(string(raw), "token=****") {
+		t.Fatalf("read: %s", raw)
+	}
+	_, raw = e.callAs(ro.Secret, "GET", "/api/v1/destinations", nil, nil)
+	noPlain("a read-only list", raw)
+
+	// PUT back what GET showed, changing only the team: the credentials stay.
+	var d DestinationOut
+	e.must(http.StatusOK, "GET", "/api/v1/destinations/app", nil, &d)
+	d.Headers["X-Team"] = "billing"
+	d.SigningSecret = ""
+	e.must(http.StatusOK, "PUT", "/api/v1/destinations/app", d.Destination, nil)
+	var audit Page[wal.AuditEntry]
+	e.must(http.StatusOK, "GET", "/api/v1/audit?action=destination.updated", nil, &audit)
+	raw, _ = json.Marshal(audit)
+	noPlain("the audit log", raw)
+	e.must(http.StatusOK, "GET", "/api/v1/audit?action=destination.created", nil, &audit)
+	raw, _ = json.Marshal(audit)
+	noPlain("the audit log", raw)
+
+	e.ingest("shop", secret, "k1", `{"a":1}`)
+	select {
+	case r := <-got:
+		if r.Header.Get("Authorization") != "Bearer auth-secret-1" || r.Header.Get("X-Vendor") != "vendor-secret-1" ||
+			r.URL.Query().Get("token") != "q-secret-1" || r.Header.Get("X-Team") != "billing" {
+			t.Fatalf("delivery lost its credentials: %v %v", r.URL, r.Header)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing delivered")
 	}
 }

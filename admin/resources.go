@@ -57,6 +57,9 @@ func sourceOut(src model.Source, clear bool) SourceOut {
 }
 
 func destinationOut(d model.Destination, clear bool) DestinationOut {
+	// Credentials in headers and the URL query are never shown: the
+	// operator who set them has them.
+	d = d.MaskCredentials()
 	if !clear {
 		d.SigningSecret = actors.Mask(d.SigningSecret)
 	}
@@ -350,6 +353,8 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 	}
 	d.SigningSecret = cur.SigningSecret
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = cur.PreviousSigningSecret, cur.PreviousSecretExpiresAt
+	// Credentials sent back masked, as a read showed them, stay as they are.
+	d = d.KeepMaskedCredentials(cur)
 	if err := checkAgentTarget(s.node.Snapshot(), d); err != nil {
 		return 0, nil, err
 	}

@@ -12,6 +12,9 @@
 //	m <name>                               meta (partition count, format version)
 //	c <kind> <slug>                        config objects (sources, destinations, agents,
 //	                                       forwards, tokens), JSON, secrets sealed with AES-GCM
+//	                                       bound to their record and field (seal.go): source
+//	                                       secrets, signing secrets, agent secrets, destination
+//	                                       credential headers and URL query
 //	u <seq:8>                              audit entries, in the order they happened
 //	p <part:2> e <seq:8>                   event: raw headers and body as received
 //	p <part:2> k <source> 0 <idem key>     dedupe key -> event seq and receive time

@@ -10,16 +10,29 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // EnvSecretKey names the environment variable that may carry the 64-hex-char
 // key sealing secrets at rest, instead of <data-dir>/secret.key.
 const EnvSecretKey = "WEBHOOKOPS_SECRET_KEY"
 
-const sealedPrefix = "sealed:v1:"
+// Sealed values: "sealed:v2:" + base64(nonce || AES-256-GCM(plain)), with
+// associated data naming the record and field it belongs to (seal.ad), so a
+// sealed value copied into another record or field does not open. v1 values
+// (no associated data) are from before; Open rewrites them as v2 once and
+// from then on refuses v1.
+const (
+	sealedPrefixV1 = "sealed:v1:"
+	sealedPrefix   = "sealed:v2:"
+)
 
 // sealer encrypts secrets at rest with AES-256-GCM.
-type sealer struct{ aead cipher.AEAD }
+type sealer struct {
+	aead cipher.AEAD
+	v2   bool // the store is migrated: v1 values are refused
+}
 
 func newSealer(key []byte) (*sealer, error) {
 	blk, err := aes.NewCipher(key)
@@ -33,7 +46,13 @@ func newSealer(key []byte) (*sealer, error) {
 	return &sealer{aead: aead}, nil
 }
 
-func (s *sealer) seal(plain string) string {
+// ad is the associated data of a sealed field: the record's kind and key
+// and the field's name.
+func ad(kind, key, field string) []byte {
+	return []byte("webhookops seal\x00" + kind + "\x00" + key + "\x00" + field)
+}
+
+func (s *sealer) seal(plain string, ad []byte) string {
 	if plain == "" {
 		return ""
 	}
@@ -41,26 +60,36 @@ func (s *sealer) seal(plain string) string {
 	if _, err := rand.Read(nonce); err != nil {
 		panic("wal: no randomness: " + err.Error())
 	}
-	return sealedPrefix + base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(plain), nil))
+	return sealedPrefix + base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(plain), ad))
 }
 
-func (s *sealer) open(sealed string) (string, error) {
+func (s *sealer) open(sealed string, ad []byte) (string, error) {
 	if sealed == "" {
 		return "", nil
 	}
 	raw, ok := strings.CutPrefix(sealed, sealedPrefix)
 	if !ok {
-		return "", fmt.Errorf("%w: secret is not sealed", ErrCorrupt)
+		if raw, ok = strings.CutPrefix(sealed, sealedPrefixV1); !ok {
+			return "", fmt.Errorf("%w: secret is not sealed", ErrCorrupt)
+		}
+		if s.v2 {
+			return "", fmt.Errorf("%w: a v1-sealed secret in a store sealed with v2 (copied in from elsewhere?)", ErrCorrupt)
+		}
+		ad = nil
 	}
 	b, err := base64.RawStdEncoding.DecodeString(raw)
 	if err != nil || len(b) < s.aead.NonceSize() {
 		return "", fmt.Errorf("%w: sealed secret does not decode", ErrCorrupt)
 	}
-	plain, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], nil)
+	plain, err := s.aead.Open(nil, b[:s.aead.NonceSize()], b[s.aead.NonceSize():], ad)
 	if err != nil {
-		return "", fmt.Errorf("wal: secret does not open with this key (wrong secret.key or %s?)", EnvSecretKey)
+		return "", fmt.Errorf("wal: secret does not open with this key for this record (wrong secret.key or %s, or moved from another record)", EnvSecretKey)
 	}
 	return string(plain), nil
+}
+
+func isSealed(v string) bool {
+	return strings.HasPrefix(v, sealedPrefix) || strings.HasPrefix(v, sealedPrefixV1)
 }
 
 // loadOrCreateKey reads the sealing key from the environment or from path,
@@ -117,4 +146,55 @@ func WriteSecretKeyFile(path string, key []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// migrateSeals rewrites every sealed config record in the v2 format
+// (associated data) once, in one synced batch with the marker, and from
+// then on refuses v1 values. Secret header values stored in clear by
+// earlier versions are sealed by the same rewrite.
+func (db *DB) migrateSeals() error {
+	k := []byte{prefixMeta, 'S'}
+	v, err := db.get(k)
+	switch {
+	case err == nil && string(v) == "2":
+		db.sealer.v2 = true
+		return nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return err
+	}
+	srcs, err := db.Sources()
+	if err != nil {
+		return err
+	}
+	dests, err := db.Destinations()
+	if err != nil {
+		return err
+	}
+	agents, err := db.Agents()
+	if err != nil {
+		return err
+	}
+	b := db.NewBatch()
+	defer b.Discard()
+	for _, s := range srcs {
+		if err := b.PutSource(s); err != nil {
+			return err
+		}
+	}
+	for _, d := range dests {
+		if err := b.PutDestination(d); err != nil {
+			return err
+		}
+	}
+	for _, a := range agents {
+		if err := b.PutAgent(a); err != nil {
+			return err
+		}
+	}
+	b.b.Set(k, []byte("2"), nil)
+	if err := db.pdb.Apply(b.b, pebble.Sync); err != nil {
+		return err
+	}
+	db.sealer.v2 = true
+	return nil
 }

@@ -231,9 +231,13 @@ type Destination struct {
 	BackoffBase Duration `json:"backoff_base,omitempty" yaml:"backoff_base,omitempty"`
 	BackoffMax  Duration `json:"backoff_max,omitempty" yaml:"backoff_max,omitempty"`
 	// VerifyTLS is nil for the default (true).
-	VerifyTLS     *bool             `json:"verify_tls,omitempty" yaml:"verify_tls,omitempty"`
-	Headers       map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
-	SigningSecret string            `json:"signing_secret,omitempty" yaml:"signing_secret,omitempty"`
+	VerifyTLS *bool             `json:"verify_tls,omitempty" yaml:"verify_tls,omitempty"`
+	Headers   map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
+	// SecretHeaders names more headers whose values are credentials,
+	// beside those that are by their name (see IsSecretHeader): sealed at
+	// rest, masked in reads and audit diffs.
+	SecretHeaders []string `json:"secret_headers,omitempty" yaml:"secret_headers,omitempty"`
+	SigningSecret string   `json:"signing_secret,omitempty" yaml:"signing_secret,omitempty"`
 	// PreviousSigningSecret also signs deliveries, beside SigningSecret,
 	// until PreviousSecretExpiresAt: rotation sets both, so receivers can
 	// switch secrets without rejecting a delivery. Never set by hand.
@@ -436,8 +440,109 @@ func (d Destination) Validate() error {
 		if strings.ContainsAny(d.Headers[k], "\r\n") {
 			return fieldErr("headers", "header %q has a line break in its value", k)
 		}
+		if d.IsSecretHeader(k) && d.Headers[k] == Masked {
+			return fieldErr("headers", "header %q is the mask %q, not a value", k, Masked)
+		}
+	}
+	for i, k := range d.SecretHeaders {
+		if k == "" || strings.ContainsAny(k, " :\r\n\t") {
+			return fieldErr(fmt.Sprintf("secret_headers[%d]", i), "invalid header name %q", k)
+		}
 	}
 	return nil
+}
+
+// Masked is what reads and audit diffs show for a credential in a
+// destination's headers or URL query.
+const Masked = "****"
+
+// credentialWords mark a header name as a credential's: any name holding
+// one of them (Authorization, X-Api-Key, X-Auth-Token, Cookie, ...).
+var credentialWords = []string{"auth", "token", "secret", "password", "passwd", "key", "cookie", "credential", "session", "signature"}
+
+// IsSecretHeader reports whether header name (any case) of d holds a
+// credential: its name says so, or SecretHeaders lists it.
+func (d Destination) IsSecretHeader(name string) bool {
+	lower := strings.ToLower(name)
+	for _, w := range credentialWords {
+		if strings.Contains(lower, w) {
+			return true
+		}
+	}
+	for _, h := range d.SecretHeaders {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaskCredentials returns d as reads and audit diffs show it: secret
+// header values and every URL query value replaced by Masked. (Signing
+// secrets are masked by their owner, which shows them once.)
+func (d Destination) MaskCredentials() Destination {
+	if len(d.Headers) > 0 {
+		h := make(map[string]string, len(d.Headers))
+		for k, v := range d.Headers {
+			if d.IsSecretHeader(k) {
+				v = Masked
+			}
+			h[k] = v
+		}
+		d.Headers = h
+	}
+	d.URL = MaskURL(d.URL)
+	return d
+}
+
+// MaskURL replaces every query value of a URL by Masked (tokens travel
+// there), keeping the names; userinfo is never allowed in a destination.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.RawQuery == "" {
+		return raw
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		parts[i] = name + "=" + Masked
+	}
+	u.RawQuery = strings.Join(parts, "&")
+	return u.String()
+}
+
+// KeepMaskedCredentials returns d with the credentials a client sent back
+// masked (as a read showed them) replaced by cur's, so PUT of what GET
+// showed changes nothing it could not see.
+func (d Destination) KeepMaskedCredentials(cur Destination) Destination {
+	if len(d.Headers) > 0 {
+		h := make(map[string]string, len(d.Headers))
+		for k, v := range d.Headers {
+			if v == Masked && d.IsSecretHeader(k) {
+				if old, ok := lookupFold(cur.Headers, k); ok {
+					v = old
+				}
+			}
+			h[k] = v
+		}
+		d.Headers = h
+	}
+	if d.URL != cur.URL && d.URL == MaskURL(cur.URL) {
+		d.URL = cur.URL
+	}
+	return d
+}
+
+func lookupFold(m map[string]string, name string) (string, bool) {
+	if v, ok := m[name]; ok {
+		return v, true
+	}
+	for k, v := range m {
+		if strings.EqualFold(k, name) {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Validate checks an agent.
