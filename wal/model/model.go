@@ -3,7 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -582,8 +582,8 @@ func loopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // AgentTarget is the host:port an agent-mode destination's URL dials
@@ -605,7 +605,13 @@ func (d Destination) AgentTarget() (string, error) {
 			return "", fmt.Errorf("%q: scheme must be http or https", d.URL)
 		}
 	}
-	return net.JoinHostPort(u.Hostname(), port), nil
+	// As net.JoinHostPort: the model links no networking (the destination
+	// state machine, which imports it, must not be able to do I/O).
+	host := u.Hostname()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port, nil
 }
 
 func validHostPort(s string) error {

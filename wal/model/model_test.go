@@ -107,6 +107,8 @@ func TestForwardListenBeyondLoopbackNeedsPublic(t *testing.T) {
 		{"127.9.9.9:5432", false, true},
 		{"[::1]:5432", false, true},
 		{"localhost:5432", false, true},
+		{"[::ffff:127.0.0.1]:5432", false, true},
+		{"[::ffff:10.0.0.1]:5432", false, false},
 		{"0.0.0.0:5432", false, false},
 		{"[::]:5432", false, false},
 		{"192.168.1.10:5432", false, false},
