@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal/model"
 )
 
@@ -71,6 +72,60 @@ func (s *Snapshot) check() error {
 	for _, k := range slices.Sorted(maps.Keys(s.Forwards)) {
 		if _, ok := s.Agents[s.Forwards[k].Agent]; !ok {
 			return &model.FieldError{Field: fmt.Sprintf("forwards[%s].agent", k), Message: fmt.Sprintf("unknown agent %q", s.Forwards[k].Agent)}
+		}
+	}
+	return nil
+}
+
+// checkTargets refuses agent-mode destinations and forwards whose target
+// their agent does not allow: the tunnel (and agentd) would refuse every
+// delivery or connection, so the mistake is reported when it is made,
+// wherever the change comes from (the API, or a config file applied at
+// start). It looks at the objects c names and at those that go through an
+// agent c names, nothing else: an object stored before this rule must not
+// block unrelated changes. Call it after check, on the next snapshot.
+func (s *Snapshot) checkTargets(c Change) error {
+	named := map[string]bool{} // "destination billing", "forward 127.0.0.1:7000"
+	for _, d := range c.Destinations {
+		named["destination "+d.Slug] = true
+	}
+	for _, f := range c.Forwards {
+		named["forward "+f.Listen] = true
+	}
+	agents := map[string]bool{}
+	for _, a := range c.Agents {
+		agents[a.ID] = true
+	}
+	if len(named) == 0 && len(agents) == 0 {
+		return nil
+	}
+	// refuse says what is wrong on the side the change touched: the
+	// destination or forward it writes, or else the agent it narrows.
+	refuse := func(kind, key, field, agent, target string) error {
+		if named[kind+" "+key] {
+			return &model.FieldError{Field: fmt.Sprintf("%ss[%s].%s", kind, key, field),
+				Message: fmt.Sprintf("agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", agent, target)}
+		}
+		return &model.FieldError{Field: fmt.Sprintf("agents[%s].allowed_targets", agent),
+			Message: fmt.Sprintf("%s %q reaches %s through this agent; keep it in allowed_targets, or change or delete the %s first", kind, key, target, kind)}
+	}
+	for _, slug := range slices.Sorted(maps.Keys(s.Destinations)) {
+		d := s.Destinations[slug]
+		if d.Mode != model.ModeAgent || !named["destination "+slug] && !agents[d.Agent] {
+			continue
+		}
+		target, err := d.AgentTarget()
+		if err != nil {
+			return &model.FieldError{Field: fmt.Sprintf("destinations[%s].url", slug), Message: err.Error()}
+		}
+		if !tunnelproto.TargetAllowed(s.Agents[d.Agent].AllowedTargets, target) {
+			return refuse("destination", slug, "url", d.Agent, target)
+		}
+	}
+	for _, listen := range slices.Sorted(maps.Keys(s.Forwards)) {
+		f := s.Forwards[listen]
+		if (named["forward "+listen] || agents[f.Agent]) && !tunnelproto.TargetAllowed(s.Agents[f.Agent].AllowedTargets, f.Target) {
+			return refuse("forward", listen, "target", f.Agent, f.Target)
 		}
 	}
 	return nil

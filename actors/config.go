@@ -174,6 +174,9 @@ func (n *Node) Apply(c Change) error {
 	if err := next.check(); err != nil {
 		return fail(err)
 	}
+	if err := next.checkTargets(c); err != nil {
+		return fail(err)
+	}
 	if len(audits) == 0 {
 		b.Discard()
 		return nil

@@ -322,9 +322,6 @@ func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p princ
 	if _, ok := s.node.Snapshot().Destinations[d.Slug]; ok {
 		return 0, nil, errConflict("a destination %q already exists", d.Slug)
 	}
-	if err := checkAgentTarget(s.node.Snapshot(), d); err != nil {
-		return 0, nil, err
-	}
 	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}
@@ -355,9 +352,6 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = cur.PreviousSigningSecret, cur.PreviousSecretExpiresAt
 	// Credentials sent back masked, as a read showed them, stay as they are.
 	d = d.KeepMaskedCredentials(cur)
-	if err := checkAgentTarget(s.node.Snapshot(), d); err != nil {
-		return 0, nil, err
-	}
 	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
 		return 0, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/webhookops/webhookops/actors"
-	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -162,9 +161,8 @@ func (s *Server) getForward(_ *http.Request, ps httprouter.Params, _ principal) 
 }
 
 // createForward checks what Apply cannot see before it writes: that the
-// agent allows the target (the tunnel would refuse every connection) and
-// that the address can be listened on (the tunnel would only log that it
-// cannot).
+// address can be listened on (the tunnel would only log that it cannot).
+// Apply checks that the agent allows the target.
 func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
 	var f model.Forward
 	if err := decodeBody(r, &f); err != nil {
@@ -175,28 +173,6 @@ func (s *Server) createForward(r *http.Request, _ httprouter.Params, p principal
 		return 0, nil, err
 	}
 	return http.StatusCreated, out, nil
-}
-
-// checkAgentTarget refuses an agent-mode destination whose URL the agent
-// does not allow, as CreateForward does for a forward's target, so it
-// fails now rather than at every delivery. An agent not on this node yet
-// is checked by the tunnel when it is.
-func checkAgentTarget(snap *actors.Snapshot, d model.Destination) error {
-	if d.Mode != model.ModeAgent {
-		return nil
-	}
-	a, ok := snap.Agents[d.Agent]
-	if !ok {
-		return nil
-	}
-	target, err := d.AgentTarget()
-	if err != nil {
-		return errBadRequest("validation_failed", "url", "%v", err)
-	}
-	if !tunnelproto.TargetAllowed(a.AllowedTargets, target) {
-		return errBadRequest("validation_failed", "url", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", d.Agent, target)
-	}
-	return nil
 }
 
 // CreateForward adds a raw TCP forward. It needs the tunnel.
@@ -212,9 +188,6 @@ func (s *Server) CreateForward(f model.Forward, p Principal) (ForwardOut, error)
 	snap := s.node.Snapshot()
 	if _, ok := snap.Forwards[f.Listen]; ok {
 		return ForwardOut{}, errConflict("a forward already listens on %q (delete it first)", f.Listen)
-	}
-	if a, ok := snap.Agents[f.Agent]; ok && !tunnelproto.TargetAllowed(a.AllowedTargets, f.Target) {
-		return ForwardOut{}, errBadRequest("validation_failed", "target", "agent %q does not allow %s; add it to the agent's allowed_targets (and agentd's --allow) first", f.Agent, f.Target)
 	}
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
