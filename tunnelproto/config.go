@@ -139,6 +139,8 @@ func (c ServerConfig) Validate() error {
 		return fmt.Errorf("%w: HeartbeatInterval %v too large", ErrInvalidConfig, c.HeartbeatInterval)
 	case c.AuthFailureBurst < 0:
 		return fmt.Errorf("%w: AuthFailureBurst is negative", ErrInvalidConfig)
+	case c.MaxPending < 0 || c.MaxPendingPerAddr < 0:
+		return fmt.Errorf("%w: MaxPending %d or MaxPendingPerAddr %d is negative", ErrInvalidConfig, c.MaxPending, c.MaxPendingPerAddr)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -820,6 +821,33 @@ func TestUnauthenticatedConnectionCaps(t *testing.T) {
 		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		if _, err := c.Read(make([]byte, 1)); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("a connection within the caps was closed: %v", err)
+		}
+	}
+}
+
+// TestServerConfigValidate: a config a server cannot run with is refused
+// with ErrInvalidConfig naming the field (a negative cap on unauthenticated
+// connections would refuse every agent).
+func TestServerConfigValidate(t *testing.T) {
+	cert, _ := testCerts(t)
+	good := ServerConfig{Addr: "127.0.0.1:0", TLSCert: cert, Auth: newMemAuth()}
+	if err := good.Validate(); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for _, tc := range []struct {
+		field string
+		bad   func(*ServerConfig)
+	}{
+		{"Addr", func(c *ServerConfig) { c.Addr = "" }},
+		{"Auth", func(c *ServerConfig) { c.Auth = nil }},
+		{"MaxPending", func(c *ServerConfig) { c.MaxPending = -1 }},
+		{"MaxPendingPerAddr", func(c *ServerConfig) { c.MaxPendingPerAddr = -1 }},
+		{"AuthFailureBurst", func(c *ServerConfig) { c.AuthFailureBurst = -1 }},
+	} {
+		c := good
+		tc.bad(&c)
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want ErrInvalidConfig naming it", tc.field, err)
 		}
 	}
 }

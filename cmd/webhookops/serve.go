@@ -29,6 +29,7 @@ import (
 	"github.com/webhookops/webhookops/admin/config"
 	"github.com/webhookops/webhookops/admin/ui"
 	"github.com/webhookops/webhookops/ingress"
+	"github.com/webhookops/webhookops/tunnelproto"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -60,6 +61,8 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "tunnel-public-addr", EnvVars: []string{"WEBHOOKOPS_TUNNEL_PUBLIC_ADDR"}, Usage: "host:port agents should dial, as printed by enrollment (default: this host's name and the tunnel port)"},
 			&cli.StringFlag{Name: "tunnel-cert", EnvVars: []string{"WEBHOOKOPS_TUNNEL_CERT"}, Usage: "PEM certificate for the tunnel (default: generated into the data dir)"},
 			&cli.StringFlag{Name: "tunnel-key", EnvVars: []string{"WEBHOOKOPS_TUNNEL_KEY"}, Usage: "PEM key for --tunnel-cert"},
+			&cli.IntFlag{Name: "tunnel-max-unauthenticated", Value: tunnelproto.DefaultServerConfig().MaxPending, EnvVars: []string{"WEBHOOKOPS_TUNNEL_MAX_UNAUTHENTICATED"}, Usage: "cap on tunnel connections not yet authenticated (each for at most 10 s), in total; one over it is closed at once"},
+			&cli.IntFlag{Name: "tunnel-max-unauthenticated-per-ip", Value: tunnelproto.DefaultServerConfig().MaxPendingPerAddr, EnvVars: []string{"WEBHOOKOPS_TUNNEL_MAX_UNAUTHENTICATED_PER_IP"}, Usage: "cap on tunnel connections not yet authenticated from one source address; one over it is closed at once"},
 		}, append(tlsFlags(), clusterFlags()...)...),
 		Action: serve,
 	}
@@ -109,8 +112,10 @@ func serve(c *cli.Context) error {
 	if c.Int64("max-inflight-bytes") < c.Int64("max-body") {
 		return fmt.Errorf("--max-inflight-bytes (%d) must be at least --max-body (%d)", c.Int64("max-inflight-bytes"), c.Int64("max-body"))
 	}
-	if c.Int("max-connections") < 1 {
-		return fmt.Errorf("--max-connections must be at least 1")
+	for _, f := range []string{"max-connections", "tunnel-max-unauthenticated", "tunnel-max-unauthenticated-per-ip"} {
+		if c.Int(f) < 1 {
+			return fmt.Errorf("--%s must be at least 1", f)
+		}
 	}
 	// Catch SIGTERM from here on: one that arrives while the node starts
 	// (systemd stopping it, a test right after /readyz) stops it gracefully

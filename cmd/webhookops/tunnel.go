@@ -30,6 +30,8 @@ func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger, tally *refusals.Tal
 	cfg := tunnelproto.DefaultServerConfig()
 	cfg.Addr = addr
 	cfg.Logger = log
+	cfg.MaxPending = c.Int("tunnel-max-unauthenticated")
+	cfg.MaxPendingPerAddr = c.Int("tunnel-max-unauthenticated-per-ip")
 	var err error
 	if cf := c.String("tunnel-cert"); cf != "" {
 		cfg.TLSCert, _, err = tunnelproto.LoadCertificateFiles(cf, c.String("tunnel-key"))

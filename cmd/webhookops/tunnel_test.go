@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -349,5 +350,50 @@ func (a *apiClient) waitOnline(id string, want bool, timeout time.Duration) bool
 			return false
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestTunnelUnauthenticatedCapFlags: the caps on tunnel connections that
+// have not authenticated come from serve's flags (and their env vars): over
+// --tunnel-max-unauthenticated-per-ip from one address, or over
+// --tunnel-max-unauthenticated in total, a new TCP connection is closed at
+// once, while those within the caps are kept waiting for their handshake.
+func TestTunnelUnauthenticatedCapFlags(t *testing.T) {
+	bin := buildBinary(t)
+	tunnelAddr := freeUDP(t)
+	c := startServeOpts(t, bin, freeAddr(t), freeAddr(t), serveOpts{
+		args: []string{"--data-dir", filepath.Join(t.TempDir(), "data"), "--admin-token", e2eToken,
+			"--tunnel-addr", tunnelAddr, "--tunnel-max-unauthenticated", "2"},
+		env: []string{"WEBHOOKOPS_TUNNEL_MAX_UNAUTHENTICATED_PER_IP=1"},
+	})
+	defer c.stop(t)
+	idle := func(ip byte) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, ip)}}
+		conn, err := d.Dial("tcp", tunnelAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn
+	}
+	// closed reports whether the server closed conn within wait rather
+	// than keeping it for its handshake.
+	closed := func(conn net.Conn, wait time.Duration) bool {
+		conn.SetReadDeadline(time.Now().Add(wait))
+		_, err := conn.Read(make([]byte, 1))
+		return !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	a := idle(2)
+	if !closed(idle(2), 5*time.Second) {
+		t.Fatal("a second unauthenticated connection from one address was kept with the per-address cap at 1")
+	}
+	b := idle(3)
+	if !closed(idle(4), 5*time.Second) {
+		t.Fatal("a third unauthenticated connection was kept with the total cap at 2")
+	}
+	for _, conn := range []net.Conn{a, b} {
+		if closed(conn, 200*time.Millisecond) {
+			t.Fatal("a connection within the caps was closed")
+		}
 	}
 }
