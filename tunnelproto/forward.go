@@ -3,7 +3,6 @@ package tunnelproto
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -93,94 +92,5 @@ func (s *Server) closeIdle(agentID string) {
 	s.mu.Unlock()
 	if tr != nil {
 		tr.CloseIdleConnections()
-	}
-}
-
-// Join copies a→b and b→a until both directions end. When one side's
-// reads end cleanly, the other side's write half is closed (CloseWrite if it
-// has one), so half-closed protocols keep working. An error in either
-// direction closes both connections. Both are closed when Join returns. It
-// returns the first error other than a clean end of stream.
-func Join(a, b net.Conn) error {
-	errc := make(chan error, 1)
-	go func() { errc <- pipe(b, a) }()
-	err1 := pipe(a, b)
-	err2 := <-errc
-	a.Close()
-	b.Close()
-	if err1 != nil {
-		return err1
-	}
-	return err2
-}
-
-// Copy buffers: a connection starts with a small one (an HTTP exchange
-// fits), and one whose read fills it is moving bulk and gets a large one.
-// Large writes matter on every hop: each is a syscall, a QUIC or yamux
-// write that wakes the packer, a TLS record batch; the large size cuts
-// them fourfold against 64 KiB. Both sizes are pooled.
-const (
-	smallCopyBuf = 16 << 10
-	largeCopyBuf = 256 << 10
-)
-
-var (
-	smallBufPool = sync.Pool{New: func() any { return new([smallCopyBuf]byte) }}
-	largeBufPool = sync.Pool{New: func() any { return new([largeCopyBuf]byte) }}
-)
-
-// pipe copies src to dst, then half-closes dst. On error it closes both so
-// the other direction ends too.
-func pipe(dst, src net.Conn) error {
-	_, err := copyAdaptive(dst, src)
-	if err != nil {
-		dst.Close()
-		src.Close()
-		return err
-	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return dst.Close()
-}
-
-// copyAdaptive copies src to dst until src ends (nil error) or either
-// fails, moving to the large buffer after the first read that fills the
-// small one.
-func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
-	small := smallBufPool.Get().(*[smallCopyBuf]byte)
-	var large *[largeCopyBuf]byte
-	defer func() {
-		if large != nil {
-			largeBufPool.Put(large)
-		} else {
-			smallBufPool.Put(small)
-		}
-	}()
-	buf := small[:]
-	var total int64
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr == nil && w != n {
-				werr = io.ErrShortWrite
-			}
-			if werr != nil {
-				return total, werr
-			}
-			if n == len(buf) && large == nil {
-				smallBufPool.Put(small)
-				large = largeBufPool.Get().(*[largeCopyBuf]byte)
-				buf = large[:]
-			}
-		}
-		if rerr == io.EOF {
-			return total, nil
-		}
-		if rerr != nil {
-			return total, rerr
-		}
 	}
 }
