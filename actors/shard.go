@@ -98,12 +98,13 @@ func (s *shard) sweep() {
 	}
 }
 
-// lookup finds a key's entry in the map, or else on disk (and caches it).
-func (s *shard) lookup(mapKey string, part uint16, source, key string) (*dedupeEntry, error) {
+// lookup finds a key's entry in the map, or else on disk (and caches it)
+// if it was received after `after`, the start of the window.
+func (s *shard) lookup(mapKey string, part uint16, source, key string, after time.Time) (*dedupeEntry, error) {
 	if e, ok := s.keys[mapKey]; ok {
 		return e, nil
 	}
-	seq, at, err := s.n.db.GetDedupe(part, source, key)
+	seq, at, err := s.n.db.GetDedupeAfter(part, source, key, after)
 	if errors.Is(err, wal.ErrNotFound) {
 		return nil, nil
 	}
@@ -120,7 +121,7 @@ func (s *shard) lookup(mapKey string, part uint16, source, key string) (*dedupeE
 func (s *shard) ingest(m *ingestMsg) {
 	ev := m.ev
 	k := dedupeMapKey(ev.Source, ev.IdemKey)
-	e, err := s.lookup(k, m.part, ev.Source, ev.IdemKey)
+	e, err := s.lookup(k, m.part, ev.Source, ev.IdemKey, ev.ReceivedAt.Add(-s.n.cfg.DedupeWindow))
 	if err != nil {
 		m.reply <- ingestReply{err: err}
 		return

@@ -35,7 +35,9 @@ func (b *Batch) PutDedupe(part uint16, source, key string, seq uint64, at time.T
 	var v [16]byte
 	binary.BigEndian.PutUint64(v[:8], seq)
 	binary.BigEndian.PutUint64(v[8:], uint64(at.UnixNano()))
-	b.b.Set(dedupeKey(part, source, key), v[:], nil)
+	k := dedupeKey(part, source, key)
+	b.db.filter.add(part, k, at.UnixNano())
+	b.b.Set(k, v[:], nil)
 }
 
 // PutOutbox records that event (part, seq) still has to reach dest's queue.

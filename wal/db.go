@@ -38,6 +38,10 @@ type Config struct {
 	BallastBytes int64
 	// SpaceInterval is how often free space is read.
 	SpaceInterval time.Duration
+	// DedupeFilterBytes bounds the memory of the in-memory filter that
+	// answers most lookups of new idempotency keys without reading Pebble
+	// (dedupe.go). Negative: no filter, every lookup reads Pebble.
+	DedupeFilterBytes int64
 
 	// fs replaces the OS file system under Pebble (fault injection in
 	// tests); statfs replaces the free-space reading.
@@ -46,12 +50,16 @@ type Config struct {
 	// memTableSize replaces Pebble's 64 MiB memtable (a small file system
 	// in tests).
 	memTableSize uint64
+	// filterMaxKeys replaces the largest dedupe filter's capacity
+	// (bloomMaxKeys), so tests fill several with few keys.
+	filterMaxKeys int
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Partitions: 64, CacheSize: 256 << 20, MaxBatchBytes: 16 << 20,
-		MinFreeBytes: DefaultMinFree, BallastBytes: DefaultBallast, SpaceInterval: time.Second}
+		MinFreeBytes: DefaultMinFree, BallastBytes: DefaultBallast, SpaceInterval: time.Second,
+		DedupeFilterBytes: 64 << 20}
 }
 
 // Validate checks the config.
@@ -85,6 +93,9 @@ func (c *Config) fill() {
 	if c.SpaceInterval <= 0 {
 		c.SpaceInterval = d.SpaceInterval
 	}
+	if c.DedupeFilterBytes == 0 {
+		c.DedupeFilterBytes = d.DedupeFilterBytes
+	}
 	if c.fs == nil {
 		c.fs = vfs.Default
 	}
@@ -108,6 +119,7 @@ type DB struct {
 	space      *space
 	stopped    atomic.Pointer[stopped] // set once, by the first write failure
 	stoppedCh  chan struct{}           // closed with it
+	filter     *dedupeFilter           // nil: no filter (dedupe.go)
 
 	seq      atomic.Uint64 // last event sequence handed out
 	auditSeq atomic.Uint64 // last audit sequence handed out
@@ -206,6 +218,15 @@ func Open(dir string, cfg Config) (*DB, error) {
 	go db.commitLoop(cfg.MaxBatchBytes)
 	go db.syncLoop()
 	go sp.loop(&db.wg)
+	if cfg.DedupeFilterBytes > 0 {
+		maxKeys := bloomMaxKeys
+		if cfg.filterMaxKeys > 0 {
+			maxKeys = cfg.filterMaxKeys
+		}
+		db.filter = newDedupeFilter(db.partitions, cfg.DedupeFilterBytes, maxKeys)
+		db.wg.Add(1)
+		go db.filterLoop()
+	}
 	return db, nil
 }
 

@@ -41,6 +41,15 @@
 // earlier can still land. SetCommitFault injects such failures in tests:
 // Pebble treats a failed WAL write as fatal, so a faulty file system cannot.
 //
+// # Dedupe lookups
+//
+// GetDedupeAfter answers most lookups of a key never seen from an
+// in-memory filter of the dedupe keys on disk (bloom filters per
+// partition, filled by every write of a dedupe key and by a scan at Open,
+// holding about one dedupe window of keys, bounded by
+// Config.DedupeFilterBytes); a "maybe" reads Pebble, which stays
+// authoritative. See dedupe.go.
+//
 // # Reads and closing
 //
 // Pebble panics when used after Close, so every read holds closeMu shared

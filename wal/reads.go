@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -71,14 +72,44 @@ func (db *DB) scan(lo, hi []byte, fn func(k, v []byte) error) error {
 // GetDedupe reads a dedupe key: the event it belongs to and when it was
 // received.
 func (db *DB) GetDedupe(part uint16, source, key string) (seq uint64, at time.Time, err error) {
-	v, err := db.get(dedupeKey(part, source, key))
+	return db.getDedupe(part, source, key, math.MinInt64)
+}
+
+// GetDedupeAfter is GetDedupe for a key received after `after` (the start
+// of the dedupe window): an older key answers ErrNotFound, as a missing one
+// does. A key never seen is mostly answered from memory (dedupe.go).
+func (db *DB) GetDedupeAfter(part uint16, source, key string, after time.Time) (seq uint64, at time.Time, err error) {
+	return db.getDedupe(part, source, key, unixNanos(after))
+}
+
+// unixNanos is t in Unix nanoseconds, clamped to what an int64 holds.
+func unixNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func (db *DB) getDedupe(part uint16, source, key string, after int64) (uint64, time.Time, error) {
+	k := dedupeKey(part, source, key)
+	if !db.filter.mayContain(part, k, after) {
+		return 0, time.Time{}, ErrNotFound
+	}
+	v, err := db.get(k)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
 	if len(v) != 16 {
 		return 0, time.Time{}, fmt.Errorf("%w: dedupe value for %q", ErrCorrupt, key)
 	}
-	return binary.BigEndian.Uint64(v[:8]), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), nil
+	nanos := int64(binary.BigEndian.Uint64(v[8:]))
+	if nanos <= after {
+		return 0, time.Time{}, ErrNotFound
+	}
+	return binary.BigEndian.Uint64(v[:8]), time.Unix(0, nanos), nil
 }
 
 // OutboxEntry is an event that has not yet reached a destination's queue.

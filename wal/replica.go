@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
@@ -139,6 +140,11 @@ func (rb *ReplicaBatch) walkOps(enc []byte, into *pebble.Batch) error {
 		case opSet:
 			v := d.bytes()
 			if into != nil && d.err == nil {
+				if k[3] == subDedupe && len(v) == 16 {
+					rb.db.filter.add(rb.part, k, int64(binary.BigEndian.Uint64(v[8:])))
+				} else if k[3] == subDedupe {
+					rb.db.filter.add(rb.part, k, math.MaxInt64)
+				}
 				into.Set(k, v, nil)
 			}
 		case opDelete:
@@ -376,6 +382,10 @@ func (db *DB) RestorePartition(part uint16, r io.Reader, stop <-chan struct{}) e
 	if db.closed.Load() {
 		return ErrClosed
 	}
+	// The partition's dedupe filter goes before its new keys land and is
+	// built again from them after (dedupe.go).
+	db.filter.invalidate(part)
+	defer db.filter.queueRescan(part)
 	if err := db.pdb.Apply(b, pebble.Sync); err != nil {
 		return fmt.Errorf("wal.RestorePartition: %w", err)
 	}

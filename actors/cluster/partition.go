@@ -84,7 +84,7 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			k := ev.Source + "\x00" + ev.IdemKey
 			hit, found := written[k]
 			if !found {
-				seq, at, err := p.db.GetDedupe(p.part, ev.Source, ev.IdemKey)
+				seq, at, err := p.db.GetDedupeAfter(p.part, ev.Source, ev.IdemKey, ev.ReceivedAt.Add(-e.window))
 				switch {
 				case err == nil:
 					hit, found = dedupeHit{seq, at}, true
