@@ -2,7 +2,6 @@ package admin
 
 import (
 	"encoding/json"
-	"github.com/webhookops/webhookops/wal"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/wal"
 )
 
 // Below the free-space floor /readyz fails with the reason and ingest
@@ -106,13 +106,23 @@ func TestDestinationCredentialsMasked(t *testing.T) {
 	d.Headers["X-Team"] = "billing"
 	d.SigningSecret = ""
 	e.must(http.StatusOK, "PUT", "/api/v1/destinations/app", d.Destination, nil)
-	var audit Page[wal.AuditEntry]
-	e.must(http.StatusOK, "GET", "/api/v1/audit?action=destination.updated", nil, &audit)
-	raw, _ = json.Marshal(audit)
-	noPlain("the audit log", raw)
-	e.must(http.StatusOK, "GET", "/api/v1/audit?action=destination.created", nil, &audit)
-	raw, _ = json.Marshal(audit)
-	noPlain("the audit log", raw)
+	// The audit diffs of the creation and the update (the action names
+	// are config.created and config.updated).
+	for _, action := range []string{"config.created", "config.updated"} {
+		var audit Page[wal.AuditEntry]
+		e.must(http.StatusOK, "GET", "/api/v1/audit?action="+action, nil, &audit)
+		n := 0
+		for _, it := range audit.Items {
+			if it.ObjectType == "destination" && it.ObjectID == "app" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d %s entries for the destination, want 1: %+v", n, action, audit.Items)
+		}
+		raw, _ = json.Marshal(audit)
+		noPlain("the audit log", raw)
+	}
 
 	e.ingest("shop", secret, "k1", `{"a":1}`)
 	select {
@@ -123,5 +133,71 @@ func TestDestinationCredentialsMasked(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("nothing delivered")
+	}
+}
+
+// Credentials changed behind their mask, and edits around it: neither the
+// old nor the new value shows to a read-only token (destinations, audit
+// log) while the audit diff still says that they changed; a PUT of what a
+// read showed with the path and another query value edited keeps the
+// masked query values; the mask itself is never taken as a value.
+func TestDestinationCredentialsChangedBehindTheMask(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	defer e.stop()
+	const base = "https://app.example/hook"
+	e.must(http.StatusCreated, "POST", "/api/v1/destinations", map[string]any{"slug": "app", "url": base + "?token=q-secret-1&x=1",
+		"headers": map[string]string{"Authorization": "Bearer auth-secret-1", "X-Team": "payments"}}, nil)
+	var ro CreatedToken
+	e.must(http.StatusCreated, "POST", "/api/v1/tokens", map[string]any{"name": "viewer", "role": "read"}, &ro)
+
+	// New credentials, set in clear by an admin.
+	e.must(http.StatusOK, "PUT", "/api/v1/destinations/app", map[string]any{"slug": "app", "url": base + "?token=q-secret-2&x=1",
+		"headers": map[string]string{"Authorization": "Bearer auth-secret-2", "X-Team": "payments"}}, nil)
+	plains := []string{"q-secret-1", "auth-secret-1", "q-secret-2", "auth-secret-2"}
+	for _, path := range []string{"/api/v1/destinations/app", "/api/v1/destinations", "/api/v1/audit?limit=100"} {
+		code, raw := e.callAs(ro.Secret, "GET", path, nil, nil)
+		for _, p := range plains {
+			if code != http.StatusOK || strings.Contains(string(raw), p) {
+				t.Fatalf("read-only GET %s: %d, shows %q: %s", path, code, p, raw)
+			}
+		}
+	}
+	var audit Page[wal.AuditEntry]
+	e.must(http.StatusOK, "GET", "/api/v1/audit?action=config.updated", nil, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Detail["headers"] != "secret values changed" || audit.Items[0].Detail["url"] != "query values changed" {
+		t.Fatalf("the audit diff should say the credentials changed: %+v", audit.Items)
+	}
+
+	// PUT what a read showed, with the path and x edited: token stays.
+	var d DestinationOut
+	e.must(http.StatusOK, "GET", "/api/v1/destinations/app", nil, &d)
+	if d.URL != base+"?token=****&x=****" || d.Headers["Authorization"] != "****" {
+		t.Fatalf("read: %s %v", d.URL, d.Headers)
+	}
+	d.URL = strings.Replace(strings.Replace(d.URL, "/hook", "/hook2", 1), "x=****", "x=2", 1)
+	d.SigningSecret = ""
+	e.must(http.StatusOK, "PUT", "/api/v1/destinations/app", d.Destination, nil)
+	got := e.node.Snapshot().Destinations["app"]
+	if got.URL != "https://app.example/hook2?token=q-secret-2&x=2" || got.Headers["Authorization"] != "Bearer auth-secret-2" {
+		t.Fatalf("after a PUT of an edited read: %s %v", got.URL, got.Headers)
+	}
+
+	// The mask where there is nothing behind it is refused, naming the field.
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"slug": "app", "url": base + "?token=q&extra=****", "headers": map[string]string{"Authorization": "Bearer a"}}, "url"},
+		{map[string]any{"slug": "app", "url": base, "headers": map[string]string{"X-Api-Key": "****"}}, "headers"},
+	} {
+		code, raw := e.call("PUT", "/api/v1/destinations/app", tc.body, nil)
+		var eb ErrorBody
+		json.Unmarshal(raw, &eb)
+		if code != http.StatusBadRequest || eb.Error == nil || eb.Error.Field != tc.field || !strings.Contains(eb.Error.Message, "****") {
+			t.Fatalf("PUT %v: %d %s, want 400 naming %s", tc.body, code, raw, tc.field)
+		}
+	}
+	if got2 := e.node.Snapshot().Destinations["app"]; got2.URL != got.URL {
+		t.Fatalf("a refused PUT changed the URL to %s", got2.URL)
 	}
 }

@@ -55,7 +55,7 @@ func (b *Batch) PutDestination(d model.Destination) error {
 		d.Headers = h
 	}
 	st := storedDestination{Destination: d}
-	if base, query, frag := splitQuery(d.URL); query != "" {
+	if base, query, frag := model.SplitQuery(d.URL); query != "" {
 		st.SealedQuery = sl.seal(query, destAD(d.Slug, "url_query"))
 		st.URL = base + frag
 	}
@@ -145,22 +145,10 @@ func (db *DB) openDestination(slug string, raw []byte) (model.Destination, error
 		if err != nil {
 			return d, err
 		}
-		base, _, frag := splitQuery(d.URL)
+		base, _, frag := model.SplitQuery(d.URL)
 		d.URL = base + "?" + q + frag
 	}
 	return d, nil
-}
-
-// splitQuery cuts a URL into what precedes its query, the query (without
-// "?") and the fragment (with "#"), byte for byte, so the URL put back
-// together is the one stored.
-func splitQuery(raw string) (base, query, frag string) {
-	rest := raw
-	if i := strings.IndexByte(rest, '#'); i >= 0 {
-		rest, frag = rest[:i], rest[i:]
-	}
-	base, query, _ = strings.Cut(rest, "?")
-	return base, query, frag
 }
 
 // Agents reads every stored agent, secrets opened.

@@ -135,3 +135,86 @@ func TestOpenMigratesV1Seals(t *testing.T) {
 	}
 	db.Close()
 }
+
+// TestSealedDestinationValuesCannotMove: every sealed value of a
+// destination (or agent) opens only in its own record and field. Each case
+// copies one sealed value elsewhere in the store, as someone who can write
+// the store but not read the key would, and expects the read to fail
+// rather than hand the value out from its new place.
+func TestSealedDestinationValuesCannotMove(t *testing.T) {
+	type rec = map[string]any
+	cases := []struct {
+		name string
+		move func(victim, mine rec)
+	}{
+		{"a header into the same header of another destination", func(v, m rec) {
+			m["headers"].(rec)["Authorization"] = v["headers"].(rec)["Authorization"]
+		}},
+		{"a header into another header of its destination", func(v, _ rec) {
+			v["headers"].(rec)["X-Api-Key"] = v["headers"].(rec)["Authorization"]
+		}},
+		{"a header into a header not secret by name", func(v, _ rec) {
+			v["headers"].(rec)["X-Team"] = v["headers"].(rec)["Authorization"]
+		}},
+		{"the URL query into another destination", func(v, m rec) { m["sealed_query"] = v["sealed_query"] }},
+		{"the URL query into a header", func(v, _ rec) { v["headers"].(rec)["Authorization"] = v["sealed_query"] }},
+		{"a header into the URL query", func(v, _ rec) { v["sealed_query"] = v["headers"].(rec)["Authorization"] }},
+		{"the signing secret into the previous one", func(v, _ rec) { v["previous_signing_secret"] = v["signing_secret"] }},
+		{"the signing secret into another destination", func(v, m rec) { m["signing_secret"] = v["signing_secret"] }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTest(t, t.TempDir())
+			defer db.Close()
+			b := db.NewBatch()
+			b.PutDestination(model.Destination{Slug: "victim", URL: "https://v.example/hook?token=victim-token", SigningSecret: "whsec_victim",
+				Headers: map[string]string{"Authorization": "Bearer victim-auth", "X-Api-Key": "victim-key", "X-Team": "payments"}})
+			b.PutDestination(model.Destination{Slug: "mine", URL: "https://m.example/hook?token=mine", SigningSecret: "whsec_mine",
+				Headers: map[string]string{"Authorization": "Bearer mine"}})
+			if err := db.CommitWait(b); err != nil {
+				t.Fatal(err)
+			}
+			load := func(slug string) rec {
+				raw, err := db.GetConfig(KindDestination, slug)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r rec
+				if err := json.Unmarshal(raw, &r); err != nil {
+					t.Fatal(err)
+				}
+				return r
+			}
+			victim, mine := load("victim"), load("mine")
+			tc.move(victim, mine)
+			for slug, r := range map[string]rec{"victim": victim, "mine": mine} {
+				raw, _ := json.Marshal(r)
+				putRaw(t, db, KindDestination, slug, raw)
+			}
+			got, err := db.Destinations()
+			if err == nil {
+				t.Fatalf("a moved sealed value opened: %+v", got)
+			}
+			for _, plain := range []string{"victim-token", "whsec_victim", "victim-auth", "victim-key"} {
+				if strings.Contains(err.Error(), plain) {
+					t.Fatalf("the error shows %q: %v", plain, err)
+				}
+			}
+		})
+	}
+
+	t.Run("an agent secret into another agent", func(t *testing.T) {
+		db := openTest(t, t.TempDir())
+		defer db.Close()
+		b := db.NewBatch()
+		b.PutAgent(model.Agent{ID: "victim", Secret: "victim-agent-secret"})
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := db.GetConfig(KindAgent, "victim")
+		putRaw(t, db, KindAgent, "mine", raw)
+		if got, err := db.Agents(); err == nil || !strings.Contains(err.Error(), "mine") {
+			t.Fatalf("an agent secret opened under another id: %+v %v", got, err)
+		}
+	})
+}

@@ -143,6 +143,7 @@ type sink struct {
 	failing atomic.Bool
 	mu      sync.Mutex
 	got     map[string]int // webhook-id -> accepted deliveries
+	lastReq *http.Request  // the last delivery accepted
 }
 
 func newSink(t *testing.T) *sink {
@@ -155,10 +156,17 @@ func newSink(t *testing.T) *sink {
 		}
 		s.mu.Lock()
 		s.got[r.Header.Get("Webhook-Id")]++
+		s.lastReq = r
 		s.mu.Unlock()
 	}))
 	t.Cleanup(s.srv.Close)
 	return s
+}
+
+func (s *sink) last() *http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastReq
 }
 
 func (s *sink) accepted() int {

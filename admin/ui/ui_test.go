@@ -460,3 +460,52 @@ func TestRedriveAllMatching(t *testing.T) {
 		t.Fatalf("the order, outside the filter, is %s", st)
 	}
 }
+
+// TestCredentialsMaskedOnEveryPage: a destination's credentials (secret
+// headers, URL query values) never appear on any page, to an admin or a
+// read-only session, before or after they change (audit diffs included);
+// the destinations page shows the URL with **** in place of its values.
+func TestCredentialsMaskedOnEveryPage(t *testing.T) {
+	e := startNode(t, nodeOpts{})
+	sk := newSink(t)
+	secret := e.setup(sk, 1)
+	put := func(n string) {
+		e.api("PUT", "/api/v1/destinations/app", map[string]any{"slug": "app", "url": sk.srv.URL + "/hook?token=q-secret-" + n + "&team=payments",
+			"allow_private_network": true, "max_attempts": 1, "backoff_base": "10ms", "backoff_max": "20ms",
+			"headers":        map[string]string{"Authorization": "Bearer auth-secret-" + n, "X-Vendor": "vendor-secret-" + n, "X-Team": "payments"},
+			"secret_headers": []string{"X-Vendor"}}, nil, http.StatusOK)
+	}
+	put("1")
+	put("2")
+	id := e.ingest(secret, "k1", "order.created", `{}`)
+	waitFor(t, 10*time.Second, "the delivery", func() bool { return e.event(id).Status == admin.EventDelivered })
+
+	plains := []string{"q-secret-1", "auth-secret-1", "vendor-secret-1", "q-secret-2", "auth-secret-2", "vendor-secret-2"}
+	pages := []string{"/ui/", "/ui/destinations", "/ui/events", "/ui/events/" + id, "/ui/audit", "/ui/sources"}
+	adm, ro := e.newBrowser(), e.newBrowser()
+	adm.login(adminToken)
+	ro.login(e.readTok)
+	for name, b := range map[string]*browser{"admin": adm, "read-only": ro} {
+		for _, p := range pages {
+			a := b.get(p)
+			if a.status != http.StatusOK {
+				t.Fatalf("%s %s: %d", name, p, a.status)
+			}
+			for _, plain := range plains {
+				if strings.Contains(a.body, plain) {
+					t.Fatalf("%s %s shows %q", name, p, plain)
+				}
+			}
+		}
+		if a := b.get("/ui/destinations"); !strings.Contains(a.body, "/hook?token=****&amp;team=****") {
+			t.Fatalf("%s: the destinations page does not show the masked URL:\n%s", name, a.body)
+		}
+		if a := b.get("/ui/audit"); !strings.Contains(a.body, "secret values changed") {
+			t.Fatalf("%s: the audit page does not show that the credentials changed", name)
+		}
+	}
+	// The credentials are still there for deliveries.
+	if r := sk.last(); r == nil || r.Header.Get("Authorization") != "Bearer auth-secret-2" || r.URL.Query().Get("token") != "q-secret-2" {
+		t.Fatalf("the delivery lost its credentials: %v", r)
+	}
+}

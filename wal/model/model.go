@@ -388,6 +388,9 @@ func (d Destination) Validate() error {
 	if u.User != nil {
 		return fieldErr("url", "credentials in the URL are not allowed; use headers")
 	}
+	if slices.ContainsFunc(queryParts(d.URL), maskedPart) {
+		return fieldErr("url", "a query value is the mask %q, not a value (there is none to keep); send the real value", Masked)
+	}
 	switch d.Mode {
 	case "", ModeHTTP:
 		if d.Agent != "" {
@@ -527,10 +530,67 @@ func (d Destination) KeepMaskedCredentials(cur Destination) Destination {
 		}
 		d.Headers = h
 	}
-	if d.URL != cur.URL && d.URL == MaskURL(cur.URL) {
-		d.URL = cur.URL
-	}
+	d.URL = keepMaskedQuery(d.URL, cur.URL)
 	return d
+}
+
+// SplitQuery cuts a URL into what precedes its query, the query (without
+// "?") and the fragment (with "#"), byte for byte, so the URL put back
+// together is the one given.
+func SplitQuery(raw string) (base, query, frag string) {
+	rest := raw
+	if i := strings.IndexByte(rest, '#'); i >= 0 {
+		rest, frag = rest[:i], rest[i:]
+	}
+	base, query, _ = strings.Cut(rest, "?")
+	return base, query, frag
+}
+
+// queryParts are a URL's query parts (name=value, as written).
+func queryParts(raw string) []string {
+	if _, q, _ := SplitQuery(raw); q != "" {
+		return strings.Split(q, "&")
+	}
+	return nil
+}
+
+// keepMaskedQuery puts cur's value back in place of every query value of
+// raw that is the mask: the n-th value of a name takes the n-th value of
+// that name in cur. The rest of raw (path, other values) is kept as sent,
+// so a client may edit them around a masked token. A mask with nothing
+// behind it stays, for Validate to refuse.
+func keepMaskedQuery(raw, cur string) string {
+	parts := queryParts(raw)
+	if !slices.ContainsFunc(parts, maskedPart) {
+		return raw
+	}
+	curParts := queryParts(cur)
+	seen := map[string]int{}
+	for i, p := range parts {
+		name, _, _ := strings.Cut(p, "=")
+		n := seen[name]
+		seen[name]++
+		if !maskedPart(p) {
+			continue
+		}
+		for _, c := range curParts {
+			if cn, _, _ := strings.Cut(c, "="); cn == name {
+				if n == 0 {
+					parts[i] = c
+					break
+				}
+				n--
+			}
+		}
+	}
+	base, _, frag := SplitQuery(raw)
+	return base + "?" + strings.Join(parts, "&") + frag
+}
+
+// maskedPart reports whether a query part's value is the mask.
+func maskedPart(p string) bool {
+	_, v, _ := strings.Cut(p, "=")
+	return v == Masked
 }
 
 func lookupFold(m map[string]string, name string) (string, bool) {

@@ -140,3 +140,37 @@ func TestAgentTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepMaskedCredentials: what a read showed, sent back with or without
+// edits around the masks, keeps the values behind them; the mask with
+// nothing behind it stays for Validate to refuse.
+func TestKeepMaskedCredentials(t *testing.T) {
+	cur := Destination{Slug: "d", URL: "https://h.example/hook?token=t1&x=1&token=t2&flag#frag",
+		Headers: map[string]string{"Authorization": "Bearer a", "X-Team": "payments"}}
+	cases := []struct {
+		name, url, want string
+		wantValid       bool
+	}{
+		{"what a read showed", MaskURL(cur.URL), cur.URL, true},
+		{"path and a value edited", "https://h.example/v2?token=****&x=2&token=****&flag=****#frag",
+			"https://h.example/v2?token=t1&x=2&token=t2&flag#frag", true},
+		{"second token dropped", "https://h.example/hook?token=****", "https://h.example/hook?token=t1", true},
+		{"new token set in clear", "https://h.example/hook?token=new&x=****", "https://h.example/hook?token=new&x=1", true},
+		{"no query", "https://h.example/hook", "https://h.example/hook", true},
+		{"a mask with nothing behind it", "https://h.example/hook?other=****", "https://h.example/hook?other=****", false},
+		{"a third token", "https://h.example/hook?token=****&token=****&token=****",
+			"https://h.example/hook?token=t1&token=t2&token=****", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := Destination{Slug: "d", URL: tc.url, Headers: map[string]string{"Authorization": Masked, "X-Team": "billing"}}
+			got := d.KeepMaskedCredentials(cur)
+			if got.URL != tc.want || got.Headers["Authorization"] != "Bearer a" || got.Headers["X-Team"] != "billing" {
+				t.Fatalf("got %s %v, want %s", got.URL, got.Headers, tc.want)
+			}
+			if err := got.Validate(); (err == nil) != tc.wantValid {
+				t.Fatalf("Validate: %v, want valid %v", err, tc.wantValid)
+			}
+		})
+	}
+}
