@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -204,13 +205,30 @@ func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
 		return errors.Is(err, wal.ErrNotFound)
 	}
 	old := put("old", testStart.Add(-3*time.Hour))
+	// Audit entries have their own retention (issue 9 item 2).
+	b := db.NewBatch()
+	b.Audit(wal.AuditEntry{At: testStart.Add(-5 * time.Hour), Action: "test.old", ObjectType: "t", ObjectID: "old"})
+	b.Audit(wal.AuditEntry{At: testStart.Add(-3 * time.Hour), Action: "test.kept", ObjectType: "t", ObjectID: "kept"})
+	if err := db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
 
 	clock := NewManualClock(testStart)
 	tn := startNodeWith(t, dir, clock, Change{}, func(c *Config) {
-		c.DedupeWindow, c.Retention = time.Hour, 2*time.Hour
+		c.DedupeWindow, c.Retention, c.AuditRetention = time.Hour, 2*time.Hour, 4*time.Hour
 	})
 	db = tn.db
+	audited := func() (ids []string) {
+		rows, _, err := db.ListAudit(0, 100, func(e *wal.AuditEntry) bool { return e.ObjectType == "t" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows {
+			ids = append(ids, r.ObjectID)
+		}
+		return ids
+	}
 	if _, dead := tn.QueueCounts("app"); dead != 1 {
 		t.Fatalf("dead letters counted at start: %d, want 1", dead)
 	}
@@ -221,6 +239,7 @@ func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
 	}
 	advance(sweepEvery)
 	eventually(t, "the first sweep", func() bool { return gone(old) })
+	eventually(t, "the audit sweep", func() bool { return slices.Equal(audited(), []string{"kept"}) })
 	eventually(t, "the dead-letter count", func() bool { _, dead := tn.QueueCounts("app"); return dead == 0 })
 
 	// The next retention sweep comes an hour after the first, by the clock.
