@@ -69,10 +69,15 @@
 // (and the extra p99_ratio) carry the comparison. For destinations the baseline
 // is the same server with a single destination and the ratio is of RSS.
 //
-// tunnel-tcp over QUIC has a second baseline: a bare quic-go stream between
-// two ends in the harness's own process, with the tunnel's flow-control
-// windows, the ceiling of any QUIC tunnel on the machine (extra figures
-// quic_mbps and ratio_to_quic).
+// tunnel-tcp over QUIC has two more baselines: a bare quic-go stream with
+// the tunnel's flow-control windows between two ends in the harness's own
+// process (extra figures quic_mbps and ratio_to_quic, the goal's baseline),
+// and the same stream to a sink in a child process (`bench quic-sink`, a
+// hidden command; quic_2proc_mbps and ratio_to_quic_2proc). A tunnel's two
+// ends are always two processes, and on a small shared machine a process
+// pays CPU of its own for each wakeup from another (its scheduler, sysmon,
+// futexes) that one process handing packets to itself does not: the second
+// figure separates that cost from the tunnel's.
 //
 // On a shared machine the load of neighbours drifts during a run. --rounds N
 // (ingest, tunnel-http) splits the duration into N slices per side run in
@@ -80,7 +85,7 @@
 // alike; before each baseline slice the gateway is given time to deliver what
 // it accepted, so the baseline does not share the CPU with our backlog.
 // tunnel-tcp takes turns the same way among the tunnel, direct TCP and the
-// bare QUIC stream, the order rotating each round.
+// bare QUIC streams, the order rotating each round.
 //
 // # Goals
 //

@@ -52,6 +52,14 @@ type fakeConfig struct {
 }
 
 func fakeServeMain(args []string) int {
+	if len(args) == 2 && args[0] == "bench" && args[1] == quicSinkCommand {
+		// tunnel-tcp's two-process QUIC baseline re-runs the harness's binary.
+		if err := runQUICSink(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
 	if len(args) == 0 || args[0] != "serve" {
 		fmt.Fprintln(os.Stderr, "fake webhookops: only serve")
 		return 2

@@ -1,31 +1,34 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/urfave/cli/v2"
 
 	"github.com/webhookops/webhookops/tunnelproto"
 )
 
-// quicSink is the bare quic-go baseline of tunnel-tcp: a listener in this
-// process that counts what arrives on its streams, and one client
-// connection to it whose streams the load writes to. Both ends use the
-// tunnel's flow-control windows, so the figure is the ceiling of a QUIC
-// tunnel on this machine (DEPENDENCIES.md measures it the same way).
-type quicSink struct {
-	ln     *quic.Listener
-	client *quic.Conn
-	n      atomic.Int64
-	active atomic.Int64 // streams not yet read to their end
-	wg     sync.WaitGroup
-}
+// The bare quic-go baselines of tunnel-tcp: a sink that reads each stream to
+// its end and answers with the count (8 bytes, big-endian), and a client in
+// the harness whose streams the load writes to. Both use the tunnel's
+// flow-control windows (DEPENDENCIES.md measures the ceiling the same way).
+// The sink runs in the harness's own process (quic_mbps, the goal's
+// baseline) or in a child process (quic_2proc_mbps): a tunnel's two ends
+// are always two processes, and each costs CPU of its own (its scheduler,
+// sysmon, wakeups across processes) that one process does not pay.
 
 func quicBenchConfig() *quic.Config {
 	d := tunnelproto.DefaultServerConfig()
@@ -39,7 +42,11 @@ func quicBenchConfig() *quic.Config {
 	}
 }
 
-func startQUICSink() (*quicSink, error) {
+// quicSinkALPN names the sink's protocol.
+const quicSinkALPN = "webhookops-bench-sink"
+
+// listenQUICSink listens on a loopback UDP port with a fresh certificate.
+func listenQUICSink() (*quic.Listener, error) {
 	dir, err := os.MkdirTemp("", "webhookops-bench-quic-")
 	if err != nil {
 		return nil, err
@@ -49,51 +56,180 @@ func startQUICSink() (*quicSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"}}, quicBenchConfig())
-	if err != nil {
-		return nil, err
-	}
-	q := &quicSink{ln: ln}
-	q.wg.Go(q.accept)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	// Only this process is at the other end: the certificate is not checked.
-	q.client, err = quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}}, quicBenchConfig())
-	if err != nil {
-		q.Close()
-		return nil, err
-	}
-	return q, nil
+	return quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{quicSinkALPN}}, quicBenchConfig())
 }
 
-func (q *quicSink) accept() {
+// serveQUICSink reads every stream of every connection on ln to its end
+// and answers the count, until ln is closed; it waits for its readers.
+func serveQUICSink(ln *quic.Listener) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		conn, err := q.ln.Accept(context.Background())
+		conn, err := ln.Accept(context.Background())
 		if err != nil {
 			return
 		}
-		q.wg.Go(func() {
+		wg.Go(func() {
 			for {
 				st, err := conn.AcceptStream(context.Background())
 				if err != nil {
 					return
 				}
-				q.active.Add(1)
-				q.wg.Go(func() {
-					defer q.active.Add(-1)
-					countUntilError(st, &q.n)
+				wg.Go(func() {
+					var n atomic.Int64
+					countUntilError(st, &n)
+					var b [8]byte
+					binary.BigEndian.PutUint64(b[:], uint64(n.Load()))
+					st.Write(b[:])
+					st.Close()
 				})
 			}
 		})
 	}
 }
 
-// target is the bulk target whose streams are bare quic-go streams.
+// quicSink is a client connection to a sink, here or in a child process.
+type quicSink struct {
+	client *quic.Conn
+	n      atomic.Int64 // bytes the sink has answered for
+	active atomic.Int64 // streams whose count has not come back yet
+	wg     sync.WaitGroup
+	stop   func() // stops the sink
+}
+
+// startQUICSink starts a sink in this process.
+func startQUICSink() (*quicSink, error) {
+	ln, err := listenQUICSink()
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveQUICSink(ln)
+	}()
+	stop := func() {
+		ln.Close()
+		<-done
+	}
+	q, err := dialQUICSink(ln.Addr().String(), stop)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return q, nil
+}
+
+// startQUICSinkProcess starts a sink in a child process (bin bench
+// quic-sink), which ends when its stdin closes. It returns the sink and the
+// child's pid, for CPU accounting.
+func startQUICSinkProcess(ctx context.Context, bin string) (*quicSink, int, error) {
+	cmd := exec.Command(bin, "bench", quicSinkCommand)
+	cmd.SysProcAttr = childSysProcAttr()
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, 0, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, 0, err
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	stop := func() {
+		stdin.Close()
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	addr := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		addr <- strings.TrimSpace(line)
+		io.Copy(io.Discard, stdout)
+	}()
+	var a string
+	select {
+	case a = <-addr:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+	}
+	if a == "" {
+		stop()
+		return nil, 0, fmt.Errorf("%s bench %s gave no address: %s", bin, quicSinkCommand, strings.TrimSpace(stderr.String()))
+	}
+	q, err := dialQUICSink(a, stop)
+	if err != nil {
+		stop()
+		return nil, 0, err
+	}
+	return q, cmd.Process.Pid, nil
+}
+
+func dialQUICSink(addr string, stop func()) (*quicSink, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Only the harness's own sink is at the other end: the certificate is
+	// not checked.
+	c, err := quic.DialAddr(ctx, addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{quicSinkALPN}}, quicBenchConfig())
+	if err != nil {
+		return nil, err
+	}
+	return &quicSink{client: c, stop: stop}, nil
+}
+
+// sinkStream is one stream to the sink: Close sends FIN and collects the
+// sink's count in the background.
+type sinkStream struct {
+	*quic.Stream
+	q    *quicSink
+	once sync.Once
+}
+
+func (s *sinkStream) Close() error {
+	s.once.Do(func() {
+		err := s.Stream.Close()
+		if err != nil {
+			s.Stream.CancelRead(0)
+			s.q.active.Add(-1)
+			return
+		}
+		s.q.wg.Go(func() {
+			defer s.q.active.Add(-1)
+			s.Stream.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var b [8]byte
+			if _, err := io.ReadFull(s.Stream, b[:]); err == nil {
+				s.q.n.Add(int64(binary.BigEndian.Uint64(b[:])))
+			}
+			s.Stream.CancelRead(0)
+		})
+	})
+	return nil
+}
+
+// target is the bulk target whose streams are bare quic-go streams to the
+// sink.
 func (q *quicSink) target(label string) *bulkTarget {
 	return &bulkTarget{
 		label: label,
 		dial: func(ctx context.Context) (io.WriteCloser, error) {
-			return q.client.OpenStreamSync(ctx) // Close sends FIN; the reader reads to the end
+			st, err := q.client.OpenStreamSync(ctx)
+			if err != nil {
+				return nil, err
+			}
+			q.active.Add(1)
+			return &sinkStream{Stream: st, q: q}, nil
 		},
 		received: q.n.Load,
 		settle: func() {
@@ -104,12 +240,47 @@ func (q *quicSink) target(label string) *bulkTarget {
 	}
 }
 
-// Close closes both ends and waits for the readers.
+// Close closes the client, waits for its count readers and stops the sink.
 func (q *quicSink) Close() error {
-	if q.client != nil {
-		q.client.CloseWithError(0, "")
-	}
-	err := q.ln.Close()
+	q.client.CloseWithError(0, "")
 	q.wg.Wait()
+	q.stop()
+	return nil
+}
+
+// quicSinkCommand is the hidden `bench` subcommand a two-process baseline
+// starts.
+const quicSinkCommand = "quic-sink"
+
+func quicSinkCmd() *cli.Command {
+	return &cli.Command{
+		Name:   quicSinkCommand,
+		Usage:  "tunnel-tcp's two-process baseline: a bare QUIC sink on loopback that prints its address and runs until stdin closes",
+		Hidden: true,
+		Action: func(c *cli.Context) error { return runQUICSink(os.Stdin, c.App.Writer) },
+	}
+}
+
+// runQUICSink serves a sink, prints its address and returns once stdin
+// ends (the harness closed it, or died).
+func runQUICSink(stdin io.Reader, stdout io.Writer) error {
+	ln, err := listenQUICSink()
+	if err != nil {
+		return fmt.Errorf("bench %s: %w", quicSinkCommand, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serveQUICSink(ln)
+	}()
+	_, err = fmt.Fprintln(stdout, ln.Addr().String())
+	if err == nil {
+		_, err = io.Copy(io.Discard, stdin)
+	}
+	ln.Close()
+	<-done
+	if errors.Is(err, os.ErrClosed) {
+		err = nil
+	}
 	return err
 }

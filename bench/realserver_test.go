@@ -128,6 +128,10 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 						t.Errorf("%s: goal %+v of goal %v", s.label(), s.Goal, s.OfGoal)
 					}
 				}
+				// Over QUIC, both bare-stream baselines beside the tunnel.
+				if q := rep.Scenarios[0]; name == ScenarioTunnelTCP && (q.Extra["quic_mbps"] <= 0 || q.Extra["quic_2proc_mbps"] <= 0) {
+					t.Errorf("%s: no bare QUIC figures in %v", q.label(), q.Extra)
+				}
 			}
 		})
 	}

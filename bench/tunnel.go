@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 	if tunErr != nil && !errors.Is(tunErr, ErrNotAvailable) {
 		return res, tunErr
 	}
-	var tunnel, direct, bare *bulkTarget
+	var tunnel, direct, bare, bare2 *bulkTarget
 	var targets []*bulkTarget
 	if tunErr == nil {
 		defer tun.close()
@@ -189,6 +190,18 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 			defer qs.Close()
 			bare = qs.target("bare quic")
 			targets = append(targets, bare)
+			self, err := os.Executable()
+			if err != nil {
+				return res, fmt.Errorf("bench: two-process QUIC baseline: %w", err)
+			}
+			qs2, pid, err := startQUICSinkProcess(ctx, self)
+			if err != nil {
+				return res, fmt.Errorf("bench: two-process QUIC baseline: %w", err)
+			}
+			defer qs2.Close()
+			bare2 = qs2.target("bare quic 2proc")
+			bare2.pids = []int{pid}
+			targets = append(targets, bare2)
 		}
 	}
 	if err := r.bulkRounds(ctx, targets); err != nil {
@@ -204,13 +217,17 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 		res.setExtra("quic_mbps", bare.mbps())
 		res.setExtra(extraRatioToQUIC, res.Throughput/bare.mbps())
 	}
+	if bare2 != nil && bare2.mbps() > 0 {
+		res.setExtra("quic_2proc_mbps", bare2.mbps())
+		res.setExtra("ratio_to_quic_2proc", res.Throughput/bare2.mbps())
+	}
 	// CPU per MB of each path (this process, plus the server and agent on
 	// the tunnel's): what the rates would come to on an idle machine where
 	// CPU is the limit.
 	for _, c := range []struct {
 		key string
 		t   *bulkTarget
-	}{{"cpu_us_per_mb", tunnel}, {"direct_cpu_us_per_mb", direct}, {"quic_cpu_us_per_mb", bare}} {
+	}{{"cpu_us_per_mb", tunnel}, {"direct_cpu_us_per_mb", direct}, {"quic_cpu_us_per_mb", bare}, {"quic_2proc_cpu_us_per_mb", bare2}} {
 		if c.t != nil && c.t.cpuPerMB() > 0 && (c.t != tunnel || len(c.t.pids) > 0) {
 			res.setExtra(c.key, c.t.cpuPerMB())
 		}
