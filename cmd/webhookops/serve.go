@@ -260,9 +260,10 @@ func serve(c *cli.Context) error {
 	}
 	adminSrv := &http.Server{Handler: adm, TLSConfig: tlsCfg.admin, ReadHeaderTimeout: 10 * time.Second, ErrorLog: httpErrLog}
 
+	ingestTLS, adminTLS := tlsCfg.ingest != nil, tlsCfg.admin != nil
 	publicURL := c.String("public-url")
 	if publicURL == "" {
-		publicURL = listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))
+		publicURL = listenerURL(ingestTLS, ingestLn, c.StringSlice("acme-domain"))
 	}
 	operatorUI, err := ui.New(ui.Config{Admin: adm, IngestURL: publicURL, Logger: log})
 	if err != nil {
@@ -288,17 +289,17 @@ func serve(c *cli.Context) error {
 	if tlsCfg.acme != nil {
 		warmACME(warmCtx, &warm, tlsCfg.acme, ingestLn.Addr(), c.StringSlice("acme-domain"), log)
 	}
-	warnIfPlain(log, "ingest", ingestSrv, ingestLn, "providers such as Stripe and Shopify post only to HTTPS: use --acme-domain or --tls-cert/--tls-key, or a TLS proxy in front")
-	warnIfPlain(log, "admin", adminSrv, adminLn, "tokens would cross the network in clear: use --admin-tls-cert/--admin-tls-key, or keep it on 127.0.0.1")
+	warnIfPlain(log, "ingest", ingestTLS, ingestLn, "providers such as Stripe and Shopify post only to HTTPS: use --acme-domain or --tls-cert/--tls-key, or a TLS proxy in front")
+	warnIfPlain(log, "admin", adminTLS, adminLn, "tokens would cross the network in clear: use --admin-tls-cert/--admin-tls-key, or keep it on 127.0.0.1")
 	snap := node.Snapshot()
-	ingestURL := bindURL(ingestSrv, ingestLn)
+	ingestURL := bindURL(ingestTLS, ingestLn)
 	if len(c.StringSlice("acme-domain")) > 0 {
-		ingestURL = listenerURL(ingestSrv, ingestLn, c.StringSlice("acme-domain"))
+		ingestURL = listenerURL(ingestTLS, ingestLn, c.StringSlice("acme-domain"))
 	}
 	log.Info("webhookops ready",
 		"ingest", ingestURL+"/in/{source}",
-		"admin", bindURL(adminSrv, adminLn),
-		"ui", bindURL(adminSrv, adminLn)+ui.Prefix,
+		"admin", bindURL(adminTLS, adminLn),
+		"ui", bindURL(adminTLS, adminLn)+ui.Prefix,
 		"data_dir", c.String("data-dir"),
 		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
 		"recovery", time.Since(start).Round(time.Millisecond))

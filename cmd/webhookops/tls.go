@@ -87,11 +87,16 @@ func serveHTTP(srv *http.Server, ln net.Listener) error {
 	return srv.Serve(ln)
 }
 
+// The functions below take whether a listener serves TLS rather than
+// reading its server's TLSConfig: http.Server.Serve sets a TLSConfig of its
+// own on a plain server (to offer HTTP/2), so once serving has begun a
+// plain listener would read as TLS (and the read would race with Serve).
+
 // bindURL is the listener's scheme and its real bind address, for the
 // start-up line: a 0.0.0.0 or [::] bind shows as such, so the operator sees
 // the listener is reachable from other hosts.
-func bindURL(srv *http.Server, ln net.Listener) string {
-	if srv.TLSConfig == nil {
+func bindURL(secure bool, ln net.Listener) string {
+	if !secure {
 		return "http://" + ln.Addr().String()
 	}
 	return "https://" + ln.Addr().String()
@@ -99,8 +104,8 @@ func bindURL(srv *http.Server, ln net.Listener) string {
 
 // listenerURL is how a listener is reached from this host (the default
 // --public-url): an unspecified bind address shows as localhost.
-func listenerURL(srv *http.Server, ln net.Listener, acme []string) string {
-	if srv.TLSConfig == nil {
+func listenerURL(secure bool, ln net.Listener, acme []string) string {
+	if !secure {
 		return "http://" + displayAddr(ln.Addr())
 	}
 	if len(acme) > 0 {
@@ -115,8 +120,8 @@ func listenerURL(srv *http.Server, ln net.Listener, acme []string) string {
 
 // warnIfPlain logs once per listener that is plain HTTP and reachable from
 // other hosts.
-func warnIfPlain(log *slog.Logger, name string, srv *http.Server, ln net.Listener, advice string) {
-	if srv.TLSConfig == nil && !certs.IsLoopback(ln.Addr()) {
+func warnIfPlain(log *slog.Logger, name string, secure bool, ln net.Listener, advice string) {
+	if !secure && !certs.IsLoopback(ln.Addr()) {
 		log.Warn(name+" listener is plain HTTP on a non-loopback address; "+advice, "addr", ln.Addr().String())
 	}
 }
