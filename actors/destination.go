@@ -21,6 +21,8 @@ type (
 	// enqueueMsg appends an event to the destination's queue.
 	enqueueMsg struct {
 		ev         *wal.Event
+		part       uint16 // ev's partition and sequence when ev is nil
+		seq        uint64
 		fromOutbox bool   // delete the event's outbox entry in the same batch
 		replayID   string // set for a replay
 	}
@@ -33,6 +35,10 @@ type (
 	// deadExpiredMsg: retention removed n of the destination's dead letters.
 	deadExpiredMsg struct{ n int64 }
 )
+
+// enqueueMsg's event is ev, or (part, seq) when the sender does not hold
+// it (a cluster member's inbox entry): the actor reads it, waiting for
+// this replica to apply it if need be.
 
 func (*enqueueMsg) isRouted()    {}
 func (configMsg) isRouted()      {}
@@ -72,15 +78,6 @@ type DestinationStats struct {
 	ConsecutiveFails int       `json:"consecutive_failures"`
 }
 
-// queueWriter makes a destination's writes durable, in the order given.
-// done runs once, on any goroutine, and must not block. The local writer
-// batches them into the wal's group commit; a cluster node will route them
-// through its partition's replication instead, with the same machine
-// deciding them.
-type queueWriter interface {
-	Write(dest string, ops []destsm.Op, done func(error))
-}
-
 // localWriter commits a destination's writes through the wal.
 type localWriter struct{ db *wal.DB }
 
@@ -118,7 +115,19 @@ type destination struct {
 
 	timer   Timer
 	timerAt time.Time
+
+	// A cluster member's actor only (see member.go):
+	// dormant: started for a partition this node does not own; it does
+	// nothing until it is stopped.
+	dormant bool
+	// parked: attempts decided while the lease did not hold, started
+	// when it does again (parkTimer retries).
+	parked    []destsm.StartAttempt
+	parkTimer Timer
 }
+
+// parkedMsg: try the parked attempts again.
+type parkedMsg struct{ inc uint64 }
 
 func (d *destination) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -128,21 +137,31 @@ func (d *destination) Receive(ctx actor.Context) {
 		ctx.SetReceiveTimeout(d.n.cfg.PassivateAfter)
 	case *actor.Restarting, *actor.Stopping:
 		d.stopTimer()
+		d.unpark()
 	case *enqueueMsg:
 		d.entry.received.Add(1)
-		d.enqueue(m)
-	case configMsg:
+		if !d.dormant {
+			d.enqueue(m)
+		}
+	case configMsg, wakeMsg:
 		d.entry.received.Add(1)
-		d.run(d.reconfigure())
-	case wakeMsg:
-		d.entry.received.Add(1)
-		d.run(d.reconfigure())
+		if !d.dormant {
+			d.run(d.reconfigure())
+		}
 	case statsMsg:
 		d.entry.received.Add(1)
-		m.reply <- d.stats()
+		if !d.dormant {
+			m.reply <- d.stats()
+		}
 	case deadExpiredMsg:
 		d.entry.received.Add(1)
-		d.run(destsm.DeadExpired{N: m.n})
+		if !d.dormant {
+			d.run(destsm.DeadExpired{N: m.n})
+		}
+	case parkedMsg:
+		if m.inc == d.inc {
+			d.retryParked()
+		}
 	case *attemptDone:
 		if m.inc != d.inc {
 			return
@@ -165,6 +184,9 @@ func (d *destination) Receive(ctx actor.Context) {
 			d.run(destsm.Tick{At: m.at})
 		}
 	case *actor.ReceiveTimeout:
+		if d.dormant {
+			return
+		}
 		if slices.ContainsFunc(d.m.Step(d.n.clock.Now(), destsm.Idle{}), isPassivate) &&
 			d.n.dests.passivate(d.slug, d.self) {
 			ctx.Stop(d.self)
@@ -194,8 +216,19 @@ func (d *destination) start() {
 	restart := d.inc > 1
 	d.gauge = d.n.gauges.get(d.slug)
 	db := d.n.db
-	if restart {
-		if err := db.WaitCommitted(); err != nil {
+	member := d.n.member != nil
+	if member && !d.n.dests.owns(d.slug) {
+		// Restarted by its supervisor after the partition was disowned:
+		// the registry has stopped it already.
+		d.dormant = true
+		return
+	}
+	if restart || member {
+		// A member's actor counts on every start: the queue may have moved
+		// under another owner since this node last ran it.
+		if member {
+			d.n.member.Settle(d.slug)
+		} else if err := db.WaitCommitted(); err != nil {
 			panic(err) // closed: the supervisor gives up with the node
 		}
 		depth, err := db.QueueDepth(d.slug)
@@ -213,11 +246,14 @@ func (d *destination) start() {
 		panic(err) // the supervisor retries; without the queue we must not deliver
 	}
 	cfg, exists := d.config()
-	d.m = destsm.New(destsm.Params{Slug: d.slug, Window: d.n.cfg.QueueWindow, Pipeline: d.n.cfg.OrderedPipeline, Rand: d.n.rand}, destsm.State{
+	d.m = destsm.New(destsm.Params{Slug: d.slug, Window: d.n.cfg.QueueWindow, Pipeline: d.n.cfg.OrderedPipeline, DurableSlots: member, Rand: d.n.rand}, destsm.State{
 		Dest: cfg, Exists: exists, NextQSeq: last + 1,
 		Depth: d.gauge.depth.Load(), Dead: d.gauge.dead.Load(),
 	})
-	if restart {
+	switch {
+	case member:
+		d.takeOver()
+	case restart:
 		for _, ev := range d.outbox() {
 			d.run(destsm.Enqueue{Part: ev.Partition, Seq: ev.Seq, EventID: ev.ID(), FromOutbox: true, Recovered: true, Payload: ev})
 		}
@@ -225,8 +261,89 @@ func (d *destination) start() {
 	d.run(destsm.Reconfigure{Dest: cfg, Exists: exists})
 }
 
+// takeOver is a cluster member's start: after the queue (which the machine
+// loads), the inbox in its partition's log order, then what the outboxes
+// still hold for this destination, oldest first. An event that already
+// has a delivery record here was taken into the queue by an earlier owner
+// whose acknowledgement did not land: it is acknowledged again, not
+// queued twice.
+func (d *destination) takeOver() {
+	inbox, err := d.n.db.ScanInbox(d.slug)
+	if err != nil {
+		panic(err)
+	}
+	seen := make(map[uint64]bool, len(inbox))
+	for _, e := range inbox {
+		seen[e.EventSeq] = true
+		d.take(e.EventPart, e.EventSeq)
+	}
+	for _, e := range d.outboxEntries() {
+		if !seen[e.EventSeq] {
+			d.take(e.EventPart, e.EventSeq)
+		}
+	}
+}
+
+func (d *destination) take(part uint16, seq uint64) {
+	_, err := d.n.db.GetDelivery(d.slug, seq)
+	switch {
+	case err == nil:
+		slug, log := d.slug, d.n.log
+		d.n.writer.Write(d.slug, []destsm.Op{destsm.DeleteOutbox{Part: part, Seq: seq}}, func(err error) {
+			if err != nil {
+				log.Warn("acknowledging an event queued before failed", "destination", slug, "event", wal.EventID(part, seq), "err", err)
+			}
+		})
+		return
+	case !errors.Is(err, wal.ErrNotFound):
+		panic(err)
+	}
+	ev := d.event(part, seq)
+	d.run(destsm.Enqueue{Part: part, Seq: seq, EventID: ev.ID(), FromOutbox: true, Recovered: true, Payload: ev})
+}
+
+// event reads an event. On a cluster member an event named by an inbox or
+// a queue entry may not be applied on this replica yet (its partition's
+// replica lags the destination's): it waits for it. A single node's events
+// are there or unreadable.
+func (d *destination) event(part uint16, seq uint64) *wal.Event {
+	deadline := time.Now().Add(eventWait)
+	for {
+		ev, err := d.n.db.GetEvent(part, seq)
+		if err == nil || d.n.member == nil || !errors.Is(err, wal.ErrNotFound) {
+			if err != nil {
+				panic(err)
+			}
+			return ev
+		}
+		if time.Now().After(deadline) {
+			panic(fmt.Errorf("destination %s: event %s not applied on this replica after %v: %w", d.slug, wal.EventID(part, seq), eventWait, err))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// eventWait bounds event's wait; past it the actor fails and its restart
+// tries again.
+const eventWait = 30 * time.Second
+
 // outbox reads what the outbox holds for this destination, oldest first.
 func (d *destination) outbox() []*wal.Event {
+	entries := d.outboxEntries()
+	evs := make([]*wal.Event, 0, len(entries))
+	for _, e := range entries {
+		ev, err := d.n.db.GetEvent(e.EventPart, e.EventSeq)
+		if err != nil {
+			panic(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// outboxEntries lists the outbox entries for this destination, oldest
+// first.
+func (d *destination) outboxEntries() []wal.OutboxEntry {
 	var entries []wal.OutboxEntry
 	for p := 0; p < d.n.db.Partitions(); p++ {
 		err := d.n.db.ScanOutbox(uint16(p), func(e wal.OutboxEntry) {
@@ -239,15 +356,7 @@ func (d *destination) outbox() []*wal.Event {
 		}
 	}
 	slices.SortFunc(entries, func(a, b wal.OutboxEntry) int { return cmpUint64(a.EventSeq, b.EventSeq) })
-	evs := make([]*wal.Event, 0, len(entries))
-	for _, e := range entries {
-		ev, err := d.n.db.GetEvent(e.EventPart, e.EventSeq)
-		if err != nil {
-			panic(err)
-		}
-		evs = append(evs, ev)
-	}
-	return evs
+	return entries
 }
 
 func cmpUint64(a, b uint64) int {
@@ -266,6 +375,9 @@ func (d *destination) reconfigure() destsm.Msg {
 }
 
 func (d *destination) enqueue(m *enqueueMsg) {
+	if m.ev == nil {
+		m.ev = d.event(m.part, m.seq)
+	}
 	if h := d.n.cfg.hooks.enqueue; h != nil {
 		h(d.slug, m.ev)
 	}
@@ -357,12 +469,20 @@ func (d *destination) load(l destsm.Load) destsm.Msg {
 }
 
 func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.Msg {
+	if d.n.member != nil && !d.leased() {
+		d.park(s)
+		return nil
+	}
 	ev, _ := s.Payload.(*wal.Event)
 	if ev == nil {
-		var err error
-		if ev, err = d.n.db.GetEvent(s.Part, s.Seq); err != nil {
-			d.n.log.Error("queued event unreadable; dead-lettering it", "destination", d.slug, "event", s.EventID, "err", err)
-			return destsm.Unreadable{Attempt: s.ID, Err: err.Error()}
+		if d.n.member != nil {
+			ev = d.event(s.Part, s.Seq)
+		} else {
+			var err error
+			if ev, err = d.n.db.GetEvent(s.Part, s.Seq); err != nil {
+				d.n.log.Error("queued event unreadable; dead-lettering it", "destination", d.slug, "event", s.EventID, "err", err)
+				return destsm.Unreadable{Attempt: s.ID, Err: err.Error()}
+			}
 		}
 	}
 	if !d.n.beginAttempt() {
@@ -379,6 +499,54 @@ func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.
 		n.system.Root.Send(self, &attemptDone{inc: inc, id: s.ID, started: now, receivedAt: ev.ReceivedAt, res: res})
 	}()
 	return nil
+}
+
+// leased reports whether a cluster member's actor may start an attempt:
+// the member holds the partition's lease and this actor is still the
+// destination's (not one stopped by a Disown that has not ended yet).
+func (d *destination) leased() bool {
+	return d.n.member.Leased(d.n.db.DestPartition(d.slug)) && d.n.dests.current(d.slug, d.entry)
+}
+
+// parkEvery is how often parked attempts try the lease again.
+const parkEvery = 20 * time.Millisecond
+
+func (d *destination) park(s destsm.StartAttempt) {
+	d.parked = append(d.parked, s)
+	if d.parkTimer == nil {
+		self, root, inc := d.self, d.n.system.Root, d.inc
+		d.parkTimer = d.n.clock.AfterFunc(parkEvery, func() { root.Send(self, parkedMsg{inc: inc}) })
+	}
+}
+
+func (d *destination) unpark() {
+	if d.parkTimer != nil {
+		d.parkTimer.Stop()
+		d.parkTimer = nil
+	}
+	d.parked = nil
+}
+
+// retryParked starts the parked attempts, in the order they were decided,
+// if the lease holds now; otherwise they wait for the next try.
+func (d *destination) retryParked() {
+	d.parkTimer = nil
+	parked := d.parked
+	d.parked = nil
+	for i, s := range parked {
+		if !d.leased() {
+			d.parked = append(d.parked, parked[i:]...)
+			break
+		}
+		if msg := d.startAttempt(s, d.n.clock.Now()); msg != nil {
+			d.run(msg)
+		}
+	}
+	if len(d.parked) > 0 && d.parkTimer == nil {
+		self, root, inc := d.self, d.n.system.Root, d.inc
+		d.parkTimer = d.n.clock.AfterFunc(parkEvery, func() { root.Send(self, parkedMsg{inc: inc}) })
+	}
+	d.gauge.set(d.m.Counts())
 }
 
 func (d *destination) setTimer(at, now time.Time) {

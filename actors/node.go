@@ -74,6 +74,10 @@ type Config struct {
 	// the next ones go (destsm.Params.Pipeline): a crash re-sends at most
 	// that many. 1 waits for each outcome before the next attempt.
 	OrderedPipeline int
+	// Member: the node is a cluster member's (see member.go). It recovers
+	// nothing at start and runs destination actors only for the
+	// partitions it is told it owns, writing through UseMember's writer.
+	Member bool
 	// OnChange is told of every configuration change once it is durable,
 	// one at a time, in order. It must not block for long.
 	OnChange func(old, next *Snapshot)
@@ -130,7 +134,8 @@ type Node struct {
 	shards    []*actor.PID
 	dests     *registry
 	replays   *replays
-	writer    queueWriter
+	writer    QueueWriter
+	member    Member // a cluster member's (UseMember); nil for a single node
 	gauges    *queueGauges
 
 	ctx        context.Context // cancelled when attempts must stop
@@ -245,9 +250,11 @@ func Start(cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
-	if err := n.recover(); err != nil {
-		n.Close()
-		return nil, err
+	if !cfg.Member {
+		if err := n.recover(); err != nil {
+			n.Close()
+			return nil, err
+		}
 	}
 	n.ready.Store(true)
 	return n, nil
@@ -535,6 +542,9 @@ func (n *Node) Audit(e wal.AuditEntry) {
 // DestinationStats asks a destination's actor for its queue state.
 func (n *Node) DestinationStats(ctx context.Context, slug string) (DestinationStats, error) {
 	reply := make(chan DestinationStats, 1)
+	if n.member != nil && !n.dests.owns(slug) {
+		return n.storedStats(slug)
+	}
 	if !n.dests.send(slug, statsMsg{reply: reply}) {
 		return DestinationStats{}, ErrUnavailable
 	}
@@ -544,6 +554,27 @@ func (n *Node) DestinationStats(ctx context.Context, slug string) (DestinationSt
 	case <-ctx.Done():
 		return DestinationStats{}, ctx.Err()
 	}
+}
+
+// storedStats is what a cluster member that does not deliver slug knows of
+// its queue: this replica's queue and dead letters. In flight and the
+// circuit are the owner's to tell.
+func (n *Node) storedStats(slug string) (DestinationStats, error) {
+	depth, err := n.db.QueueDepth(slug)
+	if err != nil {
+		return DestinationStats{}, err
+	}
+	dead, err := n.db.CountDead(slug)
+	if err != nil {
+		return DestinationStats{}, err
+	}
+	s := DestinationStats{QueueDepth: depth, DeadLetters: dead, Circuit: "elsewhere"}
+	if page, err := n.db.QueuePage(slug, 0, 1); err == nil && len(page) == 1 {
+		if ev, err := n.db.GetEvent(page[0].EventPart, page[0].EventSeq); err == nil {
+			s.OldestPendingAt = ev.ReceivedAt
+		}
+	}
+	return s, nil
 }
 
 // LiveDestinations is how many destination actors are in memory.

@@ -18,6 +18,9 @@ type registry struct {
 	mu      sync.Mutex // guards the fields below
 	actors  map[string]*destEntry
 	closing bool
+	// owned is nil on a single node, which runs every destination. On a
+	// cluster member it holds the partitions whose destinations may run.
+	owned []bool
 }
 
 type destEntry struct {
@@ -35,7 +38,51 @@ type destEntry struct {
 type routed interface{ isRouted() }
 
 func newRegistry(n *Node) *registry {
-	return &registry{n: n, actors: map[string]*destEntry{}}
+	r := &registry{n: n, actors: map[string]*destEntry{}}
+	if n.cfg.Member {
+		r.owned = make([]bool, n.db.Partitions())
+	}
+	return r
+}
+
+// runs reports whether dest's actor may run here. Called with mu held.
+func (r *registry) runs(dest string) bool {
+	return r.owned == nil || r.owned[r.n.db.DestPartition(dest)]
+}
+
+// owns reports whether dest's actor may run here now.
+func (r *registry) owns(dest string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.closing && r.runs(dest)
+}
+
+// current reports whether e is dest's live actor entry.
+func (r *registry) current(dest string, e *destEntry) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.closing && r.actors[dest] == e && r.runs(dest)
+}
+
+// own lets the destinations of part run, or stops them (a cluster
+// member's ownership). Stopping does not wait: an attempt in flight
+// finishes, and its outcome write is fenced.
+func (r *registry) own(part uint16, yes bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.owned == nil || int(part) >= len(r.owned) {
+		return
+	}
+	r.owned[part] = yes
+	if yes {
+		return
+	}
+	for dest, e := range r.actors {
+		if r.n.db.DestPartition(dest) == part {
+			delete(r.actors, dest)
+			r.n.system.Root.Stop(e.pid)
+		}
+	}
 }
 
 // send delivers msg to dest's actor, spawning it if needed. It never blocks
@@ -43,7 +90,7 @@ func newRegistry(n *Node) *registry {
 func (r *registry) send(dest string, msg routed) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closing {
+	if r.closing || !r.runs(dest) {
 		return false
 	}
 	e, ok := r.actors[dest]
@@ -62,7 +109,7 @@ func (r *registry) send(dest string, msg routed) bool {
 func (r *registry) notify(dest string, msg routed) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.actors[dest]; ok && !r.closing {
+	if e, ok := r.actors[dest]; ok && !r.closing && r.runs(dest) {
 		e.sent++
 		r.n.system.Root.Send(e.pid, msg)
 	}

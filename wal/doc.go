@@ -22,6 +22,9 @@
 //	p <part:2> q <dest> 0 <qseq:8>         queue: a pending delivery, in acknowledgement order
 //	p <part:2> r <dest> 0 <seq:8>          delivery record: status and every attempt
 //	p <part:2> x <dest> 0 <seq:8>          dead-letter index
+//	p <part:2> i <dest> 0 <seq:8>          inbox (cluster): an ordered destination's event, in raft order (inbox.go)
+//	p <part:2> z a | z f                   replication state (cluster): applied raft index, fence (replica.go)
+//	m M                                    the cluster member this store belongs to, if any
 //
 // An event's keys (e, k, o) live in the partition of hash(source, idem key);
 // a destination's keys (q, r, x) live in the partition of hash(destination).

@@ -406,3 +406,66 @@ func (db *DB) SyncReplicas() error {
 	}
 	return nil
 }
+
+// metaMember (m M) records that the store belongs to a cluster member and
+// which: its partitions are replicas, written only by their state
+// machines, and a node without its cluster flags must not deliver from
+// them on its own.
+var metaMember = []byte{prefixMeta, 'M'}
+
+// ClusterMember returns the node id MarkClusterMember recorded, 0 if the
+// store is a single node's.
+func (db *DB) ClusterMember() (uint64, error) {
+	v, err := db.get(metaMember)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("wal.ClusterMember: %w", err)
+	case len(v) != 8:
+		return 0, fmt.Errorf("%w: cluster member mark", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// MarkClusterMember records that the store is cluster member node's, with
+// a synced write. It refuses a store that already holds partition data
+// written by a single node (events, queues: anything in a partition with
+// no applied raft index), which no replica would know of, and a store
+// marked for another node.
+func (db *DB) MarkClusterMember(node uint64) error {
+	if node == 0 {
+		return errors.New("wal.MarkClusterMember: node id 0")
+	}
+	have, err := db.ClusterMember()
+	if err != nil {
+		return err
+	}
+	switch {
+	case have == node:
+		return nil
+	case have != 0:
+		return fmt.Errorf("wal.MarkClusterMember: the store belongs to cluster member %d, not %d", have, node)
+	}
+	for p := 0; p < db.partitions; p++ {
+		lo := partPrefix(uint16(p))
+		_, any, err := db.lastKey(lo, prefixEnd(lo))
+		if err != nil {
+			return fmt.Errorf("wal.MarkClusterMember: %w", err)
+		}
+		if any {
+			return fmt.Errorf("wal.MarkClusterMember: partition %d holds a single node's data; a cluster member starts from an empty data dir", p)
+		}
+	}
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], node)
+	if err := db.pdb.Set(metaMember, v[:], pebble.Sync); err != nil {
+		return fmt.Errorf("wal.MarkClusterMember: %w", err)
+	}
+	return nil
+}

@@ -12,14 +12,50 @@
 // stream the partition's key range (applied index and fence included), so
 // a replica that fell behind or a replaced node catches up whole.
 //
-// Entries (entry.go) are of three kinds:
+// Entries (entry.go) are of these kinds:
 //
-//   - ingest: a received event, the proposer's dedupe window and nothing
-//     else. The state machine decides dedupe at apply time and assigns the
-//     event's sequence, so one key yields one event cluster-wide whichever
-//     nodes took the copies and whoever led at the time.
+//   - ingest: a received event, the proposer's dedupe window and which of
+//     its destinations the proposer sends inbox entries (the ordered
+//     ones). The state machine decides dedupe at apply time and assigns
+//     the event's sequence, so one key yields one event cluster-wide
+//     whichever nodes took the copies and whoever led at the time. It
+//     writes the event, its dedupe key and an outbox entry per
+//     destination.
+//   - inbox: events for ordered destinations of this partition (see
+//     Order below); one already waiting or already taken is not added
+//     again.
 //   - takeover: a new owner's first entry, carrying its raft term.
 //   - write: an owner's writes (wal.Batch.EncodeOps), stamped with its term.
+//   - ack: a destination owner's outbox deletions in an event's partition.
+//
+// # Delivery
+//
+// A member's node (actors.Node with Config.Member) runs a destination's
+// actor only while this member owns the destination's partition: the
+// ownership loop tells it (Engine.Own, Disown) and the partitions' apply
+// hands it what they applied (Engine.EventApplied, InboxApplied). Every
+// member holds a replica of every partition, so the owner of a
+// destination sees every event for it applied in its own store; nothing
+// is sent between nodes. The owner's writes go through Writer (fenced
+// into the destination's partition, grouped per destination like the
+// local group commit), which marks an event taken into the queue with a
+// pending delivery record, so an acknowledgement lost with a node does
+// not queue the event twice.
+//
+// # Order
+//
+// An ordered destination's order is its partition's log order. Ingest
+// commits the event in the event's partition, then an inbox entry in
+// every ordered destination's partition, and only then answers 2xx; the
+// owner takes inbox entries in the order the destination's partition
+// applied them. So if A's 2xx went out before B was sent, A's inbox entry
+// precedes B's in one log, whichever nodes took them and however far a
+// replica of A's partition lags (the owner waits for the event itself to
+// be applied locally). Parallel destinations are fed from the outbox as
+// events apply, with no order to keep. A takeover loads the queue, then
+// the inbox in log order, then whatever the outboxes still hold for the
+// destination, oldest first (events committed whose sender never heard
+// 2xx; no order was promised for them).
 //
 // # Ownership = leadership, fenced
 //
@@ -30,6 +66,19 @@
 // and Fence.Admit (a pure function) refuses any takeover or write stamped
 // lower. Refusals are result values, never errors: an error from Update is
 // fatal by design.
+//
+// # Leases
+//
+// Fencing keeps a deposed owner's writes out; it cannot unsend an HTTP
+// request. So a member starts a delivery only while it holds the
+// partition's lease (Leased): its leadership confirmed by a ReadIndex (a
+// quorum answered a heartbeat of its term) less than four fifths of an
+// election timeout ago. With CheckQuorum no follower that answered votes
+// for anyone else within an election timeout, so no other member can have
+// taken the partition over meanwhile. A member stopped past an election
+// (SIGSTOP) finds its lease expired by the monotonic clock when it runs
+// again and starts nothing until the ownership loop has caught up; the
+// attempts it had in flight are the ones a failover may send twice.
 //
 // # What this package must never do
 //

@@ -12,6 +12,8 @@ const (
 	kindTakeover = 2 // a new owner's first entry, carrying its raft term
 	kindWrite    = 3 // an owner's writes, stamped with its takeover term
 	kindAckOut   = 4 // a destination's owner acknowledges outbox entries of this partition
+	kindIngestTo = 5 // kindIngest naming the destinations that get an inbox entry
+	kindInbox    = 6 // events for ordered destinations of this partition, in the order they are acknowledged
 )
 
 // Result values of a partition entry (statemachine.Result.Value).
@@ -40,6 +42,48 @@ type entry struct {
 	node   uint64        // takeover and write: the owner's node id
 	window time.Duration // ingest: the dedupe window of the proposer
 	body   []byte        // ingest: the event record; write: encoded ops
+	// inboxed: ingest, indexes into the event's destinations that the
+	// proposer sends an inbox entry (ordered destinations).
+	inboxed []int
+	inbox   []inboxRef // inbox
+}
+
+// inboxRef names one event for one destination's inbox.
+type inboxRef struct {
+	dest string
+	part uint16
+	seq  uint64
+}
+
+// maxInboxRefs bounds one inbox entry before anything is allocated.
+const maxInboxRefs = 4096
+
+// encodeIngestTo is an ingest whose destinations at inboxed (indexes into
+// the event's destinations) get inbox entries from the proposer.
+func encodeIngestTo(window time.Duration, inboxed []int, event []byte) []byte {
+	if len(inboxed) == 0 {
+		return encodeIngest(window, event)
+	}
+	b := make([]byte, 0, 2+binary.MaxVarintLen64*(2+len(inboxed))+len(event))
+	b = append(b, kindIngestTo)
+	b = binary.AppendUvarint(b, uint64(window))
+	b = binary.AppendUvarint(b, uint64(len(inboxed)))
+	for _, i := range inboxed {
+		b = binary.AppendUvarint(b, uint64(i))
+	}
+	return append(b, event...)
+}
+
+func encodeInbox(refs []inboxRef) []byte {
+	b := []byte{kindInbox}
+	b = binary.AppendUvarint(b, uint64(len(refs)))
+	for _, r := range refs {
+		b = binary.AppendUvarint(b, uint64(len(r.dest)))
+		b = append(b, r.dest...)
+		b = binary.AppendUvarint(b, uint64(r.part))
+		b = binary.AppendUvarint(b, r.seq)
+	}
+	return b
 }
 
 func encodeIngest(window time.Duration, event []byte) []byte {
@@ -109,6 +153,44 @@ func decodeEntry(b []byte) (entry, error) {
 		e.body = b
 	case kindAckOut:
 		e.body = b
+	case kindIngestTo:
+		w := uv()
+		n := uv()
+		if b == nil || w > uint64(1<<62) || n == 0 || n > maxInboxRefs {
+			return entry{}, errBadEntry
+		}
+		e.window = time.Duration(w)
+		e.inboxed = make([]int, 0, n)
+		for range n {
+			i := uv()
+			if b == nil || i >= maxInboxRefs {
+				return entry{}, errBadEntry
+			}
+			e.inboxed = append(e.inboxed, int(i))
+		}
+		e.body = b
+	case kindInbox:
+		n := uv()
+		if b == nil || n == 0 || n > maxInboxRefs {
+			return entry{}, errBadEntry
+		}
+		e.inbox = make([]inboxRef, 0, n)
+		for range n {
+			l := uv()
+			if b == nil || l == 0 || l > uint64(len(b)) {
+				return entry{}, errBadEntry
+			}
+			dest := string(b[:l])
+			b = b[l:]
+			part, seq := uv(), uv()
+			if b == nil || part > 0xffff {
+				return entry{}, errBadEntry
+			}
+			e.inbox = append(e.inbox, inboxRef{dest: dest, part: uint16(part), seq: seq})
+		}
+		if len(b) != 0 {
+			return entry{}, errBadEntry
+		}
 	default:
 		return entry{}, errBadEntry
 	}

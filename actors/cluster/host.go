@@ -58,6 +58,10 @@ type Config struct {
 	Logger         *slog.Logger
 	// Audit records a node-local audit entry (not replicated).
 	Audit func(wal.AuditEntry)
+	// Engine delivers: it runs a destination's actor only while this
+	// member owns the destination's partition. Nil: the member stores and
+	// replicates but delivers nothing (tests of replication alone).
+	Engine Engine
 	// TLS turns on mutual TLS for raft traffic; required unless every
 	// member is on a loopback address (CheckTransport).
 	TLS TLSFiles
@@ -127,19 +131,45 @@ func ParseMembers(s string) (map[uint64]string, error) {
 	return out, nil
 }
 
+// Engine is the node that delivers for a member (*actors.Node). The
+// member tells it which partitions it owns and what the partitions
+// applied; the engine runs a destination's actor only while it owns the
+// destination's partition, and starts an attempt only while Member.Leased
+// says so.
+type Engine interface {
+	// UseMember is called once, before anything else.
+	UseMember(actors.Member)
+	// Own and Disown are called from one goroutine, alternately per
+	// partition.
+	Own(part uint16)
+	Disown(part uint16)
+	// EventApplied and InboxApplied come from apply goroutines and must
+	// not block.
+	EventApplied(ev *wal.Event, inboxed []string)
+	InboxApplied(dest string, part uint16, seq uint64)
+	// Ordered reports whether dest keeps order: its events get an inbox
+	// entry in dest's partition before the sender hears 2xx.
+	Ordered(dest string) bool
+}
+
 // Cluster is this node's membership: a dragonboat NodeHost with a replica
 // of every partition.
 type Cluster struct {
-	cfg  Config
-	nh   *dragonboat.NodeHost
-	log  *slog.Logger
-	part int
+	cfg    Config
+	nh     *dragonboat.NodeHost
+	log    *slog.Logger
+	part   int
+	writer *Writer
+	// leaseFor is how long a confirmation of leadership lets this node
+	// deliver: no other member can be elected sooner (see Leased).
+	leaseFor time.Duration
 
-	mu     sync.Mutex       // guards owned
-	owned  map[uint16]Fence // partitions whose takeover by this node is applied
-	kick   chan struct{}    // a leader changed somewhere
+	mu     sync.Mutex           // guards owned and lease
+	owned  map[uint16]Fence     // partitions whose takeover by this node is applied
+	lease  map[uint16]time.Time // owned partitions: deliveries may start until then
+	kick   chan struct{}        // a leader or an owner changed somewhere
 	closed chan struct{}
-	wg     sync.WaitGroup // ownLoop and its takeover proposals
+	wg     sync.WaitGroup // ownLoop and its proposals and reads
 }
 
 func quietDragonboat() {
@@ -177,7 +207,13 @@ func Start(cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.Default()
 	}
 	quietDragonboat()
-	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{}, kick: make(chan struct{}, 1), closed: make(chan struct{})}
+	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{},
+		lease: map[uint16]time.Time{}, kick: make(chan struct{}, 1), closed: make(chan struct{}),
+		leaseFor: time.Duration(cfg.ElectionRTT) * cfg.RTT * 4 / 5}
+	c.writer = NewWriter(c, cfg.Audit)
+	if cfg.Engine != nil {
+		cfg.Engine.UseMember(c.writer)
+	}
 	nhc := config.NodeHostConfig{
 		NodeHostDir:       filepath.Join(cfg.Dir, "nodehost"),
 		WALDir:            filepath.Join(cfg.Dir, "wal"),
@@ -234,8 +270,12 @@ func (c *Cluster) Close() {
 	}
 	close(c.closed)
 	c.wg.Wait()
+	c.writer.Wait()
 	c.nh.Close()
 }
+
+// Writer is the member's replicated writer of destination state.
+func (c *Cluster) Writer() *Writer { return c.writer }
 
 // NodeID is this member's id.
 func (c *Cluster) NodeID() uint64 { return c.cfg.NodeID }
@@ -256,7 +296,15 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 		Headers: r.Headers, Body: r.Body, Destinations: src.Source.Targets(r.EventType),
 	}
 	part := wal.Partition(c.part, r.Source, r.IdemKey)
-	cmd := encodeIngest(c.cfg.DedupeWindow, wal.EncodeEvent(ev))
+	var inboxed []int
+	if c.cfg.Engine != nil {
+		for i, d := range ev.Destinations {
+			if c.cfg.Engine.Ordered(d) {
+				inboxed = append(inboxed, i)
+			}
+		}
+	}
+	cmd := encodeIngestTo(c.cfg.DedupeWindow, inboxed, wal.EncodeEvent(ev))
 	res, err := c.propose(ctx, part, cmd)
 	if err != nil {
 		return actors.IngestResult{}, err
@@ -269,8 +317,21 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 	if len(res.Data) != 8 {
 		return actors.IngestResult{}, fmt.Errorf("%w: partition %d answered no sequence", actors.ErrUnavailable, part)
 	}
-	id := wal.EventID(part, binary.BigEndian.Uint64(res.Data))
+	seq := binary.BigEndian.Uint64(res.Data)
+	id := wal.EventID(part, seq)
 	dup := res.Value == ResultDuplicate
+	// The ordered destinations' inbox entries, before the sender hears
+	// 2xx; again for a duplicate, whose first try may have stopped short
+	// of them (the state machine adds each at most once).
+	if len(inboxed) > 0 {
+		refs := make([]inboxRef, 0, len(inboxed))
+		for _, i := range inboxed {
+			refs = append(refs, inboxRef{dest: ev.Destinations[i], part: part, seq: seq})
+		}
+		if err := c.proposeInbox(ctx, refs); err != nil {
+			return actors.IngestResult{}, err
+		}
+	}
 	if c.cfg.Audit != nil {
 		a := wal.AuditEntry{At: ev.ReceivedAt, Action: "event.received", ObjectType: "event", ObjectID: id,
 			Detail: map[string]string{"source": ev.Source, "idempotency_key": ev.IdemKey, "event_type": ev.EventType}}
@@ -280,6 +341,33 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 		c.cfg.Audit(a)
 	}
 	return actors.IngestResult{EventID: id, Duplicate: dup}, nil
+}
+
+// proposeInbox commits refs to the inboxes of their destinations'
+// partitions, one entry per partition, all at once.
+func (c *Cluster) proposeInbox(ctx context.Context, refs []inboxRef) error {
+	byPart := map[uint16][]inboxRef{}
+	for _, r := range refs {
+		p := c.cfg.DB.DestPartition(r.dest)
+		byPart[p] = append(byPart[p], r)
+	}
+	errs := make(chan error, len(byPart))
+	for p, rs := range byPart {
+		go func() {
+			res, err := c.propose(ctx, p, encodeInbox(rs))
+			if err == nil && res.Value != ResultAccepted {
+				err = fmt.Errorf("%w: partition %d refused an inbox entry (result %d)", actors.ErrUnavailable, p, res.Value)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range byPart {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // propose commits cmd to part, retrying temporary failures until ctx or
@@ -346,6 +434,7 @@ func (c *Cluster) Write(ctx context.Context, part uint16, b *wal.Batch) error {
 			delete(c.owned, part)
 		}
 		c.mu.Unlock()
+		c.wake()
 		return fmt.Errorf("%w: partition %d fenced term %d", ErrNotOwner, part, f.Term)
 	default:
 		return fmt.Errorf("cluster: partition %d refused a write (result %d)", part, res.Value)
@@ -371,12 +460,14 @@ func (c *Cluster) AckOutbox(ctx context.Context, part uint16, b *wal.Batch) erro
 }
 
 // leaderListener hears dragonboat's leader changes and wakes the
-// ownership loop at once (it also runs every 250 ms on its own).
+// ownership loop at once (it also runs every 100 ms on its own).
 type leaderListener struct{ c *Cluster }
 
-func (l leaderListener) LeaderUpdated(raftio.LeaderInfo) {
+func (l leaderListener) LeaderUpdated(raftio.LeaderInfo) { l.c.wake() }
+
+func (c *Cluster) wake() {
 	select {
-	case l.c.kick <- struct{}{}:
+	case c.kick <- struct{}{}:
 	default:
 	}
 }
@@ -385,19 +476,36 @@ func (l leaderListener) LeaderUpdated(raftio.LeaderInfo) {
 // partition in a term its applied takeover does not name, it proposes a
 // takeover with that term; where it no longer leads, it stops owning at
 // once (the fence would refuse its writes anyway). It owns a partition
-// only once the takeover is applied (TakeoverApplied).
+// only once the takeover is applied (TakeoverApplied). It tells the engine
+// what it owns, and renews the lease of every owned partition.
 func (c *Cluster) ownLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(250 * time.Millisecond)
+	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	inflight := make([]bool, c.part)
+	inflight := make([]bool, c.part)   // a takeover proposal is out
+	renewing := make([]bool, c.part)   // a lease renewal is out
+	engineOwns := make([]bool, c.part) // what the engine was last told
 	done := make(chan uint16, c.part)
+	renewed := make(chan uint16, c.part)
+	defer func() {
+		if c.cfg.Engine == nil {
+			return
+		}
+		for p, own := range engineOwns {
+			if own {
+				c.cfg.Engine.Disown(uint16(p))
+			}
+		}
+	}()
 	for {
 		select {
 		case <-c.closed:
 			return
 		case p := <-done:
 			inflight[p] = false
+			continue
+		case p := <-renewed:
+			renewing[p] = false
 			continue
 		case <-c.kick:
 		case <-t.C:
@@ -410,9 +518,28 @@ func (c *Cluster) ownLoop() {
 			f, owned := c.owned[part]
 			if owned && (!mine || f.Term != term) {
 				delete(c.owned, part)
+				delete(c.lease, part)
+				owned = false
 			}
 			c.mu.Unlock()
-			if !mine || (owned && f.Term == term) || inflight[p] {
+			if c.cfg.Engine != nil && owned != engineOwns[p] {
+				engineOwns[p] = owned
+				if owned {
+					c.cfg.Engine.Own(part)
+				} else {
+					c.cfg.Engine.Disown(part)
+				}
+			}
+			if owned && !renewing[p] {
+				renewing[p] = true
+				c.wg.Add(1)
+				go func() {
+					defer c.wg.Done()
+					c.renew(part, f)
+					renewed <- part
+				}()
+			}
+			if !mine || owned || inflight[p] {
 				continue
 			}
 			inflight[p] = true
@@ -431,19 +558,88 @@ func (c *Cluster) ownLoop() {
 	}
 }
 
-// TakeoverApplied implements Observer.
-func (c *Cluster) TakeoverApplied(part uint16, f Fence) {
+// renew confirms this node's leadership of part with a ReadIndex (a
+// quorum answers a heartbeat of its term) and extends the lease from the
+// moment the read was asked.
+//
+// Why that is safe: with CheckQuorum, a follower that heard the leader
+// refuses to vote for anyone else for an election timeout (ElectionRTT
+// ticks) afterwards, and the followers that answered this read heard it
+// after it was asked. So no other member can become leader, and take the
+// partition over, within leaseFor (four fifths of the election timeout)
+// of the ask. A node that was stopped (SIGSTOP) and continues finds its
+// lease long expired, by the monotonic clock, and starts no delivery
+// before the ownership loop has caught up with the new leader.
+func (c *Cluster) renew(part uint16, f Fence) {
+	asked := time.Now()
+	rs, err := c.nh.ReadIndex(PartitionShard(part), time.Second)
+	if err != nil {
+		return
+	}
+	defer rs.Release()
+	select {
+	case r := <-rs.ResultC():
+		if !r.Completed() {
+			return
+		}
+	case <-c.closed:
+		return
+	}
+	// Served by this node as the leader in f's term: a read forwarded to
+	// a new leader would have come with news of its term.
+	leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part))
+	if err != nil || !valid || leader != c.cfg.NodeID || term != f.Term {
+		return
+	}
+	c.mu.Lock()
+	if c.owned[part] == f {
+		c.lease[part] = asked.Add(c.leaseFor)
+	}
+	c.mu.Unlock()
+}
+
+// Leased reports whether this node owns part and holds its lease: a
+// delivery for one of its destinations may start now.
+func (c *Cluster) Leased(part uint16) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	_, owned := c.owned[part]
+	return owned && time.Now().Before(c.lease[part])
+}
+
+// TakeoverApplied implements Observer. A takeover by this node counts
+// only if this node still leads in the takeover's term: entries applied
+// again after a restart name terms long gone.
+func (c *Cluster) TakeoverApplied(part uint16, f Fence) {
+	mine := false
 	if f.Node == c.cfg.NodeID {
+		leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part))
+		mine = err == nil && valid && leader == c.cfg.NodeID && term == f.Term
+	}
+	c.mu.Lock()
+	if mine {
 		c.owned[part] = f
 	} else {
 		delete(c.owned, part)
+		delete(c.lease, part)
 	}
+	c.mu.Unlock()
+	c.wake()
 }
 
 // EventApplied implements Observer.
-func (c *Cluster) EventApplied(*wal.Event) {}
+func (c *Cluster) EventApplied(ev *wal.Event, inboxed []string) {
+	if c.cfg.Engine != nil {
+		c.cfg.Engine.EventApplied(ev, inboxed)
+	}
+}
+
+// InboxApplied implements Observer.
+func (c *Cluster) InboxApplied(dest string, part uint16, seq uint64) {
+	if c.cfg.Engine != nil {
+		c.cfg.Engine.InboxApplied(dest, part, seq)
+	}
+}
 
 // Owned lists the partitions this node owns, with their fences: its
 // takeover is applied and no newer leader has been heard of.

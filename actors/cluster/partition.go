@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
@@ -18,7 +19,19 @@ type Observer interface {
 	// TakeoverApplied: fence is now the partition's owner.
 	TakeoverApplied(part uint16, fence Fence)
 	// EventApplied: a new event (not a duplicate) is committed and stored.
-	EventApplied(ev *wal.Event)
+	// Its destinations named in inboxed get an inbox entry from the
+	// proposer (InboxApplied); the rest are taken from the outbox.
+	EventApplied(ev *wal.Event, inboxed []string)
+	// InboxApplied: event (part, seq) joined dest's inbox, in this
+	// partition's log order.
+	InboxApplied(dest string, part uint16, seq uint64)
+}
+
+// appliedEvent is an event applied in one Update, with the destinations
+// its proposer sends inbox entries.
+type appliedEvent struct {
+	ev      *wal.Event
+	inboxed []string
 }
 
 // partitionSM is the on-disk state machine of one partition: it applies
@@ -66,7 +79,9 @@ type dedupeHit struct {
 func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 	rb := p.db.NewReplicaBatch(p.part)
 	var written map[string]dedupeHit // keys written earlier in this call
-	var applied []*wal.Event
+	var inboxSeen map[string]bool    // inbox entries written earlier in this call
+	var applied []appliedEvent
+	var inboxed []inboxRef
 	var takeover *Fence
 	for i := range ents {
 		e, err := decodeEntry(ents[i].Cmd)
@@ -75,7 +90,7 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			continue
 		}
 		switch e.kind {
-		case kindIngest:
+		case kindIngest, kindIngestTo:
 			ev, err := wal.DecodeEvent(p.part, 0, e.body)
 			if err != nil {
 				ents[i].Result = sm.Result{Value: ResultBad}
@@ -108,8 +123,47 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 				written = map[string]dedupeHit{}
 			}
 			written[k] = dedupeHit{ev.Seq, ev.ReceivedAt}
-			applied = append(applied, ev)
+			ae := appliedEvent{ev: ev}
+			for _, i := range e.inboxed {
+				if i < len(ev.Destinations) {
+					ae.inboxed = append(ae.inboxed, ev.Destinations[i])
+				}
+			}
+			applied = append(applied, ae)
 			ents[i].Result = sm.Result{Value: ResultAccepted, Data: seqBytes(ev.Seq)}
+		case kindInbox:
+			// An inbox entry already there, or one already taken into the
+			// queue (it has a delivery record), is not added again: a
+			// sender's retry of an event whose first try committed its
+			// inbox entry must not deliver it twice.
+			if slices.ContainsFunc(e.inbox, func(r inboxRef) bool { return p.db.DestPartition(r.dest) != p.part }) {
+				ents[i].Result = sm.Result{Value: ResultBad}
+				continue
+			}
+			for _, r := range e.inbox {
+				k := r.dest + "\x00" + string(seqBytes(r.seq))
+				if inboxSeen[k] {
+					continue
+				}
+				held, err := p.db.InboxHolds(r.dest, r.seq)
+				if err != nil {
+					rb.Discard()
+					return nil, fmt.Errorf("cluster: partition %d: %w", p.part, err)
+				}
+				if held {
+					continue
+				}
+				if err := rb.PutInbox(r.dest, r.part, r.seq, ents[i].Index); err != nil {
+					rb.Discard()
+					return nil, fmt.Errorf("cluster: partition %d: %w", p.part, err)
+				}
+				if inboxSeen == nil {
+					inboxSeen = map[string]bool{}
+				}
+				inboxSeen[k] = true
+				inboxed = append(inboxed, r)
+			}
+			ents[i].Result = sm.Result{Value: ResultAccepted}
 		case kindAckOut:
 			if err := rb.ApplyOutboxAcks(e.body); err != nil {
 				ents[i].Result = sm.Result{Value: ResultBad}
@@ -141,8 +195,11 @@ func (p *partitionSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 		return nil, fmt.Errorf("cluster: partition %d: %w", p.part, err)
 	}
 	if p.obs != nil {
-		for _, ev := range applied {
-			p.obs.EventApplied(ev)
+		for _, a := range applied {
+			p.obs.EventApplied(a.ev, a.inboxed)
+		}
+		for _, r := range inboxed {
+			p.obs.InboxApplied(r.dest, r.part, r.seq)
 		}
 		if takeover != nil {
 			p.obs.TakeoverApplied(p.part, *takeover)

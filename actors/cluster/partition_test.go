@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +26,8 @@ func openDB(t *testing.T, dir string) *wal.DB {
 type recorder struct {
 	mu        sync.Mutex
 	events    []string
+	inboxed   [][]string // per event: the destinations its proposer inboxes
+	inbox     []string   // "dest seq", in the order applied
 	takeovers []Fence
 }
 
@@ -33,9 +37,16 @@ func (r *recorder) TakeoverApplied(_ uint16, f Fence) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) EventApplied(ev *wal.Event) {
+func (r *recorder) EventApplied(ev *wal.Event, inboxed []string) {
 	r.mu.Lock()
 	r.events = append(r.events, ev.IdemKey)
+	r.inboxed = append(r.inboxed, inboxed)
+	r.mu.Unlock()
+}
+
+func (r *recorder) InboxApplied(dest string, part uint16, seq uint64) {
+	r.mu.Lock()
+	r.inbox = append(r.inbox, fmt.Sprintf("%s %d/%d", dest, part, seq))
 	r.mu.Unlock()
 }
 
@@ -223,6 +234,79 @@ func TestPartitionSnapshotCatchUp(t *testing.T) {
 	}
 }
 
+// Inbox entries: added in log order with their raft index, at most once
+// per event and destination (not again while waiting, nor once the owner
+// took the event into the queue), refused whole when one names a
+// destination of another partition; ingests name their inboxed
+// destinations to the observer.
+func TestPartitionInbox(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	part := uint16(2)
+	d1, d2 := destIn(db, part), destIn(db, part)+"x"
+	for db.DestPartition(d2) != part {
+		d2 += "x"
+	}
+	other := destIn(db, part+1)
+	rec := &recorder{}
+	p := newPartitionSM(db, part, rec)
+	p.Open(nil)
+	t0 := time.Unix(1700000000, 0).UTC()
+	ev := wal.EncodeEvent(&wal.Event{Source: "src", IdemKey: "o", ReceivedAt: t0, Body: []byte("{}"), Destinations: []string{"p", d1, d2}})
+	ents := []sm.Entry{
+		{Index: 1, Cmd: encodeIngestTo(time.Hour, []int{1, 2, 7}, ev)},
+		{Index: 2, Cmd: encodeInbox([]inboxRef{{d1, 5, 100}, {d2, 5, 100}})},
+		{Index: 3, Cmd: encodeInbox([]inboxRef{{d1, 6, 90}, {d1, 5, 100}})}, // 100 again: waiting already
+		{Index: 4, Cmd: encodeInbox([]inboxRef{{d1, 6, 91}, {other, 6, 91}})},
+		{Index: 5, Cmd: []byte{kindInbox, 1, 0}},
+	}
+	out, err := p.Update(ents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []uint64{ResultAccepted, ResultAccepted, ResultAccepted, ResultBad, ResultBad} {
+		if out[i].Result.Value != want {
+			t.Fatalf("entry %d: result %d, want %d", i+1, out[i].Result.Value, want)
+		}
+	}
+	if len(rec.inboxed) != 1 || !slices.Equal(rec.inboxed[0], []string{d1, d2}) {
+		t.Fatalf("observer saw inboxed destinations %v, want [%s %s]", rec.inboxed, d1, d2)
+	}
+	if want := []string{d1 + " 5/100", d2 + " 5/100", d1 + " 6/90"}; !slices.Equal(rec.inbox, want) {
+		t.Fatalf("observer saw inbox %v, want %v", rec.inbox, want)
+	}
+	got, err := db.ScanInbox(d1)
+	if err != nil || len(got) != 2 || got[0] != (wal.InboxEntry{Index: 2, EventPart: 5, EventSeq: 100}) || got[1] != (wal.InboxEntry{Index: 3, EventPart: 6, EventSeq: 90}) {
+		t.Fatalf("inbox of %s = %+v, %v (want 100 at index 2, then 90 at index 3)", d1, got, err)
+	}
+
+	// The owner takes 100 into the queue (its delivery record marks it)
+	// and deletes the inbox entry: a retry's inbox entry adds nothing.
+	b := db.NewBatch()
+	b.PutQueue(d1, 1, 5, 100)
+	b.PutDelivery(100, &wal.Delivery{Destination: d1, EventID: wal.EventID(5, 100), Status: wal.StatusPending, QSeq: 1})
+	b.DeleteInbox(d1, 100)
+	ops, err := b.EncodeOps(part)
+	b.Discard()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = p.Update([]sm.Entry{
+		{Index: 6, Cmd: encodeTakeover(1, 1)},
+		{Index: 7, Cmd: encodeWrite(1, 1, ops)},
+		{Index: 8, Cmd: encodeInbox([]inboxRef{{d1, 5, 100}})},
+	})
+	if err != nil || out[1].Result.Value != ResultAccepted || out[2].Result.Value != ResultAccepted {
+		t.Fatalf("take and retry: %+v, %v", out, err)
+	}
+	if got, _ := db.ScanInbox(d1); len(got) != 1 || got[0].EventSeq != 90 {
+		t.Fatalf("inbox after the take and a retry = %+v", got)
+	}
+	if len(rec.inbox) != 3 {
+		t.Fatalf("a retry reached the owner: %v", rec.inbox)
+	}
+}
+
 func TestNextSeq(t *testing.T) {
 	t0 := time.UnixMicro(1_700_000_000_000_000)
 	base := uint64(1_700_000_000_000_000) << 12
@@ -254,9 +338,33 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Add(encodeTakeover(3, 1))
 	f.Add(encodeWrite(3, 1, []byte{1, 's', 1, 'p'}))
 	f.Add(ingestCmd("k", time.Unix(1, 0), time.Hour))
+	f.Add(encodeIngestTo(time.Hour, []int{0, 2}, []byte("event")))
+	f.Add(encodeInbox([]inboxRef{{"d1", 3, 99}, {"d2", 0, 1}}))
+	f.Add(encodeAck([]byte{1}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := decodeEntry(b)
-		if err == nil && e.kind != kindIngest && e.kind != kindTakeover && e.kind != kindWrite {
+		if err != nil {
+			return
+		}
+		switch e.kind {
+		case kindIngest, kindTakeover, kindWrite, kindAckOut:
+		case kindIngestTo:
+			if len(e.inboxed) == 0 || len(e.inboxed) > maxInboxRefs {
+				t.Fatalf("ingest with %d inboxed destinations", len(e.inboxed))
+			}
+		case kindInbox:
+			if len(e.inbox) == 0 || len(e.inbox) > maxInboxRefs {
+				t.Fatalf("inbox of %d entries", len(e.inbox))
+			}
+			for _, r := range e.inbox {
+				if r.dest == "" {
+					t.Fatal("inbox entry without a destination")
+				}
+			}
+			if again, err := decodeEntry(encodeInbox(e.inbox)); err != nil || len(again.inbox) != len(e.inbox) {
+				t.Fatalf("re-encoded inbox: %+v, %v", again, err)
+			}
+		default:
 			t.Fatalf("decoded unknown kind %d", e.kind)
 		}
 	})

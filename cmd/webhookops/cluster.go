@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
@@ -30,7 +31,6 @@ func clusterFlags() []cli.Flag {
 // clusterMember is what serve holds of a running cluster member.
 type clusterMember struct {
 	cl *cluster.Cluster
-	db *wal.DB // the replicated partitions
 }
 
 // status is the admin API's view of the cluster.
@@ -50,56 +50,75 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	return out, nil
 }
 
-func (m *clusterMember) Close() {
-	m.cl.Close()
-	m.db.Close()
+func (m *clusterMember) Close() { m.cl.Close() }
+
+// clusterMode reports whether serve runs as a cluster member, and refuses
+// cluster flags without --cluster-addr.
+func clusterMode(c *cli.Context) (bool, error) {
+	if c.String("cluster-addr") != "" {
+		return true, nil
+	}
+	if c.IsSet("node-id") || c.IsSet("initial-members") {
+		return false, fmt.Errorf("--node-id and --initial-members need --cluster-addr")
+	}
+	return false, nil
 }
 
-// startCluster joins the cluster when --cluster-addr is set; nil otherwise,
-// and then serve runs exactly the single node.
-//
-// Until destination actors write through replication, the replicated
-// partitions live in a store of their own (<data-dir>/cluster): the single
-// node's recovery, which delivers whatever its outbox holds, must not see
-// events every replica holds, or each node would deliver them.
-func startCluster(c *cli.Context, node *actors.Node, log *slog.Logger) (*clusterMember, error) {
+// prepareStore checks that the store fits the mode before the node reads
+// it. A member's partitions are replicas in the node's own store; a single
+// node must not deliver from them on its own, and a member must not start
+// on a single node's events, which no other replica knows.
+func prepareStore(c *cli.Context, db *wal.DB, member bool) error {
+	dir := c.String("data-dir")
+	owner, err := db.ClusterMember()
+	if err != nil {
+		return err
+	}
+	if !member {
+		if owner != 0 {
+			return fmt.Errorf("%s belongs to cluster member %d: start it with its cluster flags (--cluster-addr, --node-id %d, --initial-members)", dir, owner, owner)
+		}
+		return nil
+	}
+	if want := c.Int("cluster-partitions"); db.Partitions() != want {
+		return fmt.Errorf("%s has %d partitions, --cluster-partitions is %d: every member has the same count, fixed at the cluster's first start; a new member starts from an empty data dir", dir, db.Partitions(), want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cluster")); err == nil {
+		return fmt.Errorf("%s holds replicated partitions in the layout of an earlier version (%s): start this member from an empty data dir; it catches up from the others", dir, filepath.Join(dir, "cluster"))
+	}
+	return db.MarkClusterMember(c.Uint64("node-id"))
+}
+
+// startCluster joins the cluster with the node's own store: the node
+// delivers what this member owns. It returns nil when serve runs a single
+// node.
+func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logger) (*clusterMember, error) {
 	addr := c.String("cluster-addr")
 	if addr == "" {
-		if c.IsSet("node-id") || c.IsSet("initial-members") {
-			return nil, fmt.Errorf("--node-id and --initial-members need --cluster-addr")
-		}
 		return nil, nil
 	}
 	members, err := cluster.ParseMembers(c.String("initial-members"))
 	if err != nil {
 		return nil, fmt.Errorf("--initial-members: %w", err)
 	}
-	dir := c.String("data-dir")
-	db, err := wal.Open(filepath.Join(dir, "cluster"), wal.Config{Logger: log, Partitions: c.Int("cluster-partitions"), CacheSize: 64 << 20})
-	if err != nil {
-		return nil, err
-	}
 	cl, err := cluster.Start(cluster.Config{
 		NodeID:       c.Uint64("node-id"),
 		RaftAddr:     addr,
 		Members:      members,
-		Dir:          filepath.Join(dir, "raft"),
+		Dir:          filepath.Join(c.String("data-dir"), "raft"),
 		DB:           db,
 		DedupeWindow: c.Duration("dedupe-window"),
 		Now:          node.Clock().Now,
 		Logger:       log.With("component", "cluster"),
 		Audit:        node.Audit,
+		Engine:       node,
 		TLS:          cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")},
 	})
 	if err != nil {
-		db.Close()
 		return nil, err
 	}
-	if n := len(node.Snapshot().Destinations); n > 0 {
-		log.Warn("cluster mode stores and replicates events but does not deliver them yet", "destinations", n)
-	}
 	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
-	return &clusterMember{cl: cl, db: db}, nil
+	return &clusterMember{cl: cl}, nil
 }
 
 func clusterCommand() *cli.Command {

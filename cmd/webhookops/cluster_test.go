@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,10 +59,33 @@ func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool) []*clust
 				"--cluster-cert", filepath.Join(ca, "node"+id+".pem"), "--cluster-key", filepath.Join(ca, "node"+id+"-key.pem")}
 		}
 	}
+	// Whatever the test leaves running (stopped ones included) is killed.
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			if nd.c == nil {
+				continue
+			}
+			nd.c.cmd.Process.Signal(syscall.SIGCONT)
+			select {
+			case <-nd.c.exited:
+			default:
+				nd.c.kill9()
+			}
+		}
+	})
 	for _, nd := range nodes {
 		nd.start(t, bin, cfg, strings.Join(members, ","))
 	}
 	return nodes
+}
+
+// memberList is the --initial-members value of nodes.
+func memberList(nodes []*clusterNode) string {
+	var members []string
+	for _, nd := range nodes {
+		members = append(members, fmt.Sprintf("%d=%s", nd.id, nd.raft))
+	}
+	return strings.Join(members, ",")
 }
 
 func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
@@ -125,24 +149,7 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 	began := time.Now()
 	nodes := startClusterNodes(t, bin, cfg, 3, true)
 	t.Logf("%v: three members ready", time.Since(began).Round(time.Millisecond))
-	defer func() {
-		for _, nd := range nodes {
-			if nd.c != nil {
-				select {
-				case <-nd.c.exited:
-				default:
-					nd.c.kill9()
-				}
-			}
-		}
-	}()
-	members := ""
-	for i, nd := range nodes {
-		if i > 0 {
-			members += ","
-		}
-		members += fmt.Sprintf("%d=%s", nd.id, nd.raft)
-	}
+	members := memberList(nodes)
 
 	client := &http.Client{Timeout: 10 * time.Second}
 	var (
@@ -291,7 +298,7 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 	// key -> event id per store, and which event ids each store holds.
 	perNode := make([]map[string]string, len(nodes))
 	for i, nd := range nodes {
-		db, err := wal.Open(filepath.Join(nd.dataDir, "cluster"), wal.Config{})
+		db, err := wal.Open(nd.dataDir, wal.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}

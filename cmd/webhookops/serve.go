@@ -143,12 +143,22 @@ func serve(c *cli.Context) error {
 	}
 	defer adminLn.Close()
 
-	db, err := wal.Open(c.String("data-dir"), wal.Config{Logger: log,
-		MinFreeBytes: c.Int64("min-free-bytes"), BallastBytes: c.Int64("disk-ballast-bytes")})
+	member, err := clusterMode(c)
+	if err != nil {
+		return err
+	}
+	walCfg := wal.Config{Logger: log, MinFreeBytes: c.Int64("min-free-bytes"), BallastBytes: c.Int64("disk-ballast-bytes")}
+	if member {
+		walCfg.Partitions = c.Int("cluster-partitions") // for a new data dir
+	}
+	db, err := wal.Open(c.String("data-dir"), walCfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if err := prepareStore(c, db, member); err != nil {
+		return err
+	}
 
 	// The tunnel binds before the node: delivery dials through it and
 	// configuration changes reach it; it serves agents once the node has
@@ -169,6 +179,13 @@ func serve(c *cli.Context) error {
 		AuditRetention: c.Duration("audit-retention"),
 		Refusals:       tally,
 		DrainTimeout:   c.Duration("drain-timeout"),
+		Member:         member,
+	}
+	if member {
+		// In a cluster an ordered destination waits for each outcome's
+		// commit before its next attempt, so a failover sends again at
+		// most the one event in flight.
+		nodeCfg.OrderedPipeline = 1
 	}
 	dial := agentreg.DialTunnelOff
 	if tunnel != nil {
@@ -212,12 +229,12 @@ func serve(c *cli.Context) error {
 	if tunnel != nil {
 		tunnel.agents.Start()
 	}
-	member, err := startCluster(c, node, log)
+	cm, err := startCluster(c, node, db, log)
 	if err != nil {
 		return err
 	}
-	if member != nil {
-		defer member.Close()
+	if cm != nil {
+		defer cm.Close()
 	}
 	admCfg := admin.Config{
 		Node: node, Logger: log,
@@ -228,8 +245,8 @@ func serve(c *cli.Context) error {
 		admCfg.Agents = tunnel.agents // agents online in the API and /metrics
 		admCfg.Tunnel = &admin.TunnelInfo{Addr: tunnel.publicAddr, Fingerprint: tunnel.agents.Fingerprint()}
 	}
-	if member != nil {
-		admCfg.Cluster = member.status
+	if cm != nil {
+		admCfg.Cluster = cm.status
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {
@@ -245,8 +262,8 @@ func serve(c *cli.Context) error {
 	// debug, not warnings.
 	httpErrLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	ingCfg := ingress.Config{Node: node, MaxBody: c.Int64("max-body"), MaxInFlight: c.Int64("max-inflight-bytes"), Logger: log}
-	if member != nil {
-		ingCfg.Ingest = member.cl.Ingest
+	if cm != nil {
+		ingCfg.Ingest = cm.cl.Ingest
 	}
 	ingestSrv := &http.Server{
 		Handler:           ingress.NewHandler(ingCfg),
@@ -320,8 +337,8 @@ func serve(c *cli.Context) error {
 		acmeSrv.Shutdown(ctx)
 	}
 	ingestSrv.Shutdown(ctx)
-	if member != nil {
-		member.Close()
+	if cm != nil {
+		cm.Close()
 	}
 	adm.Close()
 	if tunnel != nil {

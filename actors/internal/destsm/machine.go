@@ -54,6 +54,13 @@ type Params struct {
 	// re-sends at most Pipeline events. 1 waits for each outcome before
 	// the next attempt; below 1 means DefaultPipeline.
 	Pipeline int
+	// DurableSlots: a parallel destination's attempt keeps its place among
+	// max_in_flight until its outcome is durable, not only until its
+	// answer is in. Then a crash or a failover sends again at most
+	// max_in_flight events (those in flight and those whose outcome was on
+	// its way to disk), at the cost of each place being held one write
+	// longer. A cluster member sets it.
+	DurableSlots bool
 }
 
 // DefaultPipeline is Params.Pipeline's default: enough finished deliveries
@@ -119,7 +126,7 @@ type Machine struct {
 	lastTry   uint64
 
 	writes   map[uint64]pendingWrite
-	outcomes int // outstanding outcome writes (ordered)
+	outcomes int // outstanding outcome writes (ordered; parallel with DurableSlots)
 	failed   bool
 
 	timerAt time.Time
@@ -354,15 +361,19 @@ func (m *Machine) pump(now time.Time) {
 	if len(m.queue) < m.p.Window/2 || len(m.queue) == 0 {
 		m.refill()
 	}
-	if !m.exists || m.dest.Paused || m.outcomes >= m.p.Pipeline {
+	ordered := m.dest.Ordering == model.OrderingOrdered
+	if !m.exists || m.dest.Paused || (ordered && m.outcomes >= m.p.Pipeline) {
 		m.setTimer(time.Time{})
 		return
 	}
-	ordered := m.dest.Ordering == model.OrderingOrdered
 	limit := m.limit()
+	held := 0 // places held by outcomes on their way to disk
+	if !ordered && m.p.DurableSlots {
+		held = m.outcomes
+	}
 	var wake time.Time
 	for _, it := range m.queue {
-		if m.inflight >= limit {
+		if m.inflight+held >= limit {
 			break
 		}
 		if it.attempt != 0 {
@@ -482,7 +493,7 @@ func (m *Machine) finish(it *item, status string, now time.Time) {
 	it.rec.NextAt = time.Time{}
 	it.rec.UpdatedAt = now.UTC()
 	ops := []Op{DeleteQueue{QSeq: it.qseq}, PutDelivery{Seq: it.seq, Rec: it.rec}}
-	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered, depth: -1, finished: it}
+	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered || m.p.DurableSlots, depth: -1, finished: it}
 	m.finishing[outboxKey{it.part, it.seq}] = it
 	last := it.rec.Attempts[len(it.rec.Attempts)-1]
 	if status == model.StatusDelivered {

@@ -20,7 +20,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with what the 
 // a "----" line and the effects expected, one per line ("ok" for none),
 // separated by blank lines; "#" starts a comment line. Commands:
 //
-//	new [dest options] [window=N] [pipeline=N] [next=N] [depth=N] [dead=N] [absent]
+//	new [dest options] [window=N] [pipeline=N] [durable-slots] [next=N] [depth=N] [dead=N] [absent]
 //	                        (a new machine; the clock goes back to 00:00:00)
 //	enqueue seq=N [part=N] [outbox] [recovered] [replay=ID] [prior=STATUS/ATTEMPTS]
 //	loaded [qQSEQ:eSEQ[:STATUS/ATTEMPTS[/next=+DUR]]]...
@@ -197,7 +197,7 @@ func (s *script) run(cmd string) []string {
 		if a.has("pipeline") {
 			pipeline = int(s.num(a, "pipeline"))
 		}
-		s.m = New(Params{Slug: "app", Window: window, Pipeline: pipeline, Rand: func(n int64) int64 { return n - 1 }}, st)
+		s.m = New(Params{Slug: "app", Window: window, Pipeline: pipeline, DurableSlots: a.has("durable-slots"), Rand: func(n int64) int64 { return n - 1 }}, st)
 		s.now = scriptEpoch
 		return nil
 	case "enqueue":
