@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/webhookops/webhookops/wal/model"
@@ -18,93 +16,190 @@ import (
 type AuditEntry = model.AuditEntry
 
 // Audit appends an audit entry to the batch; it becomes durable with the
-// state change it records.
+// state change it records. Its sequence is given when the batch is
+// committed: the entries of one group commit share one key (see
+// auditBlock), in commit order.
 func (b *Batch) Audit(e AuditEntry) {
-	e.Seq = b.db.auditSeq.Add(1)
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	b.buf = appendAuditJSON(b.buf[:0], &e)
-	b.b.Set(auditKey(e.Seq), b.buf, nil)
+	b.buf = appendAuditEntry(b.buf[:0], &e)
+	b.audit = binary.AppendUvarint(b.audit, uint64(len(b.buf)))
+	b.audit = append(b.audit, b.buf...)
+	b.audits++
 }
 
-// appendAuditJSON writes e as encoding/json would, without reflection: an
-// audit entry is written for every event received and delivered.
-func appendAuditJSON(b []byte, e *AuditEntry) []byte {
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"at":"`...)
-	b = e.At.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","action":`...)
-	b = appendJSONString(b, e.Action)
-	b = append(b, `,"object_type":`...)
-	b = appendJSONString(b, e.ObjectType)
-	b = append(b, `,"object_id":`...)
-	b = appendJSONString(b, e.ObjectID)
-	if e.Actor != "" {
-		b = append(b, `,"actor":`...)
-		b = appendJSONString(b, e.Actor)
-	}
-	if e.ReplayID != "" {
-		b = append(b, `,"replay_id":`...)
-		b = appendJSONString(b, e.ReplayID)
-	}
-	if len(e.Detail) > 0 {
-		b = append(b, `,"detail":{`...)
-		for i, k := range slices.Sorted(maps.Keys(e.Detail)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, k)
-			b = append(b, ':')
-			b = appendJSONString(b, e.Detail[k])
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}')
+// Audit log layout. Before group commits wrote blocks, each entry was its
+// own key with a JSON value; those still read (a value starting with '{'
+// is one entry whose sequence is its key's).
+//
+//	u <first seq:8> -> auditBlockFormat, then per entry: uvarint length, entry
+//	entry: varint at (unix ns) | str action | str object type | str object id |
+//	       str actor | str replay id | uvarint n | n * (str key, str value)
+//	str:   uvarint x; x odd: auditWords[x>>1]; x even: x>>1 bytes follow
+//
+// Entry i of a block has sequence first+i. Detail keys are written sorted.
+const auditBlockFormat = 0x01
+
+// auditWords are strings most entries repeat, written as one byte. Never
+// change or reorder one: add at the end.
+var auditWords = [...]string{
+	"event", "event.received", "event.duplicate", "source", "idempotency_key", "event_type",
+	"delivery.delivered", "delivery.attempt_failed", "delivery.dead_lettered", "destination",
+	"attempt", "status_code", "error", "replay", "event.signature_rejected", "reason",
 }
 
-// appendJSONString quotes s as a JSON string; invalid UTF-8 becomes U+FFFD,
-// as encoding/json does.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c == '\n':
-				b = append(b, '\\', 'n')
-			case c == '\r':
-				b = append(b, '\\', 'r')
-			case c == '\t':
-				b = append(b, '\\', 't')
-			case c == '\b':
-				b = append(b, '\\', 'b')
-			case c == '\f':
-				b = append(b, '\\', 'f')
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			b = append(b, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			b = append(b, s[i:i+size]...)
-		}
-		i += size
+var auditWordIndex = func() map[string]int {
+	m := make(map[string]int, len(auditWords))
+	for i, w := range auditWords {
+		m[w] = i
 	}
-	return append(b, '"')
+	return m
+}()
+
+func appendAuditString(b []byte, s string) []byte {
+	if i, ok := auditWordIndex[s]; ok {
+		return binary.AppendUvarint(b, uint64(i)<<1|1)
+	}
+	b = binary.AppendUvarint(b, uint64(len(s))<<1)
+	return append(b, s...)
+}
+
+func (d *decoder) auditString() string {
+	x := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if x&1 == 1 {
+		if x>>1 >= uint64(len(auditWords)) {
+			d.err = ErrCorrupt
+			return ""
+		}
+		return auditWords[x>>1]
+	}
+	n := x >> 1
+	if n > uint64(len(d.b)) {
+		d.err = ErrCorrupt
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// appendAuditEntry encodes e without its sequence.
+func appendAuditEntry(b []byte, e *AuditEntry) []byte {
+	b = binary.AppendVarint(b, unixNanos(e.At))
+	b = appendAuditString(b, e.Action)
+	b = appendAuditString(b, e.ObjectType)
+	b = appendAuditString(b, e.ObjectID)
+	b = appendAuditString(b, e.Actor)
+	b = appendAuditString(b, e.ReplayID)
+	b = binary.AppendUvarint(b, uint64(len(e.Detail)))
+	for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
+		b = appendAuditString(b, k)
+		b = appendAuditString(b, e.Detail[k])
+	}
+	return b
+}
+
+// decodeAuditEntry decodes what appendAuditEntry wrote; it never panics.
+func decodeAuditEntry(b []byte, seq uint64) (AuditEntry, error) {
+	d := decoder{b: b}
+	e := AuditEntry{Seq: seq}
+	e.At = time.Unix(0, d.varint()).UTC()
+	e.Action = d.auditString()
+	e.ObjectType = d.auditString()
+	e.ObjectID = d.auditString()
+	e.Actor = d.auditString()
+	e.ReplayID = d.auditString()
+	if n := d.count(); n > 0 {
+		e.Detail = make(map[string]string, n)
+		for range n {
+			k := d.auditString()
+			e.Detail[k] = d.auditString()
+		}
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return AuditEntry{}, fmt.Errorf("%w: audit entry %d", ErrCorrupt, seq)
+	}
+	return e, nil
+}
+
+// auditBlock is one audit key: its first sequence and its entries, still
+// encoded.
+type auditBlock struct {
+	first   uint64
+	entries [][]byte // one per entry
+	legacy  bool     // entries[0] is the JSON of a single entry
+}
+
+func parseAuditBlock(k, v []byte) (auditBlock, error) {
+	if len(k) != 9 {
+		return auditBlock{}, fmt.Errorf("%w: audit key %x", ErrCorrupt, k)
+	}
+	blk := auditBlock{first: binary.BigEndian.Uint64(k[1:])}
+	switch {
+	case len(v) > 0 && v[0] == '{':
+		blk.entries, blk.legacy = [][]byte{v}, true
+		return blk, nil
+	case len(v) > 1 && v[0] == auditBlockFormat:
+	default:
+		return auditBlock{}, fmt.Errorf("%w: audit %x has unknown format", ErrCorrupt, k)
+	}
+	d := decoder{b: v[1:]}
+	for len(d.b) > 0 {
+		e := d.bytes()
+		if d.err != nil {
+			return auditBlock{}, fmt.Errorf("%w: audit %x is truncated", ErrCorrupt, k)
+		}
+		blk.entries = append(blk.entries, e)
+	}
+	return blk, nil
+}
+
+// entry decodes the i-th entry.
+func (blk *auditBlock) entry(i int) (AuditEntry, error) {
+	seq := blk.first + uint64(i)
+	if blk.legacy {
+		var e AuditEntry
+		if err := json.Unmarshal(blk.entries[0], &e); err != nil {
+			return AuditEntry{}, fmt.Errorf("%w: audit entry %d", ErrCorrupt, seq)
+		}
+		e.Seq = seq
+		return e, nil
+	}
+	return decodeAuditEntry(blk.entries[i], seq)
+}
+
+// appendBlock encodes entries as a block value.
+func appendBlock(v []byte, entries [][]byte) []byte {
+	v = append(v, auditBlockFormat)
+	for _, e := range entries {
+		v = binary.AppendUvarint(v, uint64(len(e)))
+		v = append(v, e...)
+	}
+	return v
+}
+
+// flushAudit gives the audit entries of the batches in a group their
+// sequences, in commit order, and writes them into base as one block.
+func (db *DB) flushAudit(base *pebble.Batch, group []*Batch) {
+	n, size := 0, 1
+	for _, b := range group {
+		n += b.audits
+		size += len(b.audit)
+	}
+	if n == 0 {
+		return
+	}
+	first := db.auditSeq.Add(uint64(n)) - uint64(n) + 1
+	v := make([]byte, 1, size)
+	v[0] = auditBlockFormat
+	for _, b := range group {
+		v = append(v, b.audit...)
+	}
+	base.Set(auditKey(first), v, nil)
 }
 
 // ListAudit returns audit entries with seq < before (0: from the newest),
@@ -114,7 +209,7 @@ func (db *DB) ListAudit(before uint64, limit int, match func(*AuditEntry) bool) 
 	lo := []byte{prefixAudit}
 	hi := prefixEnd(lo)
 	if before > 0 {
-		hi = auditKey(before)
+		hi = auditKey(before) // the block holding before-1 starts below it
 	}
 	it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -122,20 +217,26 @@ func (db *DB) ListAudit(before uint64, limit int, match func(*AuditEntry) bool) 
 	}
 	defer it.Close()
 	for ok := it.Last(); ok; ok = it.Prev() {
-		var e AuditEntry
-		if err := json.Unmarshal(it.Value(), &e); err != nil {
-			return nil, 0, fmt.Errorf("%w: audit %x", ErrCorrupt, it.Key())
+		blk, err := parseAuditBlock(it.Key(), it.Value())
+		if err != nil {
+			return nil, 0, err
 		}
-		if len(it.Key()) == 9 {
-			e.Seq = binary.BigEndian.Uint64(it.Key()[1:])
+		for i := len(blk.entries) - 1; i >= 0; i-- {
+			if before > 0 && blk.first+uint64(i) >= before {
+				continue
+			}
+			e, err := blk.entry(i)
+			if err != nil {
+				return nil, 0, err
+			}
+			if match != nil && !match(&e) {
+				continue
+			}
+			if len(out) == limit {
+				return out, out[len(out)-1].Seq, nil
+			}
+			out = append(out, e)
 		}
-		if match != nil && !match(&e) {
-			continue
-		}
-		if len(out) == limit {
-			return out, out[len(out)-1].Seq, nil
-		}
-		out = append(out, e)
 	}
 	return out, 0, it.Error()
 }

@@ -122,8 +122,12 @@ func (st *Stats) count(k []byte, value func() []byte) {
 			st.Config[name] = append(st.Config[name], string(k[2:]))
 		}
 	case len(k) == 9 && k[0] == prefixAudit:
-		st.AuditEntries++
-		st.LastAuditSeq = max(st.LastAuditSeq, binary.BigEndian.Uint64(k[1:]))
+		n := 1 // a damaged block counts as one entry
+		if blk, err := parseAuditBlock(k, value()); err == nil {
+			n = len(blk.entries)
+		}
+		st.AuditEntries += uint64(n)
+		st.LastAuditSeq = max(st.LastAuditSeq, binary.BigEndian.Uint64(k[1:])+uint64(n)-1)
 	case len(k) >= 4 && k[0] == prefixPartition:
 		switch k[3] {
 		case subEvent:

@@ -13,13 +13,17 @@ type Batch struct {
 	db  *DB
 	b   *pebble.Batch
 	buf []byte
+	// audit holds the batch's audit entries, encoded (length-prefixed),
+	// until the commit gives them their sequences (flushAudit).
+	audit  []byte
+	audits int
 }
 
 // NewBatch starts an empty batch.
 func (db *DB) NewBatch() *Batch { return &Batch{db: db, b: db.pdb.NewBatch()} }
 
 // Count is the number of writes in the batch.
-func (b *Batch) Count() int { return int(b.b.Count()) }
+func (b *Batch) Count() int { return int(b.b.Count()) + b.audits }
 
 // Discard drops a batch that will not be committed.
 func (b *Batch) Discard() { b.b.Close() }

@@ -28,7 +28,7 @@ func (p *pending) len() int {
 	if p.b == nil {
 		return 0
 	}
-	return p.b.b.Len()
+	return p.b.b.Len() + len(p.b.audit)
 }
 
 func (p *pending) close() {
@@ -195,8 +195,13 @@ func (db *DB) apply(g *appliedGroup) (err error) {
 			db.fail(err, true)
 		}
 	}()
+	batches := make([]*Batch, 0, len(g.group))
 	for _, p := range g.group {
-		if p.b == nil || p.b.b == base {
+		if p.b == nil {
+			continue
+		}
+		batches = append(batches, p.b)
+		if p.b.b == base {
 			continue
 		}
 		if err := base.Apply(p.b.b, nil); err != nil {
@@ -204,6 +209,7 @@ func (db *DB) apply(g *appliedGroup) (err error) {
 			return err
 		}
 	}
+	db.flushAudit(base, batches)
 	if err := db.pdb.ApplyNoSyncWait(base, pebble.Sync); err != nil {
 		db.fail(err, false)
 		return err

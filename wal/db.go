@@ -304,15 +304,30 @@ func (db *DB) initSeqs() error {
 		}
 	}
 	db.seq.Store(maxSeq)
-	lo := []byte{prefixAudit}
-	k, ok, err := db.lastKey(lo, prefixEnd(lo))
+	last, err := db.lastAuditSeq()
 	if err != nil {
 		return err
 	}
-	if ok && len(k) == 9 {
-		db.auditSeq.Store(binary.BigEndian.Uint64(k[1:]))
-	}
+	db.auditSeq.Store(last)
 	return nil
+}
+
+// lastAuditSeq is the sequence of the newest audit entry (0: none).
+func (db *DB) lastAuditSeq() (uint64, error) {
+	lo := []byte{prefixAudit}
+	it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	blk, err := parseAuditBlock(it.Key(), it.Value())
+	if err != nil {
+		return 0, err
+	}
+	return blk.first + uint64(len(blk.entries)) - 1, nil
 }
 
 func (db *DB) lastKey(lo, hi []byte) ([]byte, bool, error) {

@@ -15,7 +15,9 @@
 //	                                       bound to their record and field (seal.go): source
 //	                                       secrets, signing secrets, agent secrets, destination
 //	                                       credential headers and URL query
-//	u <seq:8>                              audit entries, in the order they happened
+//	u <first seq:8>                        audit entries of one group commit, in the order
+//	                                       they happened (audit.go; a JSON value is one entry
+//	                                       written before blocks)
 //	p <part:2> e <seq:8>                   event: raw headers and body as received
 //	p <part:2> k <source> 0 <idem key>     dedupe key -> event seq and receive time
 //	p <part:2> o <seq:8> <dest>            outbox: event not yet appended to dest's queue

@@ -76,6 +76,9 @@ func ownerWritable(part uint16, k []byte) bool {
 // a set or delete of a key in part (its replication state excluded);
 // otherwise it answers ErrOutsidePartition and nothing. b is left as it was.
 func (b *Batch) EncodeOps(part uint16) ([]byte, error) {
+	if b.audits > 0 {
+		return nil, fmt.Errorf("%w: the audit log in a proposal to partition %d", ErrOutsidePartition, part)
+	}
 	out := []byte{opsFormat}
 	r := batchrepr.Read(b.b.Repr())
 	for {
@@ -195,6 +198,7 @@ func (rb *ReplicaBatch) CommitApplied(index uint64) error {
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], index)
 	rb.b.Set(replicaKey(rb.part, replicaApplied), v[:], nil)
+	rb.db.flushAudit(rb.b, []*Batch{rb.Batch})
 	rb.db.closeMu.RLock()
 	defer rb.db.closeMu.RUnlock()
 	defer rb.b.Close()

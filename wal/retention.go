@@ -126,27 +126,43 @@ func (db *DB) deliveryStatusLocked(dest string, evSeq uint64) (string, error) {
 // ExpireAudit deletes audit entries written before cutoff, at most limit
 // per call (call again while it returns limit). Entries are in sequence
 // order and sequences grow with time, so it deletes from the oldest up to
-// the first newer entry, with one range deletion. It records what it did
-// in a new entry.
+// the first newer entry: whole blocks with one range deletion, and the
+// part of a block it stops in by writing what is left of it under its
+// first remaining sequence. It records what it did in a new entry.
 func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
 	lo := []byte{prefixAudit}
 	n := 0
-	var end []byte
+	var end []byte       // the last block wholly or partly expired
+	var rest *auditBlock // what is left of a block expired in part
 	err := db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
 		if n == limit {
 			return errStopScan
 		}
-		var e struct {
-			At time.Time `json:"at"`
+		blk, err := parseAuditBlock(k, v)
+		if err != nil {
+			return err
 		}
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("%w: audit %x", ErrCorrupt, k)
+		i := 0
+		for ; i < len(blk.entries) && n < limit; i++ {
+			e, err := blk.entry(i)
+			if err != nil {
+				return err
+			}
+			if !e.At.Before(cutoff) {
+				break
+			}
+			n++
 		}
-		if !e.At.Before(cutoff) {
+		if i == 0 {
 			return errStopScan
 		}
-		n++
 		end = append(end[:0], k...)
+		if i < len(blk.entries) {
+			blk.entries = blk.entries[i:]
+			blk.first += uint64(i)
+			rest = &blk
+			return errStopScan
+		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopScan) {
@@ -157,6 +173,9 @@ func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
 	}
 	b := db.NewBatch()
 	b.b.DeleteRange(lo, append(end, 0), nil)
+	if rest != nil { // never a legacy entry: it is a block of one
+		b.b.Set(auditKey(rest.first), appendBlock(nil, rest.entries), nil)
+	}
 	b.Audit(AuditEntry{Action: "retention.audit_expired", ObjectType: "audit", ObjectID: "*",
 		Detail: map[string]string{"entries": fmt.Sprint(n), "written_before": cutoff.UTC().Format(time.RFC3339)}})
 	if err := db.CommitWait(b); err != nil {
