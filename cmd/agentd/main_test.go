@@ -35,6 +35,7 @@ func TestJoinRefusesBadInput(t *testing.T) {
 		{"bad allow", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--allow", "localhost"}, "Allow entry"},
 		{"bad transport", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--transport", "udp"}, "--transport"},
 		{"bad log format", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--log-format", "xml"}, "--log-format"},
+		{"negative procs", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--procs", "-1"}, "--procs -1"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,5 +67,29 @@ func TestJoinReadsEnv(t *testing.T) {
 	err := newApp().Run([]string{"agentd", "join"})
 	if err == nil || !strings.Contains(err.Error(), `Allow entry "bad"`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestProcsSetting(t *testing.T) {
+	cases := []struct {
+		flag    int
+		flagSet bool
+		env     string
+		want    int
+		wantErr bool
+	}{
+		{flag: 1, want: 1},                          // the default
+		{flag: 1, env: "4", want: 0},                // GOMAXPROCS=4 wins over the default
+		{flag: 2, flagSet: true, env: "4", want: 2}, // --procs wins over GOMAXPROCS
+		{flag: 0, flagSet: true, want: 0},           // one per CPU: the runtime's choice
+		{flag: 3, flagSet: true, want: 3},
+		{flag: -1, flagSet: true, wantErr: true},
+		{flag: -1, env: "2", wantErr: true}, // AGENTD_PROCS=-1 is still refused
+	}
+	for _, c := range cases {
+		got, err := procsSetting(c.flag, c.flagSet, c.env)
+		if (err != nil) != c.wantErr || got != c.want {
+			t.Errorf("procsSetting(%d, %v, %q) = %d, %v; want %d, error %v", c.flag, c.flagSet, c.env, got, err, c.want, c.wantErr)
+		}
 	}
 }
