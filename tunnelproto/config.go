@@ -41,7 +41,8 @@ type ServerConfig struct {
 	Auth Authenticator
 	// OnEvent receives authenticated, rejected, online and offline events
 	// for the audit trail. It is called synchronously from connection
-	// goroutines and must not block.
+	// goroutines and must not block. Rejected events are logged at debug
+	// level only (anyone can cause them): count or tally them here.
 	OnEvent func(Event)
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger

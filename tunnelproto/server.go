@@ -430,7 +430,10 @@ func (s *Server) emit(e Event) {
 	}
 	lvl := slog.LevelInfo
 	if e.Kind == EventRejected {
-		lvl = slog.LevelWarn
+		// Anyone who reaches the port can fail a handshake as fast as we
+		// answer: a line each would let them write without bound. OnEvent
+		// gets every one (the gateway tallies them into the audit log).
+		lvl = slog.LevelDebug
 	}
 	attrs := []any{"agent", e.AgentID, "remote", e.RemoteAddr}
 	if e.Kind == EventRejected || e.Kind == EventOffline {

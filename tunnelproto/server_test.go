@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -850,4 +851,48 @@ func TestServerConfigValidate(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalidConfig naming it", tc.field, err)
 		}
 	}
+}
+
+// TestRejectionsAreNotLoggedOneByOne: anyone who reaches the tunnel can
+// fail its handshake as fast as the server answers, so a log line per
+// rejection would let them make the node write without bound (issue 9
+// item 2). Rejections go to OnEvent (the gateway tallies them into the
+// audit log) and to the log at debug level only.
+func TestRejectionsAreNotLoggedOneByOne(t *testing.T) {
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	auth := newMemAuth()
+	auth.set("agent-1", "s3cret")
+	s := startServerOver(t, TransportTCP, auth, func(c *ServerConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logged}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	const n = 12 // past the failure burst: the last ones are refused as rate limited
+	for range n {
+		if _, err := Dial(context.Background(), s.clientConfig("agent-1", "wrong")); !errors.Is(err, ErrRefused) {
+			t.Fatalf("Dial with a wrong secret: %v", err)
+		}
+	}
+	rejected := 0
+	s.events.wait(t, func(e Event) bool { // called on each event, under the events' lock
+		if e.Kind == EventRejected {
+			rejected++
+		}
+		return rejected == n
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if logged.Len() != 0 {
+		t.Fatalf("%d refused handshakes logged at info or above:\n%s", n, logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

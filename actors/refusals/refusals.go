@@ -12,13 +12,17 @@
 // MaxKeys + MaxOverflow + one per action (three today) audit rows per
 // interval, however many arrive, each with its fields clipped to MaxText
 // bytes of characters JSON writes as themselves: about 63 KB per 10 s
-// interval at worst (TestWriteBound measures it).
+// interval at worst (TestWriteBound measures it). The log gets one line
+// per interval with refusals, their counts by action (at most three), never
+// a line per refusal.
 //
 // It must never block the caller, and never write more than the above.
 package refusals
 
 import (
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,6 +158,20 @@ func (w *window) rows() []wal.AuditEntry {
 	return out
 }
 
+// totals are the window's refusals counted by action, as log attributes
+// ("event.signature_rejected", 5000, ...), actions in order.
+func (w *window) totals() []any {
+	by := map[string]int{}
+	for k, t := range w.tallies {
+		by[k.action] += t.count
+	}
+	var out []any
+	for _, a := range slices.Sorted(maps.Keys(by)) {
+		out = append(out, a, by[a])
+	}
+	return out
+}
+
 // clip bounds what a sender controls (agent ids, token prefixes) in a
 // row: at most MaxText bytes, and only characters JSON writes as one
 // byte (anything else becomes '?'), so a row's size is known.
@@ -251,6 +269,7 @@ func (t *Tally) flush(wait bool) {
 	for _, e := range w.rows() {
 		b.Audit(e)
 	}
+	t.log.Warn("refused requests", w.totals()...)
 	if wait {
 		if err := t.db.CommitWait(b); err != nil {
 			t.log.Warn("could not write the last refusal tallies", "err", err)

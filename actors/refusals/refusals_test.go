@@ -3,6 +3,7 @@ package refusals
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -94,11 +95,19 @@ func TestFloodWritesOneRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	tl := Start(db, time.Hour, nil) // one interval: the rows come from Close
+	var logged strings.Builder
+	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tl := Start(db, time.Hour, log) // one interval: the rows come from Close
 	for range 5000 {
 		tl.Add(Rejection{Action: "event.signature_rejected", ObjectType: "source", ObjectID: "gh", Reason: "signature_mismatch", RemoteAddr: "1.2.3.4:5"})
 	}
+	tl.Add(Rejection{Action: "agent.rejected", ObjectType: "agent", ObjectID: "x", Reason: "auth failed", RemoteAddr: "1.2.3.4:6"})
 	tl.Close() // writes what is tallied
+	// The log says so once per interval, not once per refusal.
+	if n := strings.Count(logged.String(), "\n"); n != 1 ||
+		!strings.Contains(logged.String(), "event.signature_rejected=5000") || !strings.Contains(logged.String(), "agent.rejected=1") {
+		t.Fatalf("want one log line counting the interval's refusals by action:\n%s", logged.String())
+	}
 	rows, _, err := db.ListAudit(0, 100, func(e *wal.AuditEntry) bool { return e.Action == "event.signature_rejected" })
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +30,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/ingress/verify"
+	"github.com/webhookops/webhookops/tunnelproto"
 )
 
 const relToken = "whops_reliability-0123456789abcdefghij"
@@ -242,6 +246,28 @@ func readyz(c *child) int {
 	return resp.StatusCode
 }
 
+// floodBadSignatures sends badly signed webhooks to source s from conns
+// connections until stop, counting the 401s in refused. The caller waits
+// on wg.
+func floodBadSignatures(wg *sync.WaitGroup, ingest string, conns int, stop time.Time, refused *atomic.Int64) {
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: conns}}
+	for range conns {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				req, _ := http.NewRequest("POST", "http://"+ingest+"/in/s", strings.NewReader(`{"x":1}`))
+				req.Header.Set("X-Webhookops-Signature", "sha256="+strings.Repeat("00", 32))
+				if resp, err := hc.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 401 {
+						refused.Add(1)
+					}
+				}
+			}
+		})
+	}
+}
+
 // TestReliabilityDisk runs the node on a 768 MiB tmpfs: a flood of badly
 // signed requests writes a bounded number of audit rows; the disk is then
 // filled below the floor (ingest 503 + Retry-After, /readyz fails), then
@@ -270,25 +296,9 @@ func TestReliabilityDisk(t *testing.T) {
 	t.Logf("%d MiB free on the tmpfs after start", freeOn(t, mnt)>>20)
 
 	// A hostile client: badly signed requests as fast as 16 connections go.
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
 	var sent atomic.Int64
-	stop := time.Now().Add(5 * time.Second)
 	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				req, _ := http.NewRequest("POST", "http://"+c.ingest+"/in/s", strings.NewReader(`{"x":1}`))
-				req.Header.Set("X-Webhookops-Signature", "sha256="+strings.Repeat("00", 32))
-				if resp, err := hc.Do(req); err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode == 401 {
-						sent.Add(1)
-					}
-				}
-			}
-		})
-	}
+	floodBadSignatures(&wg, c.ingest, 16, time.Now().Add(5*time.Second), &sent)
 	wg.Wait()
 	time.Sleep(11 * time.Second) // one tally interval: its rows are written
 	var audit struct {
@@ -432,4 +442,100 @@ func TestReliabilityDisk(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("%d events acknowledged through a full disk, all stored after a restart and delivered; %d refused with Retry-After", len(acked), refusedWithRetry.Load())
+}
+
+// TestReliabilityRefusalWrites: what hostile clients that are only ever
+// refused make the node write. For 5 s, 16 connections send badly signed
+// webhooks and 8 goroutines fail agent handshakes (QUIC and TCP+TLS) as
+// fast as the node answers. Every refusal is counted in the audit log, in
+// a few rows per 10 s interval, and the log gets a line per interval, not
+// per refusal. The figure (audit rows as JSON plus log bytes, per second)
+// is logged; the worst case over every key a client can vary is
+// TestWriteBound's in actors/refusals.
+func TestReliabilityRefusalWrites(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	tunnelAddr := freeUDP(t)
+	c := startServe(t, bin, freeAddr(t), freeAddr(t), "--data-dir", filepath.Join(dir, "data"), "--config", relConfig(t, dir, ""),
+		"--admin-token", relToken, "--tunnel-addr", tunnelAddr)
+	defer c.stop(t)
+	body, _ := json.Marshal(map[string]any{"allowed_targets": []string{"127.0.0.1:9"}})
+	req, _ := http.NewRequest("POST", "http://"+c.admin+"/api/v1/agents/rel/enrollment", bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+relToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enr admin.Enrollment
+	json.NewDecoder(resp.Body).Decode(&enr)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || enr.ServerFingerprint == "" {
+		t.Fatalf("enrollment: %d %+v", resp.StatusCode, enr)
+	}
+
+	logBefore := len(c.log.String())
+	var sigRefused, agentRefused atomic.Int64
+	start := time.Now()
+	stop := start.Add(5 * time.Second)
+	var wg sync.WaitGroup
+	floodBadSignatures(&wg, c.ingest, 16, stop, &sigRefused)
+	for i := range 8 {
+		tr := tunnelproto.TransportQUIC
+		if i%2 == 1 {
+			tr = tunnelproto.TransportTCP
+		}
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				cfg := tunnelproto.DefaultClientConfig()
+				cfg.Addr, cfg.Transport, cfg.AgentID, cfg.Secret = tunnelAddr, tr, "rel", []byte("not-the-secret")
+				cfg.ServerFingerprint, cfg.Logger = enr.ServerFingerprint, slog.New(slog.DiscardHandler)
+				cl, err := tunnelproto.Dial(context.Background(), cfg)
+				if err == nil {
+					cl.Close()
+					t.Error("a wrong secret authenticated")
+					return
+				}
+				if errors.Is(err, tunnelproto.ErrRefused) {
+					agentRefused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	flood := time.Since(start)
+	time.Sleep(11 * time.Second) // one tally interval: its rows are written
+	elapsed := time.Since(start)
+
+	rows, jsonBytes := 0, 0
+	counted := map[string]int{}
+	for _, action := range []string{"event.signature_rejected", "agent.rejected"} {
+		var audit struct {
+			Items []json.RawMessage `json:"items"`
+		}
+		c.adminGet(t, "/api/v1/audit?limit=500&action="+action, &audit)
+		for _, raw := range audit.Items {
+			var it struct {
+				Detail map[string]string `json:"detail"`
+			}
+			json.Unmarshal(raw, &it)
+			n, _ := strconv.Atoi(it.Detail["count"])
+			counted[action] += n
+			rows++
+			jsonBytes += len(raw)
+		}
+	}
+	logBytes := len(c.log.String()) - logBefore
+	t.Logf("%d bad signatures and %d refused agent handshakes in %v wrote %d audit rows (%d bytes of JSON) and %d log bytes: %.0f bytes/s over %v",
+		sigRefused.Load(), agentRefused.Load(), flood.Round(time.Millisecond), rows, jsonBytes, logBytes,
+		float64(jsonBytes+logBytes)/elapsed.Seconds(), elapsed.Round(time.Second))
+	// Agent refusals over the unauthenticated-connection caps are closed
+	// before the handshake and not audited, so the clients may see more.
+	if int64(counted["event.signature_rejected"]) != sigRefused.Load() || counted["agent.rejected"] == 0 {
+		t.Fatalf("the audit rows count %v; the clients saw %d bad signatures and %d agent refusals", counted, sigRefused.Load(), agentRefused.Load())
+	}
+	// Per interval (the flood may straddle two): one row per (action,
+	// object, reason), and one log line.
+	if rows > 8 || logBytes > 2048 {
+		t.Fatalf("%d audit rows and %d log bytes for the flood; want at most 8 rows and 2 KiB of log:\n%s", rows, logBytes, c.log.String()[logBefore:])
+	}
 }
