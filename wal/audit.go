@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -96,7 +95,15 @@ func appendAuditEntry(b []byte, e *AuditEntry) []byte {
 	b = appendAuditString(b, e.Actor)
 	b = appendAuditString(b, e.ReplayID)
 	b = binary.AppendUvarint(b, uint64(len(e.Detail)))
-	for _, k := range slices.Sorted(maps.Keys(e.Detail)) {
+	// Sorted without slices.Sorted(maps.Keys(...)), whose allocations were
+	// 4% of a node's CPU under full ingest: two entries per event.
+	var small [8]string
+	keys := small[:0]
+	for k := range e.Detail {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		b = appendAuditString(b, k)
 		b = appendAuditString(b, e.Detail[k])
 	}
