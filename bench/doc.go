@@ -8,7 +8,11 @@
 //     202 (durably committed).
 //   - e2e: the same load, measured from the intended send time to the moment a
 //     local sink receives the delivery (matched on the X-Webhook-Id header, which
-//     the gateway forwards and which carries the send time).
+//     the gateway forwards and which carries the send time). With --ordering
+//     ordered it also reports the ceiling of one ordered destination: a loop
+//     of sequential POSTs to the same sink over one keep-alive connection,
+//     run after the drain for --duration (sequential_post_ceiling), and the
+//     destination's deliveries per second over it (ratio_to_sequential).
 //   - recovery: N events pile up while the sink stalls, the server is killed with
 //     SIGKILL, the sink comes back, the server is restarted on the same data dir;
 //     reports restart-to-ready, restart-to-first-delivery and restart-to-drained.

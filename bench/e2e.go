@@ -60,6 +60,15 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 	if drainErr != nil {
 		return res, drainErr
 	}
+	if r.opts.Ordering == "ordered" {
+		// The same sink, one request at a time, nothing else running.
+		ceiling, err := sequentialPosts(ctx, sk.hookURL(), r.opts.BodySize, r.opts.Duration)
+		if err != nil {
+			return res, err
+		}
+		res.setExtra(extraSequentialCeiling, ceiling)
+		res.setExtra(extraRatioToSequential, res.Throughput/ceiling)
+	}
 	if r.opts.Baseline {
 		if err := r.baselineIngest(ctx, &res); err != nil {
 			return res, err
