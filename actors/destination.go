@@ -57,6 +57,14 @@ type (
 		receivedAt time.Time
 		res        delivery.Result
 	}
+	// attemptSkipped: a chained attempt was not started (see attemptLine).
+	attemptSkipped struct{ inc, id uint64 }
+	// attemptUnreadable: a chained attempt's event could not be read; it
+	// is reported when the line reaches it, in its place.
+	attemptUnreadable struct {
+		inc, id uint64
+		err     string
+	}
 	committedMsg struct {
 		inc, id uint64
 		err     error
@@ -175,6 +183,14 @@ func (d *destination) Receive(ctx actor.Context) {
 			Success: r.Success, StatusCode: r.StatusCode, RetryAfter: r.RetryAfter, Duration: r.Duration,
 			Response: string(r.Response), Err: r.Err,
 		}})
+	case attemptSkipped:
+		if m.inc == d.inc {
+			d.run(destsm.Skipped{Attempt: m.id})
+		}
+	case attemptUnreadable:
+		if m.inc == d.inc {
+			d.run(destsm.Unreadable{Attempt: m.id, Err: m.err})
+		}
 	case committedMsg:
 		if m.inc == d.inc {
 			d.run(destsm.Committed{Write: m.id, Err: m.err})
@@ -473,7 +489,10 @@ func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.
 		d.park(s)
 		return nil
 	}
+	cfg, _ := d.config()
+	ordered := s.After != 0 || cfg.WithDefaults().Ordering == model.OrderingOrdered
 	ev, _ := s.Payload.(*wal.Event)
+	var unreadable string
 	if ev == nil {
 		if d.n.member != nil {
 			ev = d.event(s.Part, s.Seq)
@@ -481,24 +500,59 @@ func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.
 			var err error
 			if ev, err = d.n.db.GetEvent(s.Part, s.Seq); err != nil {
 				d.n.log.Error("queued event unreadable; dead-lettering it", "destination", d.slug, "event", s.EventID, "err", err)
-				return destsm.Unreadable{Attempt: s.ID, Err: err.Error()}
+				if s.After == 0 {
+					return destsm.Unreadable{Attempt: s.ID, Err: err.Error()}
+				}
+				// Chained: the ones ahead of it are still to go, and it
+				// is reported in its place.
+				unreadable = err.Error()
 			}
 		}
 	}
 	if !d.n.beginAttempt() {
 		return nil // shutting down: the entry stays queued on disk
 	}
-	req := delivery.Request{EventID: s.EventID, Attempt: s.N, Headers: ev.Headers, Body: ev.Body, ReplayID: s.ReplayID}
-	cfg, _ := d.config()
 	self, n, inc := d.self, d.n, d.inc
-	go func() {
-		defer n.attempts.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, cfg.WithDefaults().Timeout.D()+time.Second)
-		res := n.deliverer.Deliver(ctx, cfg, req)
-		cancel()
-		n.system.Root.Send(self, &attemptDone{inc: inc, id: s.ID, started: now, receivedAt: ev.ReceivedAt, res: res})
-	}()
+	if !ordered {
+		go func() {
+			defer n.attempts.Done()
+			n.deliver(self, inc, s, now, cfg, ev)
+		}()
+		return nil
+	}
+	skipped := func() { n.system.Root.Send(self, attemptSkipped{inc: inc, id: s.ID}) }
+	j := lineJob{inc: inc, id: s.ID, after: s.After, skipped: skipped,
+		run: func() bool {
+			if n.member != nil && !d.leased() {
+				// The lease went while it waited on the line: not
+				// started. The machine hands it over again, and it is
+				// parked until the lease holds.
+				skipped()
+				return false
+			}
+			return n.deliver(self, inc, s, n.clock.Now(), cfg, ev)
+		},
+	}
+	if unreadable != "" {
+		j.run = func() bool {
+			n.system.Root.Send(self, attemptUnreadable{inc: inc, id: s.ID, err: unreadable})
+			return false
+		}
+	}
+	d.entry.line.add(n, d.entry, j)
 	return nil
+}
+
+// deliver makes attempt s of event ev, started at started, and reports it
+// to the destination actor self (incarnation inc). It reports whether the
+// receiver answered 2xx.
+func (n *Node) deliver(self *actor.PID, inc uint64, s destsm.StartAttempt, started time.Time, cfg model.Destination, ev *wal.Event) bool {
+	req := delivery.Request{EventID: s.EventID, Attempt: s.N, Headers: ev.Headers, Body: ev.Body, ReplayID: s.ReplayID}
+	ctx, cancel := context.WithTimeout(n.ctx, cfg.WithDefaults().Timeout.D()+time.Second)
+	res := n.deliverer.Deliver(ctx, cfg, req)
+	cancel()
+	n.system.Root.Send(self, &attemptDone{inc: inc, id: s.ID, started: started, receivedAt: ev.ReceivedAt, res: res})
+	return res.Success
 }
 
 // leased reports whether a cluster member's actor may start an attempt:

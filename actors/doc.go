@@ -38,12 +38,16 @@
 // Attempts run on goroutines and report back as messages; timers come from
 // the injected Clock and arrive as messages; the due time of a retry is
 // stored, so a restart resumes the schedule. In ordered mode one event is
-// in flight at a time, and the next starts as soon as the last one's
-// outcome (delivered or dead-lettered) is decided, while that outcome joins
-// a later group commit; at most OrderedPipeline outcomes (32) wait at a
-// time, so a crash re-sends at most that many events, oldest first, before
-// going on in order. In parallel mode up to
-// max_in_flight attempts run at once. After five consecutive failed
+// on the wire at a time: the machine hands the next ones over ahead,
+// chained, to the destination's attemptLine (one goroutine), which starts
+// each only once the one before got its 2xx and skips it otherwise, so
+// the next request follows a 2xx without a hop through the actor. Each
+// outcome (delivered or dead-lettered) joins a later group commit while
+// the next events go; the events handed to the line and the outcomes not
+// yet durable are together at most OrderedPipeline (32), so a crash
+// re-sends at most that many events, oldest first, before going on in
+// order. In parallel mode up to max_in_flight attempts run at once, each
+// on its own goroutine. After five consecutive failed
 // attempts the circuit opens: one attempt at a time probes until one
 // succeeds. An optional rate limit spaces attempt starts.
 //

@@ -69,10 +69,11 @@ type Config struct {
 	DrainTimeout time.Duration
 	// Rand returns a uniform int64 in [0, n); nil is math/rand/v2.
 	Rand func(n int64) int64
-	// OrderedPipeline is how many finished deliveries an ordered
-	// destination may have waiting for their outcome to be durable while
-	// the next ones go (destsm.Params.Pipeline): a crash re-sends at most
-	// that many. 1 waits for each outcome before the next attempt.
+	// OrderedPipeline is how many events an ordered destination may have
+	// handed to its delivery line or finished with their outcome not yet
+	// durable, together, while the next ones go (destsm.Params.Pipeline):
+	// a crash re-sends at most that many. 1 waits for each outcome before
+	// the next attempt.
 	OrderedPipeline int
 	// Member: the node is a cluster member's (see member.go). It recovers
 	// nothing at start and runs destination actors only for the

@@ -32,6 +32,9 @@ type destEntry struct {
 	// incarnations counts the actor's starts: above one, it is restarting
 	// after a failure.
 	incarnations atomic.Uint64
+	// line runs the destination's ordered attempts, one after another,
+	// across the actor's restarts.
+	line attemptLine
 }
 
 // routed is implemented by messages that go through the registry.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -188,32 +187,51 @@ func (c *child) stop(t *testing.T) {
 }
 
 // TestCrashKeepsEveryAcknowledgedEvent runs a real server as a child
-// process, streams signed posts at it, kill -9s it at a random moment,
-// restarts it on the same data dir, and checks that every event that got a
-// 2xx is delivered, in order (first arrivals), and that a kill re-sends at
-// most the ordered pipeline's deliveries: those whose outcome was not yet
-// durable (actors.Config.OrderedPipeline, the attempt in flight included).
+// process, streams signed posts at it from several senders, each one post
+// at a time, kill -9s it at a random moment, restarts it on the same data
+// dir, and checks that every event that got a 2xx is delivered; that each
+// sender's events arrive in the order they were acknowledged (first
+// arrivals: an event acknowledged before the next one was sent is
+// delivered first); that a kill re-sends at most the ordered pipeline's
+// events, those handed to the delivery line or finished with their outcome
+// not yet durable (actors.Config.OrderedPipeline); and that a re-send
+// carries the event's webhook-id. The sink takes a millisecond per
+// request, so the senders outrun the destination and every kill finds a
+// backlog with the pipeline full.
 func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server as a child process")
 	}
 	bin := buildBinary(t)
-	const kills = 4
+	const (
+		kills   = 4
+		senders = 8
+	)
 
+	type key struct{ sender, n int }
 	var (
 		mu        sync.Mutex
-		delivered []int // keys in arrival order
-		count     = map[int]int{}
+		delivered []key // in arrival order
+		count     = map[key]int{}
+		ids       = map[key]string{} // the webhook-id of its first delivery
+		idChanged []key
 	)
 	sinkSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k, err := strconv.Atoi(r.Header.Get("X-Webhook-Id"))
-		if err != nil {
+		var k key
+		if _, err := fmt.Sscanf(r.Header.Get("X-Webhook-Id"), "%d-%d", &k.sender, &k.n); err != nil {
 			w.WriteHeader(400)
 			return
 		}
+		id := r.Header.Get("Webhook-Id")
+		time.Sleep(time.Millisecond)
 		mu.Lock()
 		delivered = append(delivered, k)
 		count[k]++
+		if first, ok := ids[k]; !ok {
+			ids[k] = id
+		} else if first != id {
+			idChanged = append(idChanged, k)
+		}
 		mu.Unlock()
 		w.WriteHeader(200)
 	}))
@@ -240,82 +258,85 @@ destinations:
 	dataDir := filepath.Join(dir, "data")
 
 	client := &http.Client{Timeout: 5 * time.Second}
-	var acked []int
-	next := 0
+	var acked []key
+	next := make([]int, senders)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	var c *child
 	for round := 0; round <= kills; round++ {
-		c := startChild(t, bin, dataDir, cfg)
+		c = startChild(t, bin, dataDir, cfg)
 		stop := make(chan struct{})
 		var sending sync.WaitGroup
-		var roundAcked []int
-		sending.Add(1)
-		go func() {
-			defer sending.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				k := next
-				body := []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, k, bytes.Repeat([]byte("x"), 200)))
-				req, _ := http.NewRequest("POST", "http://"+c.ingest+"/in/s", bytes.NewReader(body))
-				req.Header.Set("X-Webhook-Id", strconv.Itoa(k))
-				req.Header.Set("X-Webhookops-Signature", verify.SignGeneric(secret, body))
-				resp, err := client.Do(req)
-				next++
-				if err != nil {
-					continue // killed mid-request: not acknowledged
-				}
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					roundAcked = append(roundAcked, k)
-				}
-			}
-		}()
-		if round < kills {
-			time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
-			c.kill9()
-			close(stop)
-			sending.Wait()
-		} else {
-			time.Sleep(200 * time.Millisecond)
-			close(stop)
-			sending.Wait()
-		}
-		acked = append(acked, roundAcked...)
-		if round == kills {
-			// Wait for the backlog, then stop cleanly.
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				mu.Lock()
-				missing := 0
-				for _, k := range acked {
-					if count[k] == 0 {
-						missing++
+		roundAcked := make([][]key, senders)
+		for s := range senders {
+			sending.Add(1)
+			go func() {
+				defer sending.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					k := key{s, next[s]}
+					next[s]++
+					body := []byte(fmt.Sprintf(`{"sender":%d,"n":%d,"pad":"%s"}`, k.sender, k.n, bytes.Repeat([]byte("x"), 200)))
+					req, _ := http.NewRequest("POST", "http://"+c.ingest+"/in/s", bytes.NewReader(body))
+					req.Header.Set("X-Webhook-Id", fmt.Sprintf("%d-%d", k.sender, k.n))
+					req.Header.Set("X-Webhookops-Signature", verify.SignGeneric(secret, body))
+					resp, err := client.Do(req)
+					if err != nil {
+						continue // killed mid-request: not acknowledged
+					}
+					resp.Body.Close()
+					if resp.StatusCode/100 == 2 {
+						roundAcked[s] = append(roundAcked[s], k)
 					}
 				}
-				mu.Unlock()
-				if missing == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d acknowledged events never delivered\nserver log:\n%s", missing, c.log)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
-			c.stop(t)
+			}()
+		}
+		if round < kills {
+			time.Sleep(time.Duration(200+rng.IntN(400)) * time.Millisecond)
+			c.kill9()
+		} else {
+			time.Sleep(300 * time.Millisecond)
+		}
+		close(stop)
+		sending.Wait()
+		for _, a := range roundAcked {
+			acked = append(acked, a...)
 		}
 	}
-	if len(acked) < 20 {
+	// Wait for the backlog, then stop cleanly.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mu.Lock()
+		missing := 0
+		for _, k := range acked {
+			if count[k] == 0 {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acknowledged events never delivered\nserver log:\n%s", missing, c.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.stop(t)
+	if len(acked) < 20*senders {
 		t.Fatalf("only %d events acknowledged: the test did not exercise much", len(acked))
 	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	// Order: first deliveries appear in key order.
-	seen := map[int]bool{}
-	last := -1
+	seen := map[key]bool{}
+	last := make([]int, senders)
+	for i := range last {
+		last[i] = -1
+	}
 	var dups int
 	for _, k := range delivered {
 		if seen[k] {
@@ -323,13 +344,16 @@ destinations:
 			continue
 		}
 		seen[k] = true
-		if k < last {
-			t.Fatalf("event %d delivered after %d: order broken (sequence %v)", k, last, delivered)
+		if k.n < last[k.sender] {
+			t.Fatalf("sender %d's event %d delivered after its %d: order broken", k.sender, k.n, last[k.sender])
 		}
-		last = k
+		last[k.sender] = k.n
 	}
 	if bound := kills * actors.DefaultConfig().OrderedPipeline; dups > bound {
 		t.Fatalf("%d redeliveries over %d kills: more than the %d whose outcome may not be durable per kill", dups, kills, bound/kills)
 	}
-	t.Logf("acknowledged %d events over %d kills; delivered %d distinct, %d redelivered", len(acked), kills, len(seen), dups)
+	if len(idChanged) > 0 {
+		t.Fatalf("%d events sent again with another webhook-id, first %v", len(idChanged), idChanged[0])
+	}
+	t.Logf("acknowledged %d events from %d senders over %d kills; delivered %d distinct, %d redelivered", len(acked), senders, kills, len(seen), dups)
 }

@@ -4,7 +4,7 @@
 // that feeds it and performs what it decides, the way etcd raft's node.go
 // runs what raft.go's Step decides.
 //
-//	         Enqueue, Loaded, AttemptDone, Unreadable,
+//	         Enqueue, Loaded, AttemptDone, Unreadable, Skipped,
 //	         Committed, Tick, Reconfigure, Idle, DeadExpired
 //	shell ─────────────────────────────────────────────────▶ Machine.Step(now, msg)
 //	  ▲                                                          │
@@ -18,14 +18,20 @@
 //     the window is half empty (or empty, for a window of one). A page that
 //     comes back short means the rest is still being written; the machine
 //     waits for that write instead of asking again.
-//   - Ordering: in ordered mode one attempt is in flight at a time, the
-//     head of the queue, and a later entry never starts while an earlier one
-//     waits for a retry. Once the head's outcome (delivered or
-//     dead-lettered) is decided the next entry starts, while the outcome's
-//     Write is still on its way to disk; at most Params.Pipeline such
-//     writes wait at a time (a pipeline of 1 waits for each), which bounds
-//     what a crash sends again. In parallel mode up to max_in_flight
-//     attempts run, each entry on its own schedule.
+//   - Ordering: in ordered mode entries go out one at a time, in queue
+//     order, and a later entry never starts while an earlier one waits for
+//     a retry. The machine hands the shell the next entries ahead of time,
+//     each chained to the one before (StartAttempt.After): the shell starts
+//     a chained attempt only once its predecessor got a 2xx, and reports it
+//     Skipped otherwise, so the receiver sees the same sequence as if the
+//     machine had started each one itself, without a round trip through the
+//     machine between two events. An outcome (delivered or dead-lettered)
+//     is written while the next entries go; the attempts handed over and
+//     the outcome Writes not yet durable are together at most
+//     Params.Pipeline (a pipeline of 1 waits for each outcome), which
+//     bounds what a crash sends again. After a failed attempt, or with a
+//     rate limit, one attempt runs at a time, unchained. In parallel mode
+//     up to max_in_flight attempts run, each entry on its own schedule.
 //   - Retries: exponential backoff with full jitter from Params.Rand, capped
 //     by backoff_max; a Retry-After on a 429 or 503 replaces it (capped the
 //     same way). After max_attempts in the current round the entry is

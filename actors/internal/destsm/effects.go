@@ -36,8 +36,14 @@ type Load struct {
 
 // StartAttempt asks for one delivery attempt; the shell reports it as
 // AttemptDone{Attempt: ID} (or Unreadable when the event cannot be read).
+//
+// After, when not 0, chains it to an earlier attempt of an ordered
+// destination: the shell starts it only once attempt After ended with a
+// 2xx, and otherwise does not start it at all and reports Skipped{ID}. The
+// shell reports chained attempts in the order it was given them.
 type StartAttempt struct {
 	ID       uint64
+	After    uint64
 	QSeq     uint64
 	Part     uint16
 	Seq      uint64
@@ -138,6 +144,9 @@ func (s StartAttempt) String() string {
 	r := ""
 	if s.ReplayID != "" {
 		r = " replay=" + s.ReplayID
+	}
+	if s.After != 0 {
+		r += fmt.Sprintf(" after=#%d", s.After)
 	}
 	return fmt.Sprintf("attempt#%d(q%d e%d n=%d%s)", s.ID, s.QSeq, s.Seq, s.N, r)
 }

@@ -46,13 +46,14 @@ type Params struct {
 	// Rand returns a uniform value in [0, n): the jitter of every backoff
 	// comes from it, so a test fixes it. nil means math/rand/v2.
 	Rand func(n int64) int64
-	// Pipeline is how many finished deliveries of an ordered destination
-	// may wait for their outcome to be durable while the next ones go.
-	// The next event starts as soon as the last one's 2xx is in, and its
-	// outcome joins the next group commit; after a crash the ones whose
-	// outcome was not durable yet are sent again, in order, so a crash
-	// re-sends at most Pipeline events. 1 waits for each outcome before
-	// the next attempt; below 1 means DefaultPipeline.
+	// Pipeline is how many events of an ordered destination may be
+	// handed to the shell (chained attempts) or finished with their
+	// outcome not yet durable, together. The next event starts as soon as
+	// the last one's 2xx is in, and its outcome joins a later group
+	// commit; after a crash the ones whose outcome was not durable yet are
+	// sent again, in order, so a crash re-sends at most Pipeline events.
+	// 1 waits for each outcome before the next attempt; below 1 means
+	// DefaultPipeline.
 	Pipeline int
 	// DurableSlots: a parallel destination's attempt keeps its place among
 	// max_in_flight until its outcome is durable, not only until its
@@ -119,7 +120,11 @@ type Machine struct {
 	loading  bool // a Load is out
 	drained  bool // the last Load came back short: wait for a refill write
 
-	inflight  int
+	inflight int
+	// chainTail is the last attempt started in ordered mode while it is in
+	// flight, 0 otherwise: the next ordered attempt may be chained to it
+	// (StartAttempt.After).
+	chainTail uint64
 	failures  int // consecutive failed attempts
 	lastStart time.Time
 	lastWrite uint64 // ids of writes and attempts, from 1
@@ -183,6 +188,10 @@ func (m *Machine) Step(now time.Time, msg Msg) []Effect {
 		m.loaded(msg)
 	case AttemptDone:
 		m.attemptDone(now, msg)
+	case Skipped:
+		if m.inflightItem(msg.Attempt) != nil {
+			m.chainTail = 0
+		}
 	case Unreadable:
 		m.unreadable(now, msg)
 	case Committed:
@@ -348,8 +357,23 @@ func (m *Machine) loaded(l Loaded) {
 }
 
 // limit is how many attempts may be in flight now.
+//
+// An ordered destination chains its attempts: each one after the first is
+// handed over with StartAttempt.After set to the one before it, and the
+// shell starts it only once that one got its 2xx, so nothing goes out of
+// order while the shell never waits for the machine between two events. An
+// attempt in flight may be sent again after a crash just like an outcome
+// on its way to disk, so the two together stay within Params.Pipeline.
+// After a failure, or with a rate limit (which spaces starts by the clock),
+// one attempt runs at a time.
 func (m *Machine) limit() int {
-	if m.dest.Ordering == model.OrderingOrdered || m.failures >= BreakerThreshold {
+	if m.dest.Ordering == model.OrderingOrdered {
+		if m.failures > 0 || m.dest.RateLimit > 0 {
+			return 1
+		}
+		return m.p.Pipeline - m.outcomes
+	}
+	if m.failures >= BreakerThreshold {
 		return 1
 	}
 	return m.dest.MaxInFlight
@@ -377,7 +401,13 @@ func (m *Machine) pump(now time.Time) {
 			break
 		}
 		if it.attempt != 0 {
-			continue // ordered never gets here: its limit is one
+			continue
+		}
+		if ordered && m.inflight > 0 && m.chainTail == 0 {
+			// What is in flight is no chain to join (a failed one's
+			// followers not reported yet, or attempts from parallel
+			// mode): wait for it.
+			break
 		}
 		if it.nextAt.After(now) {
 			if wake.IsZero() || it.nextAt.Before(wake) {
@@ -396,9 +426,6 @@ func (m *Machine) pump(now time.Time) {
 			}
 		}
 		m.start(it, now)
-		if ordered {
-			break
-		}
 	}
 	m.setTimer(wake)
 }
@@ -416,8 +443,15 @@ func (m *Machine) start(it *item, now time.Time) {
 	it.attempt = m.lastTry
 	m.inflight++
 	m.lastStart = now
-	m.emit(StartAttempt{ID: it.attempt, QSeq: it.qseq, Part: it.part, Seq: it.seq, EventID: it.rec.EventID,
-		N: len(it.rec.Attempts) + 1, ReplayID: it.rec.ReplayID, Payload: it.payload})
+	s := StartAttempt{ID: it.attempt, QSeq: it.qseq, Part: it.part, Seq: it.seq, EventID: it.rec.EventID,
+		N: len(it.rec.Attempts) + 1, ReplayID: it.rec.ReplayID, Payload: it.payload}
+	if m.dest.Ordering == model.OrderingOrdered {
+		s.After = m.chainTail
+		m.chainTail = it.attempt
+	} else {
+		m.chainTail = 0
+	}
+	m.emit(s)
 }
 
 // inflightItem finds the item an attempt belongs to and ends the attempt.
@@ -431,6 +465,9 @@ func (m *Machine) inflightItem(id uint64) *item {
 		return nil
 	}
 	it := m.queue[i]
+	if it.attempt == m.chainTail {
+		m.chainTail = 0
+	}
 	it.attempt = 0
 	m.inflight--
 	return it
@@ -458,6 +495,7 @@ func (m *Machine) attemptDone(now time.Time, d AttemptDone) {
 		return
 	}
 	m.failures++
+	m.chainTail = 0 // what was chained to it is skipped
 	round := len(it.rec.Attempts) - it.rec.AttemptsBase
 	if round >= m.dest.MaxAttempts {
 		m.finish(it, model.StatusDead, now)
@@ -477,6 +515,7 @@ func (m *Machine) unreadable(now time.Time, u Unreadable) {
 	if it == nil {
 		return
 	}
+	m.chainTail = 0 // what was chained to it is skipped
 	it.rec.Attempts = append(it.rec.Attempts, model.Attempt{N: len(it.rec.Attempts) + 1, At: now.UTC(), Error: "event unreadable: " + u.Err})
 	m.finish(it, model.StatusDead, now)
 }

@@ -62,6 +62,12 @@ type AttemptDone struct {
 	Result  Result
 }
 
+// Skipped reports that a chained attempt (StartAttempt.After) was not
+// started because the attempt it followed did not end with a 2xx.
+type Skipped struct {
+	Attempt uint64 // StartAttempt.ID
+}
+
 // Unreadable reports that the event of a started attempt could not be read:
 // it is dead-lettered at once, since no retry can make it readable.
 type Unreadable struct {
@@ -95,6 +101,7 @@ func (Enqueue) isMsg()     {}
 func (Loaded) isMsg()      {}
 func (AttemptDone) isMsg() {}
 func (Unreadable) isMsg()  {}
+func (Skipped) isMsg()     {}
 func (Committed) isMsg()   {}
 func (Tick) isMsg()        {}
 func (Reconfigure) isMsg() {}

@@ -26,6 +26,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with what the 
 //	loaded [qQSEQ:eSEQ[:STATUS/ATTEMPTS[/next=+DUR]]]...
 //	done attempt=N [ok] [status=CODE] [retry-after=DUR] [err=TEXT]
 //	unreadable attempt=N
+//	skipped attempt=N
 //	committed write=N [err=TEXT]
 //	tick [at=+DUR]          (default: the armed timer)
 //	advance DUR             (moves the clock, feeds nothing)
@@ -232,6 +233,8 @@ func (s *script) run(cmd string) []string {
 			res.RetryAfter = s.dur(a["retry-after"])
 		}
 		msg = AttemptDone{Attempt: s.num(a, "attempt"), Started: s.now, Result: res}
+	case "skipped":
+		msg = Skipped{Attempt: s.num(a, "attempt")}
 	case "unreadable":
 		msg = Unreadable{Attempt: s.num(a, "attempt"), Err: "wal: corrupt record"}
 	case "committed":
