@@ -80,7 +80,9 @@ var operations = []operation{
 	{method: "POST", path: "/api/v1/replays", summary: "Replay the events matching the event list's filters, in the background", tag: "replays", in: "ReplayRequest", status: 202, out: "Replay"},
 	{method: "GET", path: "/api/v1/replays/{id}", summary: "Read a replay's status and counts", tag: "replays", status: 200, out: "Replay"},
 
-	{method: "GET", path: "/api/v1/cluster", summary: "The cluster as this node sees it: members, reachability, each partition's replicas, leader, owner and applied index (404 on a single node)", tag: "cluster", status: 200, out: "ClusterStatus"},
+	{method: "GET", path: "/api/v1/cluster", summary: "The cluster as this node sees it: members, reachability, each partition's replicas, leader, owner, applied index and destinations (404 on a single node)", tag: "cluster", status: 200, out: "ClusterStatus"},
+	{method: "POST", path: "/api/v1/cluster/nodes", summary: "Add a member: it becomes a replica of every partition, then starts with serve --join and catches up (a replacement for a removed member takes a new id)", tag: "cluster", in: "ClusterNodeRequest", status: 200, out: "ClusterStatus"},
+	{method: "DELETE", path: "/api/v1/cluster/nodes/{id}", summary: "Remove a member (a dead one, before its replacement is added) from every partition; refused where it would leave two members or fewer", tag: "cluster", status: 200, out: "ClusterStatus"},
 	{method: "GET", path: "/api/v1/audit", summary: "List audit entries, newest first", tag: "audit", query: []string{"action", "object_type", "object_id", "replay_id", "actor", "since", "until", "cursor", "limit"}, status: 200, out: "Page:AuditEntry"},
 
 	{method: "POST", path: "/api/v1/backup", summary: "Stream a consistent online backup (tar: Pebble checkpoint, config file, manifest last; the secret key and tunnel identity only with include_secret_key=true); one at a time (409)", tag: "backup", query: []string{"include_secret_key"}, status: 200, binary: "application/x-tar"},
@@ -122,6 +124,7 @@ var schemaTypes = map[string]any{
 	"MinuteCounts":       MinuteCounts{},
 	"CreatedToken":       CreatedToken{},
 	"ClusterStatus":      api.ClusterStatus{},
+	"ClusterNodeRequest": api.ClusterNodeRequest{},
 }
 
 var queryDocs = map[string]string{

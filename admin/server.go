@@ -53,6 +53,9 @@ type Config struct {
 	// Cluster reports the cluster when the node is a member; nil on a
 	// single node (GET /api/v1/cluster answers 404 not_clustered).
 	Cluster func(context.Context) (api.ClusterStatus, error)
+	// Membership adds and removes members (with Cluster; nil on a single
+	// node).
+	Membership Membership
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration
@@ -369,6 +372,8 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/replays/:id", readOnly, s.getReplay)
 
 	s.handle(http.MethodGet, p+"/cluster", readOnly, s.getCluster)
+	s.handle(http.MethodPost, p+"/cluster/nodes", adminOnly, s.addClusterNode)
+	s.handle(http.MethodDelete, p+"/cluster/nodes/:id", adminOnly, s.removeClusterNode)
 
 	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
 

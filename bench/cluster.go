@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -17,12 +19,14 @@ const ScenarioCluster = "cluster"
 
 const clusterBenchToken = "whops_bench-cluster-token-0123456789"
 
-// cluster measures ingest spread over three cluster members on this
-// machine against one single node under the same load, in the same run,
-// then kill -9s the member that leads the most partitions and measures how
-// long until every partition takes writes again through the survivors.
-// Cluster members do not deliver yet, so there is no e2e figure, and the
-// single node gets no destinations either, for a like-for-like ingest.
+// cluster measures three cluster members on this machine against one
+// single node under the same load, in the same run: ingest (the headline,
+// with the ratio) and e2e to a loopback sink destination. Then, with a
+// steady trickle of events going to the others, it kill -9s the member
+// that leads the sink destination's partition (the one delivering it) and
+// measures how long until every partition takes writes again through the
+// survivors, and until the sink receives the first event sent after the
+// kill (deliveries resumed on the new leader).
 func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 	res := ScenarioResult{Name: ScenarioCluster, Mode: r.mode(), Unit: "req/s"}
 	if r.opts.Target != "" {
@@ -32,7 +36,15 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 	if err != nil {
 		return res, err
 	}
-	cfg := serverConfig(r.opts.Source, r.opts.Secret, nil, nil)
+	sk, err := startSink(r.opts.SinkAddr)
+	if err != nil {
+		return res, err
+	}
+	defer sk.Close()
+	cfg := serverConfig(r.opts.Source, r.opts.Secret, []string{"sink"}, []destConfig{{
+		slug: "sink", url: sk.hookURL(), ordering: r.opts.Ordering, maxInFlight: r.opts.MaxInFlight,
+		timeout: 5 * time.Second, maxAttempts: 10, backoffBase: 100 * time.Millisecond,
+	}})
 
 	// One node.
 	dir, cleanup, err := r.tempDir("cluster-single")
@@ -52,10 +64,11 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 		single.kill()
 		return res, err
 	}
-	one := r.measure(ctx, "cluster: one node", func(bool) load {
-		return r.phase(newSigner(r.client, spec.ingestURL(), r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
-	})
+	one, oneSink, err := r.e2eOver(ctx, "cluster: one node", sk, []childSpec{spec})
 	_ = single.stop(10 * time.Second)
+	if err != nil {
+		return res, fmt.Errorf("bench: one node: %w", err)
+	}
 
 	// Three members.
 	specs := make([]childSpec, 3)
@@ -102,45 +115,113 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 	if _, err := r.untilWritable(ctx, specs, all, 60*time.Second); err != nil {
 		return res, fmt.Errorf("bench: the cluster never took writes: %w", err)
 	}
-	var next atomic.Int64
-	three := r.measure(ctx, "cluster: three members", func(bool) load {
-		signers := make([]*signer, 3)
-		for i := range signers {
-			signers[i] = newSigner(r.client, specs[i].ingestURL(), r.opts.Source, r.opts.Secret, r.opts.BodySize)
-			signers[i].prefix = signers[0].prefix + strconv.Itoa(i) // distinct keys per member
-		}
-		return r.phase(func() sendFunc { return signers[next.Add(1)%3].newWorker() })
-	})
+	three, threeSink, err := r.e2eOver(ctx, "cluster: three members", sk, specs)
+	if err != nil {
+		return res, fmt.Errorf("bench: three members: %w", err)
+	}
 	fill(&res, three, "req/s")
 	fillBaseline(&res, one.throughput(), one.rec.latency())
+	for name, st := range map[string]sinkStats{"one": oneSink, "three": threeSink} {
+		lr := one
+		if name == "three" {
+			lr = three
+		}
+		if d := st.last.Sub(lr.start); d > 0 {
+			res.setExtra("e2e_"+name+"_deliveries_per_s", float64(st.unique)/d.Seconds())
+		}
+		res.setExtra("e2e_"+name+"_p50_ms", st.latency.P50)
+		res.setExtra("e2e_"+name+"_p99_ms", st.latency.P99)
+		res.setExtra("e2e_"+name+"_duplicates", float64(st.receipts-st.unique))
+	}
 
-	// Failover: kill the member leading the most partitions.
+	// Failover: kill the member delivering the sink destination.
 	st, err := clusterStatus(ctx, specs[0].adminAddr)
 	if err != nil {
 		return res, err
 	}
-	victim, most := 0, -1
-	for _, n := range st.Nodes {
-		if n.Leads > most && n.ID >= 1 && n.ID <= 3 {
-			victim, most = int(n.ID-1), n.Leads
+	victim := -1
+	for _, p := range st.Partitions {
+		if slices.Contains(p.Destinations, "sink") && p.Leader >= 1 && p.Leader <= 3 {
+			victim = int(p.Leader - 1)
 		}
 	}
-	nodes[victim].kill()
-	killed := time.Now()
+	if victim < 0 {
+		return res, errors.New("bench: no member leads the sink destination's partition")
+	}
 	var live []int
 	for i := range specs {
 		if i != victim {
 			live = append(live, i)
 		}
 	}
+	after := runPrefix()
+	sk.resetStats(time.Time{}, after)
+	stop := r.trickle(ctx, specs, live, after)
+	nodes[victim].kill()
+	killed := time.Now()
 	took, err := r.untilWritable(ctx, specs, live, 30*time.Second)
 	if err != nil {
+		stop()
 		return res, fmt.Errorf("bench: after killing node %d: %w", victim+1, err)
 	}
+	err = sk.waitUnique(ctx, 1, 30*time.Second)
+	stop()
+	if err != nil {
+		return res, fmt.Errorf("bench: no delivery after killing node %d: %w", victim+1, err)
+	}
 	res.setExtra("failover_writable_s", took.Sub(killed).Seconds())
-	res.setExtra("failover_partitions_led_by_killed", float64(most))
+	res.setExtra("failover_delivering_s", sk.stats().first.Sub(killed).Seconds())
 	res.Mode += ", ratio = three members / one node"
 	return res, ctx.Err()
+}
+
+// e2eOver measures the load spread over the members of specs, every
+// request a new event for the sink destination, and waits for the sink to
+// receive every accepted one.
+func (r *runner) e2eOver(ctx context.Context, label string, sk *sink, specs []childSpec) (loadResult, sinkStats, error) {
+	var next atomic.Int64
+	signers := func(prefix string) func() sendFunc {
+		ss := make([]*signer, len(specs))
+		for i := range ss {
+			ss[i] = newSigner(r.client, specs[i].ingestURL(), r.opts.Source, r.opts.Secret, r.opts.BodySize)
+			ss[i].prefix = prefix // one run prefix: the sink counts them together
+		}
+		return func() sendFunc { return ss[next.Add(1)%int64(len(ss))].newWorker() }
+	}
+	prefix := runPrefix()
+	sk.resetStats(time.Time{}, prefix)
+	lr := r.measure(ctx, label, func(warmup bool) load {
+		if warmup {
+			return r.phase(signers(runPrefix()))
+		}
+		return r.phase(signers(prefix))
+	})
+	err := sk.waitUnique(ctx, lr.rec.ok.Load(), r.opts.DrainTimeout)
+	return lr, sk.stats(), err
+}
+
+// trickle posts events to the members in live one after another (a failed
+// post is dropped) until the returned stop is called.
+func (r *runner) trickle(ctx context.Context, specs []childSpec, live []int, prefix string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sends := make([]sendFunc, len(live))
+		for i, m := range live {
+			s := newSigner(r.client, specs[m].ingestURL(), r.opts.Source, r.opts.Secret, r.opts.BodySize)
+			s.prefix = prefix
+			sends[i] = s.newWorker()
+		}
+		for seq := int64(0); ctx.Err() == nil; seq++ {
+			_ = sends[seq%int64(len(sends))](ctx, seq, time.Now())
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // untilWritable posts 32 distinct keys (spread over every partition) round

@@ -20,7 +20,7 @@ func Command() *cli.Command {
 		subs = append(subs, scenarioCommand(name, []string{name}, scenarioUsage[name]))
 	}
 	subs = append(subs, scenarioCommand(ScenarioCluster, []string{ScenarioCluster},
-		"ingest over three local cluster members against one node, and the failover time (not part of all)"))
+		"ingest and e2e over three local cluster members against one node, and the failover time until writes and deliveries resume (not part of all)"))
 	subs = append(subs, scenarioCommand("all", Scenarios, "every scenario in turn, one report"), quicSinkCmd())
 	return &cli.Command{
 		Name:  "bench",

@@ -80,6 +80,15 @@
 // again and starts nothing until the ownership loop has caught up; the
 // attempts it had in flight are the ones a failover may send twice.
 //
+// # Membership
+//
+// Members are replicas of every partition. AddNode and RemoveNode make one
+// raft membership change per partition (retried, and idempotent, so a
+// retry after a partial failure finishes the job); a replacement takes a
+// new id and starts with Config.Join, catching up from the log or a
+// snapshot. Removal first, then the addition: a partition never waits for
+// a member that has nothing yet to make its quorum.
+//
 // # What this package must never do
 //
 // It never writes consensus, election or log replication of its own, never

@@ -39,8 +39,12 @@ type Config struct {
 	// where the others reach it; it must be Members[NodeID].
 	RaftAddr string
 	// Members are the initial members, id to raft address. On a restart
-	// they are ignored: the membership is in the raft logs.
+	// they must be given again as they were (dragonboat checks), but the
+	// membership is in the raft logs: later changes hold.
 	Members map[uint64]string
+	// Join: this member was added to a running cluster (AddNode) and
+	// starts, or restarts, with no Members.
+	Join bool
 	// Dir holds dragonboat's raft logs and snapshots.
 	Dir string
 	// DB is the store the partitions apply to.
@@ -83,6 +87,15 @@ func (c Config) Validate() error {
 	}
 	if c.Dir == "" {
 		return errors.New("cluster: Config.Dir is required")
+	}
+	if c.Join {
+		if len(c.Members) > 0 {
+			return errors.New("cluster: a joining member takes no initial members (the cluster it joins has them)")
+		}
+		if err := CheckTransport(map[uint64]string{c.NodeID: c.RaftAddr}, c.TLS); err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		return nil
 	}
 	addr, ok := c.Members[c.NodeID]
 	if !ok {
@@ -234,9 +247,12 @@ func Start(cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	c.nh = nh
-	members := map[uint64]dragonboat.Target{}
-	for id, addr := range cfg.Members {
-		members[id] = addr
+	var members map[uint64]dragonboat.Target
+	if !cfg.Join {
+		members = map[uint64]dragonboat.Target{}
+		for id, addr := range cfg.Members {
+			members[id] = addr
+		}
 	}
 	for p := 0; p < c.part; p++ {
 		part := uint16(p)
@@ -251,7 +267,7 @@ func Start(cfg Config) (*Cluster, error) {
 			CompactionOverhead: 5000,
 		}
 		factory := func(uint64, uint64) sm.IOnDiskStateMachine { return newPartitionSM(cfg.DB, part, c) }
-		if err := nh.StartOnDiskReplica(members, false, factory, rc); err != nil {
+		if err := nh.StartOnDiskReplica(members, cfg.Join, factory, rc); err != nil {
 			nh.Close()
 			return nil, fmt.Errorf("cluster: partition %d: %w", p, err)
 		}
@@ -653,6 +669,90 @@ func (c *Cluster) Owned() map[uint16]Fence {
 	return out
 }
 
+// ErrMembership: a membership change was refused as asked (the node is
+// already a member, or is not one, or would leave no quorum).
+var ErrMembership = errors.New("cluster: membership change refused")
+
+// AddNode makes node id, whose raft transport listens at addr, a replica of
+// every partition: one membership change committed in each partition
+// (each needs its quorum). The new member then starts with Config.Join and
+// catches up from the others (log or snapshot). An id is never used again
+// once removed.
+func (c *Cluster) AddNode(ctx context.Context, id uint64, addr string) error {
+	if id == 0 {
+		return fmt.Errorf("%w: node id 0", ErrMembership)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%w: address %q: %v", ErrMembership, addr, err)
+	}
+	if err := CheckTransport(map[uint64]string{id: addr}, c.cfg.TLS); err != nil {
+		return fmt.Errorf("%w: %v", ErrMembership, err)
+	}
+	return c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
+		if a, ok := m.Nodes[id]; ok {
+			if a == addr {
+				return nil // added already (a retry)
+			}
+			return fmt.Errorf("%w: node %d is a member already, at %s", ErrMembership, id, a)
+		}
+		if _, gone := m.Removed[id]; gone {
+			return fmt.Errorf("%w: node %d was removed; a replacement takes a new id", ErrMembership, id)
+		}
+		return c.nh.SyncRequestAddReplica(ctx, shard, id, addr, m.ConfigChangeID)
+	})
+}
+
+// RemoveNode removes node id from every partition (a dead member, before
+// its replacement is added). A partition whose quorum would not survive
+// without it refuses; raft makes the others' leader step in if it led.
+func (c *Cluster) RemoveNode(ctx context.Context, id uint64) error {
+	if id == c.cfg.NodeID {
+		return fmt.Errorf("%w: node %d cannot remove itself; ask another member", ErrMembership, id)
+	}
+	return c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
+		if _, ok := m.Nodes[id]; !ok {
+			return nil // not (or no longer) a member
+		}
+		if len(m.Nodes) <= 2 {
+			return fmt.Errorf("%w: partition shard %d has %d members; removing one would leave no quorum to lose", ErrMembership, shard, len(m.Nodes))
+		}
+		return c.nh.SyncRequestDeleteReplica(ctx, shard, id, m.ConfigChangeID)
+	})
+}
+
+// eachPartition reads every partition's membership (linearizably) and
+// runs change on it, one partition after another; it stops at the first
+// error. A change already made is skipped by change itself, so a retry
+// (of one try lost with a dead leader, or of the whole call after a
+// partial failure) finishes the job. Each partition gets 20 s, in tries of
+// 2 s: a request to a leader that just died is dropped, not refused.
+func (c *Cluster) eachPartition(ctx context.Context, change func(context.Context, uint64, *dragonboat.Membership) error) error {
+	for p := 0; p < c.part; p++ {
+		shard := PartitionShard(uint16(p))
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := func() error {
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				m, err := c.nh.SyncGetShardMembership(ctx, shard)
+				if err != nil {
+					return err
+				}
+				return change(ctx, shard, m)
+			}()
+			if err == nil {
+				break
+			}
+			retry := dragonboat.IsTempError(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, dragonboat.ErrRejected)
+			if !retry || time.Now().After(deadline) || ctx.Err() != nil {
+				return fmt.Errorf("partition %d: %w", p, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
 // Status is the cluster as this node sees it.
 type Status struct {
 	NodeID     uint64
@@ -688,10 +788,7 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 	for i, si := range info.ShardInfoList {
 		shards[si.ShardID] = i
 	}
-	addrs := map[uint64]string{}
-	for id, a := range c.cfg.Members {
-		addrs[id] = a
-	}
+	addrs := map[uint64]string{c.cfg.NodeID: c.cfg.RaftAddr}
 	leads := map[uint64]int{}
 	for p := 0; p < c.part; p++ {
 		part := uint16(p)

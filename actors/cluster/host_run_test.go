@@ -173,4 +173,24 @@ func TestSingleMemberOwnsAndFences(t *testing.T) {
 	if err != nil || len(st.Partitions) != db.Partitions() || len(st.Nodes) != 1 || !st.Nodes[0].Reachable || st.Nodes[0].Leads != db.Partitions() {
 		t.Fatalf("Status = %+v, %v", st, err)
 	}
+
+	// Membership changes refused as asked change nothing; removing a node
+	// that is not a member is done already.
+	for name, err := range map[string]error{
+		"remove itself":               c.RemoveNode(ctx, 1),
+		"add a member at a new place": c.AddNode(ctx, 1, "127.0.0.1:1"),
+		"add node 0":                  c.AddNode(ctx, 0, "127.0.0.1:1"),
+		"add a bad address":           c.AddNode(ctx, 5, "nowhere"),
+		"add off loopback, no TLS":    c.AddNode(ctx, 5, "10.1.2.3:7101"),
+	} {
+		if !errors.Is(err, ErrMembership) {
+			t.Errorf("%s: %v, want ErrMembership", name, err)
+		}
+	}
+	if err := c.RemoveNode(ctx, 9); err != nil {
+		t.Fatalf("removing a node that is not a member: %v", err)
+	}
+	if st2, _ := c.Status(ctx); len(st2.Nodes) != 1 {
+		t.Fatalf("members after refused changes: %+v", st2.Nodes)
+	}
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -32,8 +31,10 @@ import (
 //     entry for it.
 //   - An outbox acknowledgement also deletes the event's inbox entry.
 //
-// A failed acknowledgement is logged, not returned: the queue write is
-// durable, and whoever takes the destination over next acknowledges again.
+// Acknowledgements are not waited for: they go in the background, one
+// proposal per partition for whatever waits (any destination). A failed
+// one is logged, not returned: the queue write is durable, and whoever
+// takes the destination over next acknowledges again.
 //
 // Writes of one destination that wait behind a proposal in flight go
 // together in the next one (up to maxGroup), as the local writer's group
@@ -45,10 +46,24 @@ type Writer struct {
 	audit   func(wal.AuditEntry)
 	timeout time.Duration
 
-	mu     sync.Mutex // guards queues
+	mu     sync.Mutex // guards queues and acks
 	queues map[string]*destWrites
+	acks   map[uint16]*ackQueue
 	wg     sync.WaitGroup
 }
+
+// ackQueue is one partition's outbox acknowledgements waiting for its
+// drain goroutine: they go as one proposal per round, whatever the
+// destinations.
+type ackQueue struct{ pending []ackRef }
+
+type ackRef struct {
+	seq  uint64
+	dest string
+}
+
+// maxAcks bounds the acknowledgements in one proposal.
+const maxAcks = 4096
 
 // destWrites is one destination's writes waiting for its drain goroutine.
 type destWrites struct {
@@ -66,7 +81,7 @@ const maxGroup = 256
 
 // NewWriter returns a writer through c; audit records node-local entries.
 func NewWriter(c *Cluster, audit func(wal.AuditEntry)) *Writer {
-	return &Writer{c: c, audit: audit, timeout: 10 * time.Second, queues: map[string]*destWrites{}}
+	return &Writer{c: c, audit: audit, timeout: 10 * time.Second, queues: map[string]*destWrites{}, acks: map[uint16]*ackQueue{}}
 }
 
 // Write queues ops for dest behind its earlier writes and returns at once;
@@ -131,12 +146,7 @@ func (w *Writer) write(dest string, ops []destsm.Op) error {
 	db := w.c.cfg.DB
 	own := db.NewBatch()
 	defer own.Discard()
-	acks := map[uint16]*wal.Batch{}
-	defer func() {
-		for _, b := range acks {
-			b.Discard()
-		}
-	}()
+	acks := map[uint16][]ackRef{}
 	var audits []wal.AuditEntry
 	records := map[uint64]bool{} // events whose delivery record this write puts
 	for _, op := range ops {
@@ -155,34 +165,23 @@ func (w *Writer) write(dest string, ops []destsm.Op) error {
 		switch op := op.(type) {
 		case destsm.DeleteOutbox:
 			own.DeleteInbox(dest, op.Seq)
-			b := acks[op.Part]
-			if b == nil {
-				b = db.NewBatch()
-				acks[op.Part] = b
-			}
-			b.DeleteOutbox(op.Part, op.Seq, dest)
+			acks[op.Part] = append(acks[op.Part], ackRef{seq: op.Seq, dest: dest})
 		case destsm.Audit:
 			audits = append(audits, wal.AuditEntry{At: op.At, Action: op.Action, ObjectType: "event", ObjectID: op.EventID, ReplayID: op.ReplayID, Detail: op.Detail})
 		default:
 			return fmt.Errorf("cluster: unknown write op %T", op)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
-	defer cancel()
 	if own.Count() > 0 {
-		if err := w.c.Write(ctx, db.DestPartition(dest), own); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		err := w.c.Write(ctx, db.DestPartition(dest), own)
+		cancel()
+		if err != nil {
 			return err
 		}
 	}
-	parts := make([]uint16, 0, len(acks))
-	for p := range acks {
-		parts = append(parts, p)
-	}
-	slices.Sort(parts)
-	for _, p := range parts {
-		if err := w.c.AckOutbox(ctx, p, acks[p]); err != nil {
-			w.c.log.Warn("outbox acknowledgement failed; the next owner acknowledges again", "destination", dest, "partition", p, "err", err)
-		}
+	for p, refs := range acks {
+		w.ack(p, refs)
 	}
 	if w.audit != nil {
 		for _, a := range audits {
@@ -190,4 +189,49 @@ func (w *Writer) write(dest string, ops []destsm.Op) error {
 		}
 	}
 	return nil
+}
+
+// ack hands outbox acknowledgements of part to its drain goroutine. The
+// writes they follow are applied already; nothing waits for them.
+func (w *Writer) ack(part uint16, refs []ackRef) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.acks[part]
+	if q == nil {
+		q = &ackQueue{}
+		w.acks[part] = q
+		w.wg.Add(1)
+		go w.drainAcks(part, q)
+	}
+	q.pending = append(q.pending, refs...)
+}
+
+// drainAcks proposes part's waiting acknowledgements, as many as maxAcks
+// at a time, until none is left. A failed one is logged: whoever takes the
+// destination over next finds the entry and acknowledges it again.
+func (w *Writer) drainAcks(part uint16, q *ackQueue) {
+	defer w.wg.Done()
+	db := w.c.cfg.DB
+	for {
+		w.mu.Lock()
+		n := min(len(q.pending), maxAcks)
+		if n == 0 {
+			delete(w.acks, part)
+			w.mu.Unlock()
+			return
+		}
+		refs := q.pending[:n:n]
+		q.pending = q.pending[n:]
+		w.mu.Unlock()
+		b := db.NewBatch()
+		for _, r := range refs {
+			b.DeleteOutbox(part, r.seq, r.dest)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), w.timeout)
+		if err := w.c.AckOutbox(ctx, part, b); err != nil {
+			w.c.log.Warn("outbox acknowledgement failed; the next owner acknowledges again", "partition", part, "entries", n, "err", err)
+		}
+		cancel()
+		b.Discard()
+	}
 }

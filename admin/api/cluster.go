@@ -33,4 +33,14 @@ type ClusterPartition struct {
 	OwnerTerm uint64 `json:"owner_term"`
 	// AppliedIndex is the last raft entry the answering node applied.
 	AppliedIndex uint64 `json:"applied_index"`
+	// Destinations are the configured destinations whose queues live in
+	// the partition: its leader delivers them.
+	Destinations []string `json:"destinations"`
+}
+
+// ClusterNodeRequest is POST /api/v1/cluster/nodes: add a member (a
+// replacement for a removed one takes a new id).
+type ClusterNodeRequest struct {
+	ID      uint64 `json:"id"`
+	Address string `json:"address"` // host:port of its raft transport (--cluster-addr)
 }

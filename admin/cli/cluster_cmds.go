@@ -23,6 +23,43 @@ func ClusterStatusCommand() *cli.Command {
 	}
 }
 
+// ClusterNodeCommands are `webhookops cluster add-node` and `remove-node`.
+func ClusterNodeCommands() []*cli.Command {
+	return []*cli.Command{
+		{
+			Name:  "add-node",
+			Usage: "add a member (a replacement for a removed one takes a new id); then start it with serve --join",
+			Flags: commonFlags(
+				&cli.Uint64Flag{Name: "id", Required: true, Usage: "the new member's node id, never used before"},
+				&cli.StringFlag{Name: "address", Required: true, Usage: "host:port of the new member's raft transport (its --cluster-addr)"},
+			),
+			Action: action(runClusterAddNode),
+		},
+		{
+			Name:   "remove-node",
+			Usage:  "remove a member (a dead one, before its replacement is added) from every partition",
+			Flags:  commonFlags(&cli.Uint64Flag{Name: "id", Required: true, Usage: "the member's node id"}),
+			Action: action(runClusterRemoveNode),
+		},
+	}
+}
+
+func runClusterAddNode(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	s, err := cl.AddClusterNode(ctx, c.Uint64("id"), c.String("address"))
+	if err != nil {
+		return err
+	}
+	return output(c, s, func(w io.Writer) error { return clusterTables(w, s) })
+}
+
+func runClusterRemoveNode(ctx context.Context, c *cli.Context, cl *client.Client) error {
+	s, err := cl.RemoveClusterNode(ctx, c.Uint64("id"))
+	if err != nil {
+		return err
+	}
+	return output(c, s, func(w io.Writer) error { return clusterTables(w, s) })
+}
+
 func runClusterStatus(ctx context.Context, c *cli.Context, cl *client.Client) error {
 	s, err := cl.ClusterStatus(ctx)
 	if err != nil {
@@ -59,7 +96,7 @@ func clusterTables(w io.Writer, s api.ClusterStatus) error {
 			}
 			reps += u(r)
 		}
-		rows = append(rows, []string{strconv.Itoa(int(p.Partition)), reps, leader, u(p.Term), u(p.Owner) + "@" + u(p.OwnerTerm), u(p.AppliedIndex)})
+		rows = append(rows, []string{strconv.Itoa(int(p.Partition)), reps, leader, u(p.Term), u(p.Owner) + "@" + u(p.OwnerTerm), u(p.AppliedIndex), strconv.Itoa(len(p.Destinations))})
 	}
-	return table(w, []string{"PARTITION", "REPLICAS", "LEADER", "TERM", "OWNER@TERM", "APPLIED"}, rows)
+	return table(w, []string{"PARTITION", "REPLICAS", "LEADER", "TERM", "OWNER@TERM", "APPLIED", "DESTINATIONS"}, rows)
 }

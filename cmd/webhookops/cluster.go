@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/cluster"
+	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/api"
 	admincli "github.com/webhookops/webhookops/admin/cli"
 	"github.com/webhookops/webhookops/wal"
@@ -24,13 +27,15 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-ca", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CA"}, Usage: "PEM CA that signs every member's certificate (mutual TLS between members; required off loopback)"},
 		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CERT"}, Usage: "PEM certificate of this member, for its --cluster-addr host"},
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_KEY"}, Usage: "PEM key for --cluster-cert"},
+		&cli.BoolFlag{Name: "join", EnvVars: []string{"WEBHOOKOPS_CLUSTER_JOIN"}, Usage: "this member was added to a running cluster with `webhookops cluster add-node` (it replaces a removed one): start without --initial-members and catch up from the others"},
 		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
 	}
 }
 
 // clusterMember is what serve holds of a running cluster member.
 type clusterMember struct {
-	cl *cluster.Cluster
+	cl   *cluster.Cluster
+	node *actors.Node
 }
 
 // status is the admin API's view of the cluster.
@@ -43,14 +48,40 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	for _, n := range st.Nodes {
 		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads})
 	}
+	dests := map[uint16][]string{}
+	for slug := range m.node.Snapshot().Destinations {
+		p := m.node.DB().DestPartition(slug)
+		dests[p] = append(dests[p], slug)
+	}
 	for _, p := range st.Partitions {
+		d := dests[p.Partition]
+		slices.Sort(d)
+		if d == nil {
+			d = []string{}
+		}
 		out.Partitions = append(out.Partitions, api.ClusterPartition{Partition: p.Partition, Replicas: p.Replicas,
-			Leader: p.Leader, Term: p.Term, Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied})
+			Leader: p.Leader, Term: p.Term, Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied, Destinations: d})
 	}
 	return out, nil
 }
 
 func (m *clusterMember) Close() { m.cl.Close() }
+
+// AddNode and RemoveNode implement admin.Membership.
+func (m *clusterMember) AddNode(ctx context.Context, id uint64, addr string) error {
+	return membershipErr(m.cl.AddNode(ctx, id, addr))
+}
+
+func (m *clusterMember) RemoveNode(ctx context.Context, id uint64) error {
+	return membershipErr(m.cl.RemoveNode(ctx, id))
+}
+
+func membershipErr(err error) error {
+	if errors.Is(err, cluster.ErrMembership) {
+		return fmt.Errorf("%w: %v", admin.ErrMembershipRefused, err)
+	}
+	return err
+}
 
 // clusterMode reports whether serve runs as a cluster member, and refuses
 // cluster flags without --cluster-addr.
@@ -58,8 +89,8 @@ func clusterMode(c *cli.Context) (bool, error) {
 	if c.String("cluster-addr") != "" {
 		return true, nil
 	}
-	if c.IsSet("node-id") || c.IsSet("initial-members") {
-		return false, fmt.Errorf("--node-id and --initial-members need --cluster-addr")
+	if c.IsSet("node-id") || c.IsSet("initial-members") || c.IsSet("join") {
+		return false, fmt.Errorf("--node-id, --initial-members and --join need --cluster-addr")
 	}
 	return false, nil
 }
@@ -97,14 +128,21 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 	if addr == "" {
 		return nil, nil
 	}
-	members, err := cluster.ParseMembers(c.String("initial-members"))
-	if err != nil {
-		return nil, fmt.Errorf("--initial-members: %w", err)
+	var members map[uint64]string
+	switch join := c.Bool("join"); {
+	case join && c.IsSet("initial-members"):
+		return nil, errors.New("--join takes no --initial-members: the member was added with `webhookops cluster add-node`")
+	case !join:
+		var err error
+		if members, err = cluster.ParseMembers(c.String("initial-members")); err != nil {
+			return nil, fmt.Errorf("--initial-members: %w", err)
+		}
 	}
 	cl, err := cluster.Start(cluster.Config{
 		NodeID:       c.Uint64("node-id"),
 		RaftAddr:     addr,
 		Members:      members,
+		Join:         c.Bool("join"),
 		Dir:          filepath.Join(c.String("data-dir"), "raft"),
 		DB:           db,
 		DedupeWindow: c.Duration("dedupe-window"),
@@ -118,14 +156,14 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 		return nil, err
 	}
 	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
-	return &clusterMember{cl: cl}, nil
+	return &clusterMember{cl: cl, node: node}, nil
 }
 
 func clusterCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "cluster",
-		Usage: "cluster certificates and status",
-		Subcommands: []*cli.Command{
+		Usage: "cluster certificates, status and members",
+		Subcommands: append([]*cli.Command{
 			{
 				Name:   "ca",
 				Usage:  "create a cluster CA (ca.pem, ca-key.pem) in --dir; keep its key off the nodes",
@@ -143,7 +181,7 @@ func clusterCommand() *cli.Command {
 				Action: runClusterCert,
 			},
 			admincli.ClusterStatusCommand(),
-		},
+		}, admincli.ClusterNodeCommands()...),
 	}
 }
 

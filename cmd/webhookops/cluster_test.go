@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,7 @@ var clusterLong = flag.Bool("cluster-long", false, "run the cluster process test
 type clusterNode struct {
 	tlsArgs             []string
 	id                  int
+	join                bool // added with cluster add-node: starts with --join
 	raft, ingest, admin string
 	dataDir             string
 	c                   *child
@@ -91,8 +94,13 @@ func memberList(nodes []*clusterNode) string {
 func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
 	t.Helper()
 	args := append([]string{"--data-dir", nd.dataDir, "--config", cfg,
-		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id), "--initial-members", members,
+		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id),
 		"--cluster-partitions", "4", "--admin-token", e2eToken}, nd.tlsArgs...)
+	if nd.join {
+		args = append(args, "--join")
+	} else {
+		args = append(args, "--initial-members", members)
+	}
 	nd.c = startServe(t, bin, nd.ingest, nd.admin, args...)
 }
 
@@ -336,4 +344,150 @@ func TestClusterKeepsEveryAcknowledgedEvent(t *testing.T) {
 		t.Fatalf("only %d events acknowledged: the test did not exercise much", len(acked))
 	}
 	t.Logf("acknowledged %d events over %d kill cycles; writable again after %v", len(acked), cycles, failover)
+}
+
+// TestClusterReplacesADeadNode: a member dies with its disk; `cluster
+// remove-node` takes it out of every partition, `cluster add-node` adds a
+// replacement under a new id, which starts with --join on an empty data
+// dir, catches up, and carries the cluster when another member dies.
+func TestClusterReplacesADeadNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs four servers as child processes")
+	}
+	bin := buildBinary(t)
+	var (
+		mu  sync.Mutex
+		got = map[string]int{}
+	)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got[r.Header.Get("X-Webhook-Id")]++
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer sink.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	secret := []byte("cluster-replace-secret")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`sources:
+  - slug: s
+    provider: generic
+    secrets: [%q]
+    routes:
+      - destination: d
+destinations:
+  - slug: d
+    url: %s/hook
+    ordering: ordered
+    backoff_base: 50ms
+    backoff_max: 200ms
+    allow_private_network: true
+`, secret, sink.URL)), 0o600)
+	nodes := startClusterNodes(t, bin, cfg, 3, false)
+	client := &http.Client{Timeout: 5 * time.Second}
+	var acked []string
+	post := func(live []*clusterNode, prefix string, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			key := fmt.Sprintf("%s-%d", prefix, i)
+			for try := 0; ; try++ {
+				code, _, err := postSigned(client, live[(i+try)%len(live)].ingest, secret, key)
+				if err == nil && code/100 == 2 {
+					acked = append(acked, key)
+					break
+				}
+				if try > 300 {
+					t.Fatalf("%s never acknowledged: %d %v", key, code, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(append([]string{"cluster"}, args...), "--server", "http://"+nodes[0].admin, "--token", e2eToken)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("cluster %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	post(nodes, "before", 40)
+
+	// Node 3 dies with its disk.
+	nodes[2].c.kill9()
+	os.RemoveAll(nodes[2].dataDir)
+	cli("remove-node", "--id", "3")
+	repl := &clusterNode{id: 4, join: true, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "node4")}
+	out := cli("add-node", "--id", "4", "--address", repl.raft)
+	if !strings.Contains(out, repl.raft) {
+		t.Fatalf("add-node did not show the new member:\n%s", out)
+	}
+	if _, err := exec.Command(bin, "cluster", "add-node", "--id", "3", "--address", freeAddr(t), "--server", "http://"+nodes[0].admin, "--token", e2eToken).CombinedOutput(); err == nil {
+		t.Fatal("a removed node id was added again")
+	}
+	repl.start(t, bin, cfg, "")
+	nodes = []*clusterNode{nodes[0], nodes[1], repl}
+	t.Cleanup(func() {
+		select {
+		case <-repl.c.exited:
+		default:
+			repl.c.kill9()
+		}
+	})
+
+	// The replacement catches up: every partition on 1, 2 and 4, and it
+	// has applied what node 1 has.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		a, errA := clusterStatus(nodes[0])
+		b, errB := clusterStatus(repl)
+		ok := errA == nil && errB == nil && len(a.Partitions) == 4 && len(b.Partitions) == 4
+		for i := 0; ok && i < 4; i++ {
+			ok = slices.Equal(a.Partitions[i].Replicas, []uint64{1, 2, 4}) && b.Partitions[i].AppliedIndex >= a.Partitions[i].AppliedIndex
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replacement never caught up: %+v %v / %+v %v\n%s", a, errA, b, errB, repl.c.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	post(nodes, "joined", 20)
+
+	// Node 1 dies too: 2 and 4 are a quorum of 1, 2, 4.
+	nodes[0].c.kill9()
+	post(nodes[1:], "after", 20)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		missing := 0
+		for _, k := range acked {
+			if got[k] == 0 {
+				missing++
+			}
+		}
+		mu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged events never delivered\n%s", missing, len(acked), repl.c.log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	nodes[1].c.stop(t)
+	repl.c.stop(t)
+	db, err := wal.Open(repl.dataDir, wal.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	have := map[string]bool{}
+	if _, _, err := db.ListEvents(0, 1<<30, func(e *wal.Event) bool { have[e.IdemKey] = true; return false }); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range acked {
+		if !have[k] {
+			t.Fatalf("the replacement's store lacks acknowledged %s", k)
+		}
+	}
 }

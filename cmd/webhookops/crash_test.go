@@ -136,6 +136,10 @@ func startServeOpts(t *testing.T, bin, ingest, admin string, o serveOpts) *child
 		c.cmd.Stderr = o.stderr
 	}
 	c.cmd.Env = append(os.Environ(), o.env...)
+	// A process group of its own: a test that SIGSTOPs a child must not
+	// have the kernel SIGHUP it (and the others) when the group it would
+	// share with the test becomes orphaned around it.
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -247,6 +247,7 @@ func serve(c *cli.Context) error {
 	}
 	if cm != nil {
 		admCfg.Cluster = cm.status
+		admCfg.Membership = cm
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {
