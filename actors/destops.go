@@ -14,7 +14,7 @@ func AddDestOp(b *wal.Batch, dest string, op destsm.Op) bool {
 	case destsm.PutQueue:
 		b.PutQueue(dest, op.QSeq, op.Part, op.Seq)
 	case destsm.DeleteQueue:
-		b.DeleteQueue(dest, op.QSeq)
+		b.DeleteQueue(dest, op.QSeq, op.Seq)
 	case destsm.PutDelivery:
 		b.PutDelivery(op.Seq, &op.Rec)
 	case destsm.DeleteDead:

@@ -90,11 +90,14 @@ func (r *replays) collect(rec model.Replay) ([]replayTarget, error) {
 		if rec.Filter != nil {
 			f = *rec.Filter
 		}
-		match := r.n.EventScan(f)
 		var out []replayTarget
 		var before uint64
 		for {
-			evs, next, err := db.ListEventsUntil(before, 1000, match)
+			q, _, err := r.n.EventQuery(f, before)
+			if err != nil {
+				return nil, err
+			}
+			evs, next, err := db.QueryEvents(q, 1000)
 			if err != nil {
 				return nil, err
 			}

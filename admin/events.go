@@ -57,9 +57,6 @@ func filterFromQuery(q url.Values) (EventFilter, error) {
 	return f, validateFilter(&f)
 }
 
-// scanMatch is f as the match function of wal.DB.ListEventsUntil.
-func (s *Server) scanMatch(f *EventFilter) func(*wal.Event) (bool, bool) { return s.node.EventScan(*f) }
-
 func (s *Server) eventOut(e *wal.Event, full bool) (EventOut, error) {
 	out := EventOut{
 		ID:             e.ID(),
@@ -142,8 +139,17 @@ func (s *Server) listEvents(r *http.Request, _ httprouter.Params, _ principal) (
 	return http.StatusOK, page, nil
 }
 
+// pageBudget bounds the work of one page of events (wal.EventQuery's
+// Budget): about 10,000 events read in a run, or 1,000 read one by one
+// from an index. A filter that few events match gets a short page (even
+// an empty one) with a next cursor, rather than a page that reads a
+// million events.
+const pageBudget = 10_000
+
 // ListEvents answers a page of the events matching f, newest first,
 // starting after cursor (a previous page's next_cursor; "" is the newest).
+// A page may be short, even empty, while its next cursor is set: it
+// looked at pageBudget's worth of events and stopped there.
 func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[EventOut], error) {
 	if err := validateFilter(&f); err != nil {
 		return Page[EventOut]{}, err
@@ -152,7 +158,12 @@ func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[Event
 	if err != nil {
 		return Page[EventOut]{}, err
 	}
-	evs, next, err := s.db.ListEventsUntil(before, limit, s.scanMatch(&f))
+	q, _, err := s.node.EventQuery(f, before)
+	if err != nil {
+		return Page[EventOut]{}, err
+	}
+	q.Budget = pageBudget
+	evs, next, err := s.db.QueryEvents(q, limit)
 	if err != nil {
 		return Page[EventOut]{}, err
 	}
@@ -167,31 +178,45 @@ func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[Event
 	return newPage(items, formatCursor(next)), nil
 }
 
-// CountEvents counts the events matching f, newest first, looking at no
-// more than max events: more reports that it stopped there, so the count
-// is a lower bound ("10,000+"). It never scans the whole store.
-func (s *Server) CountEvents(f EventFilter, max int) (n int, more bool, err error) {
+// EventCount is a bounded count of the events matching a filter.
+type EventCount struct {
+	N int
+	// More: the count stopped; N is a lower bound ("10,000+").
+	More bool
+	// Looked is how many events the count read to decide, when it had to
+	// read them (0: the indexes alone answered).
+	Looked int
+}
+
+// countRandomReads divides a count's budget when each event it looks at
+// is read on its own (from an index, not in a run of events) or reads its
+// delivery records.
+const countRandomReads = wal.RandomRead
+
+// CountEvents counts the events matching f, newest first, never scanning
+// the whole store. A filter on a status or a destination alone is counted
+// from the indexes up to max entries, reading no event (see
+// actors.Node.EventQuery); any other looks at no more than max events,
+// max/10 when each is a read of its own or reads delivery records.
+func (s *Server) CountEvents(f EventFilter, max int) (EventCount, error) {
 	if err := validateFilter(&f); err != nil {
-		return 0, false, err
+		return EventCount{}, err
 	}
-	if f == (EventFilter{}) {
-		return s.db.CountEvents(max) // keys only
+	q, exact, err := s.node.EventQuery(f, 0)
+	if err != nil {
+		return EventCount{}, err
 	}
-	match := s.scanMatch(&f)
-	seen := 0
-	_, _, err = s.db.ListEventsUntil(0, 1, func(e *wal.Event) (bool, bool) {
-		if seen == max {
-			more = true
-			return false, true
-		}
-		seen++
-		ok, stop := match(e)
-		if ok {
-			n++
-		}
-		return false, stop
-	})
-	return n, more, err
+	if exact {
+		q.Match = nil
+	} else if q.From != wal.AllEvents || f.Status != "" {
+		max = (max + countRandomReads - 1) / countRandomReads
+	}
+	var c EventCount
+	c.N, c.More, err = s.db.CountQuery(q, max)
+	if !exact {
+		c.Looked = max
+	}
+	return c, err
 }
 
 func (s *Server) getEvent(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {

@@ -72,7 +72,7 @@ var operations = []operation{
 	{method: "GET", path: "/api/v1/forwards/{listen}", summary: "Read a forward; listen is host:port, URL-escaped", tag: "forwards", status: 200, out: "Forward"},
 	{method: "DELETE", path: "/api/v1/forwards/{listen}", summary: "Delete a forward; its listener closes", tag: "forwards", status: 204},
 
-	{method: "GET", path: "/api/v1/events", summary: "List events, newest first", tag: "events", query: eventQuery, status: 200, out: "Page:Event"},
+	{method: "GET", path: "/api/v1/events", summary: "List events, newest first. A page's work is bounded: for a filter few events match, a page may be short, even empty, while next_cursor is set; keep paging until it is empty", tag: "events", query: eventQuery, status: 200, out: "Page:Event"},
 	{method: "GET", path: "/api/v1/events/{id}", summary: "Read an event: headers, raw body, every attempt", tag: "events", status: 200, out: "Event"},
 	{method: "POST", path: "/api/v1/events/{id}/replay", summary: "Replay one event to all its destinations or one", tag: "events", in: "EventReplayRequest", inOptional: true, status: 202, out: "Replay"},
 

@@ -145,7 +145,7 @@ func (st *Stats) count(k []byte, value func() []byte) {
 			st.DeliveryRecords++
 		case subDead:
 			st.DeadLetters++
-		case subReplica:
+		case subReplica, subPending, subNoDest: // replication state; indexes
 		default:
 			st.Other++
 		}

@@ -28,10 +28,15 @@ func (b *Batch) Count() int { return int(b.b.Count()) + b.audits }
 // Discard drops a batch that will not be committed.
 func (b *Batch) Discard() { b.b.Close() }
 
-// PutEvent stores an event's raw record.
+// PutEvent stores an event's raw record, and lists it among the events
+// with no destination when it has none (a routed event has outbox keys
+// instead, so no event pays for both).
 func (b *Batch) PutEvent(e *Event) {
 	b.buf = appendEvent(b.buf[:0], e)
 	b.b.Set(eventKey(e.Partition, e.Seq), b.buf, nil)
+	if len(e.Destinations) == 0 {
+		b.b.Set(noDestKey(e.Partition, e.Seq), nil, nil)
+	}
 }
 
 // PutDedupe records that (source, key) is event seq, received at.
@@ -54,15 +59,21 @@ func (b *Batch) DeleteOutbox(part uint16, seq uint64, dest string) {
 	b.b.Delete(outboxKey(part, seq, dest), nil)
 }
 
-// PutQueue appends event (evPart, evSeq) to dest's queue at qseq.
+// PutQueue appends event (evPart, evSeq) to dest's queue at qseq, and to
+// the pending index that lists the queue by event sequence.
 func (b *Batch) PutQueue(dest string, qseq uint64, evPart uint16, evSeq uint64) {
+	part := b.db.DestPartition(dest)
 	var v [10]byte
-	b.b.Set(destKey(b.db.DestPartition(dest), subQueue, dest, qseq), appendQueueValue(v[:0], evPart, evSeq), nil)
+	b.b.Set(destKey(part, subQueue, dest, qseq), appendQueueValue(v[:0], evPart, evSeq), nil)
+	b.b.Set(destKey(part, subPending, dest, evSeq), v[:2], nil)
 }
 
-// DeleteQueue removes a finished delivery from dest's queue.
-func (b *Batch) DeleteQueue(dest string, qseq uint64) {
-	b.b.Delete(destKey(b.db.DestPartition(dest), subQueue, dest, qseq), nil)
+// DeleteQueue removes a finished delivery, event evSeq at qseq, from dest's
+// queue and from its pending index.
+func (b *Batch) DeleteQueue(dest string, qseq, evSeq uint64) {
+	part := b.db.DestPartition(dest)
+	b.b.Delete(destKey(part, subQueue, dest, qseq), nil)
+	b.b.Delete(destKey(part, subPending, dest, evSeq), nil)
 }
 
 // PutDelivery stores an event's delivery record at a destination, and adds

@@ -208,6 +208,11 @@ func Open(dir string, cfg Config) (*DB, error) {
 		cache.Unref()
 		return nil, fmt.Errorf("wal.Open: sealing secrets with their record: %w", err)
 	}
+	if err := db.buildIndexes(); err != nil {
+		pdb.Close()
+		cache.Unref()
+		return nil, fmt.Errorf("wal.Open: building the event indexes: %w", err)
+	}
 	if err := db.initSeqs(); err != nil {
 		pdb.Close()
 		cache.Unref()

@@ -24,12 +24,16 @@
 //	p <part:2> q <dest> 0 <qseq:8>         queue: a pending delivery, in acknowledgement order
 //	p <part:2> r <dest> 0 <seq:8>          delivery record: status and every attempt
 //	p <part:2> x <dest> 0 <seq:8>          dead-letter index
+//	p <part:2> w <dest> 0 <seq:8>          pending index: dest's queue by event sequence (index.go)
+//	p <part:2> n <seq:8>                   event routed to no destination (index.go)
 //	p <part:2> i <dest> 0 <seq:8>          inbox (cluster): an ordered destination's event, in raft order (inbox.go)
 //	p <part:2> z a | z f                   replication state (cluster): applied raft index, fence (replica.go)
 //	m M                                    the cluster member this store belongs to, if any
+//	m I                                    the indexes are complete (built once on open)
 //
-// An event's keys (e, k, o) live in the partition of hash(source, idem key);
-// a destination's keys (q, r, x) live in the partition of hash(destination).
+// An event's keys (e, k, o, n) live in the partition of hash(source, idem
+// key); a destination's keys (q, r, x, w, i) live in the partition of
+// hash(destination).
 // The queue is ordered by a per-destination sequence assigned by the
 // destination's actor, the only writer of that queue, so paging the queue
 // in from disk sees the same order the live path used.
@@ -62,11 +66,21 @@
 // A reader never takes closeMu twice: a Close waiting for it would block
 // the second hold.
 //
+// # Indexes and event queries
+//
+// The event list reads candidates from an index when its filter allows
+// (a status, a destination, an idempotency key) and decides on each with
+// the caller's match, so an index narrows a list and never changes it.
+// Each index is written in the batch that changes what it lists; the
+// pending index is the only one ingest and delivery did not already write
+// (index.go, query.go).
+//
 // # Retention
 //
 // ExpireEvents deletes finished events older than a cutoff with their
-// dedupe keys (only if still theirs), delivery records and dead-letter
-// entries; an event still pending anywhere is kept.
+// dedupe keys (only if still theirs), delivery records, dead-letter and
+// no-destination entries, in one batch; an event still pending anywhere is
+// kept (and so are its pending index entries).
 //
 // # Disk space and write failures
 //

@@ -18,6 +18,10 @@ const (
 	subQueue    = 'q'
 	subDelivery = 'r'
 	subDead     = 'x'
+	// subPending indexes a destination's queue by event sequence;
+	// subNoDest lists the events no destination was routed (index.go).
+	subPending = 'w'
+	subNoDest  = 'n'
 )
 
 // Config kinds under prefixConfig.
@@ -62,6 +66,10 @@ func dedupeKey(part uint16, source, key string) []byte {
 	b = append(b, source...)
 	b = append(b, 0)
 	return append(b, key...)
+}
+
+func noDestKey(part uint16, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(partKey(part, subNoDest, 8), seq)
 }
 
 func outboxKey(part uint16, seq uint64, dest string) []byte {

@@ -182,31 +182,12 @@ func (db *DB) QueueDepth(dest string) (int, error) {
 // DestsWithPending lists the destinations whose queue is not empty, seeking
 // past each destination's range rather than reading it.
 func (db *DB) DestsWithPending() ([]string, error) {
-	var out []string
-	for p := 0; p < db.partitions; p++ {
-		lo := partKey(uint16(p), subQueue, 0)
-		it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-		if err != nil {
-			return nil, err
-		}
-		for ok := it.First(); ok; {
-			rest := it.Key()[len(lo):]
-			i := indexByte(rest, 0)
-			if i < 0 {
-				it.Close()
-				return nil, fmt.Errorf("%w: queue key %x", ErrCorrupt, it.Key())
-			}
-			dest := string(rest[:i])
-			out = append(out, dest)
-			ok = it.SeekGE(prefixEnd(destPrefix(uint16(p), subQueue, dest)))
-		}
-		err = it.Error()
-		it.Close()
-		if err != nil {
-			return nil, err
-		}
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return nil, ErrClosed
 	}
-	return out, nil
+	return db.destsInLocked(subQueue)
 }
 
 // GetDelivery reads an event's delivery record at dest.
@@ -245,7 +226,8 @@ func (db *DB) ListDead(dest string, after uint64, limit int) (ids []string, next
 // first across all partitions, that match, at most limit. next is the
 // cursor for the following page, 0 at the end. Sequences are unique and
 // never reused, so a cursor never skips or repeats an event while new ones
-// arrive (they sort after the cursor).
+// arrive (they sort after the cursor). match sees each event without its
+// headers and body.
 func (db *DB) ListEvents(before uint64, limit int, match func(*Event) bool) (out []*Event, next uint64, err error) {
 	var m func(*Event) (bool, bool)
 	if match != nil {
@@ -257,73 +239,9 @@ func (db *DB) ListEvents(before uint64, limit int, match func(*Event) bool) (out
 // ListEventsUntil is ListEvents whose match can also end the scan: when it
 // reports stop, no older event is looked at (a time range's lower bound,
 // since sequences grow with time). The page then ends there with next 0.
+// match sees each event without its headers and body.
 func (db *DB) ListEventsUntil(before uint64, limit int, match func(*Event) (ok, stop bool)) (out []*Event, next uint64, err error) {
-	type head struct {
-		it  *pebble.Iterator
-		seq uint64
-		lo  []byte
-	}
-	// One shared hold for all the iterators: taking closeMu once per
-	// iterator could deadlock against a waiting Close.
-	db.closeMu.RLock()
-	defer db.closeMu.RUnlock()
-	if db.closed.Load() {
-		return nil, 0, ErrClosed
-	}
-	heads := make([]*head, 0, db.partitions)
-	defer func() {
-		for _, h := range heads {
-			h.it.Close()
-		}
-	}()
-	for p := 0; p < db.partitions; p++ {
-		lo := partKey(uint16(p), subEvent, 0)
-		hi := prefixEnd(lo)
-		if before > 0 {
-			hi = eventKey(uint16(p), before)
-		}
-		it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-		if err != nil {
-			return nil, 0, err
-		}
-		h := &head{it: it, lo: lo}
-		heads = append(heads, h)
-		if it.Last() {
-			h.seq = binary.BigEndian.Uint64(it.Key()[len(lo):])
-		}
-	}
-	for {
-		var best *head
-		for _, h := range heads {
-			if h.it.Valid() && (best == nil || h.seq > best.seq) {
-				best = h
-			}
-		}
-		if best == nil {
-			return out, 0, nil
-		}
-		part := binary.BigEndian.Uint16(best.lo[1:3])
-		e, err := decodeEvent(part, best.seq, best.it.Value())
-		if err != nil {
-			return nil, 0, err
-		}
-		ok, stop := true, false
-		if match != nil {
-			ok, stop = match(e)
-		}
-		if stop {
-			return out, 0, nil
-		}
-		if ok {
-			if len(out) == limit {
-				return out, out[len(out)-1].Seq, nil
-			}
-			out = append(out, e)
-		}
-		if best.it.Prev() {
-			best.seq = binary.BigEndian.Uint64(best.it.Key()[len(best.lo):])
-		}
-	}
+	return db.QueryEvents(EventQuery{Before: before, Match: match}, limit)
 }
 
 // CountEvents counts the stored events, stopping at max: more reports

@@ -125,6 +125,16 @@ func (d *decoder) count() int {
 // decodeEvent decodes what appendEvent wrote. The body is copied, so the
 // result does not alias b.
 func decodeEvent(part uint16, seq uint64, b []byte) (*Event, error) {
+	return decodeEventFields(part, seq, b, true)
+}
+
+// decodeEventHead decodes an event without its headers and body: what a
+// list's filter reads of every event it looks at.
+func decodeEventHead(part uint16, seq uint64, b []byte) (*Event, error) {
+	return decodeEventFields(part, seq, b, false)
+}
+
+func decodeEventFields(part uint16, seq uint64, b []byte, full bool) (*Event, error) {
 	if len(b) == 0 || b[0] != eventFormat {
 		return nil, fmt.Errorf("%w: event %s has unknown format", ErrCorrupt, EventID(part, seq))
 	}
@@ -134,10 +144,14 @@ func decodeEvent(part uint16, seq uint64, b []byte) (*Event, error) {
 	e.Source = d.string()
 	e.IdemKey = d.string()
 	e.EventType = d.string()
-	if n := d.count(); n > 0 {
+	if n := d.count(); full && n > 0 {
 		e.Headers = make([][2]string, n)
 		for i := range e.Headers {
 			e.Headers[i] = [2]string{d.string(), d.string()}
+		}
+	} else {
+		for range 2 * n {
+			d.bytes()
 		}
 	}
 	if n := d.count(); n > 0 {
@@ -146,7 +160,9 @@ func decodeEvent(part uint16, seq uint64, b []byte) (*Event, error) {
 			e.Destinations[i] = d.string()
 		}
 	}
-	e.Body = append([]byte{}, d.bytes()...)
+	if full {
+		e.Body = append([]byte{}, d.bytes()...)
+	}
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: event %s is truncated", ErrCorrupt, EventID(part, seq))
 	}

@@ -28,7 +28,7 @@ func TestEncodeOpsAppliesOnAReplica(t *testing.T) {
 	b := leader.NewBatch()
 	b.PutQueue(dest, 1, 3, 42)
 	b.PutDelivery(42, &Delivery{Destination: dest, EventID: EventID(3, 42), Status: StatusDead})
-	b.DeleteQueue(dest, 0)
+	b.DeleteQueue(dest, 0, 41)
 	enc, err := b.EncodeOps(part)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,8 @@ type Expired struct {
 
 // ExpireEvents deletes events received before cutoff whose every delivery
 // has finished (delivered or dead-lettered), with their dedupe keys,
-// delivery records and dead-letter entries. An event still pending anywhere
+// delivery records, dead-letter entries and no-destination entries, in
+// one batch. An event still pending anywhere
 // is kept, however old. It deletes at most limit events per call and
 // reports what it deleted; call it again while Events equals limit.
 func (db *DB) ExpireEvents(cutoff time.Time, limit int) (Expired, error) {
@@ -58,7 +59,7 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int, dead map[str
 		}
 		for ok := it.First(); ok && deleted < limit; ok = it.Next() {
 			seq := binary.BigEndian.Uint64(it.Key()[len(lo):])
-			e, err := decodeEvent(uint16(p), seq, it.Value())
+			e, err := decodeEventHead(uint16(p), seq, it.Value())
 			if err != nil {
 				it.Close()
 				return 0, err
@@ -84,6 +85,9 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int, dead map[str
 				continue
 			}
 			b.b.Delete(eventKey(uint16(p), seq), nil)
+			if len(e.Destinations) == 0 {
+				b.b.Delete(noDestKey(uint16(p), seq), nil)
+			}
 			// The key may have been taken by a newer event since the
 			// window passed: delete it only if it is still this event's.
 			dk := dedupeKey(uint16(p), e.Source, e.IdemKey)
@@ -105,6 +109,17 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int, dead map[str
 		}
 	}
 	return deleted, nil
+}
+
+// DeliveryStatus reads the status of an event's delivery record at dest
+// (ErrNotFound: no record), decoding nothing else of it.
+func (db *DB) DeliveryStatus(dest string, evSeq uint64) (string, error) {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return "", ErrClosed
+	}
+	return db.deliveryStatusLocked(dest, evSeq)
 }
 
 // deliveryStatusLocked reads a delivery record's status; the caller holds

@@ -137,7 +137,7 @@ func TestSingleMemberOwnsAndFences(t *testing.T) {
 	w := NewWriter(c, func(a wal.AuditEntry) { audited = append(audited, a.Action) })
 	errs := make(chan error, 2)
 	w.Write(wdest, []destsm.Op{destsm.PutQueue{QSeq: 1, Part: e2.Partition, Seq: e2.Seq}, destsm.DeleteOutbox{Part: e2.Partition, Seq: e2.Seq}}, func(err error) { errs <- err })
-	w.Write(wdest, []destsm.Op{destsm.DeleteQueue{QSeq: 1}, destsm.PutDelivery{Seq: e2.Seq, Rec: model.Delivery{Destination: wdest, EventID: e2.ID(), Status: wal.StatusDelivered}},
+	w.Write(wdest, []destsm.Op{destsm.DeleteQueue{QSeq: 1, Seq: e2.Seq}, destsm.PutDelivery{Seq: e2.Seq, Rec: model.Delivery{Destination: wdest, EventID: e2.ID(), Status: wal.StatusDelivered}},
 		destsm.Audit{Action: "delivery.succeeded", EventID: e2.ID()}}, func(err error) { errs <- err })
 	for range 2 {
 		if err := <-errs; err != nil {

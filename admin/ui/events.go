@@ -46,9 +46,10 @@ type eventsData struct {
 	Filter       admin.EventFilter
 	Q            string
 	Items        []admin.EventOut
-	Count        eventCount
+	Count        admin.EventCount
 	Counted      bool   // the first page shows the count
 	Next         string // query string of the next page; "" at the end
+	Short        bool   // the page stopped looking before it was full
 	First        string // query string of the first page; "" on it
 	Sources      []string
 	Destinations []string
@@ -81,6 +82,7 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, c *call) {
 			d.Items = page.Items
 			if page.NextCursor != "" {
 				d.Next = query(q, "cursor", page.NextCursor)
+				d.Short = len(page.Items) < pageSize
 			}
 			if q.Get("cursor") != "" {
 				d.First = query(q, "cursor", "")
@@ -89,12 +91,7 @@ func (u *UI) events(w http.ResponseWriter, r *http.Request, c *call) {
 				}
 			}
 			if q.Get("cursor") == "" { // the count is the first page's
-				d.Count.Budget = countLimit
-				if f.Status != "" {
-					// Each event looked at costs its delivery records.
-					d.Count.Budget = countLimitStatus
-				}
-				d.Count.N, d.Count.More, err = u.adm.CountEvents(f, d.Count.Budget)
+				d.Count, err = u.adm.CountEvents(f, countLimit)
 				d.Counted = true
 			}
 		}

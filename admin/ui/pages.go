@@ -225,14 +225,8 @@ func commas(n int64) string {
 	return b.String()
 }
 
-// eventCount is a bounded count: "10,000+" when the count stopped there.
-type eventCount struct {
-	N      int
-	More   bool
-	Budget int // how many events the count looked at, at most
-}
-
-func fmtCount(c eventCount) string {
+// fmtCount writes a bounded count: "10,000+" when the count stopped there.
+func fmtCount(c admin.EventCount) string {
 	if c.More {
 		return commas(int64(c.N)) + "+"
 	}

@@ -33,13 +33,9 @@ const maxForm = 1 << 20
 // pageSize is how many rows a list page shows.
 const pageSize = 50
 
-// countLimit is how many events the event list looks at to count the
-// matches; past it the count reads "10,000+".
+// countLimit bounds the event list's count: past it the count reads
+// "10,000+" (admin.Server.CountEvents says how).
 const countLimit = 10_000
-
-// countLimitStatus is countLimit for a status filter, whose every event
-// looked at reads its delivery records.
-const countLimitStatus = 1_000
 
 // Config configures the UI. A zero field means the default.
 type Config struct {

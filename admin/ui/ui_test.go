@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/wal"
 )
 
 func TestLoginCookieAndLogout(t *testing.T) {
@@ -353,15 +354,15 @@ func TestEventCountIsBounded(t *testing.T) {
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		e.ingest(secret, k, "order.created", `{}`)
 	}
-	n, more, err := e.adm.CountEvents(admin.EventFilter{}, 3)
-	if err != nil || n != 3 || !more {
-		t.Fatalf("count with max 3 of 5: %d %v %v", n, more, err)
+	c, err := e.adm.CountEvents(admin.EventFilter{}, 3)
+	if err != nil || c.N != 3 || !c.More || c.Looked != 0 {
+		t.Fatalf("count with max 3 of 5: %+v %v", c, err)
 	}
-	n, more, err = e.adm.CountEvents(admin.EventFilter{IdempotencyKey: "c"}, 100)
-	if err != nil || n != 1 || more {
-		t.Fatalf("count of one key: %d %v %v", n, more, err)
+	c, err = e.adm.CountEvents(admin.EventFilter{IdempotencyKey: "c"}, 100)
+	if err != nil || c.N != 1 || c.More {
+		t.Fatalf("count of one key: %+v %v", c, err)
 	}
-	for c, want := range map[eventCount]string{{10_000, true, 10_000}: "10,000+", {999, false, 10_000}: "999", {1234567, false, 0}: "1,234,567", {0, false, 0}: "0"} {
+	for c, want := range map[admin.EventCount]string{{N: 10_000, More: true}: "10,000+", {N: 999, Looked: 10_000}: "999", {N: 1234567}: "1,234,567", {}: "0"} {
 		if got := fmtCount(c); got != want {
 			t.Errorf("fmtCount(%v) = %q, want %q", c, got, want)
 		}
@@ -507,5 +508,50 @@ func TestCredentialsMaskedOnEveryPage(t *testing.T) {
 	// The credentials are still there for deliveries.
 	if r := sk.last(); r == nil || r.Header.Get("Authorization") != "Bearer auth-secret-2" || r.URL.Query().Get("token") != "q-secret-2" {
 		t.Fatalf("the delivery lost its credentials: %v", r)
+	}
+}
+
+// A filter few events match gets pages that stop looking once their work
+// is spent: short, saying so, with an Older link that looks further, and
+// every match reached by following it. A status filter reads its index
+// and fills its page at once.
+func TestShortPagesForRareFilters(t *testing.T) {
+	const n = 25_000 // stripe sends events 77, 10,077 and 20,077
+	e := startNode(t, nodeOpts{seed: func(db *wal.DB) { fillEvents(t, db, n) }})
+	b := e.newBrowser()
+	b.login(adminToken)
+	path := "/ui/events?source=stripe"
+	var rows, pages int
+	for path != "" {
+		a := b.get(path)
+		if a.status != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, a.status)
+		}
+		pages++
+		found := strings.Count(a.body, `<td>stripe</td>`)
+		rows += found
+		next := regexp.MustCompile(`id="next-page" rel="next" href="([^"]+)"`).FindStringSubmatch(a.body)
+		if next != nil && found < pageSize && !strings.Contains(a.body, `id="short-page"`) {
+			t.Fatalf("page %d has %d rows and an Older link but does not say it stopped looking", pages, found)
+		}
+		path = ""
+		if next != nil {
+			path = html.UnescapeString(next[1])
+		}
+	}
+	if rows != 3 || pages < 3 {
+		t.Fatalf("source=stripe: %d rows over %d pages; want 3 rows over the 3 budgets 25,000 events need", rows, pages)
+	}
+	a := b.get("/ui/events?status=dead_lettered")
+	if got := strings.Count(a.body, `<tr data-id=`); got != pageSize || strings.Contains(a.body, `id="short-page"`) {
+		t.Fatalf("status=dead_lettered: %d rows on the first page, want a full page of %d", got, pageSize)
+	}
+	dead := 0 // fillEvents dead-letters every 100th (at 7) but the newest 300, still queued
+	for j := 7; j < n-300; j += 100 {
+		dead++
+	}
+	if !strings.Contains(a.body, `<strong id="event-count">`+strconv.Itoa(dead)+`</strong> matching events</p>`) {
+		i := strings.Index(a.body, "event-count")
+		t.Fatalf("the dead-lettered count is not the index's exact %d: %.120s", dead, a.body[max(i, 0):])
 	}
 }

@@ -97,8 +97,9 @@ type (
 		Part uint16
 		Seq  uint64
 	}
-	// DeleteQueue removes a finished entry from the queue.
-	DeleteQueue struct{ QSeq uint64 }
+	// DeleteQueue removes a finished entry, event Seq at QSeq, from the
+	// queue.
+	DeleteQueue struct{ QSeq, Seq uint64 }
 	// DeleteOutbox acknowledges event (Part, Seq)'s outbox entry for this
 	// destination.
 	DeleteOutbox struct {

@@ -531,7 +531,7 @@ func (m *Machine) finish(it *item, status string, now time.Time) {
 	it.rec.Status = status
 	it.rec.NextAt = time.Time{}
 	it.rec.UpdatedAt = now.UTC()
-	ops := []Op{DeleteQueue{QSeq: it.qseq}, PutDelivery{Seq: it.seq, Rec: it.rec}}
+	ops := []Op{DeleteQueue{QSeq: it.qseq, Seq: it.seq}, PutDelivery{Seq: it.seq, Rec: it.rec}}
 	w := pendingWrite{outcome: m.dest.Ordering == model.OrderingOrdered || m.p.DurableSlots, depth: -1, finished: it}
 	m.finishing[outboxKey{it.part, it.seq}] = it
 	last := it.rec.Attempts[len(it.rec.Attempts)-1]
