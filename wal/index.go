@@ -19,6 +19,7 @@ import (
 //	p <dpart> w <dest> 0 <seq:8>   pending: in dest's queue (value: the event's partition)
 //	p <dpart> x <dest> 0 <seq:8>   dead-lettered (value: the event id)
 //	p <dpart> r <dest> 0 <seq:8>   any record: delivered, dead, or pending with attempts
+//	p <dpart> i <dest> 0 <seq:8>   pending: in dest's inbox, not yet in its queue (a cluster's)
 //	p <epart> o <seq:8> <dest>     pending: not yet in dest's queue (the outbox)
 //	p <epart> n <seq:8>            routed to no destination
 //

@@ -525,3 +525,41 @@ func TestQueryBudget(t *testing.T) {
 		}
 	}
 }
+
+// In a cluster an event waits in its ordered destination's inbox before
+// the queue: it is pending there, and routed there, before and after the
+// owner takes it.
+func TestInboxEventsArePending(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	m := newIndexModel(t, db, 9)
+	b := db.NewBatch()
+	e := m.ingest(b, "gh")
+	if err := db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	dest := "ordered"
+	rb := db.NewReplicaBatch(db.DestPartition(dest))
+	if err := rb.PutInbox(dest, e.Partition, e.Seq, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.CommitApplied(5); err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"in the inbox", "taken into the queue"} {
+		for _, q := range []EventQuery{{From: PendingAt}, {From: PendingAt, Dest: dest}, {From: RoutedAt, Dest: dest}} {
+			if got := m.query(q); !slices.Equal(got, []string{e.ID()}) {
+				t.Fatalf("%s: %+v lists %v", when, q, got)
+			}
+		}
+		b := db.NewBatch()
+		b.PutQueue(dest, 1, e.Partition, e.Seq)
+		b.DeleteInbox(dest, e.Seq)
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.CheckIndexes(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,14 +28,15 @@ type Candidates uint8
 const (
 	// AllEvents reads every stored event.
 	AllEvents Candidates = iota
-	// PendingAt reads Dest's pending index and the outbox entries for
-	// Dest; every destination's when Dest is "".
+	// PendingAt reads Dest's pending index, its inbox (a cluster's) and
+	// the outbox entries for Dest; every destination's when Dest is "".
 	PendingAt
 	// DeadAt reads Dest's dead-letter index; every destination's when Dest
 	// is "".
 	DeadAt
 	// RoutedAt reads every event routed to Dest: its delivery records, its
-	// pending index and the outbox entries for it. Dest is required.
+	// pending index, its inbox and the outbox entries for it. Dest is
+	// required.
 	RoutedAt
 	// NoDestinations reads the events that were routed nowhere.
 	NoDestinations
@@ -347,19 +348,17 @@ func (db *DB) openCandidates(h *candHeap, q EventQuery) error {
 		return db.addPartitionStreams(h, subEvent, q.Before)
 	case NoDestinations:
 		return db.addPartitionStreams(h, subNoDest, q.Before)
-	case PendingAt, DeadAt:
-		sub := byte(subPending)
-		if q.From == DeadAt {
-			sub = subDead
+	case DeadAt:
+		return db.addDestStreams(h, subDead, q.Dest, q.Before)
+	case PendingAt:
+		for _, sub := range []byte{subPending, subInbox} {
+			if err := db.addDestStreams(h, sub, q.Dest, q.Before); err != nil {
+				return err
+			}
 		}
-		if err := db.addDestStreams(h, sub, q.Dest, q.Before); err != nil {
-			return err
-		}
-		if q.From == PendingAt {
-			return db.addOutboxStreams(h, q.Dest, q.Before)
-		}
+		return db.addOutboxStreams(h, q.Dest, q.Before)
 	case RoutedAt:
-		for _, sub := range []byte{subDelivery, subPending} {
+		for _, sub := range []byte{subDelivery, subPending, subInbox} {
 			if err := db.addDestStreams(h, sub, q.Dest, q.Before); err != nil {
 				return err
 			}
@@ -410,6 +409,11 @@ func destIndexDecoder(sub byte) func(k, v []byte) (uint16, uint64, bool) {
 		case subDead:
 			part, _, err := ParseEventID(string(v))
 			return part, seq, err == nil
+		case subInbox:
+			if len(v) != 10 {
+				return 0, 0, false
+			}
+			return binary.BigEndian.Uint16(v[8:]), seq, true
 		default:
 			part, ok := recordEventPart(v)
 			return part, seq, ok
