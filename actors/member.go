@@ -90,6 +90,10 @@ func (n *Node) InboxApplied(dest string, part uint16, seq uint64) {
 	n.dests.send(dest, &enqueueMsg{part: part, seq: seq, fromOutbox: true})
 }
 
+// Delivers reports whether this node delivers dest: always on a single
+// node; on a cluster member while it owns dest's partition.
+func (n *Node) Delivers(dest string) bool { return n.member == nil || n.dests.owns(dest) }
+
 // Ordered reports whether dest keeps order (events of a cluster member's
 // ingest get an inbox entry for it before their 2xx).
 func (n *Node) Ordered(dest string) bool {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/actors/delivery"
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/ingress"
 	"github.com/webhookops/webhookops/ingress/verify"
 	"github.com/webhookops/webhookops/wal"
@@ -46,6 +48,7 @@ type envOpts struct {
 	dir           string
 	noTunnel      bool // the node runs no tunnel (no --tunnel-addr)
 	minFree       int64
+	membership    Membership // the node is a cluster member's
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -73,8 +76,16 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.noTunnel {
 		tunnel = nil
 	}
-	adm, err := New(Config{Node: node, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
-		Tunnel: tunnel})
+	cfg := Config{Node: node, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
+		Tunnel: tunnel}
+	if o.membership != nil {
+		cfg.Membership = o.membership
+		cfg.Cluster = func(context.Context) (api.ClusterStatus, error) { return api.ClusterStatus{NodeID: 1}, nil }
+		cfg.ClusterPartitions = func() ([]api.ClusterPartition, error) {
+			return []api.ClusterPartition{{Partition: 3, Leader: 2, Term: 7, AppliedIndex: 42, Delivering: true}}, nil
+		}
+	}
+	adm, err := New(cfg)
 	if err != nil {
 		node.Close()
 		db.Close()

@@ -3,6 +3,7 @@ package admin
 import (
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -26,6 +27,12 @@ type stateCollector struct {
 	agentsUp    *prometheus.Desc
 	replays     *prometheus.Desc
 
+	// A cluster member's, per partition.
+	raftLeader     *prometheus.Desc
+	raftTerm       *prometheus.Desc
+	raftApplied    *prometheus.Desc
+	raftDelivering *prometheus.Desc
+
 	mu    sync.Mutex // guards the cache
 	at    time.Time
 	cache []prometheus.Metric
@@ -40,11 +47,17 @@ func newStateCollector(s *Server) *stateCollector {
 		agents:      prometheus.NewDesc("webhookops_agents", "Agents configured.", nil, nil),
 		agentsUp:    prometheus.NewDesc("webhookops_agents_online", "Agents connected now.", nil, nil),
 		replays:     prometheus.NewDesc("webhookops_replays_active", "Replays queued or running.", nil, nil),
+
+		raftLeader:     prometheus.NewDesc("webhookops_cluster_leader", "Cluster member: the node leading the partition as this node knows it (0 while none is).", []string{"partition"}, nil),
+		raftTerm:       prometheus.NewDesc("webhookops_cluster_term", "Cluster member: the partition's raft term as this node knows it.", []string{"partition"}, nil),
+		raftApplied:    prometheus.NewDesc("webhookops_cluster_applied_index", "Cluster member: the last raft entry of the partition applied here; the commit lag of a replica is the largest over the members minus its own.", []string{"partition"}, nil),
+		raftDelivering: prometheus.NewDesc("webhookops_cluster_delivering", "Cluster member: 1 while this node delivers the partition's destinations (it leads the partition and holds its lease).", []string{"partition"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queueDepth, c.deadLetters, c.paused, c.agents, c.agentsUp, c.replays} {
+	for _, d := range []*prometheus.Desc{c.queueDepth, c.deadLetters, c.paused, c.agents, c.agentsUp, c.replays,
+		c.raftLeader, c.raftTerm, c.raftApplied, c.raftDelivering} {
 		ch <- d
 	}
 }
@@ -67,10 +80,15 @@ func (c *stateCollector) gather() []prometheus.Metric {
 	snap := c.s.node.Snapshot()
 	var out []prometheus.Metric
 	for _, slug := range slices.Sorted(maps.Keys(snap.Destinations)) {
-		depth, dead := c.s.node.QueueCounts(slug)
-		out = append(out,
-			prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(depth), slug),
-			prometheus.MustNewConstMetric(c.deadLetters, prometheus.GaugeValue, float64(dead), slug))
+		// In a cluster only the member delivering a destination knows its
+		// queue: the others' counts would be stale, and a sum over members
+		// would count it again.
+		if c.s.node.Delivers(slug) {
+			depth, dead := c.s.node.QueueCounts(slug)
+			out = append(out,
+				prometheus.MustNewConstMetric(c.queueDepth, prometheus.GaugeValue, float64(depth), slug),
+				prometheus.MustNewConstMetric(c.deadLetters, prometheus.GaugeValue, float64(dead), slug))
+		}
 		p := 0.0
 		if snap.Destinations[slug].Paused {
 			p = 1
@@ -88,5 +106,23 @@ func (c *stateCollector) gather() []prometheus.Metric {
 	out = append(out,
 		prometheus.MustNewConstMetric(c.agents, prometheus.GaugeValue, float64(len(snap.Agents))),
 		prometheus.MustNewConstMetric(c.agentsUp, prometheus.GaugeValue, float64(online)))
+	if c.s.cfg.ClusterPartitions != nil {
+		parts, err := c.s.cfg.ClusterPartitions()
+		if err != nil {
+			c.s.log.Warn("metrics: reading the cluster's partitions failed", "err", err)
+		}
+		for _, p := range parts {
+			label := strconv.Itoa(int(p.Partition))
+			delivering := 0.0
+			if p.Delivering {
+				delivering = 1
+			}
+			out = append(out,
+				prometheus.MustNewConstMetric(c.raftLeader, prometheus.GaugeValue, float64(p.Leader), label),
+				prometheus.MustNewConstMetric(c.raftTerm, prometheus.GaugeValue, float64(p.Term), label),
+				prometheus.MustNewConstMetric(c.raftApplied, prometheus.GaugeValue, float64(p.AppliedIndex), label),
+				prometheus.MustNewConstMetric(c.raftDelivering, prometheus.GaugeValue, delivering, label))
+		}
+	}
 	return out
 }

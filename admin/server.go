@@ -53,6 +53,9 @@ type Config struct {
 	// Cluster reports the cluster when the node is a member; nil on a
 	// single node (GET /api/v1/cluster answers 404 not_clustered).
 	Cluster func(context.Context) (api.ClusterStatus, error)
+	// ClusterPartitions reports the partitions as this node sees them,
+	// asking no other member: raft metrics per partition on /metrics.
+	ClusterPartitions func() ([]api.ClusterPartition, error)
 	// Membership adds and removes members (with Cluster; nil on a single
 	// node).
 	Membership Membership

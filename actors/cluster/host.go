@@ -777,22 +777,28 @@ type PartitionStatus struct {
 	// Owner is the node whose takeover was last applied here, in OwnerTerm.
 	Owner, OwnerTerm uint64
 	Applied          uint64
+	// Delivering: this node owns the partition and holds its lease now.
+	Delivering bool
 }
 
-// Status reports members and partitions. Reachability is a TCP dial of
-// each member's raft address, bounded by ctx and half a second.
-func (c *Cluster) Status(ctx context.Context) (Status, error) {
-	st := Status{NodeID: c.cfg.NodeID}
+// Partitions reports every partition as this node sees it, without
+// asking anyone (for metrics).
+func (c *Cluster) Partitions() ([]PartitionStatus, error) {
+	parts, _, err := c.partitions()
+	return parts, err
+}
+
+func (c *Cluster) partitions() ([]PartitionStatus, map[uint64]string, error) {
 	info := c.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
 	shards := map[uint64]int{}
 	for i, si := range info.ShardInfoList {
 		shards[si.ShardID] = i
 	}
 	addrs := map[uint64]string{c.cfg.NodeID: c.cfg.RaftAddr}
-	leads := map[uint64]int{}
+	out := make([]PartitionStatus, 0, c.part)
 	for p := 0; p < c.part; p++ {
 		part := uint16(p)
-		ps := PartitionStatus{Partition: part}
+		ps := PartitionStatus{Partition: part, Delivering: c.Leased(part)}
 		if i, ok := shards[PartitionShard(part)]; ok {
 			si := info.ShardInfoList[i]
 			for id, a := range si.Replicas {
@@ -803,14 +809,31 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 		}
 		if leader, term, valid, err := c.nh.GetLeaderID(PartitionShard(part)); err == nil && valid {
 			ps.Leader, ps.Term = leader, term
-			leads[leader]++
 		}
 		rs, err := c.cfg.DB.ReadReplicaState(part)
 		if err != nil {
-			return Status{}, err
+			return nil, nil, err
 		}
 		ps.Owner, ps.OwnerTerm, ps.Applied = rs.FenceNode, rs.FenceTerm, rs.Applied
-		st.Partitions = append(st.Partitions, ps)
+		out = append(out, ps)
+	}
+	return out, addrs, nil
+}
+
+// Status reports members and partitions. Reachability is a TCP dial of
+// each member's raft address, bounded by ctx and half a second.
+func (c *Cluster) Status(ctx context.Context) (Status, error) {
+	st := Status{NodeID: c.cfg.NodeID}
+	parts, addrs, err := c.partitions()
+	if err != nil {
+		return Status{}, err
+	}
+	st.Partitions = parts
+	leads := map[uint64]int{}
+	for _, p := range parts {
+		if p.Leader != 0 {
+			leads[p.Leader]++
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()

@@ -36,6 +36,9 @@ type ClusterPartition struct {
 	// Destinations are the configured destinations whose queues live in
 	// the partition: its leader delivers them.
 	Destinations []string `json:"destinations"`
+	// Delivering: the answering node delivers the partition's
+	// destinations now (it owns the partition and holds its lease).
+	Delivering bool `json:"delivering"`
 }
 
 // ClusterNodeRequest is POST /api/v1/cluster/nodes: add a member (a

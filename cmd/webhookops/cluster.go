@@ -44,25 +44,40 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	if err != nil {
 		return api.ClusterStatus{}, err
 	}
-	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: []api.ClusterPartition{}}
+	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: m.partitionsOut(st.Partitions)}
 	for _, n := range st.Nodes {
 		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads})
 	}
+	return out, nil
+}
+
+// partitions is the admin API's view of the partitions, without asking
+// other members (for /metrics).
+func (m *clusterMember) partitions() ([]api.ClusterPartition, error) {
+	ps, err := m.cl.Partitions()
+	if err != nil {
+		return nil, err
+	}
+	return m.partitionsOut(ps), nil
+}
+
+func (m *clusterMember) partitionsOut(ps []cluster.PartitionStatus) []api.ClusterPartition {
 	dests := map[uint16][]string{}
 	for slug := range m.node.Snapshot().Destinations {
 		p := m.node.DB().DestPartition(slug)
 		dests[p] = append(dests[p], slug)
 	}
-	for _, p := range st.Partitions {
+	out := make([]api.ClusterPartition, 0, len(ps))
+	for _, p := range ps {
 		d := dests[p.Partition]
 		slices.Sort(d)
 		if d == nil {
 			d = []string{}
 		}
-		out.Partitions = append(out.Partitions, api.ClusterPartition{Partition: p.Partition, Replicas: p.Replicas,
-			Leader: p.Leader, Term: p.Term, Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied, Destinations: d})
+		out = append(out, api.ClusterPartition{Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader, Term: p.Term,
+			Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied, Destinations: d, Delivering: p.Delivering})
 	}
-	return out, nil
+	return out
 }
 
 func (m *clusterMember) Close() { m.cl.Close() }

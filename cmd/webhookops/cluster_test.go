@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -453,6 +454,45 @@ destinations:
 		time.Sleep(100 * time.Millisecond)
 	}
 	post(nodes, "joined", 20)
+
+	// /metrics: each partition is delivered by exactly one member, and only
+	// that member reports the destination's queue.
+	scrape := func(nd *clusterNode) string {
+		req, _ := http.NewRequest("GET", "http://"+nd.admin+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+e2eToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		delivering, queues := map[string]int{}, 0
+		for _, nd := range nodes {
+			text := scrape(nd)
+			for p := range 4 {
+				if strings.Contains(text, fmt.Sprintf("webhookops_cluster_delivering{partition=\"%d\"} 1", p)) {
+					delivering[strconv.Itoa(p)]++
+				}
+			}
+			if strings.Contains(text, `webhookops_queue_depth{destination="d"}`) {
+				queues++
+			}
+		}
+		ok := queues == 1 && len(delivering) == 4
+		for _, n := range delivering {
+			ok = ok && n == 1
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics: partitions delivered by %v, destination queue reported by %d members; want each once\n%s", delivering, queues, scrape(nodes[0]))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 
 	// Node 1 dies too: 2 and 4 are a quorum of 1, 2, 4.
 	nodes[0].c.kill9()

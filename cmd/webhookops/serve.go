@@ -247,6 +247,7 @@ func serve(c *cli.Context) error {
 	}
 	if cm != nil {
 		admCfg.Cluster = cm.status
+		admCfg.ClusterPartitions = cm.partitions
 		admCfg.Membership = cm
 	}
 	adm, err := admin.New(admCfg)
