@@ -386,15 +386,15 @@ destinations:
 `, secret, sink.URL)), 0o600)
 	nodes := startClusterNodes(t, bin, cfg, 3, false)
 	client := &http.Client{Timeout: 5 * time.Second}
-	var acked []string
+	var acked, ids []string
 	post := func(live []*clusterNode, prefix string, n int) {
 		t.Helper()
 		for i := 0; i < n; i++ {
 			key := fmt.Sprintf("%s-%d", prefix, i)
 			for try := 0; ; try++ {
-				code, _, err := postSigned(client, live[(i+try)%len(live)].ingest, secret, key)
+				code, a, err := postSigned(client, live[(i+try)%len(live)].ingest, secret, key)
 				if err == nil && code/100 == 2 {
-					acked = append(acked, key)
+					acked, ids = append(acked, key), append(ids, a.EventID)
 					break
 				}
 				if try > 300 {
@@ -513,6 +513,30 @@ destinations:
 			t.Fatalf("%d of %d acknowledged events never delivered\n%s", missing, len(acked), repl.c.log)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The admin API of any member reads every partition: each event,
+	// whichever member took it and whichever delivered it, is delivered.
+	for _, nd := range []*clusterNode{nodes[1], repl} {
+		for _, id := range ids {
+			var ev struct {
+				Status string `json:"status"`
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				req, _ := http.NewRequest("GET", "http://"+nd.admin+"/api/v1/events/"+id, nil)
+				req.Header.Set("Authorization", "Bearer "+e2eToken)
+				if resp, err := client.Do(req); err == nil {
+					json.NewDecoder(resp.Body).Decode(&ev)
+					resp.Body.Close()
+				}
+				if ev.Status == "delivered" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("member %d: event %s is %q, want delivered", nd.id, id, ev.Status)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
 	}
 	nodes[1].c.stop(t)
 	repl.c.stop(t)
