@@ -191,6 +191,10 @@ func Open(dir string, cfg Config) (*DB, error) {
 	if cfg.memTableSize > 0 {
 		opts.MemTableSize = cfg.memTableSize
 	}
+	if err := sp.roomToOpen(filepath.Join(dir, PebbleDir)); err != nil {
+		cache.Unref()
+		return nil, fmt.Errorf("wal.Open: %w", err)
+	}
 	pdb, err := openPebble(filepath.Join(dir, PebbleDir), opts)
 	if err != nil {
 		cache.Unref()

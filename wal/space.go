@@ -35,6 +35,13 @@ import (
 //     writer keeps its first error forever and panics on the next write,
 //     so a restart is the only recovery; nothing acknowledged is lost,
 //     since an acknowledgement waits for a synced commit.
+//
+// Opening is the exception to 2: Pebble replays its log and flushes it in
+// the background, where a write that fails is a fatal error in a goroutine
+// of its own (a panic that ends the process) or a flush retried without
+// end. So Open first checks for room (the log to replay plus openMargin),
+// gives back the ballast if that makes it, and otherwise refuses with
+// ErrLowSpace saying how much is missing (roomToOpen).
 
 // DefaultMinFree is the default free-space floor: 512 MiB.
 const DefaultMinFree = 512 << 20
@@ -152,6 +159,52 @@ func (s *space) setLow(accept bool, free uint64) {
 			"floor_bytes", s.floor, "ballast_bytes", s.ballast, "dir", s.dir)
 	}
 }
+
+// openMargin is the room opening needs beside the log it replays: a new
+// MANIFEST, OPTIONS file and log, and the flushed tables' own overhead.
+const openMargin = 8 << 20
+
+// roomToOpen makes sure Pebble can open: it replays its write-ahead log
+// and flushes it to a table, and a write that fails while it opens is a
+// fatal error in a background flush (a panic that ends the process) or a
+// flush retried without end (a spinning CPU). So with less free space
+// than the log to replay plus openMargin, it gives back the ballast if
+// there is one, and otherwise refuses, saying how much room is missing. A
+// file system that cannot say is let through, as everywhere else.
+func (s *space) roomToOpen(pebbleDir string) error {
+	need := uint64(openMargin)
+	if entries, err := os.ReadDir(pebbleDir); err == nil {
+		for _, e := range entries {
+			if fi, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".log") {
+				need += uint64(fi.Size())
+			}
+		}
+	}
+	free, err := s.statfs(s.dir)
+	if err != nil || free >= need {
+		return nil
+	}
+	s.mu.Lock()
+	had := s.haveBallast
+	if had {
+		os.Remove(s.ballastPath())
+		s.haveBallast = false
+		free, err = s.statfs(s.dir)
+		s.setLow(false, free)
+	}
+	s.mu.Unlock()
+	if had {
+		s.log.Error("disk nearly full at start: gave back the ballast to open the store; not accepting new events until space is freed",
+			"dir", s.dir, "ballast_bytes", s.ballast)
+		if err != nil || free >= need {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %.1f MiB free on the disk of %s, and opening the store needs about %.1f MiB (to replay %.1f MiB of its log): free some space and start again",
+		ErrLowSpace, mib(free), s.dir, mib(need), mib(need-openMargin))
+}
+
+func mib(n uint64) float64 { return float64(n) / (1 << 20) }
 
 // loop re-checks every interval until the store closes.
 func (s *space) loop(wg *sync.WaitGroup) {

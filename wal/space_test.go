@@ -343,3 +343,40 @@ func TestWriteErrorStopsTheStoreWithoutPanic(t *testing.T) {
 	}
 	t.Logf("%d commits acknowledged, all there after a restart", len(acked))
 }
+
+// A store that opens with less room than opening needs gives back its
+// ballast first; if that is not enough it refuses, and opens once space
+// is back (making the ballast again).
+func TestOpenGivesBackTheBallastForRoom(t *testing.T) {
+	dir := t.TempDir()
+	free := &fakeFree{}
+	free.v.Store(1 << 30)
+	logs := &countingHandler{}
+	db, err := Open(dir, spaceConfig(free, nil, logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := os.Stat(filepath.Join(dir, "ballast")); err != nil {
+		t.Fatalf("no ballast: %v", err)
+	}
+	free.v.Store(openMargin - 1) // the fake does not grow when the ballast goes
+	if db, err := Open(dir, spaceConfig(free, nil, logs)); !errors.Is(err, ErrLowSpace) {
+		if err == nil {
+			db.Close()
+		}
+		t.Fatalf("Open without room: %v, want ErrLowSpace", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ballast")); !os.IsNotExist(err) || logs.count("gave back the ballast to open") != 1 {
+		t.Fatalf("the ballast was not given back (%v) or not said once", err)
+	}
+	free.v.Store(1 << 30)
+	db, err = Open(dir, spaceConfig(free, nil, logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := os.Stat(filepath.Join(dir, "ballast")); err != nil {
+		t.Fatalf("ballast not made again: %v", err)
+	}
+}

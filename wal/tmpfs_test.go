@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -179,4 +180,60 @@ func TestFullTmpfs(t *testing.T) {
 	defer db.Close()
 	check(db)
 	t.Logf("%d writes acknowledged, all kept through a full disk and a restart", len(acked))
+}
+
+// TestOpenOnAFullDisk: a store reopened on a disk with no room left (a
+// node restarted while the disk is still full, its ballast spent) refuses
+// to open with an error that says so, instead of letting Pebble's flush of
+// the replayed log fail in the background, where its fatal error was a
+// panic that killed the process. Once space is freed it opens with every
+// acknowledged write.
+func TestOpenOnAFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, 64<<20)
+	data := filepath.Join(dir, "data")
+	cfg := Config{Partitions: 4, CacheSize: 8 << 20, MinFreeBytes: 16 << 20, BallastBytes: 4 << 20,
+		SpaceInterval: 10 * time.Millisecond, Logger: slog.New(&countingHandler{}), memTableSize: 4 << 20}
+	db, err := Open(data, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	for i := range 200 {
+		k := fmt.Sprint("k", i)
+		b := db.NewBatch()
+		b.b.Set([]byte("t"+k), bytes.Repeat([]byte{'v'}, 1000), nil)
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, k)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(data, "ballast")) // spent before the restart
+	fill(t, filepath.Join(dir, "filler"), 0)
+
+	for range 2 { // and again: refusing to open wrote nothing that breaks the next try
+		db, err = Open(data, cfg)
+		if err == nil {
+			db.Close()
+			t.Fatal("opened on a full disk")
+		}
+		if !errors.Is(err, ErrLowSpace) || !strings.Contains(err.Error(), "free") {
+			t.Fatalf("Open on a full disk: %v, want ErrLowSpace saying how much is free", err)
+		}
+	}
+	t.Logf("on a full disk: %v", err)
+
+	os.Remove(filepath.Join(dir, "filler"))
+	db, err = Open(data, cfg)
+	if err != nil {
+		t.Fatalf("Open once space is back: %v", err)
+	}
+	defer db.Close()
+	for _, k := range acked {
+		if _, err := db.get([]byte("t" + k)); err != nil {
+			t.Fatalf("acknowledged %q lost: %v", k, err)
+		}
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -268,6 +269,63 @@ func floodBadSignatures(wg *sync.WaitGroup, ingest string, conns int, stop time.
 	}
 }
 
+// rawChild is a serve process that may never become ready.
+type rawChild struct {
+	cmd    *exec.Cmd
+	log    *logBuf
+	exited chan error
+}
+
+func startRaw(t *testing.T, bin, ingest, admin string, args []string) *rawChild {
+	t.Helper()
+	c := &rawChild{log: &logBuf{}, exited: make(chan error, 1)}
+	c.cmd = exec.Command(bin, append([]string{"serve", "--ingest-addr", ingest, "--admin-addr", admin, "--log-format", "json"}, args...)...)
+	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.exited <- c.cmd.Wait() }()
+	t.Cleanup(func() { c.cmd.Process.Kill() })
+	return c
+}
+
+func (c *rawChild) done() bool {
+	select {
+	case err := <-c.exited:
+		c.exited <- err
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the process to exit; a process still running after d
+// is sent SIGQUIT (its goroutines go to the log) and reported.
+func (c *rawChild) wait(d time.Duration) error {
+	select {
+	case err := <-c.exited:
+		c.exited <- err
+		return err
+	case <-time.After(d):
+		c.cmd.Process.Signal(syscall.SIGQUIT)
+		<-c.exited
+		return fmt.Errorf("still running after %v", d)
+	}
+}
+
+// cpuTime is the CPU time a process has used.
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:])) // fields from the state on
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // clock ticks (USER_HZ is 100 on Linux)
+}
+
 // TestReliabilityDisk runs the node on a 768 MiB tmpfs: a flood of badly
 // signed requests writes a bounded number of audit rows; the disk is then
 // filled below the floor (ingest 503 + Retry-After, /readyz fails), then
@@ -396,6 +454,46 @@ func TestReliabilityDisk(t *testing.T) {
 		t.Fatalf("the low-space state was logged in a loop:\n%s", c.log)
 	}
 	c.stop(t)
+
+	// Restarts while the disk is full to the last byte (the node
+	// panicked, or spun writing log lines while clients hung). With its
+	// ballast still there, the node gives it back to open and serves,
+	// refusing events, without spinning; with no ballast left it exits at
+	// once, saying why, without a panic.
+	fillTo(t, mnt, "filler3", 0)
+	full := startRaw(t, bin, ingestAddr, adminAddr, args)
+	upBy := time.Now().Add(30 * time.Second)
+	for readyz(&child{admin: adminAddr}) != http.StatusServiceUnavailable {
+		if time.Now().After(upBy) || full.done() {
+			t.Fatalf("a start on a full disk with its ballast did not come up refusing:\n%s", full.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st, ra := relPost(&http.Client{Timeout: 5 * time.Second}, ingestAddr, "on-full-disk"); st != 503 || ra == "" {
+		t.Fatalf("ingest after a start on a full disk: %d Retry-After %q", st, ra)
+	}
+	cpu := cpuTime(t, full.cmd.Process.Pid)
+	time.Sleep(3 * time.Second)
+	cpu = cpuTime(t, full.cmd.Process.Pid) - cpu
+	lines := strings.Count(full.log.String(), "\n")
+	full.cmd.Process.Signal(syscall.SIGTERM)
+	if err := full.wait(30 * time.Second); err != nil || strings.Contains(full.log.String(), "panic") || lines > 10 || cpu > time.Second {
+		t.Fatalf("a start on a full disk with its ballast: exit %v, %d log lines, %v of CPU in 3 s idle:\n%s", err, lines, cpu, full.log)
+	}
+	t.Logf("a start on the full disk with its ballast: served refusing, %d log lines, %v of CPU in 3 s", lines, cpu)
+
+	os.Remove(filepath.Join(data, "ballast"))
+	fillTo(t, mnt, "filler4", 0)
+	full = startRaw(t, bin, ingestAddr, adminAddr, args)
+	err := full.wait(30 * time.Second)
+	if err == nil || strings.Contains(full.log.String(), "panic") || !strings.Contains(full.log.String(), "free some space") ||
+		strings.Count(full.log.String(), "\n") > 5 {
+		t.Fatalf("a start on a full disk with no ballast: %v, want a non-zero exit saying to free space in a few lines, no panic:\n%s", err, full.log)
+	}
+	t.Logf("a start on the full disk with no ballast: %s", strings.TrimSpace(full.log.String()))
+	for _, f := range []string{"filler3", "filler4"} {
+		os.Remove(filepath.Join(mnt, f))
+	}
 
 	// Nothing acknowledged is lost, through a restart.
 	c = startServe(t, bin, ingestAddr, adminAddr, args...)
