@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -121,6 +122,19 @@ func TestMemberDeliversOnlyWhatItOwns(t *testing.T) {
 	s.wait(t, "meanwhile")
 	if got := s.received(); len(got) != 5 {
 		t.Fatalf("delivered %v, want each of the five once", got)
+	}
+
+	// Replays run where the destination is delivered, and name it.
+	if _, err := tn.StartReplay(model.Replay{EventID: late.ID(), RequestedBy: "test"}, "", ""); !errors.Is(err, ErrElsewhere) {
+		t.Fatalf("a replay naming no destination on a member: %v", err)
+	}
+	if _, err := tn.StartReplay(model.Replay{EventID: late.ID(), Destination: "app", RequestedBy: "test"}, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t, "late")
+	tn.Disown(part)
+	if _, err := tn.StartReplay(model.Replay{EventID: late.ID(), Destination: "app", RequestedBy: "test"}, "", ""); !errors.Is(err, ErrElsewhere) {
+		t.Fatalf("a replay of a destination delivered elsewhere: %v", err)
 	}
 }
 

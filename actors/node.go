@@ -32,6 +32,9 @@ var (
 	ErrNotFound = errors.New("actors: not found")
 	// ErrConflict: the object already exists.
 	ErrConflict = errors.New("actors: already exists")
+	// ErrElsewhere: a cluster member was asked for what another member
+	// does (a replay of a destination it does not deliver).
+	ErrElsewhere = errors.New("actors: done by another cluster member")
 )
 
 // Deliverer makes one delivery attempt. *delivery.Client is the real one.

@@ -196,6 +196,9 @@ func newReplayID(now time.Time) string {
 // EventIDs or Filter narrowing them), or the events matching Filter;
 // Destination, when set, is the only destination replayed to.
 func (n *Node) StartReplay(rec model.Replay, objType, objID string) (model.Replay, error) {
+	if err := n.replayHere(rec); err != nil {
+		return model.Replay{}, err
+	}
 	r := n.replays
 	rec.ID = newReplayID(n.clock.Now())
 	rec.Status = model.ReplayQueued
@@ -244,6 +247,24 @@ func replayDetail(rec *model.Replay) map[string]string {
 		detail["dead_letters"] = "true"
 	}
 	return detail
+}
+
+// replayHere refuses, on a cluster member, a replay it could not carry
+// out: a replay runs where its destination is delivered (the member
+// leading its partition), so it must name one destination this member
+// delivers.
+func (n *Node) replayHere(rec model.Replay) error {
+	if n.member == nil {
+		return nil
+	}
+	if rec.Destination == "" {
+		return fmt.Errorf("%w: in a cluster a replay names one destination (each is replayed by the member that delivers it)", ErrElsewhere)
+	}
+	if !n.Delivers(rec.Destination) {
+		return fmt.Errorf("%w: destination %q is delivered by the member leading partition %d; send the replay to that member (webhookops cluster status shows it)",
+			ErrElsewhere, rec.Destination, n.db.DestPartition(rec.Destination))
+	}
+	return nil
 }
 
 // Replay reads a replay: the live tally while it runs, else its record.

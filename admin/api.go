@@ -48,6 +48,8 @@ func toError(err error) *Error {
 		return &Error{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
 	case errors.Is(err, actors.ErrConflict):
 		return &Error{Status: http.StatusConflict, Code: "conflict", Message: err.Error()}
+	case errors.Is(err, actors.ErrElsewhere):
+		return &Error{Status: http.StatusConflict, Code: "elsewhere", Message: err.Error()}
 	case errors.Is(err, actors.ErrUnavailable), errors.Is(err, wal.ErrClosed):
 		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the node cannot take the change now; retry: " + err.Error()}
 	}
