@@ -40,6 +40,10 @@ func (b *Batch) Audit(e AuditEntry) {
 // Entry i of a block has sequence first+i. Detail keys are written sorted.
 const auditBlockFormat = 0x01
 
+// auditBlockOverhead bounds what a block adds to a batch beside its
+// entries: its key, format byte and record header.
+const auditBlockOverhead = 32
+
 // auditWords are strings most entries repeat, written as one byte. Never
 // change or reorder one: add at the end.
 var auditWords = [...]string{

@@ -3,6 +3,7 @@ package wal
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -30,10 +31,18 @@ func (b *Batch) Discard() { b.b.Close() }
 
 // PutEvent stores an event's raw record, and lists it among the events
 // with no destination when it has none (a routed event has outbox keys
-// instead, so no event pays for both).
+// instead, so no event pays for both). The record is encoded in place in
+// the batch: the body, the largest thing a node writes, is copied once.
 func (b *Batch) PutEvent(e *Event) {
-	b.buf = appendEvent(b.buf[:0], e)
-	b.b.Set(eventKey(e.Partition, e.Seq), b.buf, nil)
+	var kb [12]byte
+	k := appendEventKey(kb[:0], e.Partition, e.Seq)
+	size := eventSize(e)
+	op := b.b.SetDeferred(len(k), size)
+	copy(op.Key, k)
+	if v := appendEvent(op.Value[:0], e); len(v) != size {
+		panic(fmt.Sprintf("wal: event record of %d bytes, sized %d", len(v), size))
+	}
+	op.Finish()
 	if len(e.Destinations) == 0 {
 		b.b.Set(noDestKey(e.Partition, e.Seq), nil, nil)
 	}

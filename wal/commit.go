@@ -150,18 +150,13 @@ func (db *DB) commitLoop(maxBytes int) {
 // appliedGroup is a group in Pebble's pipeline, waiting for its fsync.
 type appliedGroup struct {
 	group []*pending
-	err   error // set when the group never entered the pipeline
-}
-
-// base is the batch the rest of the group was merged into; nil when the
-// group holds only WaitCommitted markers.
-func (g *appliedGroup) base() *pebble.Batch {
-	for _, p := range g.group {
-		if p.b != nil {
-			return p.b.b
-		}
-	}
-	return nil
+	// base is the batch that entered Pebble: the group's only batch, or
+	// merged, a batch of the group's whole size that the others were
+	// copied into (the committer's own, closed after the fsync). nil when
+	// the group holds only WaitCommitted markers or never entered.
+	base   *pebble.Batch
+	merged bool
+	err    error // set when the group never entered the pipeline
 }
 
 func (db *DB) applyGroup(group []*pending) {
@@ -182,8 +177,15 @@ func (db *DB) applyGroup(group []*pending) {
 // touches Pebble no more; a Pebble panic stops the store instead of the
 // process (see walWatchFS for the panics it cannot catch).
 func (db *DB) apply(g *appliedGroup) (err error) {
-	base := g.base()
-	if base == nil {
+	batches := make([]*Batch, 0, len(g.group))
+	size := 0
+	for _, p := range g.group {
+		if p.b != nil {
+			batches = append(batches, p.b)
+			size += p.b.b.Len() + len(p.b.audit)
+		}
+	}
+	if len(batches) == 0 {
 		return nil
 	}
 	if st := db.stopped.Load(); st != nil {
@@ -195,20 +197,22 @@ func (db *DB) apply(g *appliedGroup) (err error) {
 			db.fail(err, true)
 		}
 	}()
-	batches := make([]*Batch, 0, len(g.group))
-	for _, p := range g.group {
-		if p.b == nil {
-			continue
-		}
-		batches = append(batches, p.b)
-		if p.b.b == base {
-			continue
-		}
-		if err := base.Apply(p.b.b, nil); err != nil {
-			db.fail(err, false)
-			return err
+	base := batches[0].b
+	if len(batches) > 1 {
+		// One allocation of the group's size, not a merge into the first
+		// batch that grows it again and again.
+		base = db.pdb.NewBatchWithSize(size + auditBlockOverhead)
+		g.merged = true
+		for _, b := range batches {
+			if err := base.Apply(b.b, nil); err != nil {
+				base.Close()
+				g.merged = false
+				db.fail(err, false)
+				return err
+			}
 		}
 	}
+	g.base = base
 	db.flushAudit(base, batches)
 	if err := db.pdb.ApplyNoSyncWait(base, pebble.Sync); err != nil {
 		db.fail(err, false)
@@ -237,7 +241,7 @@ func (db *DB) syncLoop() {
 	defer db.wg.Done()
 	for g := range db.applied {
 		err := g.err
-		if base := g.base(); err == nil && base != nil {
+		if base := g.base; err == nil && base != nil {
 			if err = db.syncWait(base); err != nil && !errors.Is(err, ErrStopped) {
 				db.fail(err, false)
 			}
@@ -250,6 +254,9 @@ func (db *DB) syncLoop() {
 				// stopped the store and said so once.
 				db.log.Error("group commit failed", "err", err, "batches", len(g.group))
 			}
+		}
+		if g.merged && !stopped {
+			g.base.Close()
 		}
 		for _, p := range g.group {
 			if !stopped {

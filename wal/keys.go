@@ -58,7 +58,14 @@ func partKey(part uint16, sub byte, extra int) []byte {
 }
 
 func eventKey(part uint16, seq uint64) []byte {
-	return binary.BigEndian.AppendUint64(partKey(part, subEvent, 8), seq)
+	return appendEventKey(make([]byte, 0, 12), part, seq)
+}
+
+func appendEventKey(b []byte, part uint16, seq uint64) []byte {
+	b = append(b, prefixPartition)
+	b = binary.BigEndian.AppendUint16(b, part)
+	b = append(b, subEvent)
+	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 func dedupeKey(part uint16, source, key string) []byte {

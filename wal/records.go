@@ -60,6 +60,39 @@ func appendEvent(b []byte, e *Event) []byte {
 	return append(b, e.Body...)
 }
 
+// eventSize is len(appendEvent(nil, e)).
+func eventSize(e *Event) int {
+	n := 1 + varintLen(e.ReceivedAt.UnixNano()) + stringSize(e.Source) + stringSize(e.IdemKey) + stringSize(e.EventType)
+	n += uvarintLen(uint64(len(e.Headers)))
+	for _, h := range e.Headers {
+		n += stringSize(h[0]) + stringSize(h[1])
+	}
+	n += uvarintLen(uint64(len(e.Destinations)))
+	for _, d := range e.Destinations {
+		n += stringSize(d)
+	}
+	return n + uvarintLen(uint64(len(e.Body))) + len(e.Body)
+}
+
+func stringSize(s string) int { return uvarintLen(uint64(len(s))) + len(s) }
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)

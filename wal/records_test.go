@@ -50,9 +50,14 @@ func TestEventRecordRoundTrip(t *testing.T) {
 			ReceivedAt: time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC), Headers: [][2]string{{"X-Hub-Signature-256", "sha256=00"}},
 			Body: []byte(`{"a":1}`), Destinations: []string{"app"}}},
 	}
+	db := openTest(t, t.TempDir())
+	defer db.Close()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			enc := appendEvent(nil, &tt.e)
+			if n := eventSize(&tt.e); n != len(enc) {
+				t.Fatalf("eventSize = %d, record is %d bytes", n, len(enc))
+			}
 			got, err := decodeEvent(tt.e.Partition, tt.e.Seq, enc)
 			if err != nil {
 				t.Fatal(err)
@@ -66,6 +71,23 @@ func TestEventRecordRoundTrip(t *testing.T) {
 			if err := sameEvent(got, &want); err != nil {
 				t.Fatal(err)
 			}
+			// Through PutEvent, which encodes in place in the batch.
+			e := tt.e
+			e.Partition %= uint16(db.Partitions())
+			b := db.NewBatch()
+			b.PutEvent(&e)
+			if err := db.CommitWait(b); err != nil {
+				t.Fatal(err)
+			}
+			stored, err := db.GetEvent(e.Partition, e.Seq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Partition = e.Partition
+			if err := sameEvent(stored, &want); err != nil {
+				t.Fatalf("stored: %v", err)
+			}
+			want.Partition = tt.e.Partition
 			if got.ReceivedAt.Location() != time.UTC {
 				t.Fatalf("decoded time in %v, want UTC", got.ReceivedAt.Location())
 			}
@@ -129,7 +151,11 @@ func FuzzEventRecordRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, part uint16, seq uint64, source, key, typ string, at int64, hk, hv, dest string, body []byte) {
 		e := &Event{Partition: part, Seq: seq, Source: source, IdemKey: key, EventType: typ,
 			ReceivedAt: time.Unix(0, at).UTC(), Headers: [][2]string{{hk, hv}, {hv, hk}}, Destinations: []string{dest}, Body: body}
-		got, err := decodeEvent(part, seq, appendEvent(nil, e))
+		enc := appendEvent(nil, e)
+		if n := eventSize(e); n != len(enc) {
+			t.Fatalf("eventSize = %d, record is %d bytes", n, len(enc))
+		}
+		got, err := decodeEvent(part, seq, enc)
 		if err != nil {
 			t.Fatal(err)
 		}
