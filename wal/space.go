@@ -160,9 +160,10 @@ func (s *space) setLow(accept bool, free uint64) {
 	}
 }
 
-// openMargin is the room opening needs beside the log it replays: a new
-// MANIFEST, OPTIONS file and log, and the flushed tables' own overhead.
-const openMargin = 8 << 20
+// openMargin is the room opening needs beside the log it replays (the
+// flushed table is at most about its size: compressed, plus filter and
+// index): a new MANIFEST (about 100 bytes a table), OPTIONS file and log.
+const openMargin = 4 << 20
 
 // roomToOpen makes sure Pebble can open: it replays its write-ahead log
 // and flushes it to a table, and a write that fails while it opens is a

@@ -329,8 +329,11 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 // TestReliabilityDisk runs the node on a 768 MiB tmpfs: a flood of badly
 // signed requests writes a bounded number of audit rows; the disk is then
 // filled below the floor (ingest 503 + Retry-After, /readyz fails), then
-// to the last byte (the node neither crashes nor spins), then freed (it
-// takes events again); every acknowledged event is there after a restart.
+// to the last byte (the node neither crashes nor spins); the node is
+// restarted on the full disk with its ballast (the default 64 MiB, more
+// than the test's log to replay: it serves, refusing) and without one (it
+// exits saying so); then the disk is freed (it takes events again), and
+// every acknowledged event is there after a restart.
 func TestReliabilityDisk(t *testing.T) {
 	bin := buildBinary(t)
 	// Pebble preallocates each WAL at 110% of its 64 MiB memtable and keeps
@@ -348,7 +351,7 @@ func TestReliabilityDisk(t *testing.T) {
 	cfg := relConfig(t, dir, sink.URL+"/hook")
 	data := filepath.Join(mnt, "data")
 	args := []string{"--data-dir", data, "--config", cfg, "--admin-token", relToken,
-		"--min-free-bytes", strconv.Itoa(128 << 20), "--disk-ballast-bytes", strconv.Itoa(16 << 20)}
+		"--min-free-bytes", strconv.Itoa(128 << 20), "--disk-ballast-bytes", strconv.Itoa(64 << 20)}
 	ingestAddr, adminAddr := freeAddr(t), freeAddr(t)
 	c := startServe(t, bin, ingestAddr, adminAddr, args...)
 	t.Logf("%d MiB free on the tmpfs after start", freeOn(t, mnt)>>20)
