@@ -146,10 +146,18 @@ func (s *Server) listEvents(r *http.Request, _ httprouter.Params, _ principal) (
 // million events.
 const pageBudget = 10_000
 
+// pageTime bounds it too, whatever the machine's load and the state of the
+// block cache; countTime bounds a count that has to read events.
+const (
+	pageTime  = 25 * time.Millisecond
+	countTime = 15 * time.Millisecond
+)
+
 // ListEvents answers a page of the events matching f, newest first,
 // starting after cursor (a previous page's next_cursor; "" is the newest).
 // A page may be short, even empty, while its next cursor is set: it
-// looked at pageBudget's worth of events and stopped there.
+// looked at pageBudget's worth of events, or for pageTime, and stopped
+// there.
 func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[EventOut], error) {
 	if err := validateFilter(&f); err != nil {
 		return Page[EventOut]{}, err
@@ -162,7 +170,7 @@ func (s *Server) ListEvents(f EventFilter, cursor string, limit int) (Page[Event
 	if err != nil {
 		return Page[EventOut]{}, err
 	}
-	q.Budget = pageBudget
+	q.Budget, q.Deadline = pageBudget, time.Now().Add(pageTime)
 	evs, next, err := s.db.QueryEvents(q, limit)
 	if err != nil {
 		return Page[EventOut]{}, err
@@ -188,16 +196,11 @@ type EventCount struct {
 	Looked int
 }
 
-// countRandomReads divides a count's budget when each event it looks at
-// is read on its own (from an index, not in a run of events) or reads its
-// delivery records.
-const countRandomReads = wal.RandomRead
-
 // CountEvents counts the events matching f, newest first, never scanning
 // the whole store. A filter on a status or a destination alone is counted
 // from the indexes up to max entries, reading no event (see
-// actors.Node.EventQuery); any other looks at no more than max events,
-// max/10 when each is a read of its own or reads delivery records.
+// actors.Node.EventQuery); any other reads the events it looks at, within
+// pageBudget, countTime and max events.
 func (s *Server) CountEvents(f EventFilter, max int) (EventCount, error) {
 	if err := validateFilter(&f); err != nil {
 		return EventCount{}, err
@@ -208,15 +211,15 @@ func (s *Server) CountEvents(f EventFilter, max int) (EventCount, error) {
 	}
 	if exact {
 		q.Match = nil
-	} else if q.From != wal.AllEvents || f.Status != "" {
-		max = (max + countRandomReads - 1) / countRandomReads
+	} else {
+		q.Budget, q.Deadline = pageBudget, time.Now().Add(countTime)
 	}
-	var c EventCount
-	c.N, c.More, err = s.db.CountQuery(q, max)
+	c, err := s.db.CountQuery(q, max)
+	out := EventCount{N: c.N, More: c.More}
 	if !exact {
-		c.Looked = max
+		out.Looked = c.Looked
 	}
-	return c, err
+	return out, err
 }
 
 func (s *Server) getEvent(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {

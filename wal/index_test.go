@@ -210,6 +210,14 @@ func (m *indexModel) check(when string) {
 		if got := m.query(c.q); !slices.Equal(got, c.want) {
 			m.t.Fatalf("%s: %s lists %v, want %v", when, c.name, got, c.want)
 		}
+		if n, err := m.db.CountQuery(c.q, 1000); err != nil || n.N != len(c.want) || n.More {
+			m.t.Fatalf("%s: %s counts %+v, %v; want %d", when, c.name, n, err, len(c.want))
+		}
+		if len(c.want) > 1 {
+			if n, err := m.db.CountQuery(c.q, 1); err != nil || n.N != 1 || !n.More {
+				m.t.Fatalf("%s: %s counts %+v, %v with max 1", when, c.name, n, err)
+			}
+		}
 	}
 }
 
@@ -485,6 +493,7 @@ func TestQueryBudget(t *testing.T) {
 	}{
 		{"every event", EventQuery{Match: rare}, 25, 25},
 		{"from an index", EventQuery{From: PendingAt, Dest: "a", Match: rare}, 5 * RandomRead, 5},
+		{"past its deadline", EventQuery{Match: func(e *Event) (bool, bool) { return e.Seq%97 == 0, false }, Deadline: time.Unix(1, 0)}, 0, 64},
 	} {
 		want := m.query(c.q)
 		if len(want) == 0 {

@@ -73,6 +73,10 @@ type EventQuery struct {
 	// the page ends, short or even empty, its next cursor below the last
 	// candidate looked at.
 	Budget int
+	// Deadline ends a page as a spent Budget does, once it has passed
+	// (zero: none): a page answers in bounded time however loaded the
+	// machine and cold the cache.
+	Deadline time.Time
 	// Match decides on each candidate, newest first, seeing it without
 	// its headers and body; stop ends the list there (the candidate is
 	// not taken). nil takes every candidate.
@@ -83,16 +87,13 @@ type EventQuery struct {
 // of the next page (0 at the end). Sequences are unique and never reused,
 // so a cursor never skips or repeats an event while new ones arrive.
 func (db *DB) QueryEvents(q EventQuery, limit int) (out []*Event, next uint64, err error) {
-	spent := 0
+	m := meter{q: &q}
 	err = db.walk(q, func(s *stream) (bool, error) {
-		if q.Budget > 0 && spent >= q.Budget {
+		if m.done() {
 			next = s.seq + 1 // s is the first candidate not looked at
 			return false, nil
 		}
-		spent++
-		if !s.events {
-			spent += RandomRead - 1
-		}
+		m.charge(s)
 		e, err := db.candidate(s, q.Match)
 		if err != nil || e == nil {
 			return err == nil, err
@@ -110,34 +111,76 @@ func (db *DB) QueryEvents(q EventQuery, limit int) (out []*Event, next uint64, e
 	return out, next, err
 }
 
-// CountQuery counts q's events, looking at no more than max candidates:
-// more reports that it stopped there, so n is a lower bound. Without a
-// Match it reads the indexes alone, never an event.
-func (db *DB) CountQuery(q EventQuery, max int) (n int, more bool, err error) {
+// Count is what CountQuery counted.
+type Count struct {
+	N int
+	// More: the count stopped before the end, at max, the Budget or the
+	// Deadline; N is a lower bound.
+	More bool
+	// Looked is how many candidates it looked at.
+	Looked int
+}
+
+// CountQuery counts q's events, looking at no more than max candidates
+// (and within q's Budget and Deadline). Without a Match it reads the
+// indexes alone, never an event.
+func (db *DB) CountQuery(q EventQuery, max int) (Count, error) {
 	if q.From == AllEvents && q.Match == nil && len(q.Minus) == 0 && q.Before == 0 {
-		return db.CountEvents(max) // any max events will do: each partition forwards
+		n, more, err := db.CountEvents(max) // any max events will do: each partition forwards
+		return Count{N: n, More: more, Looked: n}, err
 	}
-	seen := 0
-	err = db.walk(q, func(s *stream) (bool, error) {
-		if seen == max {
-			more = true
+	var c Count
+	m := meter{q: &q}
+	err := db.walk(q, func(s *stream) (bool, error) {
+		if c.Looked == max || m.done() {
+			c.More = true
 			return false, nil
 		}
-		seen++
+		c.Looked++
 		if q.Match == nil {
-			n++
+			c.N++
 			return true, nil
 		}
+		m.charge(s)
 		e, err := db.candidate(s, q.Match)
 		if e != nil {
-			n++
+			c.N++
 		}
 		return err == nil, err
 	})
 	if errors.Is(err, errStopScan) {
 		err = nil
 	}
-	return n, more, err
+	return c, err
+}
+
+// meter charges a query's candidates against its Budget and Deadline.
+type meter struct {
+	q            *EventQuery
+	spent, looks int
+	random       bool // the last candidate was read on its own
+}
+
+func (m *meter) charge(s *stream) {
+	m.looks++
+	m.spent++
+	m.random = !s.events
+	if m.random {
+		m.spent += RandomRead - 1
+	}
+}
+
+// done reports whether the query may look at no more candidates. The
+// clock is read after each candidate read on its own, and every 64 read
+// in a run.
+func (m *meter) done() bool {
+	if m.q.Budget > 0 && m.spent >= m.q.Budget {
+		return true
+	}
+	if m.q.Deadline.IsZero() || !(m.random || m.looks > 0 && m.looks%64 == 0) {
+		return false
+	}
+	return time.Now().After(m.q.Deadline)
 }
 
 // walk calls fn at each of q's candidates, newest first, each event once,
