@@ -555,3 +555,53 @@ destinations:
 		}
 	}
 }
+
+// A data dir is either a single node's or a cluster member's: serve
+// refuses to start a member on a single node's events (no replica knows
+// them) and a single node on a member's replicas (it would deliver what
+// the cluster delivers).
+func TestClusterDataDirMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the server as a child process")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	secret := []byte("mode-secret")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("sources:\n  - slug: s\n    provider: generic\n    secrets: [%q]\n", secret)), 0o600)
+	refused := func(want string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(bin, append([]string{"serve", "--ingest-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--config", cfg, "--admin-token", e2eToken}, args...)...)
+		done := make(chan struct{})
+		var out []byte
+		var err error
+		go func() { out, err = cmd.CombinedOutput(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("serve %v started; want it refused", args)
+		}
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("serve %v: %v\n%s\nwant a refusal saying %q", args, err, out, want)
+		}
+	}
+
+	single := filepath.Join(dir, "single")
+	c := startServe(t, bin, freeAddr(t), freeAddr(t), "--data-dir", single, "--config", cfg, "--admin-token", e2eToken)
+	if code, _, err := postSigned(&http.Client{Timeout: 5 * time.Second}, c.ingest, secret, "k1"); err != nil || code != 202 {
+		t.Fatalf("post to the single node: %d %v", code, err)
+	}
+	c.stop(t)
+	raft := freeAddr(t)
+	refused("holds a single node's data", "--data-dir", single, "--cluster-addr", raft, "--node-id", "1",
+		"--initial-members", "1="+raft, "--cluster-partitions", "64")
+	refused("--cluster-partitions is 16", "--data-dir", single, "--cluster-addr", raft, "--node-id", "1", "--initial-members", "1="+raft)
+
+	member := &clusterNode{id: 1, raft: raft, ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "member")}
+	member.start(t, bin, cfg, "1="+raft)
+	member.c.stop(t)
+	refused("belongs to cluster member 1", "--data-dir", member.dataDir)
+	refused("need --cluster-addr", "--data-dir", member.dataDir, "--node-id", "1")
+}
