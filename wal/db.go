@@ -42,6 +42,10 @@ type Config struct {
 	// answers most lookups of new idempotency keys without reading Pebble
 	// (dedupe.go). Negative: no filter, every lookup reads Pebble.
 	DedupeFilterBytes int64
+	// FreeSpace replaces the reading of the data dir's free bytes (nil:
+	// statfs), so tests of other packages can move a store across its
+	// floor and back.
+	FreeSpace func(dir string) (uint64, error)
 
 	// fs replaces the OS file system under Pebble (fault injection in
 	// tests); statfs replaces the free-space reading.
@@ -98,6 +102,9 @@ func (c *Config) fill() {
 	}
 	if c.fs == nil {
 		c.fs = vfs.Default
+	}
+	if c.statfs == nil {
+		c.statfs = c.FreeSpace
 	}
 	if c.statfs == nil {
 		c.statfs = freeBytes

@@ -20,7 +20,9 @@ import (
 //     Config.SpaceInterval, never per request. Below it Accepting answers
 //     ErrLowSpace: ingest refuses new events (503 + Retry-After) and
 //     /readyz fails, while deliveries, audit and retention keep writing
-//     into the room the floor left. Above it again, accepting resumes.
+//     into the room the floor left (refusal tallies do not: the
+//     actors/refusals package drops its rows while Accepting fails).
+//     Above it again, accepting resumes.
 //  2. A ballast file (<dir>/ballast, Config.BallastBytes) that Pebble's
 //     file system gives back on its first ENOSPC (vfs.OnDiskFull): the
 //     write that hit ENOSPC is retried into the space the ballast held and

@@ -16,6 +16,13 @@
 // per interval with refusals, their counts by action (at most three), never
 // a line per refusal.
 //
+// While the store is below its free-space floor (wal Accepting answers an
+// error) the rows are not written at all: that room is for deliveries and
+// the audit of what the node itself does. The counts still go to the log
+// line (and signature refusals to their metric); one more line says rows
+// are being dropped, and one that they are written again when space
+// returns. So refusals never write past the floor.
+//
 // It must never block the caller, and never write more than the above.
 package refusals
 
@@ -209,6 +216,10 @@ type Tally struct {
 	mu  sync.Mutex // guards win
 	win *window
 
+	// dropping: the last flush found the store below its floor and wrote
+	// no rows. Only the loop reads and writes it.
+	dropping bool
+
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
@@ -265,11 +276,26 @@ func (t *Tally) flush(wait bool) {
 	}
 	t.win = newWindow()
 	t.mu.Unlock()
+	t.log.Warn("refused requests", w.totals()...)
+	// Below the free-space floor the room left is for deliveries and the
+	// audit of what the node does, not for what strangers make it write:
+	// the rows are dropped (the counts are in the line above and in the
+	// signature metrics), said once, until space returns.
+	if err := t.db.Accepting(); err != nil {
+		if !t.dropping {
+			t.dropping = true
+			t.log.Warn("not writing refusal rows until the store accepts again; their counts are logged each interval", "err", err)
+		}
+		return
+	}
+	if t.dropping {
+		t.dropping = false
+		t.log.Info("writing refusal rows again")
+	}
 	b := t.db.NewBatch()
 	for _, e := range w.rows() {
 		b.Audit(e)
 	}
-	t.log.Warn("refused requests", w.totals()...)
 	if wait {
 		if err := t.db.CommitWait(b); err != nil {
 			t.log.Warn("could not write the last refusal tallies", "err", err)

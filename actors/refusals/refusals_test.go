@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,5 +155,76 @@ func TestWriteBound(t *testing.T) {
 	}
 	if perSec > 16<<10 {
 		t.Fatalf("%.0f bytes/s of audit rows, over the 16 KiB/s bound", perSec)
+	}
+}
+
+// Below the store's free-space floor refusal rows are not written: the
+// room left is for deliveries and the node's own audit. One line says so
+// (not one per interval), the counts are still logged, and rows are
+// written again once space returns.
+func TestBelowTheFloorRowsAreDropped(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(4 << 30)
+	db, err := wal.Open(t.TempDir(), wal.Config{Partitions: 4, MinFreeBytes: 1 << 30, BallastBytes: -1,
+		SpaceInterval: 5 * time.Millisecond, FreeSpace: func(string) (uint64, error) { return free.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Intervals end when the test says (flush); the loop writes nothing
+	// before Close, so the test alone touches the log.
+	var logged strings.Builder
+	tl := Start(db, time.Hour, slog.New(slog.NewTextHandler(&logged, nil)))
+	defer tl.Close()
+	rows := func() int {
+		t.Helper()
+		rs, _, err := db.ListAudit(0, 100, func(e *wal.AuditEntry) bool { return e.Action == "event.signature_rejected" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs)
+	}
+	interval := func(src string) {
+		for range 100 {
+			tl.Add(Rejection{Action: "event.signature_rejected", ObjectType: "source", ObjectID: src, Reason: "signature_mismatch"})
+		}
+		tl.flush(true)
+	}
+	waitAccepting := func(want bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); (db.Accepting() == nil) != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("store accepting: %v, want %v", db.Accepting(), want)
+			}
+		}
+	}
+
+	interval("before")
+	if n := rows(); n != 1 {
+		t.Fatalf("%d rows above the floor, want 1", n)
+	}
+	free.Store(1 << 20)
+	waitAccepting(false)
+	for range 5 {
+		interval("below")
+	}
+	if n := rows(); n != 1 {
+		t.Fatalf("%d rows after 5 intervals below the floor, want the 1 from before", n)
+	}
+	out := logged.String()
+	if c := strings.Count(out, "not writing refusal rows"); c != 1 {
+		t.Fatalf("%d lines about dropping rows, want 1:\n%s", c, out)
+	}
+	if c := strings.Count(out, "event.signature_rejected=100"); c != 6 {
+		t.Fatalf("counts logged for %d intervals, want 6:\n%s", c, out)
+	}
+	free.Store(4 << 30)
+	waitAccepting(true)
+	interval("after")
+	if n := rows(); n != 2 {
+		t.Fatalf("%d rows once space returned, want 2", n)
+	}
+	if !strings.Contains(logged.String(), "writing refusal rows again") {
+		t.Fatalf("resuming not logged:\n%s", logged.String())
 	}
 }
