@@ -8,7 +8,9 @@
 //     202 (durably committed).
 //   - e2e: the same load, measured from the intended send time to the moment a
 //     local sink receives the delivery (matched on the X-Webhook-Id header, which
-//     the gateway forwards and which carries the send time). With --ordering
+//     the gateway forwards and which carries the send time). It also reports
+//     how many were delivered while the load ran (delivered_during_load) and
+//     how fast the rest went once it stopped (drain_per_s). With --ordering
 //     ordered it also reports the ceiling of one ordered destination: a loop
 //     of sequential POSTs to the same sink over one keep-alive connection,
 //     run after the drain for --duration (sequential_post_ceiling), and the

@@ -33,6 +33,9 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 		return r.phase(main.newWorker)
 	})
 	accepted := lr.rec.ok.Load()
+	// What was delivered while the load ran, and how fast the rest went
+	// once it stopped: a destination that cannot keep up shows here.
+	loadEnd, duringLoad := time.Now(), sk.unique.Load()
 	p := startProgress(r.opts.Progress, "e2e drain", r.opts.DrainTimeout, func() string {
 		return fmt.Sprintf("%d/%d delivered", sk.unique.Load(), accepted)
 	})
@@ -56,6 +59,10 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 	res.setExtra("ingest_throughput", lr.throughput())
 	res.setExtra("ingest_p99_ms", lr.rec.latency().P99)
 	res.setExtra("duplicate_deliveries", float64(st.receipts-st.unique))
+	res.setExtra("delivered_during_load", float64(duringLoad))
+	if rest, d := st.unique-duringLoad, st.last.Sub(loadEnd); rest > 0 && d > 0 {
+		res.setExtra("drain_per_s", float64(rest)/d.Seconds())
+	}
 	lateExtra(&res, lr)
 	if drainErr != nil {
 		return res, drainErr
