@@ -451,6 +451,8 @@ func (d *destination) perform(e destsm.Effect, now time.Time) destsm.Msg {
 		return d.load(e)
 	case destsm.StartAttempt:
 		return d.startAttempt(e, now)
+	case destsm.Recall:
+		d.entry.line.recall(d.inc, e.UpTo)
 	case destsm.SetTimer:
 		d.setTimer(e.At, now)
 	case destsm.DeadLettered:

@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -53,14 +54,7 @@ func TestFailedWriteNeverLetsOrderedRunAhead(t *testing.T) {
 func testFailedWrite(t *testing.T, pipeline int) {
 	keys := []string{"a", "b", "c", "d"}
 	var fault atomic.Bool
-	entered, release := make(chan struct{}), make(chan struct{})
-	var first atomic.Bool
-	s, srv := newGatedSink(t, func(key string) {
-		if key == "a" && !first.Swap(true) {
-			close(entered)
-			<-release
-		}
-	}, func(string, int) int { return 200 })
+	s, srv, entered, release := newHoldingSink(t, "a")
 	tn := startNodeWith(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{Ordering: model.OrderingOrdered}), func(c *Config) {
 		c.OrderedPipeline = pipeline
 	})
@@ -117,6 +111,20 @@ func testFailedWrite(t *testing.T, pipeline int) {
 		t.Fatalf("resent a with webhook-id %q, want %q", s.ids["a"], ids["a"])
 	}
 	eventually(t, "the queue depth gauge to reach 0", func() bool { depth, _ := tn.QueueCounts("app"); return depth == 0 })
+}
+
+// newHoldingSink is a sink answering 200 that holds the first request for
+// key until release is closed; entered is closed when that request comes.
+func newHoldingSink(t *testing.T, key string) (s *sink, srv *httptest.Server, entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	s, srv = newGatedSink(t, func(k string) {
+		if k == key && !first.Swap(true) {
+			close(entered)
+			<-release
+		}
+	}, func(string, int) int { return 200 })
+	return s, srv, entered, release
 }
 
 // firstArrivals is keys in the order each first arrived.

@@ -41,12 +41,15 @@
 // on the wire at a time: the machine hands the next ones over ahead,
 // chained, to the destination's attemptLine (one goroutine), which starts
 // each only once the one before got its 2xx and skips it otherwise, so
-// the next request follows a 2xx without a hop through the actor. Each
-// outcome (delivered or dead-lettered) joins a later group commit while
-// the next events go; the events handed to the line and the outcomes not
-// yet durable are together at most OrderedPipeline (32), so a crash
-// re-sends at most that many events, oldest first, before going on in
-// order. In parallel mode up to max_in_flight attempts run at once, each
+// the next request follows a 2xx without a hop through the actor. At most
+// destsm.MaxChained (16) wait on the line, and a configuration change
+// recalls those not started. Each outcome (delivered or dead-lettered)
+// joins a later group commit while the next events go; the events handed
+// to the line and the outcomes not yet durable are together at most
+// OrderedPipeline (256: at a few thousand deliveries a second the group
+// commits of a busy disk take tens of milliseconds, and a smaller window
+// stalls the line on them), so a crash re-sends at most that many
+// events, oldest first, before going on in order. In parallel mode up to max_in_flight attempts run at once, each
 // on its own goroutine. After five consecutive failed
 // attempts the circuit opens: one attempt at a time probes until one
 // succeeds. An optional rate limit spaces attempt starts.

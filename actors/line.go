@@ -24,6 +24,9 @@ type attemptLine struct {
 	mu      sync.Mutex // guards the fields below
 	jobs    []lineJob
 	running bool
+	// Jobs of incarnation recallInc with an id up to recallUpTo are not
+	// started but reported skipped (destsm.Recall).
+	recallInc, recallUpTo uint64
 
 	// Only the line's goroutine touches these: the last job it took.
 	lastInc, lastID uint64
@@ -64,12 +67,21 @@ func (l *attemptLine) loop(n *Node, e *destEntry) {
 		j := l.jobs[0]
 		l.jobs[0] = lineJob{}
 		l.jobs = l.jobs[1:]
+		recalled := j.inc == l.recallInc && j.id <= l.recallUpTo
 		l.mu.Unlock()
-		l.take(n, e, j)
+		l.take(n, e, j, recalled)
 	}
 }
 
-func (l *attemptLine) take(n *Node, e *destEntry, j lineJob) {
+// recall makes the jobs of incarnation inc with an id up to upTo that are
+// not started yet be skipped.
+func (l *attemptLine) recall(inc, upTo uint64) {
+	l.mu.Lock()
+	l.recallInc, l.recallUpTo = inc, upTo
+	l.mu.Unlock()
+}
+
+func (l *attemptLine) take(n *Node, e *destEntry, j lineJob, recalled bool) {
 	defer n.attempts.Done()
 	ok := false
 	switch {
@@ -77,7 +89,7 @@ func (l *attemptLine) take(n *Node, e *destEntry, j lineJob) {
 		// Handed over by an incarnation that has failed since (the new
 		// one decides afresh from disk), or the node is closing: the
 		// event stays queued.
-	case j.after != 0 && (j.inc != l.lastInc || j.after != l.lastID || !l.lastOK):
+	case recalled, j.after != 0 && (j.inc != l.lastInc || j.after != l.lastID || !l.lastOK):
 		j.skipped()
 	default:
 		ok = j.run()

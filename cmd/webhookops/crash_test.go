@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/cmd/webhookops/internal/tlstest"
 	"github.com/webhookops/webhookops/ingress/verify"
 )
@@ -106,9 +105,9 @@ type child struct {
 	exited chan struct{} // closed once the process is waited for
 }
 
-func startChild(t *testing.T, bin, dataDir, cfg string) *child {
+func startChild(t *testing.T, bin, dataDir, cfg string, extra ...string) *child {
 	t.Helper()
-	return startServe(t, bin, freeAddr(t), freeAddr(t), "--data-dir", dataDir, "--config", cfg)
+	return startServe(t, bin, freeAddr(t), freeAddr(t), append([]string{"--data-dir", dataDir, "--config", cfg}, extra...)...)
 }
 
 // startServe runs `webhookops serve` on the given ingest and admin
@@ -197,19 +196,21 @@ func (c *child) stop(t *testing.T) {
 // sender's events arrive in the order they were acknowledged (first
 // arrivals: an event acknowledged before the next one was sent is
 // delivered first); that a kill re-sends at most the ordered pipeline's
-// events, those handed to the delivery line or finished with their outcome
-// not yet durable (actors.Config.OrderedPipeline); and that a re-send
-// carries the event's webhook-id. The sink takes a millisecond per
-// request, so the senders outrun the destination and every kill finds a
-// backlog with the pipeline full.
+// events, those sent (or handed to the sending loop) with their outcome
+// not yet durable (--ordered-pipeline, small here so the bound is tight);
+// and that a re-send carries the event's webhook-id. A pipeline of 4 holds
+// the destination to a few events per group commit, so the senders outrun
+// it and every kill finds a backlog with the pipeline full (with 256 the
+// same run re-sends more than 4 per kill).
 func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the server as a child process")
 	}
 	bin := buildBinary(t)
 	const (
-		kills   = 4
-		senders = 8
+		kills    = 4
+		senders  = 8
+		pipeline = 4
 	)
 
 	type key struct{ sender, n int }
@@ -227,7 +228,6 @@ func TestCrashKeepsEveryAcknowledgedEvent(t *testing.T) {
 			return
 		}
 		id := r.Header.Get("Webhook-Id")
-		time.Sleep(time.Millisecond)
 		mu.Lock()
 		delivered = append(delivered, k)
 		count[k]++
@@ -267,7 +267,7 @@ destinations:
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	var c *child
 	for round := 0; round <= kills; round++ {
-		c = startChild(t, bin, dataDir, cfg)
+		c = startChild(t, bin, dataDir, cfg, "--ordered-pipeline", fmt.Sprint(pipeline))
 		stop := make(chan struct{})
 		var sending sync.WaitGroup
 		roundAcked := make([][]key, senders)
@@ -353,11 +353,35 @@ destinations:
 		}
 		last[k.sender] = k.n
 	}
-	if bound := kills * actors.DefaultConfig().OrderedPipeline; dups > bound {
-		t.Fatalf("%d redeliveries over %d kills: more than the %d whose outcome may not be durable per kill", dups, kills, bound/kills)
+	if dups > kills*pipeline {
+		t.Fatalf("%d redeliveries over %d kills: more than the %d whose outcome may not be durable per kill", dups, kills, pipeline)
 	}
 	if len(idChanged) > 0 {
 		t.Fatalf("%d events sent again with another webhook-id, first %v", len(idChanged), idChanged[0])
 	}
 	t.Logf("acknowledged %d events from %d senders over %d kills; delivered %d distinct, %d redelivered", len(acked), senders, kills, len(seen), dups)
+}
+
+// TestOrderedPipelineFlag: a pipeline under one is refused before anything
+// starts, from the flag and from the environment alike.
+func TestOrderedPipelineFlag(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tc := range []struct {
+		args []string
+		env  string
+	}{
+		{args: []string{"--ordered-pipeline", "0"}},
+		{env: "WEBHOOKOPS_ORDERED_PIPELINE=-3"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--ingest-addr", freeAddr(t), "--admin-addr", freeAddr(t)}, tc.args...)...)
+		cmd.Env = append(os.Environ(), tc.env)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !bytes.Contains(out, []byte("--ordered-pipeline must be at least 1")) {
+			t.Fatalf("%v %s: err %v, output:\n%s", tc.args, tc.env, err, out)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("%v %s: the data dir was created (%v)", tc.args, tc.env, err)
+		}
+	}
 }

@@ -8,8 +8,8 @@
 //	         Committed, Tick, Reconfigure, Idle, DeadExpired
 //	shell ─────────────────────────────────────────────────▶ Machine.Step(now, msg)
 //	  ▲                                                          │
-//	  └──── Write, Load, StartAttempt, SetTimer, DeadLettered, ◀─┘
-//	        ReplayFinished, Fail, Passivate
+//	  └──── Write, Load, StartAttempt, Recall, SetTimer,  ◀──────┘
+//	        DeadLettered, ReplayFinished, Fail, Passivate
 //
 // # What it decides
 //
@@ -29,8 +29,10 @@
 //     is written while the next entries go; the attempts handed over and
 //     the outcome Writes not yet durable are together at most
 //     Params.Pipeline (a pipeline of 1 waits for each outcome), which
-//     bounds what a crash sends again. After a failed attempt, or with a
-//     rate limit, one attempt runs at a time, unchained. In parallel mode
+//     bounds what a crash sends again; at most MaxChained of them are
+//     attempts, and a change of the destination's configuration recalls
+//     those not started (Recall). After a failed attempt, or with a rate
+//     limit, one attempt runs at a time, unchained. In parallel mode
 //     up to max_in_flight attempts run, each entry on its own schedule.
 //   - Retries: exponential backoff with full jitter from Params.Rand, capped
 //     by backoff_max; a Retry-After on a 429 or 503 replaces it (capped the

@@ -53,6 +53,11 @@ type StartAttempt struct {
 	Payload  any // Enqueue.Payload, nil when the entry was loaded from disk
 }
 
+// Recall asks the shell not to start the chained attempts it was handed
+// with an ID up to UpTo that it has not started yet, and to report each of
+// them Skipped.
+type Recall struct{ UpTo uint64 }
+
 // SetTimer arms the one timer at At, replacing any earlier one; a zero At
 // only disarms it. When it fires the shell sends Tick{At}.
 type SetTimer struct{ At time.Time }
@@ -79,6 +84,7 @@ func (Write) isEffect()          {}
 func (Load) isEffect()           {}
 func (StartAttempt) isEffect()   {}
 func (SetTimer) isEffect()       {}
+func (Recall) isEffect()         {}
 func (DeadLettered) isEffect()   {}
 func (ReplayFinished) isEffect() {}
 func (Fail) isEffect()           {}
@@ -158,6 +164,8 @@ func (s SetTimer) String() string {
 	}
 	return "timer(" + s.At.UTC().Format("15:04:05.000") + ")"
 }
+
+func (r Recall) String() string { return fmt.Sprintf("recall(up to #%d)", r.UpTo) }
 
 func (d DeadLettered) String() string { return "dead-lettered(" + d.EventID + ")" }
 

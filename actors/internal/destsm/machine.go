@@ -64,9 +64,17 @@ type Params struct {
 	DurableSlots bool
 }
 
-// DefaultPipeline is Params.Pipeline's default: enough finished deliveries
-// to cover a group commit's latency at a few thousand deliveries a second.
-const DefaultPipeline = 32
+// MaxChained is how many attempts an ordered destination hands over ahead
+// (chained, StartAttempt.After) at most: enough that the shell need not
+// wait for the machine between two events, few enough that a pause or
+// another change of the destination is not kept waiting behind a long
+// line.
+const MaxChained = 16
+
+// DefaultPipeline is Params.Pipeline's default: enough deliveries to cover
+// the latency of their outcomes' group commits at a few thousand a second,
+// through the tens of milliseconds a busy disk sometimes takes.
+const DefaultPipeline = 256
 
 // State is what the machine starts from, read from disk by the shell.
 type State struct {
@@ -203,6 +211,7 @@ func (m *Machine) Step(now time.Time, msg Msg) []Effect {
 		m.timerAt = time.Time{}
 	case Reconfigure:
 		m.configure(msg.Dest, msg.Exists)
+		m.recall()
 	case DeadExpired:
 		m.dead = max(m.dead-msg.N, 0)
 	case Idle:
@@ -371,7 +380,7 @@ func (m *Machine) limit() int {
 		if m.failures > 0 || m.dest.RateLimit > 0 {
 			return 1
 		}
-		return m.p.Pipeline - m.outcomes
+		return min(MaxChained, m.p.Pipeline-m.outcomes)
 	}
 	if m.failures >= BreakerThreshold {
 		return 1
@@ -428,6 +437,18 @@ func (m *Machine) pump(now time.Time) {
 		m.start(it, now)
 	}
 	m.setTimer(wake)
+}
+
+// recall takes back the chained attempts of an ordered destination that
+// have not started, when its configuration changes: a pause, a deletion or
+// a new URL applies from the next event on, not after the line handed
+// over. The shell reports each one it did not start as Skipped; nothing
+// joins the recalled chain.
+func (m *Machine) recall() {
+	if m.chainTail != 0 && m.inflight > 1 {
+		m.emit(Recall{UpTo: m.lastTry})
+		m.chainTail = 0
+	}
 }
 
 func (m *Machine) setTimer(at time.Time) {

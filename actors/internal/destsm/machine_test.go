@@ -74,3 +74,21 @@ func TestStepDoesNotReadTheClock(t *testing.T) {
 		t.Fatalf("different effects for the same input:\n%s\nvs\n%s", first, again)
 	}
 }
+
+// TestChainIsCapped: however deep the pipeline, an ordered destination
+// hands over at most MaxChained attempts ahead.
+func TestChainIsCapped(t *testing.T) {
+	m := New(Params{Slug: "app", Window: 4 * MaxChained, Pipeline: 4 * MaxChained}, State{Exists: true,
+		Dest: model.Destination{Ordering: model.OrderingOrdered}})
+	attempts := 0
+	for seq := uint64(1); seq <= 2*MaxChained; seq++ {
+		for _, e := range m.Step(scriptEpoch, Enqueue{Seq: seq, EventID: "e"}) {
+			if _, ok := e.(StartAttempt); ok {
+				attempts++
+			}
+		}
+	}
+	if attempts != MaxChained || m.Stats().InFlight != MaxChained {
+		t.Fatalf("%d attempts handed over, %d in flight; want %d", attempts, m.Stats().InFlight, MaxChained)
+	}
+}
