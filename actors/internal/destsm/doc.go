@@ -17,7 +17,11 @@
 //     in queue order; the rest stay on disk and are asked for with Load when
 //     the window is half empty (or empty, for a window of one). A page that
 //     comes back short means the rest is still being written; the machine
-//     waits for that write instead of asking again.
+//     waits for that write instead of asking again. An entry appended
+//     while the window is behind the disk keeps its event (the Enqueue's
+//     Payload) when the window has room for it, and the page that brings
+//     it in carries it, so a destination that fell behind once does not
+//     read every later event back from the store.
 //   - Ordering: in ordered mode entries go out one at a time, in queue
 //     order, and a later entry never starts while an earlier one waits for
 //     a retry. The machine hands the shell the next entries ahead of time,

@@ -155,6 +155,9 @@ func (s StartAttempt) String() string {
 	if s.After != 0 {
 		r += fmt.Sprintf(" after=#%d", s.After)
 	}
+	if s.Payload != nil {
+		r += " +event"
+	}
 	return fmt.Sprintf("attempt#%d(q%d e%d n=%d%s)", s.ID, s.QSeq, s.Seq, s.N, r)
 }
 

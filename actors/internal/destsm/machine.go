@@ -122,8 +122,13 @@ type Machine struct {
 	dest   model.Destination // defaults applied
 	exists bool
 
-	queue    []*item // every pending entry with qseq <= memHigh, in qseq order
-	memHigh  uint64
+	queue   []*item // every pending entry with qseq <= memHigh, in qseq order
+	memHigh uint64
+	// spare holds the events (Enqueue.Payload) of entries appended while
+	// the window was behind the queue on disk, by queue sequence, so the
+	// page that brings them in carries them and the shell need not read
+	// them back. With the queue, at most Window entries.
+	spare    map[uint64]any
 	nextQSeq uint64
 	loading  bool // a Load is out
 	drained  bool // the last Load came back short: wait for a refill write
@@ -171,6 +176,7 @@ func New(p Params, s State) *Machine {
 		depth:     s.Depth,
 		dead:      s.Dead,
 		writes:    map[uint64]pendingWrite{},
+		spare:     map[uint64]any{},
 		taken:     map[outboxKey]struct{}{},
 		finishing: map[outboxKey]*item{},
 	}
@@ -331,6 +337,9 @@ func (m *Machine) enqueue(now time.Time, e Enqueue) {
 		m.memHigh = qseq
 	} else {
 		w.refill = true
+		if e.Payload != nil && qseq <= m.memHigh+uint64(m.p.Window) && len(m.queue)+len(m.spare) < m.p.Window {
+			m.spare[qseq] = e.Payload
+		}
 	}
 	m.write(ops, w)
 }
@@ -347,6 +356,10 @@ func (m *Machine) refill() {
 func (m *Machine) loaded(l Loaded) {
 	m.loading = false
 	for _, e := range l.Entries {
+		payload, ok := m.spare[e.QSeq]
+		if ok {
+			delete(m.spare, e.QSeq)
+		}
 		if e.QSeq <= m.memHigh {
 			continue // never expected: entries come after memHigh
 		}
@@ -355,7 +368,7 @@ func (m *Machine) loaded(l Loaded) {
 			rec = *e.Rec
 		}
 		rec.QSeq = e.QSeq
-		m.queue = append(m.queue, &item{qseq: e.QSeq, part: e.Part, seq: e.Seq, rec: rec, nextAt: rec.NextAt})
+		m.queue = append(m.queue, &item{qseq: e.QSeq, part: e.Part, seq: e.Seq, rec: rec, nextAt: rec.NextAt, payload: payload})
 		m.memHigh = e.QSeq
 	}
 	if len(m.queue) < m.p.Window && m.memHigh+1 < m.nextQSeq {

@@ -92,3 +92,20 @@ func TestChainIsCapped(t *testing.T) {
 		t.Fatalf("%d attempts handed over, %d in flight; want %d", attempts, m.Stats().InFlight, MaxChained)
 	}
 }
+
+// TestSpareEventsStayWithinTheWindow: however many entries are appended
+// while the window is behind the disk, the events held for them and the
+// queue in memory never hold more than the window.
+func TestSpareEventsStayWithinTheWindow(t *testing.T) {
+	const window = 8
+	m := New(Params{Slug: "app", Window: window}, State{Exists: true, Dest: model.Destination{Ordering: model.OrderingOrdered, Paused: true}})
+	for seq := uint64(1); seq <= 10*window; seq++ {
+		m.Step(scriptEpoch, Enqueue{Seq: seq, EventID: "e", Payload: seq})
+		if n := len(m.queue) + len(m.spare); n > window {
+			t.Fatalf("after %d appends: %d in the queue and %d spare events, over the window of %d", seq, len(m.queue), len(m.spare), window)
+		}
+	}
+	if len(m.queue) != window || len(m.spare) != 0 {
+		t.Fatalf("queue %d, spare %d: want a full queue and nothing spare", len(m.queue), len(m.spare))
+	}
+}

@@ -22,7 +22,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata/*.txt with what the 
 //
 //	new [dest options] [window=N] [pipeline=N] [durable-slots] [next=N] [depth=N] [dead=N] [absent]
 //	                        (a new machine; the clock goes back to 00:00:00)
-//	enqueue seq=N [part=N] [outbox] [recovered] [replay=ID] [prior=STATUS/ATTEMPTS]
+//	enqueue seq=N [part=N] [outbox] [recovered] [replay=ID] [prior=STATUS/ATTEMPTS] [event]
+//	                        (event: it carries its payload; attempts show +event)
 //	loaded [qQSEQ:eSEQ[:STATUS/ATTEMPTS[/next=+DUR]]]...
 //	done attempt=N [ok] [status=CODE] [retry-after=DUR] [err=TEXT]
 //	unreadable attempt=N
@@ -204,6 +205,9 @@ func (s *script) run(cmd string) []string {
 	case "enqueue":
 		seq := s.num(a, "seq")
 		e := Enqueue{Seq: seq, EventID: fmt.Sprintf("e%d", seq), FromOutbox: a.has("outbox"), Recovered: a.has("recovered"), ReplayID: a["replay"]}
+		if a.has("event") {
+			e.Payload = e.EventID
+		}
 		if a.has("part") {
 			e.Part = uint16(s.num(a, "part"))
 		}
