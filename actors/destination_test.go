@@ -220,11 +220,22 @@ func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
 	if err := db.CommitWait(b); err != nil {
 		t.Fatal(err)
 	}
+	// Refusal rows have a shorter one of their own.
+	for _, r := range []wal.AuditEntry{
+		{At: testStart.Add(-3 * time.Hour), Action: "agent.rejected", ObjectType: "t", ObjectID: "refused-old"},
+		{At: testStart.Add(-time.Hour), Action: "agent.rejected", ObjectType: "t", ObjectID: "refused-kept"},
+	} {
+		b := db.NewRefusalBatch()
+		b.Audit(r)
+		if err := db.CommitWait(b); err != nil {
+			t.Fatal(err)
+		}
+	}
 	db.Close()
 
 	clock := NewManualClock(testStart)
 	tn := startNodeWith(t, dir, clock, Change{}, func(c *Config) {
-		c.DedupeWindow, c.Retention, c.AuditRetention = time.Hour, 2*time.Hour, 4*time.Hour
+		c.DedupeWindow, c.Retention, c.AuditRetention, c.RefusalRetention = time.Hour, 2*time.Hour, 4*time.Hour, 2*time.Hour
 	})
 	db = tn.db
 	audited := func() (ids []string) {
@@ -247,7 +258,7 @@ func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
 	}
 	advance(sweepEvery)
 	eventually(t, "the first sweep", func() bool { return gone(old) })
-	eventually(t, "the audit sweep", func() bool { return slices.Equal(audited(), []string{"kept"}) })
+	eventually(t, "the audit sweep", func() bool { return slices.Equal(audited(), []string{"refused-kept", "kept"}) })
 	eventually(t, "the dead-letter count", func() bool { _, dead := tn.QueueCounts("app"); return dead == 0 })
 
 	// The next retention sweep comes an hour after the first, by the clock.
@@ -263,4 +274,20 @@ func TestRetentionSweepRunsOnTheNodeClock(t *testing.T) {
 		advance(sweepEvery)
 	}
 	eventually(t, "the hourly sweep", func() bool { return gone(second) })
+}
+
+// Refusal rows are never kept longer than the audit log: a refusal
+// retention past audit's is cut to it, and so is the 7-day default.
+func TestRefusalRetentionIsAtMostAudits(t *testing.T) {
+	for _, tc := range []struct{ audit, refusal, want time.Duration }{
+		{0, 0, 7 * 24 * time.Hour},
+		{90 * 24 * time.Hour, time.Hour, time.Hour},
+		{24 * time.Hour, 0, 24 * time.Hour},
+		{24 * time.Hour, 30 * 24 * time.Hour, 24 * time.Hour},
+	} {
+		tn := startNodeWith(t, t.TempDir(), nil, Change{}, func(c *Config) { c.AuditRetention, c.RefusalRetention = tc.audit, tc.refusal })
+		if got := tn.cfg.RefusalRetention; got != tc.want {
+			t.Errorf("audit %v, refusal %v: refusal rows kept %v, want %v", tc.audit, tc.refusal, got, tc.want)
+		}
+	}
 }

@@ -87,7 +87,8 @@
 //
 // Start wakes every destination whose queue is not empty and re-sends what
 // is left in the outbox, oldest event first, before the node is ready. The
-// sweeps (settled dedupe keys every minute, retention every hour) run on
+// sweeps (settled dedupe keys every minute; every hour, retention of events,
+// of refusal rows (RefusalRetention, 7 days) and of the audit log) run on
 // the node's Clock.
 //
 // # Replays

@@ -58,6 +58,11 @@ type Config struct {
 	Retention time.Duration
 	// AuditRetention is how long audit entries are kept.
 	AuditRetention time.Duration
+	// RefusalRetention is how long refusal rows (the tallies of requests
+	// refused before authentication) are kept: shorter than audit's, since
+	// strangers choose how many there are. Never longer than
+	// AuditRetention: a longer value is cut to it.
+	RefusalRetention time.Duration
 	// Refusals tallies refused requests for the audit log (see Rejected);
 	// share one with the tunnel's registry. Nil: the node starts its own,
 	// writing every RejectionInterval, and closes it.
@@ -99,14 +104,15 @@ type testHooks struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		Shards:          2 * runtime.GOMAXPROCS(0),
-		DedupeWindow:    72 * time.Hour,
-		Retention:       30 * 24 * time.Hour,
-		AuditRetention:  90 * 24 * time.Hour,
-		PassivateAfter:  2 * time.Minute,
-		QueueWindow:     1024,
-		OrderedPipeline: destsm.DefaultPipeline,
-		DrainTimeout:    10 * time.Second,
+		Shards:           2 * runtime.GOMAXPROCS(0),
+		DedupeWindow:     72 * time.Hour,
+		Retention:        30 * 24 * time.Hour,
+		AuditRetention:   90 * 24 * time.Hour,
+		RefusalRetention: 7 * 24 * time.Hour,
+		PassivateAfter:   2 * time.Minute,
+		QueueWindow:      1024,
+		OrderedPipeline:  destsm.DefaultPipeline,
+		DrainTimeout:     10 * time.Second,
 	}
 }
 
@@ -118,7 +124,7 @@ func (c Config) Validate() error {
 	if c.Deliverer == nil {
 		return errors.New("actors: Config.Deliverer is required")
 	}
-	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 || c.AuditRetention < 0 || c.RejectionInterval < 0 || c.OrderedPipeline < 0 {
+	if c.Shards < 0 || c.QueueWindow < 0 || c.DedupeWindow < 0 || c.AuditRetention < 0 || c.RefusalRetention < 0 || c.RejectionInterval < 0 || c.OrderedPipeline < 0 {
 		return errors.New("actors: negative size in Config")
 	}
 	return nil
@@ -180,6 +186,10 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.AuditRetention == 0 {
 		cfg.AuditRetention = def.AuditRetention
 	}
+	if cfg.RefusalRetention == 0 {
+		cfg.RefusalRetention = def.RefusalRetention
+	}
+	cfg.RefusalRetention = min(cfg.RefusalRetention, cfg.AuditRetention)
 	if cfg.Retention < cfg.DedupeWindow {
 		return nil, fmt.Errorf("actors: retention (%v) must be at least the dedupe window (%v)", cfg.Retention, cfg.DedupeWindow)
 	}
@@ -375,6 +385,11 @@ func (n *Node) expire() {
 	}
 	if k := n.sweepAll("retention", events); k > 0 {
 		n.log.Info("retention: expired finished events", "events", k, "received_before", cutoff)
+	}
+	// Refusal rows first: their cutoff is the later one.
+	refusalCutoff := n.clock.Now().Add(-n.cfg.RefusalRetention)
+	if k := n.sweepAll("refusal retention", func(limit int) (int, error) { return n.db.ExpireRefusals(refusalCutoff, limit) }); k > 0 {
+		n.log.Info("retention: expired refusal rows", "entries", k, "written_before", refusalCutoff)
 	}
 	auditCutoff := n.clock.Now().Add(-n.cfg.AuditRetention)
 	if k := n.sweepAll("audit retention", func(limit int) (int, error) { return n.db.ExpireAudit(auditCutoff, limit) }); k > 0 {

@@ -41,7 +41,8 @@ func (b *Batch) Audit(e AuditEntry) {
 const auditBlockFormat = 0x01
 
 // auditBlockOverhead bounds what a block adds to a batch beside its
-// entries: its key, format byte and record header.
+// entries: its key, format byte and record header. A group writes at most
+// two: its entries, and its refusal rows with their listing.
 const auditBlockOverhead = 32
 
 // auditWords are strings most entries repeat, written as one byte. Never
@@ -194,12 +195,21 @@ func appendBlock(v []byte, entries [][]byte) []byte {
 }
 
 // flushAudit gives the audit entries of the batches in a group their
-// sequences, in commit order, and writes them into base as one block.
+// sequences, in commit order, and writes them into base as one block;
+// refusal rows (NewRefusalBatch) go in a block of their own after it,
+// listed under prefixRefusals.
 func (db *DB) flushAudit(base *pebble.Batch, group []*Batch) {
+	db.flushAuditBlock(base, group, false)
+	db.flushAuditBlock(base, group, true)
+}
+
+func (db *DB) flushAuditBlock(base *pebble.Batch, group []*Batch, refusals bool) {
 	n, size := 0, 1
 	for _, b := range group {
-		n += b.audits
-		size += len(b.audit)
+		if b.refusals == refusals {
+			n += b.audits
+			size += len(b.audit)
+		}
 	}
 	if n == 0 {
 		return
@@ -208,9 +218,14 @@ func (db *DB) flushAudit(base *pebble.Batch, group []*Batch) {
 	v := make([]byte, 1, size)
 	v[0] = auditBlockFormat
 	for _, b := range group {
-		v = append(v, b.audit...)
+		if b.refusals == refusals {
+			v = append(v, b.audit...)
+		}
 	}
 	base.Set(auditKey(first), v, nil)
+	if refusals {
+		base.Set(refusalsKey(first), nil, nil)
+	}
 }
 
 // ListAudit returns audit entries with seq < before (0: from the newest),

@@ -18,10 +18,22 @@ type Batch struct {
 	// until the commit gives them their sequences (flushAudit).
 	audit  []byte
 	audits int
+	// refusals: the audit entries are refusal rows (NewRefusalBatch).
+	refusals bool
 }
 
 // NewBatch starts an empty batch.
 func (db *DB) NewBatch() *Batch { return &Batch{db: db, b: db.pdb.NewBatch()} }
+
+// NewRefusalBatch starts a batch whose audit entries are refusal rows
+// (tallies of requests refused before authentication): they are written
+// in an audit block of their own, listed for ExpireRefusals and its
+// shorter retention, never in a block with other entries.
+func (db *DB) NewRefusalBatch() *Batch {
+	b := db.NewBatch()
+	b.refusals = true
+	return b
+}
 
 // Count is the number of writes in the batch.
 func (b *Batch) Count() int { return int(b.b.Count()) + b.audits }

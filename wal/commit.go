@@ -201,7 +201,7 @@ func (db *DB) apply(g *appliedGroup) (err error) {
 	if len(batches) > 1 {
 		// One allocation of the group's size, not a merge into the first
 		// batch that grows it again and again.
-		base = db.pdb.NewBatchWithSize(size + auditBlockOverhead)
+		base = db.pdb.NewBatchWithSize(size + 2*auditBlockOverhead)
 		g.merged = true
 		for _, b := range batches {
 			if err := base.Apply(b.b, nil); err != nil {

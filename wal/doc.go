@@ -82,6 +82,14 @@
 // no-destination entries, in one batch; an event still pending anywhere is
 // kept (and so are its pending index entries).
 //
+// ExpireAudit deletes audit entries older than its cutoff from the oldest
+// block up. Refusal rows (NewRefusalBatch: tallies of refused requests,
+// which strangers cause) have a shorter retention of their own: a group
+// commit writes them in a block apart from every other entry and lists
+// that block under prefixRefusals, so ExpireRefusals reads only those
+// blocks and deletes them, leaving the rest of the audit log, whose
+// sequences they share, in place.
+//
 // # Disk space and write failures
 //
 // A free-space floor (Config.MinFreeBytes, read by statfs every second),

@@ -11,6 +11,9 @@ const (
 	prefixConfig    = 'c'
 	prefixAudit     = 'u'
 	prefixPartition = 'p'
+	// prefixRefusals lists the audit blocks that hold only refusal rows
+	// (v <first seq:8> -> nothing), for their shorter retention.
+	prefixRefusals = 'v'
 
 	subEvent    = 'e'
 	subDedupe   = 'k'
@@ -98,6 +101,10 @@ func destPrefix(part uint16, sub byte, dest string) []byte {
 
 func auditKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixAudit}, seq)
+}
+
+func refusalsKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixRefusals}, seq)
 }
 
 func configKey(kind byte, slug string) []byte {

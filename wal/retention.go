@@ -188,6 +188,9 @@ func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
 	}
 	b := db.NewBatch()
 	b.b.DeleteRange(lo, append(end, 0), nil)
+	// The refusal blocks among them are no longer listed (a refusal block
+	// expired only in part stays until audit retention takes the rest).
+	b.b.DeleteRange([]byte{prefixRefusals}, append(refusalsKey(binary.BigEndian.Uint64(end[1:])), 0), nil)
 	if rest != nil { // never a legacy entry: it is a block of one
 		b.b.Set(auditKey(rest.first), appendBlock(nil, rest.entries), nil)
 	}
@@ -195,6 +198,91 @@ func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
 		Detail: map[string]string{"entries": fmt.Sprint(n), "written_before": cutoff.UTC().Format(time.RFC3339)}})
 	if err := db.CommitWait(b); err != nil {
 		return 0, fmt.Errorf("wal.ExpireAudit: %w", err)
+	}
+	return n, nil
+}
+
+// ExpireRefusals deletes refusal rows (NewRefusalBatch) written before
+// cutoff, oldest first, block by block until it has deleted at least limit
+// rows or reaches a newer row (what is left of that block is written under
+// its first remaining sequence, as ExpireAudit does). Refusal rows have a retention of their own, shorter than
+// audit's: they are what strangers make the node write. It reads only
+// the refusal blocks (listed under prefixRefusals), never the rest of
+// the audit log, and records what it did in a new entry.
+func (db *DB) ExpireRefusals(cutoff time.Time, limit int) (int, error) {
+	lo := []byte{prefixRefusals}
+	var firsts []uint64
+	err := db.scan(lo, prefixEnd(lo), func(k, _ []byte) error {
+		if len(firsts) == limit {
+			return errStopScan
+		}
+		if len(k) != 9 {
+			return fmt.Errorf("%w: refusals key %x", ErrCorrupt, k)
+		}
+		firsts = append(firsts, binary.BigEndian.Uint64(k[1:]))
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopScan) {
+		return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
+	}
+	n, listed := 0, 0
+	b := db.NewBatch()
+	defer func() {
+		if b != nil {
+			b.Discard()
+		}
+	}()
+	for _, first := range firsts {
+		if n >= limit {
+			break
+		}
+		v, err := db.get(auditKey(first))
+		if errors.Is(err, ErrNotFound) { // audit retention took it
+			b.b.Delete(refusalsKey(first), nil)
+			listed++
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
+		}
+		blk, err := parseAuditBlock(auditKey(first), v)
+		if err != nil {
+			return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
+		}
+		i := 0
+		for ; i < len(blk.entries); i++ {
+			e, err := blk.entry(i)
+			if err != nil {
+				return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
+			}
+			if !e.At.Before(cutoff) {
+				break
+			}
+		}
+		if i == 0 {
+			break
+		}
+		b.b.Delete(auditKey(first), nil)
+		b.b.Delete(refusalsKey(first), nil)
+		n += i
+		listed++
+		if i < len(blk.entries) { // the rest, under its first sequence, still listed
+			b.b.Set(auditKey(first+uint64(i)), appendBlock(nil, blk.entries[i:]), nil)
+			b.b.Set(refusalsKey(first+uint64(i)), nil, nil)
+			break
+		}
+	}
+	if listed == 0 {
+		return 0, nil
+	}
+	if n > 0 {
+		b.Audit(AuditEntry{Action: "retention.refusals_expired", ObjectType: "audit", ObjectID: "*",
+			Detail: map[string]string{"entries": fmt.Sprint(n), "written_before": cutoff.UTC().Format(time.RFC3339)}})
+	}
+	err = db.CommitWait(b)
+	b = nil
+	if err != nil {
+		return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
 	}
 	return n, nil
 }

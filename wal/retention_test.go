@@ -217,3 +217,72 @@ func TestExpireEventsFailedCommitDeletesNothing(t *testing.T) {
 		t.Fatalf("dead-letter index changed by a failed commit: %v", ids)
 	}
 }
+
+// Refusal rows (NewRefusalBatch) have their own retention: ExpireRefusals
+// deletes them, however their batches were grouped with others in a
+// commit, and leaves every other audit entry of the same age alone.
+func TestExpireRefusals(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	now := time.Now()
+	old := now.Add(-48 * time.Hour)
+	refusal := func(at time.Time, id string) *Batch {
+		b := db.NewRefusalBatch()
+		b.Audit(AuditEntry{At: at, Action: "event.signature_rejected", ObjectType: "source", ObjectID: id})
+		return b
+	}
+	// Committed without waiting, so that groups mix both kinds.
+	for i := range 20 {
+		b := db.NewBatch()
+		b.Audit(AuditEntry{At: old, Action: "config.updated", ObjectType: "source", ObjectID: fmt.Sprint(i)})
+		db.Commit(b, nil)
+		db.Commit(refusal(old, fmt.Sprint(i)), nil)
+	}
+	if err := db.CommitWait(refusal(now, "new")); err != nil {
+		t.Fatal(err)
+	}
+	actions := func() map[string]int {
+		rows, _, err := db.ListAudit(0, 1000, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]int{}
+		for _, r := range rows {
+			m[r.Action+"/"+r.ObjectID]++
+			m[r.Action]++
+		}
+		return m
+	}
+	total, calls := 0, 0
+	for {
+		n, err := db.ExpireRefusals(now.Add(-24*time.Hour), 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+		if calls++; calls > 20 {
+			t.Fatal("ExpireRefusals does not finish")
+		}
+	}
+	got := actions()
+	if total != 20 || got["event.signature_rejected"] != 1 || got["event.signature_rejected/new"] != 1 || got["config.updated"] != 20 {
+		t.Fatalf("expired %d refusal rows, want 20; left: %v", total, got)
+	}
+	if got["retention.refusals_expired"] == 0 {
+		t.Fatalf("expiry not audited: %v", got)
+	}
+	// Audit retention takes the rest of its age; the refusal list follows,
+	// so the newer refusal row still expires by its own retention.
+	if n, err := db.ExpireAudit(now.Add(-24*time.Hour), 1000); err != nil || n != 20 {
+		t.Fatalf("ExpireAudit: %d %v, want 20", n, err)
+	}
+	if n, err := db.ExpireRefusals(now.Add(time.Hour), 1000); err != nil || n != 1 {
+		t.Fatalf("ExpireRefusals after ExpireAudit: %d %v, want 1", n, err)
+	}
+	if got := actions(); got["event.signature_rejected"] != 0 || got["config.updated"] != 0 {
+		t.Fatalf("left: %v", got)
+	}
+}

@@ -23,6 +23,13 @@
 // are being dropped, and one that they are written again when space
 // returns. So refusals never write past the floor.
 //
+// The rows are written in refusal batches (wal NewRefusalBatch), in audit
+// blocks of their own that the node expires after its refusal retention
+// (serve --refusal-retention, default 7 days, never longer than audit's).
+// So the disk they can take is bounded twice: by the floor, and by 6,334
+// B/s (TestWriteBound) x 7 days = about 3.8 GB at worst, where audit's 90
+// days made it about 49 GB.
+//
 // It must never block the caller, and never write more than the above.
 package refusals
 
@@ -292,7 +299,7 @@ func (t *Tally) flush(wait bool) {
 		t.dropping = false
 		t.log.Info("writing refusal rows again")
 	}
-	b := t.db.NewBatch()
+	b := t.db.NewRefusalBatch() // kept for the refusal retention, not audit's
 	for _, e := range w.rows() {
 		b.Audit(e)
 	}

@@ -121,6 +121,10 @@ func TestFloodWritesOneRow(t *testing.T) {
 	if total != 5000 || len(rows) != 1 {
 		t.Fatalf("%d rows counting %d refusals, want 1 counting 5000", len(rows), total)
 	}
+	// They are refusal rows, kept for the refusal retention.
+	if n, err := db.ExpireRefusals(time.Now().Add(time.Hour), 100); err != nil || n != 2 {
+		t.Fatalf("refusal retention expired %d rows (%v), want both", n, err)
+	}
 }
 
 // TestWriteBound builds the worst interval a hostile client can
