@@ -35,7 +35,7 @@ func (b *Batch) Audit(e AuditEntry) {
 //	u <first seq:8> -> auditBlockFormat, then per entry: uvarint length, entry
 //	entry: varint at (unix ns) | str action | str object type | str object id |
 //	       str actor | str replay id | uvarint n | n * (str key, str value)
-//	str:   uvarint x; x odd: auditWords[x>>1]; x even: x>>1 bytes follow
+//	str:   a word (words.go)
 //
 // Entry i of a block has sequence first+i. Detail keys are written sorted.
 const auditBlockFormat = 0x01
@@ -45,60 +45,14 @@ const auditBlockFormat = 0x01
 // two: its entries, and its refusal rows with their listing.
 const auditBlockOverhead = 32
 
-// auditWords are strings most entries repeat, written as one byte. Never
-// change or reorder one: add at the end.
-var auditWords = [...]string{
-	"event", "event.received", "event.duplicate", "source", "idempotency_key", "event_type",
-	"delivery.delivered", "delivery.attempt_failed", "delivery.dead_lettered", "destination",
-	"attempt", "status_code", "error", "replay", "event.signature_rejected", "reason",
-}
-
-var auditWordIndex = func() map[string]int {
-	m := make(map[string]int, len(auditWords))
-	for i, w := range auditWords {
-		m[w] = i
-	}
-	return m
-}()
-
-func appendAuditString(b []byte, s string) []byte {
-	if i, ok := auditWordIndex[s]; ok {
-		return binary.AppendUvarint(b, uint64(i)<<1|1)
-	}
-	b = binary.AppendUvarint(b, uint64(len(s))<<1)
-	return append(b, s...)
-}
-
-func (d *decoder) auditString() string {
-	x := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if x&1 == 1 {
-		if x>>1 >= uint64(len(auditWords)) {
-			d.err = ErrCorrupt
-			return ""
-		}
-		return auditWords[x>>1]
-	}
-	n := x >> 1
-	if n > uint64(len(d.b)) {
-		d.err = ErrCorrupt
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
 // appendAuditEntry encodes e without its sequence.
 func appendAuditEntry(b []byte, e *AuditEntry) []byte {
 	b = binary.AppendVarint(b, unixNanos(e.At))
-	b = appendAuditString(b, e.Action)
-	b = appendAuditString(b, e.ObjectType)
-	b = appendAuditString(b, e.ObjectID)
-	b = appendAuditString(b, e.Actor)
-	b = appendAuditString(b, e.ReplayID)
+	b = appendWord(b, e.Action)
+	b = appendWord(b, e.ObjectType)
+	b = appendWord(b, e.ObjectID)
+	b = appendWord(b, e.Actor)
+	b = appendWord(b, e.ReplayID)
 	b = binary.AppendUvarint(b, uint64(len(e.Detail)))
 	// Sorted without slices.Sorted(maps.Keys(...)), whose allocations were
 	// 4% of a node's CPU under full ingest: two entries per event.
@@ -109,8 +63,8 @@ func appendAuditEntry(b []byte, e *AuditEntry) []byte {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		b = appendAuditString(b, k)
-		b = appendAuditString(b, e.Detail[k])
+		b = appendWord(b, k)
+		b = appendWord(b, e.Detail[k])
 	}
 	return b
 }
@@ -120,16 +74,16 @@ func decodeAuditEntry(b []byte, seq uint64) (AuditEntry, error) {
 	d := decoder{b: b}
 	e := AuditEntry{Seq: seq}
 	e.At = time.Unix(0, d.varint()).UTC()
-	e.Action = d.auditString()
-	e.ObjectType = d.auditString()
-	e.ObjectID = d.auditString()
-	e.Actor = d.auditString()
-	e.ReplayID = d.auditString()
+	e.Action = d.word()
+	e.ObjectType = d.word()
+	e.ObjectID = d.word()
+	e.Actor = d.word()
+	e.ReplayID = d.word()
 	if n := d.count(); n > 0 {
 		e.Detail = make(map[string]string, n)
 		for range n {
-			k := d.auditString()
-			e.Detail[k] = d.auditString()
+			k := d.word()
+			e.Detail[k] = d.word()
 		}
 	}
 	if d.err != nil || len(d.b) != 0 {

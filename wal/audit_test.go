@@ -29,16 +29,24 @@ func TestAuditEntryRoundTrip(t *testing.T) {
 }
 
 // The words written as one byte are part of the format: changing or
-// reordering one changes what old entries read as.
-func TestAuditWordsPinned(t *testing.T) {
+// reordering one changes what old records read as.
+func TestWordsPinned(t *testing.T) {
 	want := "event event.received event.duplicate source idempotency_key event_type " +
 		"delivery.delivered delivery.attempt_failed delivery.dead_lettered destination " +
-		"attempt status_code error replay event.signature_rejected reason"
-	if got := strings.Join(auditWords[:], " "); got != want {
-		t.Fatalf("auditWords changed:\n got %s\nwant %s", got, want)
+		"attempt status_code error replay event.signature_rejected reason pending delivered dead"
+	if got := strings.Join(words[:], " "); got != want {
+		t.Fatalf("words changed:\n got %s\nwant %s", got, want)
 	}
-	if auditBlockFormat != 0x01 {
-		t.Fatalf("auditBlockFormat = %d", auditBlockFormat)
+	for i, w := range words {
+		if wordIndex(w) != i {
+			t.Fatalf("wordIndex(%q) = %d, want %d", w, wordIndex(w), i)
+		}
+		if wordIndex(w+"x") != -1 || wordIndex(w[1:]) != -1 {
+			t.Fatalf("wordIndex matches a neighbour of %q", w)
+		}
+	}
+	if auditBlockFormat != 0x01 || deliveryFormat != 0x01 {
+		t.Fatalf("formats: audit %d, delivery %d", auditBlockFormat, deliveryFormat)
 	}
 	e := AuditEntry{At: time.Unix(0, 1), Action: "event.received", ObjectType: "event", ObjectID: "x"}
 	if got := fmt.Sprintf("%x", appendAuditEntry(nil, &e)); got != "0203010278000000" {

@@ -103,8 +103,8 @@ func (b *Batch) DeleteQueue(dest string, qseq, evSeq uint64) {
 // spares the hot path a write.
 func (b *Batch) PutDelivery(evSeq uint64, d *Delivery) {
 	part := b.db.DestPartition(d.Destination)
-	v, _ := json.Marshal(d)
-	b.b.Set(destKey(part, subDelivery, d.Destination, evSeq), v, nil)
+	b.buf = appendDelivery(b.buf[:0], d)
+	b.b.Set(destKey(part, subDelivery, d.Destination, evSeq), b.buf, nil)
 	if d.Status == StatusDead {
 		b.b.Set(destKey(part, subDead, d.Destination, evSeq), []byte(d.EventID), nil)
 	}

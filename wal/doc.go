@@ -22,7 +22,8 @@
 //	p <part:2> k <source> 0 <idem key>     dedupe key -> event seq and receive time
 //	p <part:2> o <seq:8> <dest>            outbox: event not yet appended to dest's queue
 //	p <part:2> q <dest> 0 <qseq:8>         queue: a pending delivery, in acknowledgement order
-//	p <part:2> r <dest> 0 <seq:8>          delivery record: status and every attempt
+//	p <part:2> r <dest> 0 <seq:8>          delivery record: status and every attempt (binary,
+//	                                       records.go; a JSON value was written before)
 //	p <part:2> x <dest> 0 <seq:8>          dead-letter index
 //	p <part:2> w <dest> 0 <seq:8>          pending index: dest's queue by event sequence (index.go)
 //	p <part:2> n <seq:8>                   event routed to no destination (index.go)

@@ -2,7 +2,6 @@ package wal
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -148,8 +147,8 @@ func (db *DB) CheckIndexes() error {
 				return nil
 			}),
 			destEntries(part, subDelivery, func(dest string, seq uint64, v []byte) error {
-				var d Delivery
-				if err := json.Unmarshal(v, &d); err != nil {
+				d, err := decodeDelivery(v)
+				if err != nil {
 					return fmt.Errorf("%w: delivery %s/%d", ErrCorrupt, dest, seq)
 				}
 				if d.Status == StatusDead {

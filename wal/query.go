@@ -469,6 +469,16 @@ var eventIDField = []byte(`"event_id":"`)
 // recordEventPart reads the partition out of a delivery record's event_id
 // without decoding the record.
 func recordEventPart(v []byte) (uint16, bool) {
+	if len(v) > 0 && v[0] == deliveryFormat {
+		d := decoder{b: v[1:]}
+		d.word() // destination
+		id := d.word()
+		if d.err != nil {
+			return 0, false
+		}
+		part, _, err := ParseEventID(id)
+		return part, err == nil
+	}
 	i := bytes.Index(v, eventIDField)
 	if i < 0 {
 		return 0, false

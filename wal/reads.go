@@ -2,7 +2,6 @@ package wal
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -196,8 +195,8 @@ func (db *DB) GetDelivery(dest string, evSeq uint64) (*Delivery, error) {
 	if err != nil {
 		return nil, err
 	}
-	var d Delivery
-	if err := json.Unmarshal(v, &d); err != nil {
+	d, err := decodeDelivery(v)
+	if err != nil {
 		return nil, fmt.Errorf("%w: delivery %s/%d", ErrCorrupt, dest, evSeq)
 	}
 	return &d, nil

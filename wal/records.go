@@ -2,7 +2,9 @@ package wal
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/webhookops/webhookops/wal/model"
@@ -228,4 +230,103 @@ type QueueEntry struct {
 func appendQueueValue(b []byte, part uint16, seq uint64) []byte {
 	b = binary.BigEndian.AppendUint16(b, part)
 	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// Delivery record layout. Records written before it are JSON (a value
+// starting with '{') and read as before.
+//
+//	deliveryFormat | word destination | word event id | word status |
+//	uvarint qseq | uvarint attempts base | time next attempt |
+//	word replay id | time updated | uvarint n | n * attempt
+//	attempt: uvarint n | time at | float64 duration ms (8, big-endian) |
+//	         uvarint status code | word response | word error | word replay id
+//	time:    uvarint 0 for the zero time, else uvarint 1 and varint unix ns
+const deliveryFormat = 0x01
+
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	return binary.AppendVarint(b, unixNanos(t))
+}
+
+func (d *decoder) time() time.Time {
+	switch d.uvarint() {
+	case 0:
+		return time.Time{}
+	case 1:
+		return time.Unix(0, d.varint()).UTC()
+	}
+	d.err = ErrCorrupt
+	return time.Time{}
+}
+
+func appendDelivery(b []byte, r *Delivery) []byte {
+	b = append(b, deliveryFormat)
+	b = appendWord(b, r.Destination)
+	b = appendWord(b, r.EventID)
+	b = appendWord(b, r.Status)
+	b = binary.AppendUvarint(b, r.QSeq)
+	b = binary.AppendUvarint(b, uint64(max(r.AttemptsBase, 0)))
+	b = appendTime(b, r.NextAt)
+	b = appendWord(b, r.ReplayID)
+	b = appendTime(b, r.UpdatedAt)
+	b = binary.AppendUvarint(b, uint64(len(r.Attempts)))
+	for i := range r.Attempts {
+		a := &r.Attempts[i]
+		b = binary.AppendUvarint(b, uint64(max(a.N, 0)))
+		b = appendTime(b, a.At)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(a.DurationMS))
+		b = binary.AppendUvarint(b, uint64(max(a.StatusCode, 0)))
+		b = appendWord(b, a.Response)
+		b = appendWord(b, a.Error)
+		b = appendWord(b, a.ReplayID)
+	}
+	return b
+}
+
+// decodeDelivery reads a delivery record in either layout; it never panics.
+func decodeDelivery(v []byte) (Delivery, error) {
+	var r Delivery
+	if len(v) > 0 && v[0] == '{' {
+		if err := json.Unmarshal(v, &r); err != nil {
+			return Delivery{}, ErrCorrupt
+		}
+		return r, nil
+	}
+	if len(v) == 0 || v[0] != deliveryFormat {
+		return Delivery{}, ErrCorrupt
+	}
+	d := decoder{b: v[1:]}
+	r.Destination = d.word()
+	r.EventID = d.word()
+	r.Status = d.word()
+	r.QSeq = d.uvarint()
+	r.AttemptsBase = int(d.uvarint() & math.MaxInt32)
+	r.NextAt = d.time()
+	r.ReplayID = d.word()
+	r.UpdatedAt = d.time()
+	if n := d.count(); d.err == nil {
+		r.Attempts = make([]Attempt, n) // never nil: the API lists [] as JSON did
+		for i := range r.Attempts {
+			a := &r.Attempts[i]
+			a.N = int(d.uvarint() & math.MaxInt32)
+			a.At = d.time()
+			if len(d.b) < 8 {
+				d.err = ErrCorrupt
+				break
+			}
+			a.DurationMS = math.Float64frombits(binary.BigEndian.Uint64(d.b))
+			d.b = d.b[8:]
+			a.StatusCode = int(d.uvarint() & math.MaxInt32)
+			a.Response = d.word()
+			a.Error = d.word()
+			a.ReplayID = d.word()
+		}
+	}
+	if d.err != nil || len(d.b) != 0 {
+		return Delivery{}, ErrCorrupt
+	}
+	return r, nil
 }

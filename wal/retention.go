@@ -2,7 +2,6 @@ package wal
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -129,10 +128,8 @@ func (db *DB) deliveryStatusLocked(dest string, evSeq uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var d struct {
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(v, &d); err != nil {
+	d, err := decodeDelivery(v)
+	if err != nil {
 		return "", fmt.Errorf("%w: delivery %s/%d", ErrCorrupt, dest, evSeq)
 	}
 	return d.Status, nil
