@@ -21,7 +21,7 @@ func Command() *cli.Command {
 	}
 	subs = append(subs, scenarioCommand(ScenarioCluster, []string{ScenarioCluster},
 		"ingest and e2e over three local cluster members against one node, and the failover time until writes and deliveries resume (not part of all)"))
-	subs = append(subs, scenarioCommand("all", Scenarios, "every scenario in turn, one report"), quicSinkCmd())
+	subs = append(subs, scenarioCommand("all", Scenarios, "every scenario in turn, one report"), quicSinkCmd(), sequentialPostsCmd())
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure this machine: ingest, delivery, recovery, memory and tunnel figures, each beside the machine's own limit",

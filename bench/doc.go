@@ -13,8 +13,11 @@
 //     how fast the rest went once it stopped (drain_per_s). With --ordering
 //     ordered it also reports the ceiling of one ordered destination: a loop
 //     of sequential POSTs to the same sink over one keep-alive connection,
-//     run after the drain for --duration (sequential_post_ceiling), and the
-//     destination's deliveries per second over it (ratio_to_sequential).
+//     run after the drain for --duration, from the harness's own process
+//     (sequential_post_ceiling) and from a child process, as the server
+//     posts (`bench sequential-posts`, hidden: sequential_post_ceiling_2proc),
+//     and the destination's deliveries per second over each
+//     (ratio_to_sequential, ratio_to_sequential_2proc).
 //   - recovery: N events pile up while the sink stalls, the server is killed with
 //     SIGKILL, the sink comes back, the server is restarted on the same data dir;
 //     reports restart-to-ready, restart-to-first-delivery and restart-to-drained.

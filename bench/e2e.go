@@ -75,6 +75,15 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 		}
 		res.setExtra(extraSequentialCeiling, ceiling)
 		res.setExtra(extraRatioToSequential, res.Throughput/ceiling)
+		bin, err := serverBin(ctx, r.opts.ServerBin)
+		if err != nil {
+			return res, err
+		}
+		if ceiling, err = sequentialPostsChild(ctx, bin, sk.hookURL(), r.opts.BodySize, r.opts.Duration); err != nil {
+			return res, err
+		}
+		res.setExtra(extraSequentialCeiling2Pro, ceiling)
+		res.setExtra(extraRatioToSequential2Pro, res.Throughput/ceiling)
 	}
 	if r.opts.Baseline {
 		if err := r.baselineIngest(ctx, &res); err != nil {

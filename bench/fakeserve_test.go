@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,21 @@ func fakeServeMain(args []string) int {
 	if len(args) == 2 && args[0] == "bench" && args[1] == quicSinkCommand {
 		// tunnel-tcp's two-process QUIC baseline re-runs the harness's binary.
 		if err := runQUICSink(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	if len(args) > 2 && args[0] == "bench" && args[1] == sequentialPostsCommand {
+		// e2e's two-process ceiling for an ordered destination.
+		fs := flag.NewFlagSet(sequentialPostsCommand, flag.ContinueOnError)
+		url := fs.String("url", "", "")
+		bodySize := fs.Int("body-size", 512, "")
+		d := fs.Duration("duration", time.Second, "")
+		if err := fs.Parse(args[2:]); err != nil {
+			return 2
+		}
+		if err := runSequentialPosts(context.Background(), os.Stdout, *url, *bodySize, *d); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

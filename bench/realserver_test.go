@@ -115,7 +115,7 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkComplete(t, rep, true)
-			if x := rep.Scenarios[0].Extra; name == ScenarioE2E+"-ordered" && (x[extraSequentialCeiling] <= 0 || x[extraRatioToSequential] <= 0) {
+			if x := rep.Scenarios[0].Extra; name == ScenarioE2E+"-ordered" && (x[extraSequentialCeiling] <= 0 || x[extraRatioToSequential] <= 0 || x[extraSequentialCeiling2Pro] <= 0 || x[extraRatioToSequential2Pro] <= 0) {
 				t.Errorf("e2e ordered: no sequential ceiling in %v", x)
 			}
 			if name == ScenarioRecovery && rep.Scenarios[0].Extra["restart_to_drained_ms"] <= 0 {
