@@ -814,6 +814,19 @@ func TestUnauthenticatedConnectionCaps(t *testing.T) {
 		t.Fatalf("the real agent, from its own address: %v", err)
 	}
 	c.Close()
+	// The server lets go of the agent's handshake slot just after it sends
+	// the answer Dial returned on: wait for that before counting to 3.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		n := len(s.pending)
+		s.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d unauthenticated connections after the agent authenticated, want 2", n)
+		}
+	}
 	b1 := idle(3) // the total is now 3
 	if !closedSoon(idle(4)) {
 		t.Fatal("a connection past the total cap was kept")
