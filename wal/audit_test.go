@@ -82,9 +82,19 @@ func auditKeys(t *testing.T, db *DB) int {
 func TestAuditEntriesOfAGroupShareOneKey(t *testing.T) {
 	dir := t.TempDir()
 	db := openTest(t, dir)
-	// Hold the committer so that every batch below joins one group.
-	release := make(chan struct{})
-	db.Commit(db.NewBatch(), func(error) { <-release })
+	// Hold the committer inside its first group (the fault hook runs on
+	// its goroutine before a group reaches Pebble) so that every batch
+	// below waits in its queue and joins the next group. Holding a
+	// callback instead held only the sync loop: the committer went on
+	// applying groups of whatever had arrived, up to the pipeline's depth.
+	release, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	db.SetCommitFault(func() error {
+		once.Do(func() { close(held); <-release })
+		return nil
+	})
+	db.Commit(db.NewBatch(), nil)
+	<-held
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var order []string
