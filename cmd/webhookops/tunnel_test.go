@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -228,12 +229,28 @@ agents:
 // freeUDP picks a free loopback UDP port for the tunnel.
 func freeUDP(t *testing.T) string {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The tunnel listens on UDP (QUIC) and on TCP (the fallback) at the same
+	// port number, so the port must be free over both. It is picked below
+	// the kernel's ephemeral range (32768 and up by default): a port taken
+	// from ":0" is in that range, where another test's outgoing connection
+	// could take its TCP side before the child binds it ("address already
+	// in use" in a loaded run).
+	for range 200 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000))
+		u, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
+		u.Close()
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	t.Fatal("no port free over both UDP and TCP")
+	return ""
 }
 
 func postWebhook(t *testing.T, ingest string, secret, body []byte) string {
