@@ -602,6 +602,10 @@ func (n *Node) LiveDestinations() int { return n.dests.live() }
 // Metrics are the node's collectors.
 func (n *Node) Metrics() *Metrics { return n.metrics }
 
+// Refusals is the node's tally of refused requests (a Prometheus
+// collector of webhookops_refusals_total as well).
+func (n *Node) Refusals() *refusals.Tally { return n.refusals }
+
 // minLevel drops records below its level.
 type minLevel struct {
 	slog.Handler

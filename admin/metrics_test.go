@@ -19,6 +19,9 @@ func TestMetrics(t *testing.T) {
 	if code, _ := e.callAs("", "GET", "/metrics", nil, nil); code != http.StatusUnauthorized {
 		t.Fatalf("/metrics without a token: %d", code)
 	}
+	if code, _ := e.callAs("whops_not-a-token-of-this-node-0123456789", "GET", "/metrics", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("/metrics with a wrong token: %d", code)
+	}
 	var text string
 	eventually(t, 5*time.Second, "queue depth 1", func() bool {
 		_, raw := e.call("GET", "/metrics", nil, nil)
@@ -34,6 +37,7 @@ func TestMetrics(t *testing.T) {
 		`webhookops_destination_paused{destination="app"} 1`,
 		`webhookops_agents_online 0`,
 		`webhookops_replays_active 0`,
+		`webhookops_refusals_total{action="auth.rejected"} `, // refused tokens are counted, not only bad signatures
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("/metrics lacks %s", want)

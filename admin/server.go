@@ -154,7 +154,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Node.Metrics().Register(s.reg); err != nil {
 		return nil, err
 	}
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), cfg.Node.Refusals())
 	if s.rollups, err = newRollups(s.db, cfg.Node.Metrics().Totals, s.now); err != nil {
 		return nil, err
 	}

@@ -43,6 +43,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -220,8 +222,9 @@ type Tally struct {
 	log      *slog.Logger
 	interval time.Duration
 
-	mu  sync.Mutex // guards win
-	win *window
+	mu     sync.Mutex // guards win and counts
+	win    *window
+	counts map[string]uint64 // every refusal since start, by action (for /metrics)
 
 	// dropping: the last flush found the store below its floor and wrote
 	// no rows. Only the loop reads and writes it.
@@ -254,7 +257,36 @@ func (t *Tally) Add(r Rejection) {
 	}
 	t.mu.Lock()
 	t.win.add(r)
+	if t.counts == nil {
+		t.counts = make(map[string]uint64)
+	}
+	if _, ok := t.counts[r.Action]; ok || len(t.counts) < maxCountedActions {
+		t.counts[r.Action]++
+	}
 	t.mu.Unlock()
+}
+
+// maxCountedActions bounds the counter's label values. Actions are the
+// callers' constants, not client input; the bound only keeps a mistake
+// from growing /metrics.
+const maxCountedActions = 32
+
+var refusalsDesc = prometheus.NewDesc("webhookops_refusals_total",
+	"Refused requests by action (event.signature_rejected, agent.rejected, auth.rejected), counted whether or not their audit rows are written (none below the free-space floor).",
+	[]string{"action"}, nil)
+
+// Describe and Collect make the tally a Prometheus collector of
+// webhookops_refusals_total.
+func (t *Tally) Describe(ch chan<- *prometheus.Desc) { ch <- refusalsDesc }
+
+// Collect: see Describe.
+func (t *Tally) Collect(ch chan<- prometheus.Metric) {
+	t.mu.Lock()
+	counts := maps.Clone(t.counts)
+	t.mu.Unlock()
+	for action, n := range counts {
+		ch <- prometheus.MustNewConstMetric(refusalsDesc, prometheus.CounterValue, float64(n), action)
+	}
 }
 
 func (t *Tally) loop() {

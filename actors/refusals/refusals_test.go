@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -230,5 +232,38 @@ func TestBelowTheFloorRowsAreDropped(t *testing.T) {
 	}
 	if !strings.Contains(logged.String(), "writing refusal rows again") {
 		t.Fatalf("resuming not logged:\n%s", logged.String())
+	}
+}
+
+// TestCountsOnMetrics: every refusal is counted by action for /metrics,
+// whether or not its audit row is written, so an operator sees refused
+// agents and tokens, not only bad signatures; label values stay bounded.
+func TestCountsOnMetrics(t *testing.T) {
+	db, err := wal.Open(t.TempDir(), wal.Config{Partitions: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tl := Start(db, time.Hour, slog.New(slog.DiscardHandler))
+	for range 3 {
+		tl.Add(Rejection{Action: "agent.rejected", ObjectType: "agent", ObjectID: "x", Reason: "auth failed"})
+	}
+	tl.Add(Rejection{Action: "auth.rejected", ObjectType: "token", ObjectID: "whops_ab", Reason: "unknown"})
+	for i := range maxCountedActions + 10 {
+		tl.Add(Rejection{Action: "made.up." + strconv.Itoa(i)})
+	}
+	tl.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(tl)
+	families, err := reg.Gather()
+	if err != nil || len(families) != 1 || families[0].GetName() != "webhookops_refusals_total" {
+		t.Fatalf("gathered %v, %v", families, err)
+	}
+	got := map[string]float64{}
+	for _, m := range families[0].GetMetric() {
+		got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+	}
+	if got["agent.rejected"] != 3 || got["auth.rejected"] != 1 || len(got) != maxCountedActions {
+		t.Fatalf("counts %v: want agent.rejected 3, auth.rejected 1 and %d actions at most", got, maxCountedActions)
 	}
 }
