@@ -244,7 +244,7 @@ func Start(db *wal.DB, interval time.Duration, log *slog.Logger) *Tally {
 	if log == nil {
 		log = slog.Default()
 	}
-	t := &Tally{db: db, log: log, interval: interval, win: newWindow(), stop: make(chan struct{}), done: make(chan struct{})}
+	t := &Tally{db: db, log: log, interval: interval, win: newWindow(), counts: make(map[string]uint64), stop: make(chan struct{}), done: make(chan struct{})}
 	go t.loop()
 	return t
 }
@@ -257,9 +257,6 @@ func (t *Tally) Add(r Rejection) {
 	}
 	t.mu.Lock()
 	t.win.add(r)
-	if t.counts == nil {
-		t.counts = make(map[string]uint64)
-	}
 	if _, ok := t.counts[r.Action]; ok || len(t.counts) < maxCountedActions {
 		t.counts[r.Action]++
 	}
