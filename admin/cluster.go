@@ -22,9 +22,14 @@ type Membership interface {
 // other failures (no quorum, timeouts) answer 503.
 var ErrMembershipRefused = errors.New("admin: membership change refused")
 
+// errNotClustered answers a cluster request on a single node.
+func errNotClustered() error {
+	return &Error{Status: http.StatusNotFound, Code: "not_clustered", Message: "this node runs alone (no --cluster-addr)"}
+}
+
 func (s *Server) getCluster(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
 	if s.cfg.Cluster == nil {
-		return 0, nil, &Error{Status: http.StatusNotFound, Code: "not_clustered", Message: "this node runs alone (no --cluster-addr)"}
+		return 0, nil, errNotClustered()
 	}
 	st, err := s.cfg.Cluster(r.Context())
 	if err != nil {
@@ -35,7 +40,7 @@ func (s *Server) getCluster(r *http.Request, _ httprouter.Params, _ principal) (
 
 func (s *Server) membership() (Membership, error) {
 	if s.cfg.Membership == nil {
-		return nil, &Error{Status: http.StatusNotFound, Code: "not_clustered", Message: "this node runs alone (no --cluster-addr)"}
+		return nil, errNotClustered()
 	}
 	return s.cfg.Membership, nil
 }
