@@ -569,6 +569,12 @@ const parkEvery = 20 * time.Millisecond
 
 func (d *destination) park(s destsm.StartAttempt) {
 	d.parked = append(d.parked, s)
+	d.armPark()
+}
+
+// armPark schedules the next try of the parked attempts, unless one is
+// scheduled already.
+func (d *destination) armPark() {
 	if d.parkTimer == nil {
 		self, root, inc := d.self, d.n.system.Root, d.inc
 		d.parkTimer = d.n.clock.AfterFunc(parkEvery, func() { root.Send(self, parkedMsg{inc: inc}) })
@@ -598,9 +604,8 @@ func (d *destination) retryParked() {
 			d.run(msg)
 		}
 	}
-	if len(d.parked) > 0 && d.parkTimer == nil {
-		self, root, inc := d.self, d.n.system.Root, d.inc
-		d.parkTimer = d.n.clock.AfterFunc(parkEvery, func() { root.Send(self, parkedMsg{inc: inc}) })
+	if len(d.parked) > 0 {
+		d.armPark()
 	}
 	d.gauge.set(d.m.Counts())
 }
