@@ -169,14 +169,18 @@ func (db *DB) flushAuditBlock(base *pebble.Batch, group []*Batch, refusals bool)
 		return
 	}
 	first := db.auditSeq.Add(uint64(n)) - uint64(n) + 1
-	v := make([]byte, 1, size)
-	v[0] = auditBlockFormat
+	// Encoded in place in the batch, as PutEvent does: no block-sized
+	// buffer per group commit that Set would only copy again.
+	k := auditKey(first)
+	op := base.SetDeferred(len(k), size)
+	copy(op.Key, k)
+	v := append(op.Value[:0], auditBlockFormat)
 	for _, b := range group {
 		if b.refusals == refusals {
 			v = append(v, b.audit...)
 		}
 	}
-	base.Set(auditKey(first), v, nil)
+	op.Finish()
 	if refusals {
 		base.Set(refusalsKey(first), nil, nil)
 	}
