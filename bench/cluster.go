@@ -121,11 +121,12 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 	}
 	fill(&res, three, "req/s")
 	fillBaseline(&res, one.throughput(), one.rec.latency())
-	for name, st := range map[string]sinkStats{"one": oneSink, "three": threeSink} {
-		lr := one
-		if name == "three" {
-			lr = three
-		}
+	for _, m := range []struct {
+		name string
+		lr   loadResult
+		st   sinkStats
+	}{{"one", one, oneSink}, {"three", three, threeSink}} {
+		name, lr, st := m.name, m.lr, m.st
 		if d := st.last.Sub(lr.start); d > 0 {
 			res.setExtra("e2e_"+name+"_deliveries_per_s", float64(st.unique)/d.Seconds())
 		}
