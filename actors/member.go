@@ -98,5 +98,5 @@ func (n *Node) Delivers(dest string) bool { return n.member == nil || n.dests.ow
 // ingest get an inbox entry for it before their 2xx).
 func (n *Node) Ordered(dest string) bool {
 	d, ok := n.Snapshot().Destinations[dest]
-	return ok && d.Ordering == model.OrderingOrdered
+	return ok && d.WithDefaults().Ordering == model.OrderingOrdered
 }

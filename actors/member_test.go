@@ -168,3 +168,21 @@ func TestMemberTakeoverAcknowledgesWhatWasQueued(t *testing.T) {
 		t.Fatalf("delivered %v, want once", got)
 	}
 }
+
+// Ordered follows the destination's effective ordering: "" is the default,
+// ordered, as the destination's machine runs it, so a cluster member's
+// ingest gives its events inbox entries.
+func TestMemberOrderedFollowsDefault(t *testing.T) {
+	for _, tc := range []struct {
+		ordering model.Ordering
+		want     bool
+	}{{"", true}, {model.OrderingOrdered, true}, {model.OrderingParallel, false}} {
+		tn := startNode(t, t.TempDir(), nil, baseChange("http://127.0.0.1:1", model.Destination{Ordering: tc.ordering}))
+		if got := tn.Ordered("app"); got != tc.want {
+			t.Errorf("ordering %q: Ordered = %v, want %v", tc.ordering, got, tc.want)
+		}
+		if tn.Ordered("unknown") {
+			t.Errorf("ordering %q: Ordered of an unknown destination", tc.ordering)
+		}
+	}
+}
