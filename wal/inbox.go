@@ -22,8 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 const subInbox = 'i'
@@ -105,28 +103,8 @@ func (db *DB) ScanInbox(dest string) ([]InboxEntry, error) {
 // any partition. A new owner of part wakes exactly these.
 func (db *DB) DestsWithWork(part uint16) ([]string, error) {
 	seen := map[string]bool{}
-	for _, sub := range []byte{subQueue, subInbox} {
-		lo := partKey(part, sub, 0)
-		it, err := db.newIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
-		if err != nil {
-			return nil, fmt.Errorf("wal.DestsWithWork: %w", err)
-		}
-		for ok := it.First(); ok; {
-			rest := it.Key()[len(lo):]
-			i := indexByte(rest, 0)
-			if i < 0 {
-				it.Close()
-				return nil, fmt.Errorf("%w: key %x", ErrCorrupt, it.Key())
-			}
-			dest := string(rest[:i])
-			seen[dest] = true
-			ok = it.SeekGE(prefixEnd(destPrefix(part, sub, dest)))
-		}
-		err = it.Error()
-		it.Close()
-		if err != nil {
-			return nil, fmt.Errorf("wal.DestsWithWork: %w", err)
-		}
+	if err := db.destsWithKeys(part, seen); err != nil {
+		return nil, fmt.Errorf("wal.DestsWithWork: %w", err)
 	}
 	for p := 0; p < db.partitions; p++ {
 		err := db.ScanOutbox(uint16(p), func(e OutboxEntry) {
@@ -144,4 +122,23 @@ func (db *DB) DestsWithWork(part uint16) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// destsWithKeys adds to seen the destinations with a queue or an inbox in
+// partition part.
+func (db *DB) destsWithKeys(part uint16, seen map[string]bool) error {
+	db.closeMu.RLock()
+	defer db.closeMu.RUnlock()
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	for _, sub := range []byte{subQueue, subInbox} {
+		if err := db.skipScanLocked(partKey(part, sub, 0), func(name string) []byte {
+			seen[name] = true
+			return prefixEnd(destPrefix(part, sub, name))
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
