@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,7 +67,7 @@ func (db *DB) buildIndexes() error {
 		lo := partKey(part, subQueue, 0)
 		err := db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
 			rest := k[len(lo):]
-			i := indexByte(rest, 0)
+			i := bytes.IndexByte(rest, 0)
 			if i < 0 || len(v) != 10 {
 				return ErrCorrupt
 			}
@@ -121,7 +122,7 @@ func (db *DB) CheckIndexes() error {
 		lo := partKey(part, sub, 0)
 		return db.scan(lo, prefixEnd(lo), func(k, v []byte) error {
 			rest := k[len(lo):]
-			i := indexByte(rest, 0)
+			i := bytes.IndexByte(rest, 0)
 			if i < 0 || len(rest) != i+9 {
 				return fmt.Errorf("%w: key %x", ErrCorrupt, k)
 			}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -273,15 +274,6 @@ func (db *DB) CountEvents(max int) (n int, more bool, err error) {
 	return n, false, nil
 }
 
-func indexByte(b []byte, c byte) int {
-	for i, x := range b {
-		if x == c {
-			return i
-		}
-	}
-	return -1
-}
-
 // CountDead counts dest's dead-lettered events (a scan: for reads and
 // metrics, not the hot path).
 func (db *DB) CountDead(dest string) (int, error) {
@@ -318,7 +310,7 @@ func (db *DB) CountByDestination() (map[string]DestCount, error) {
 			}
 			err := db.scan(lo, prefixEnd(lo), func(k, _ []byte) error {
 				rest := k[len(lo):]
-				i := indexByte(rest, 0)
+				i := bytes.IndexByte(rest, 0)
 				if i < 0 {
 					return fmt.Errorf("%w: key %x", ErrCorrupt, k)
 				}
