@@ -154,17 +154,11 @@ func (db *DB) ExpireAudit(cutoff time.Time, limit int) (int, error) {
 		if err != nil {
 			return err
 		}
-		i := 0
-		for ; i < len(blk.entries) && n < limit; i++ {
-			e, err := blk.entry(i)
-			if err != nil {
-				return err
-			}
-			if !e.At.Before(cutoff) {
-				break
-			}
-			n++
+		i, err := blk.expired(cutoff, limit-n)
+		if err != nil {
+			return err
 		}
+		n += i
 		if i == 0 {
 			return errStopScan
 		}
@@ -246,15 +240,9 @@ func (db *DB) ExpireRefusals(cutoff time.Time, limit int) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
 		}
-		i := 0
-		for ; i < len(blk.entries); i++ {
-			e, err := blk.entry(i)
-			if err != nil {
-				return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
-			}
-			if !e.At.Before(cutoff) {
-				break
-			}
+		i, err := blk.expired(cutoff, len(blk.entries))
+		if err != nil {
+			return 0, fmt.Errorf("wal.ExpireRefusals: %w", err)
 		}
 		if i == 0 {
 			break
@@ -286,3 +274,19 @@ func (db *DB) ExpireRefusals(cutoff time.Time, limit int) (int, error) {
 
 // errStopScan ends a scan early without an error.
 var errStopScan = errors.New("wal: stop scan")
+
+// expired counts the block's leading entries written before cutoff, at
+// most n of them: the part of it that retention takes.
+func (blk *auditBlock) expired(cutoff time.Time, n int) (int, error) {
+	i := 0
+	for ; i < len(blk.entries) && i < n; i++ {
+		e, err := blk.entry(i)
+		if err != nil {
+			return 0, err
+		}
+		if !e.At.Before(cutoff) {
+			break
+		}
+	}
+	return i, nil
+}
