@@ -572,3 +572,38 @@ func TestInboxEventsArePending(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A count without a Match reads only the index, but its Budget and
+// Deadline still bound it: it stops with More and a lower bound.
+func TestCountQueryWithoutMatchKeepsItsBudget(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	defer db.Close()
+	m := newIndexModel(t, db, 5)
+	b := db.NewBatch()
+	for range 300 {
+		m.step(b, m.ingest(b, "gh", "a"), "a") // queued: pending at a
+	}
+	if err := db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	pending := EventQuery{From: PendingAt, Dest: "a"}
+	if c, err := db.CountQuery(pending, 1000); err != nil || c.N != 300 || c.More {
+		t.Fatalf("unbounded count: %+v %v, want 300", c, err)
+	}
+	for _, tc := range []struct {
+		name string
+		q    EventQuery
+		most int
+	}{
+		{"budget", EventQuery{From: PendingAt, Dest: "a", Budget: 40}, 40},
+		{"deadline passed", EventQuery{From: PendingAt, Dest: "a", Deadline: time.Unix(1, 0)}, 64},
+	} {
+		c, err := db.CountQuery(tc.q, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.More || c.N > tc.most || c.Looked > tc.most {
+			t.Errorf("%s: %+v, want More with at most %d looked", tc.name, c, tc.most)
+		}
+	}
+}

@@ -138,6 +138,7 @@ func (db *DB) CountQuery(q EventQuery, max int) (Count, error) {
 		}
 		c.Looked++
 		if q.Match == nil {
+			m.chargeKey()
 			c.N++
 			return true, nil
 		}
@@ -168,6 +169,14 @@ func (m *meter) charge(s *stream) {
 	if m.random {
 		m.spent += RandomRead - 1
 	}
+}
+
+// chargeKey charges a candidate counted from its index key alone: one
+// read in a run, no event read.
+func (m *meter) chargeKey() {
+	m.looks++
+	m.spent++
+	m.random = false
 }
 
 // done reports whether the query may look at no more candidates. The
