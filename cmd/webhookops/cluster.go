@@ -44,40 +44,48 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	if err != nil {
 		return api.ClusterStatus{}, err
 	}
-	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: m.partitionsOut(st.Partitions)}
+	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: partitionsOut(st.Partitions)}
+	m.addDestinations(out.Partitions)
 	for _, n := range st.Nodes {
 		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads})
 	}
 	return out, nil
 }
 
-// partitions is the admin API's view of the partitions, without asking
-// other members (for /metrics).
+// partitions is the partitions as this member sees them, without asking
+// other members and without their destination lists (for /metrics, which
+// reads leaders, terms and applied indexes on every scrape).
 func (m *clusterMember) partitions() ([]api.ClusterPartition, error) {
 	ps, err := m.cl.Partitions()
 	if err != nil {
 		return nil, err
 	}
-	return m.partitionsOut(ps), nil
+	return partitionsOut(ps), nil
 }
 
-func (m *clusterMember) partitionsOut(ps []cluster.PartitionStatus) []api.ClusterPartition {
-	dests := map[uint16][]string{}
-	for slug := range m.node.Snapshot().Destinations {
-		p := m.node.DB().DestPartition(slug)
-		dests[p] = append(dests[p], slug)
-	}
+func partitionsOut(ps []cluster.PartitionStatus) []api.ClusterPartition {
 	out := make([]api.ClusterPartition, 0, len(ps))
 	for _, p := range ps {
-		d := dests[p.Partition]
-		slices.Sort(d)
-		if d == nil {
-			d = []string{}
-		}
 		out = append(out, api.ClusterPartition{Partition: p.Partition, Replicas: p.Replicas, Leader: p.Leader, Term: p.Term,
-			Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied, Destinations: d, Delivering: p.Delivering})
+			Owner: p.Owner, OwnerTerm: p.OwnerTerm, AppliedIndex: p.Applied, Destinations: []string{}, Delivering: p.Delivering})
 	}
 	return out
+}
+
+// addDestinations lists each partition's destinations, sorted.
+func (m *clusterMember) addDestinations(ps []api.ClusterPartition) {
+	at := make(map[uint16]int, len(ps))
+	for i, p := range ps {
+		at[p.Partition] = i
+	}
+	for slug := range m.node.Snapshot().Destinations {
+		if i, ok := at[m.node.DB().DestPartition(slug)]; ok {
+			ps[i].Destinations = append(ps[i].Destinations, slug)
+		}
+	}
+	for i := range ps {
+		slices.Sort(ps[i].Destinations)
+	}
 }
 
 func (m *clusterMember) Close() { m.cl.Close() }

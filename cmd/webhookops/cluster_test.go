@@ -446,6 +446,14 @@ destinations:
 			ok = slices.Equal(a.Partitions[i].Replicas, []uint64{1, 2, 4}) && b.Partitions[i].AppliedIndex >= a.Partitions[i].AppliedIndex
 		}
 		if ok {
+			// Status names each destination under its partition, once.
+			var listed []string
+			for _, p := range b.Partitions {
+				listed = append(listed, p.Destinations...)
+			}
+			if !slices.Equal(listed, []string{"d"}) {
+				t.Fatalf("cluster status lists destinations %q, want [d] once: %+v", listed, b)
+			}
 			break
 		}
 		if time.Now().After(deadline) {
