@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/webhookops/webhookops/tunnelproto"
@@ -14,17 +15,17 @@ import (
 
 // Config configures an agent. A zero duration means its default.
 type Config struct {
-	// Tunnel is the gateway's tunnel address, host:port (UDP for QUIC, TCP
-	// for the fallback; the gateway listens on both with one port number).
-	Tunnel string
+	// Tunnels are the gateway's tunnels: one for a single node, one per
+	// member for a cluster. The agent keeps a session to each, every one
+	// reconnecting on its own, so whichever member delivers to it has a
+	// session of its own. See Endpoints.
+	Tunnels []Endpoint
 	// Transport is auto (the default: QUIC, falling back to TCP+TLS when
 	// QUIC does not come up, as where UDP is blocked), quic or tcp.
 	Transport tunnelproto.Transport
 	// ID and Secret identify and authenticate the agent.
 	ID     string
 	Secret string
-	// ServerFingerprint pins the gateway's certificate, "sha256:<hex>".
-	ServerFingerprint string
 	// Allow lists the host:port targets this agent will connect to.
 	Allow []string
 	// Logger defaults to slog.Default().
@@ -45,7 +46,7 @@ type Config struct {
 }
 
 // DefaultConfig returns a config with every default filled in; the caller
-// sets Tunnel, ID, Secret, ServerFingerprint and Allow.
+// sets Tunnels, ID, Secret and Allow.
 func DefaultConfig() Config {
 	return Config{
 		DialTimeout:      10 * time.Second,
@@ -83,17 +84,14 @@ var ErrInvalidConfig = errors.New("agentd: invalid config")
 // Validate reports the first problem with the config, naming the field.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if _, _, err := net.SplitHostPort(c.Tunnel); err != nil {
-		return fmt.Errorf("%w: Tunnel %q is not host:port", ErrInvalidConfig, c.Tunnel)
+	if err := validEndpoints(c.Tunnels); err != nil {
+		return err
 	}
 	if c.ID == "" {
 		return fmt.Errorf("%w: ID is empty", ErrInvalidConfig)
 	}
 	if c.Secret == "" {
 		return fmt.Errorf("%w: Secret is empty", ErrInvalidConfig)
-	}
-	if _, err := tunnelproto.ParseFingerprint(c.ServerFingerprint); err != nil {
-		return fmt.Errorf("%w: ServerFingerprint: %v", ErrInvalidConfig, err)
 	}
 	for _, a := range c.Allow {
 		if h, p, err := net.SplitHostPort(a); err != nil || h == "" || p == "" {
@@ -106,16 +104,21 @@ func (c Config) Validate() error {
 	if c.DialTimeout < 0 || c.DrainTimeout < 0 || c.HandshakeTimeout < 0 || c.HealthyAfter < 0 {
 		return fmt.Errorf("%w: negative duration", ErrInvalidConfig)
 	}
-	return (c.clientConfig()).Validate()
+	for _, ep := range c.Tunnels {
+		if err := c.clientConfig(ep).Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (c Config) clientConfig() tunnelproto.ClientConfig {
+func (c Config) clientConfig(ep Endpoint) tunnelproto.ClientConfig {
 	return tunnelproto.ClientConfig{
-		Addr:              c.Tunnel,
+		Addr:              ep.Addr,
 		Transport:         c.Transport,
 		AgentID:           c.ID,
 		Secret:            []byte(c.Secret),
-		ServerFingerprint: c.ServerFingerprint,
+		ServerFingerprint: ep.Fingerprint,
 		Logger:            c.Logger,
 		HandshakeTimeout:  c.HandshakeTimeout,
 		DrainTimeout:      c.DrainTimeout,
@@ -124,8 +127,9 @@ func (c Config) clientConfig() tunnelproto.ClientConfig {
 
 // Agent connects to the gateway and serves its streams.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	sessions []*session // one per tunnel, in Config.Tunnels' order
 }
 
 // New validates cfg.
@@ -134,27 +138,44 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agentd.New: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	return &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID, "tunnel", cfg.Tunnel)}, nil
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID)}
+	for _, ep := range cfg.Tunnels {
+		a.sessions = append(a.sessions, &session{ep: ep, log: a.log.With("tunnel", ep.Addr), st: SessionState{Tunnel: ep.Addr}})
+	}
+	return a, nil
 }
 
-// Run connects, serves and reconnects until ctx is done; then it drains
-// in-flight streams (up to DrainTimeout) and returns nil.
+// Run keeps a session to every tunnel, each connecting, serving and
+// reconnecting on its own, until ctx is done; then every session drains
+// its in-flight streams (up to DrainTimeout) and Run returns nil.
 func (a *Agent) Run(ctx context.Context) error {
 	if len(a.cfg.Allow) == 0 {
 		a.log.Warn("the allow list is empty: every request from the gateway will be refused")
 	}
+	var wg sync.WaitGroup
+	for _, s := range a.sessions {
+		wg.Go(func() { a.keep(ctx, s) })
+	}
+	wg.Wait()
+	a.log.Info("stopped")
+	return nil
+}
+
+// keep connects to one tunnel, serves it and reconnects with backoff until
+// ctx is done.
+func (a *Agent) keep(ctx context.Context, s *session) {
 	bo := newBackoff(a.cfg.MinBackoff, a.cfg.MaxBackoff)
 	var fellBackAt time.Time // when auto last ended up on TCP
 	for {
 		start := time.Now()
-		cc := a.cfg.clientConfig()
+		cc := a.cfg.clientConfig(s.ep)
 		cc.Transport = transportFor(a.cfg.Transport, fellBackAt, start)
 		client, err := tunnelproto.Dial(ctx, cc)
 		if ctx.Err() != nil {
 			if client != nil {
 				client.Close()
 			}
-			return nil
+			return
 		}
 		var why string
 		if err != nil {
@@ -163,24 +184,26 @@ func (a *Agent) Run(ctx context.Context) error {
 			if cc.Transport == tunnelproto.TransportAuto && client.Transport() == tunnelproto.TransportTCP {
 				fellBackAt = time.Now()
 			}
-			a.log.Info("connected", "server", client.RemoteAddr().String(), "transport", client.Transport().String(), "dialed", cc.Transport.String())
-			err = client.Serve(ctx, a.serve)
+			up := a.connected(s, client)
+			s.log.Info("connected", "server", client.RemoteAddr().String(), "transport", client.Transport().String(), "dialed", cc.Transport.String(), "sessions_up", up)
+			err = client.Serve(ctx, func(ctx context.Context, r *tunnelproto.Request) { a.serve(ctx, s.log, r) })
 			if ctx.Err() != nil {
-				a.log.Info("stopped")
-				return nil
+				a.ended(s, nil)
+				return
 			}
 			why = "session ended"
 			if time.Since(start) >= a.cfg.HealthyAfter {
 				bo.reset()
 			}
 		}
+		up := a.ended(s, err)
 		wait := bo.next()
-		a.log.Log(ctx, level(err), why+"; reconnecting", "err", err, "hint", hint(err), "retry_in", wait.Round(time.Millisecond))
+		s.log.Log(ctx, level(err), why+"; reconnecting", "err", err, "hint", hint(err), "retry_in", wait.Round(time.Millisecond), "sessions_up", up)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil
+			return
 		case <-t.C:
 		}
 	}
@@ -222,7 +245,7 @@ func hint(err error) string {
 	case errors.As(err, &re) && re.Code == tunnelproto.CodeRateLimited:
 		return "too many failed attempts; the server refuses for a while"
 	case errors.As(err, &ge) && ge.Code == tunnelproto.CodeReplaced:
-		return "another agent with the same id connected; is this agent running twice?"
+		return "another agent with the same id connected; is this agent running twice, or do two of its --tunnel addresses reach the same server?"
 	case errors.As(err, &ge) && ge.Code == tunnelproto.CodeRevoked:
 		return "the server cut this session (secret revoked or rotated?)"
 	case errors.As(err, &ge) && ge.Code == tunnelproto.CodeShutdown:
@@ -232,8 +255,8 @@ func hint(err error) string {
 }
 
 // serve answers one stream: allow list, dial, join.
-func (a *Agent) serve(ctx context.Context, r *tunnelproto.Request) {
-	log := a.log.With("request", r.ID, "kind", r.Kind.String(), "target", r.Target)
+func (a *Agent) serve(ctx context.Context, log *slog.Logger, r *tunnelproto.Request) {
+	log = log.With("request", r.ID, "kind", r.Kind.String(), "target", r.Target)
 	if !tunnelproto.TargetAllowed(a.cfg.Allow, r.Target) {
 		log.Warn("refused: target not in the allow list")
 		r.Reject(tunnelproto.CodeNotAllowed, r.Target+" is not in this agent's allow list")

@@ -107,7 +107,7 @@ func (e *env) stop() {
 
 func (e *env) config(allow ...string) Config {
 	return Config{
-		Tunnel: e.addr, ID: "agent-1", Secret: "s3cret", ServerFingerprint: e.fp, Allow: allow,
+		Tunnels: []Endpoint{{Addr: e.addr, Fingerprint: e.fp}}, ID: "agent-1", Secret: "s3cret", Allow: allow,
 		Logger:     slog.New(slog.DiscardHandler),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		DrainTimeout: 2 * time.Second,
@@ -121,6 +121,12 @@ func (e *env) run(cfg Config) (stop func()) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.runAgent(a)
+}
+
+// runAgent runs a; Cleanup stops it and checks Run's result.
+func (e *env) runAgent(a *Agent) (stop func()) {
+	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -359,7 +365,7 @@ func TestPinMismatchRefused(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	cfg := e.config()
-	cfg.ServerFingerprint = otherFP
+	cfg.Tunnels[0].Fingerprint = otherFP
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	stop := e.run(cfg)
 	deadline := time.Now().Add(5 * time.Second)
@@ -452,17 +458,20 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Tunnel: "gw:7443", ID: "a", Secret: "s", ServerFingerprint: "sha256:" + strings.Repeat("ab", 32), Allow: []string{"localhost:3000"}}
+	pin := "sha256:" + strings.Repeat("ab", 32)
+	good := Config{Tunnels: []Endpoint{{Addr: "gw:7443", Fingerprint: pin}, {Addr: "gw2:7443", Fingerprint: pin}}, ID: "a", Secret: "s", Allow: []string{"localhost:3000"}}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	cases := map[string]func(*Config){
-		"Tunnel":            func(c *Config) { c.Tunnel = "gw" },
-		"ID":                func(c *Config) { c.ID = "" },
-		"Secret":            func(c *Config) { c.Secret = "" },
-		"ServerFingerprint": func(c *Config) { c.ServerFingerprint = "md5:00" },
-		"Allow":             func(c *Config) { c.Allow = []string{"localhost"} },
-		"MaxBackoff":        func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second },
+		"Tunnels":            func(c *Config) { c.Tunnels = []Endpoint{{Addr: "gw", Fingerprint: pin}} },
+		"Tunnels is empty":   func(c *Config) { c.Tunnels = nil },
+		"listed twice":       func(c *Config) { c.Tunnels = []Endpoint{c.Tunnels[0], c.Tunnels[0]} },
+		"ID":                 func(c *Config) { c.ID = "" },
+		"Secret":             func(c *Config) { c.Secret = "" },
+		"fingerprint of gw2": func(c *Config) { c.Tunnels = []Endpoint{c.Tunnels[0], {Addr: "gw2:7443", Fingerprint: "md5:00"}} },
+		"Allow":              func(c *Config) { c.Allow = []string{"localhost"} },
+		"MaxBackoff":         func(c *Config) { c.MinBackoff, c.MaxBackoff = time.Minute, time.Second },
 	}
 	for field, mutate := range cases {
 		c := good

@@ -5,9 +5,19 @@
 //
 // # What it owns
 //
-//   - The reconnect loop: capped, jittered exponential backoff (1 s to 30 s by
-//     default), reset after a session that stayed up for HealthyAfter; every
-//     reconnect is logged with its reason.
+//   - A session to every tunnel it is given (Config.Tunnels): one for a
+//     single node, one per member of a cluster, each with its own pin
+//     (or one pin shared by members that share a certificate). A cluster
+//     delivers to an agent from whichever member leads the destination's
+//     partition, through that member's own session, so the agent keeps all
+//     of them up at once: each session runs its own reconnect loop, and one
+//     member down (or refusing) costs only its own session. Sessions
+//     reports each one (up or not, transport, sessions so far, failures,
+//     the last error); the log says which tunnel every line is about and
+//     how many sessions are up ("sessions_up=2/3").
+//   - The reconnect loop, per tunnel: capped, jittered exponential backoff
+//     (1 s to 30 s by default), reset after a session that stayed up for
+//     HealthyAfter; every reconnect is logged with its reason.
 //   - Agent-side enforcement of the allow list: a target not in Allow is
 //     refused with "target not allowed" whatever the server asked for, so a
 //     compromised or misconfigured gateway cannot reach anything else.
@@ -23,6 +33,9 @@
 //   - Log its secret, or connect to a server whose certificate does not
 //     match the pinned fingerprint.
 //   - Reconnect in a tight loop: every attempt waits at least MinBackoff/2.
+//   - Keep two sessions to one address: the server keeps one session per
+//     agent, so two would replace each other forever (Validate refuses an
+//     address listed twice).
 //
 // The wire protocol and the handshake live in package tunnelproto.
 package agentd

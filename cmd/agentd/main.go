@@ -61,12 +61,12 @@ func joinCommand() *cli.Command {
 		Name:  "join",
 		Usage: "connect to the gateway and serve its requests until SIGINT/SIGTERM",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "tunnel", Usage: "gateway tunnel address `HOST:PORT`", EnvVars: []string{"AGENTD_TUNNEL"}, Required: true},
+			&cli.StringSliceFlag{Name: "tunnel", Usage: "gateway tunnel address `HOST:PORT`; for a cluster, every member's (repeat, or comma-separated): the agent keeps a session to each", EnvVars: []string{"AGENTD_TUNNEL"}, Required: true},
 			&cli.StringFlag{Name: "transport", Value: "auto", Usage: "auto (QUIC, falling back to TCP+TLS on the same port when UDP is blocked), quic or tcp", EnvVars: []string{"AGENTD_TRANSPORT"}},
 			&cli.StringFlag{Name: "id", Usage: "agent id", EnvVars: []string{"AGENTD_ID"}, Required: true},
 			&cli.StringFlag{Name: "secret", Usage: "agent secret (prefer --secret-file or AGENTD_SECRET: flags show in ps)", EnvVars: []string{"AGENTD_SECRET"}},
 			&cli.StringFlag{Name: "secret-file", Usage: "read the agent secret from `FILE`", EnvVars: []string{"AGENTD_SECRET_FILE"}},
-			&cli.StringFlag{Name: "server-fingerprint", Usage: "pinned gateway certificate, `sha256:HEX`", EnvVars: []string{"AGENTD_SERVER_FINGERPRINT"}, Required: true},
+			&cli.StringSliceFlag{Name: "server-fingerprint", Usage: "pinned gateway certificate, `sha256:HEX`: one for every --tunnel, or one per --tunnel in the same order (repeat, or comma-separated)", EnvVars: []string{"AGENTD_SERVER_FINGERPRINT"}, Required: true},
 			&cli.StringSliceFlag{Name: "allow", Usage: "`HOST:PORT` this agent may connect to (repeat, or comma-separated)", EnvVars: []string{"AGENTD_ALLOW"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"AGENTD_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"AGENTD_LOG_LEVEL"}},
@@ -95,12 +95,15 @@ func join(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	tunnels, err := agentd.Endpoints(c.StringSlice("tunnel"), c.StringSlice("server-fingerprint"))
+	if err != nil {
+		return fmt.Errorf("--tunnel, --server-fingerprint: %w", err)
+	}
 	cfg := agentd.DefaultConfig()
-	cfg.Tunnel = c.String("tunnel")
+	cfg.Tunnels = tunnels
 	cfg.Transport = transport
 	cfg.ID = c.String("id")
 	cfg.Secret = secret
-	cfg.ServerFingerprint = c.String("server-fingerprint")
 	cfg.Allow = c.StringSlice("allow")
 	cfg.Logger = log
 	cfg.DialTimeout = c.Duration("dial-timeout")
@@ -114,7 +117,7 @@ func join(c *cli.Context) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("agentd starting", "version", version, "id", cfg.ID, "tunnel", cfg.Tunnel, "transport", cfg.Transport.String(), "allow", cfg.Allow, "procs", runtime.GOMAXPROCS(0))
+	log.Info("agentd starting", "version", version, "id", cfg.ID, "tunnels", c.StringSlice("tunnel"), "transport", cfg.Transport.String(), "allow", cfg.Allow, "procs", runtime.GOMAXPROCS(0))
 	return a.Run(ctx)
 }
 

@@ -31,7 +31,9 @@ func TestJoinRefusesBadInput(t *testing.T) {
 	}{
 		{"no secret", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp}, "secret is required"},
 		{"two secrets", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--secret-file", secretFile}, "not both"},
-		{"bad fingerprint", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", "sha1:00", "--secret-file", secretFile}, "ServerFingerprint"},
+		{"bad fingerprint", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", "sha1:00", "--secret-file", secretFile}, "fingerprint of gw:7443"},
+		{"pins do not pair", []string{"--tunnel", "n1:7443,n2:7443,n3:7443", "--id", "a", "--server-fingerprint", fp, "--server-fingerprint", fp, "--secret", "x"}, "3 tunnel addresses and 2 server fingerprints"},
+		{"bad second tunnel", []string{"--tunnel", "n1:7443", "--tunnel", "n2", "--id", "a", "--server-fingerprint", fp, "--secret", "x"}, `"n2" is not host:port`},
 		{"bad allow", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--allow", "localhost"}, "Allow entry"},
 		{"bad transport", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--transport", "udp"}, "--transport"},
 		{"bad log format", []string{"--tunnel", "gw:7443", "--id", "a", "--server-fingerprint", fp, "--secret", "x", "--log-format", "xml"}, "--log-format"},
@@ -57,13 +59,14 @@ func TestReadSecretFileTrimsNewline(t *testing.T) {
 }
 
 func TestJoinReadsEnv(t *testing.T) {
-	t.Setenv("AGENTD_TUNNEL", "gw:7443")
+	t.Setenv("AGENTD_TUNNEL", "n1:7443,n2:7443")
 	t.Setenv("AGENTD_ID", "a")
-	t.Setenv("AGENTD_SERVER_FINGERPRINT", "sha256:"+strings.Repeat("ab", 32))
+	t.Setenv("AGENTD_SERVER_FINGERPRINT", "sha256:"+strings.Repeat("ab", 32)+",sha256:"+strings.Repeat("cd", 32))
 	t.Setenv("AGENTD_ALLOW", "localhost:3000,bad")
 	t.Setenv("AGENTD_SECRET", "x")
 	// Every required flag came from the environment; the comma-separated
-	// allow list was split and its bad entry reached validation.
+	// tunnels and pins were paired, and the allow list was split and its
+	// bad entry reached validation.
 	err := newApp().Run([]string{"agentd", "join"})
 	if err == nil || !strings.Contains(err.Error(), `Allow entry "bad"`) {
 		t.Fatalf("err = %v", err)

@@ -1,0 +1,160 @@
+package agentd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEndpoints(t *testing.T) {
+	a, b := "sha256:"+strings.Repeat("aa", 32), "sha256:"+strings.Repeat("bb", 32)
+	cases := []struct {
+		name        string
+		addrs, pins []string
+		want        []Endpoint
+		err         string
+	}{
+		{"one", []string{"gw:9700"}, []string{a}, []Endpoint{{"gw:9700", a}}, ""},
+		{"one pin for all", []string{"n1:9700", "n2:9700"}, []string{a}, []Endpoint{{"n1:9700", a}, {"n2:9700", a}}, ""},
+		{"a pin each", []string{"n1:9700", "n2:9700"}, []string{a, b}, []Endpoint{{"n1:9700", a}, {"n2:9700", b}}, ""},
+		{"no address", nil, []string{a}, nil, "no tunnel address"},
+		{"no pin", []string{"gw:9700"}, nil, nil, "1 tunnel addresses and 0 server fingerprints"},
+		{"pins do not pair", []string{"n1:9700", "n2:9700", "n3:9700"}, []string{a, b}, nil, "3 tunnel addresses and 2 server fingerprints"},
+		{"twice", []string{"n1:9700", "n1:9700"}, []string{a}, nil, "listed twice"},
+		{"not host:port", []string{"n1"}, []string{a}, nil, `"n1" is not host:port`},
+		{"bad pin", []string{"n1:9700", "n2:9700"}, []string{a, "sha1:00"}, nil, "fingerprint of n2:9700"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Endpoints(c.addrs, c.pins)
+			if c.err != "" {
+				if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want ErrInvalidConfig with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+// waitSessions waits until cond holds of the agent's sessions.
+func waitSessions(t *testing.T, a *Agent, what string, cond func([]SessionState) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond(a.Sessions()) {
+			return
+		}
+	}
+	t.Fatalf("sessions never %s: %+v", what, a.Sessions())
+}
+
+// TestSessionToEveryTunnel: an agent joined to three servers (each its own
+// certificate, so a pin each) keeps a session to every one and delivers
+// through each. With one server down the other two go on delivering, the
+// down one's session says why it is down, and once that server is back
+// the agent reconnects to it on its own.
+func TestSessionToEveryTunnel(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s", b)
+	}))
+	defer app.Close()
+	target := app.Listener.Addr().String()
+	envs := []*env{newEnv(t, target), newEnv(t, target), newEnv(t, target)}
+	var addrs, pins []string
+	for _, e := range envs {
+		addrs, pins = append(addrs, e.addr), append(pins, e.fp)
+	}
+	eps, err := Endpoints(addrs, pins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cfg := envs[0].config(target)
+	cfg.Tunnels = eps
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := envs[0].runAgent(a)
+	defer stop()
+	for _, e := range envs {
+		e.waitOnline()
+	}
+	for i, e := range envs {
+		if body := e.post(app.URL+"/hooks", fmt.Sprint("evt_", i)); body != fmt.Sprint("got evt_", i) {
+			t.Fatalf("through server %d: body %q", i, body)
+		}
+	}
+
+	down := envs[1]
+	down.stop()
+	waitSessions(t, a, "noticed server 1 down", func(ss []SessionState) bool { return !ss[1].Connected && ss[1].Failures > 0 })
+	for _, i := range []int{0, 2} {
+		if body := envs[i].post(app.URL+"/hooks", "while 1 is down"); body != "got while 1 is down" {
+			t.Fatalf("through server %d with server 1 down: body %q", i, body)
+		}
+	}
+	st := a.Sessions()
+	if !st[0].Connected || !st[2].Connected || st[1].LastError == "" || st[1].Tunnel != down.addr {
+		t.Fatalf("sessions with server 1 down: %+v", st)
+	}
+	if !strings.Contains(logs.String(), "sessions_up=2/3") {
+		t.Fatalf("the log does not say how many sessions are up:\n%s", logs)
+	}
+
+	down.start(down.addr)
+	down.waitOnline()
+	if body := down.post(app.URL+"/hooks", "back"); body != "got back" {
+		t.Fatalf("through the restarted server: body %q", body)
+	}
+	st = a.Sessions()
+	for i, s := range st {
+		if !s.Connected || s.Transport == "" {
+			t.Fatalf("session %d after the restart: %+v", i, s)
+		}
+	}
+	if st[1].Sessions != 2 || st[0].Sessions != 1 || st[2].Sessions != 1 {
+		t.Fatalf("only server 1's session should have come up twice: %+v", st)
+	}
+}
+
+// TestWrongPinOnOneTunnel: a pin that does not match one server refuses
+// that server only; the others serve.
+func TestWrongPinOnOneTunnel(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer app.Close()
+	target := app.Listener.Addr().String()
+	good, bad := newEnv(t, target), newEnv(t, target)
+	cfg := good.config(target)
+	cfg.Tunnels = []Endpoint{{Addr: good.addr, Fingerprint: good.fp}, {Addr: bad.addr, Fingerprint: good.fp}}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := good.runAgent(a)
+	defer stop()
+	good.waitOnline()
+	waitSessions(t, a, "refused by the unpinned server", func(ss []SessionState) bool {
+		return ss[1].Failures > 0 && strings.Contains(ss[1].LastError, "pinned fingerprint")
+	})
+	if body := good.post(app.URL, ""); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	if ok, _ := bad.srv.Online("agent-1"); ok {
+		t.Fatal("agent connected to a server whose certificate it did not pin")
+	}
+}
