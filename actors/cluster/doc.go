@@ -80,6 +80,24 @@
 // again and starts nothing until the ownership loop has caught up; the
 // attempts it had in flight are the ones a failover may send twice.
 //
+// # Redeliveries at a failover
+//
+// An outcome (delivered, dead-lettered) is durable once the destination's
+// partition has committed the owner write that carries it. An ordered
+// destination pipelines its outcomes as a single node does
+// (actors.Config.OrderedPipeline, serve --ordered-pipeline, default 256):
+// event N+1 goes as soon as N's 2xx is in, while N's outcome waits for the
+// Writer's next proposal for the destination, grouped with the others that
+// arrived meanwhile. The events handed to the sending line or sent whose
+// outcome is not committed are at most the pipeline together; a new owner
+// finds them pending in the queue and sends them again, oldest first, with
+// the same webhook-id, then goes on in order, so the first arrival of
+// every event keeps the order. A failover therefore re-sends at most the
+// pipeline's events of an ordered destination (1 if a member runs with
+// --ordered-pipeline 1, at about one raft commit per delivery), and at
+// most max_in_flight of a parallel one, whose attempts keep their place
+// until their outcome is committed (destsm.Params.DurableSlots).
+//
 // # Membership
 //
 // Members are replicas of every partition. AddNode and RemoveNode make one

@@ -30,6 +30,7 @@ var clusterLong = flag.Bool("cluster-long", false, "run the cluster process test
 // clusterNode is one member's addresses and data dir, kept across restarts.
 type clusterNode struct {
 	tlsArgs             []string
+	extraArgs           []string // more serve flags, on every start
 	id                  int
 	join                bool // added with cluster add-node: starts with --join
 	raft, ingest, admin string
@@ -39,7 +40,7 @@ type clusterNode struct {
 
 // startClusterNodes starts n members; with mTLS, their certificates come
 // from the `cluster ca` and `cluster cert` commands.
-func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool) []*clusterNode {
+func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool, extra ...string) []*clusterNode {
 	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
@@ -52,7 +53,7 @@ func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool) []*clust
 	var members []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
-			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
+			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), extraArgs: extra}
 		members = append(members, fmt.Sprintf("%d=%s", i+1, nodes[i].raft))
 		if mTLS {
 			id := strconv.Itoa(i + 1)
@@ -97,6 +98,7 @@ func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
 	args := append([]string{"--data-dir", nd.dataDir, "--config", cfg,
 		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id),
 		"--cluster-partitions", "4", "--admin-token", e2eToken}, nd.tlsArgs...)
+	args = append(args, nd.extraArgs...)
 	if nd.join {
 		args = append(args, "--join")
 	} else {

@@ -53,7 +53,7 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "retention", Value: 30 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_RETENTION"}, Usage: "how long finished events are kept (at least the dedupe window); pending ones are kept until they finish"},
 			&cli.DurationFlag{Name: "audit-retention", Value: 90 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_AUDIT_RETENTION"}, Usage: "how long audit entries are kept; swept hourly with events"},
 			&cli.DurationFlag{Name: "refusal-retention", Value: 7 * 24 * time.Hour, EnvVars: []string{"WEBHOOKOPS_REFUSAL_RETENTION"}, Usage: "how long refusal rows (tallies of bad signatures, refused agent handshakes, bad admin tokens) are kept; never longer than --audit-retention; swept hourly with events"},
-			&cli.IntFlag{Name: "ordered-pipeline", Value: actors.DefaultConfig().OrderedPipeline, EnvVars: []string{"WEBHOOKOPS_ORDERED_PIPELINE"}, Usage: "how many events an ordered destination may have sent (or handed to its sending loop) with their outcome not yet on disk; a crash re-sends at most that many, same webhook-id. 1 writes each outcome before the next event goes; a cluster member always uses 1"},
+			&cli.IntFlag{Name: "ordered-pipeline", Value: actors.DefaultConfig().OrderedPipeline, EnvVars: []string{"WEBHOOKOPS_ORDERED_PIPELINE"}, Usage: "how many events an ordered destination may have sent (or handed to its sending loop) with their outcome not yet on disk; a crash re-sends at most that many, same webhook-id. 1 writes each outcome before the next event goes. On a cluster member an outcome is durable once its partition committed it, and a failover re-sends at most that many"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 10 * time.Second, EnvVars: []string{"WEBHOOKOPS_DRAIN_TIMEOUT"}, Usage: "on shutdown, how long in-flight attempts may finish"},
 			&cli.StringFlag{Name: "admin-token", EnvVars: []string{"WEBHOOKOPS_ADMIN_TOKEN"}, Usage: "an admin API token held only in memory (for automation): at least 32 characters with at least 10 distinct ones, no spaces (`openssl rand -base64 32` makes one); weaker ones are refused. Without it and without stored tokens, the first start creates one and prints it once"},
 			&cli.StringFlag{Name: "public-url", EnvVars: []string{"WEBHOOKOPS_PUBLIC_URL"}, Usage: "the ingest base URL providers reach (https://hooks.example.com); the UI shows each source's URL under it (default: http:// and the ingest address)"},
@@ -184,12 +184,6 @@ func serve(c *cli.Context) error {
 		DrainTimeout:     c.Duration("drain-timeout"),
 		OrderedPipeline:  c.Int("ordered-pipeline"),
 		Member:           member,
-	}
-	if member {
-		// In a cluster an ordered destination waits for each outcome's
-		// commit before its next attempt, so a failover sends again at
-		// most the one event in flight.
-		nodeCfg.OrderedPipeline = 1
 	}
 	dial := agentreg.DialTunnelOff
 	if tunnel != nil {
