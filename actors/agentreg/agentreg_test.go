@@ -26,8 +26,8 @@ func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 func runAgent(t *testing.T, r *Registry, id, secret string, allow []string) (stop func()) {
 	t.Helper()
 	cfg := agentd.DefaultConfig()
-	cfg.Tunnel, cfg.ID, cfg.Secret = r.Addr().String(), id, secret
-	cfg.ServerFingerprint = r.Fingerprint()
+	cfg.Tunnels = []agentd.Endpoint{{Addr: r.Addr().String(), Fingerprint: r.Fingerprint()}}
+	cfg.ID, cfg.Secret = id, secret
 	cfg.Allow = allow
 	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Millisecond, 100*time.Millisecond
 	cfg.DrainTimeout = 100 * time.Millisecond
