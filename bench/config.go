@@ -16,6 +16,9 @@ type destConfig struct {
 	timeout     time.Duration
 	maxAttempts int
 	backoffBase time.Duration
+	// paused: events are routed to it and queued as for any destination,
+	// and nothing is delivered (the ingest scenario).
+	paused bool
 }
 
 // serverConfig renders the YAML the server reads: one source (the bench
@@ -38,6 +41,9 @@ func serverConfig(source, secret string, routeTo []string, dests []destConfig) s
 		fmt.Fprintf(&b, "  - slug: %s\n    url: %s\n    ordering: %s\n    max_in_flight: %d\n    timeout: %s\n    max_attempts: %d\n    backoff_base: %s\n    allow_private_network: true\n",
 			strconv.Quote(d.slug), strconv.Quote(d.url), d.ordering, d.maxInFlight,
 			d.timeout, d.maxAttempts, d.backoffBase)
+		if d.paused {
+			b.WriteString("    paused: true\n")
+		}
 	}
 	return b.String()
 }

@@ -5,7 +5,15 @@
 // # Scenarios
 //
 //   - ingest: signed POSTs to /in/{source}; a request counts when it is answered
-//     202 (durably committed).
+//     202 (durably committed). It measures durable ingest alone: the source is
+//     routed to one destination, paused, so every event writes what a routed
+//     event writes on its way in (event, dedupe key, received audit and outbox
+//     entry in the synced commit before the 202; then the destination's queue
+//     entry) and no delivery starts: e2e measures delivery. The sink is the
+//     paused destination's URL, and a delivery reaching it fails the run.
+//     With --baseline --rounds it also reports the CPU per request of each
+//     side (ours: the harness and the server child; cpu_ratio is the
+//     baseline's over ours), steadier than the rates on a shared machine.
 //   - e2e: the same load, measured from the intended send time to the moment a
 //     local sink receives the delivery (matched on the X-Webhook-Id header, which
 //     the gateway forwards and which carries the send time). It also reports

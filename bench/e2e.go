@@ -17,7 +17,7 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 		return res, err
 	}
 	defer sk.Close()
-	srv, err := r.startIngestServer(ctx, ScenarioE2E, sk, 10, 5*time.Second)
+	srv, err := r.startIngestServer(ctx, ScenarioE2E, sk, 10, 5*time.Second, false)
 	if err != nil {
 		return res, err
 	}

@@ -27,8 +27,8 @@ import (
 // fakeServeEnv turns the test binary into a fake `webhookops serve` that
 // keeps the server contract the harness codes against: signed ingest with
 // dedupe, a durable (fsynced) event log before the 202, delivery to the
-// destination with the forwarded X-Webhook-Id and a webhook-id header, a
-// restart that delivers what was pending, /readyz, SIGTERM.
+// destination with the forwarded X-Webhook-Id and a webhook-id header
+// (none while it is paused: events queue up), a restart that delivers what was pending, /readyz, SIGTERM.
 const fakeServeEnv = "BENCH_TEST_FAKE_SERVE"
 
 type fakeConfig struct {
@@ -49,6 +49,7 @@ type fakeConfig struct {
 		Timeout             string `yaml:"timeout"`
 		MaxAttempts         int    `yaml:"max_attempts"`
 		BackoffBase         string `yaml:"backoff_base"`
+		Paused              bool   `yaml:"paused"`
 	} `yaml:"destinations"`
 }
 
@@ -197,8 +198,10 @@ func startFakeGateway(dataDir, configPath, ingestAddr, adminAddr string) (*fakeG
 		return nil, err
 	}
 	g.next = time.Now().UnixNano()
-	for range max(dest.MaxInFlight, 1) {
-		g.wg.Go(g.deliverLoop)
+	if !dest.Paused {
+		for range max(dest.MaxInFlight, 1) {
+			g.wg.Go(g.deliverLoop)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /in/{source}", g.serveIngest)

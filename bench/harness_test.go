@@ -432,6 +432,16 @@ func TestAlternateRounds(t *testing.T) {
 	}
 }
 
+func TestServerConfigPaused(t *testing.T) {
+	cfg := serverConfig("bench", "s", []string{"a"}, []destConfig{
+		{slug: "a", url: "http://127.0.0.1:1/hook", ordering: "parallel", maxInFlight: 64, timeout: time.Second, maxAttempts: 3, backoffBase: time.Second, paused: true},
+		{slug: "b", url: "http://127.0.0.1:1/hook", ordering: "parallel", maxInFlight: 64, timeout: time.Second, maxAttempts: 3, backoffBase: time.Second},
+	})
+	if strings.Count(cfg, "paused: true\n") != 1 || !strings.HasSuffix(strings.Split(cfg, "  - slug: \"b\"")[0], "paused: true\n") {
+		t.Fatalf("config, want only a paused:\n%s", cfg)
+	}
+}
+
 func TestServerConfigOrderedHasOneInFlight(t *testing.T) {
 	cfg := serverConfig("bench", "s", []string{"a"}, []destConfig{
 		{slug: "a", url: "http://127.0.0.1:1/hook", ordering: "ordered", maxInFlight: 64, timeout: time.Second, maxAttempts: 3, backoffBase: time.Second},

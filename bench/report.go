@@ -43,6 +43,8 @@ type ScenarioResult struct {
 	Transport string `json:"transport,omitempty"`
 	// Mode says how the load was driven: "open 1000/s x64" or "closed x64".
 	Mode string `json:"mode"`
+	// Measures says what the figure counts where the name alone does not.
+	Measures string `json:"measures,omitempty"`
 	// Throughput is in Unit (requests/s, deliveries/s, MB/s, MB RSS, ...).
 	Throughput float64 `json:"throughput"`
 	Unit       string  `json:"unit"`
@@ -140,6 +142,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 				parts = append(parts, k+"="+num(s.Extra[k]))
 			}
 			fmt.Fprintf(w, "%s: %s\n", s.label(), strings.Join(parts, " "))
+		}
+		if s.Measures != "" {
+			fmt.Fprintf(w, "%s: measures: %s\n", s.label(), s.Measures)
 		}
 		if s.Goal != nil {
 			fmt.Fprintf(w, "%s: goal: %s\n", s.label(), s.Goal.Why)

@@ -99,6 +99,12 @@ func TestScenariosAgainstFakeServer(t *testing.T) {
 				if s.Extra["backlog_events"] <= 0 || float64(s.Count) != s.Extra["backlog_events"] {
 					t.Errorf("recovery: backlog %v, delivered %d; want all of it delivered", s.Extra["backlog_events"], s.Count)
 				}
+			case ScenarioIngest:
+				// The scenario fails by itself if the paused destination
+				// delivered anything.
+				if s.Measures != ingestMeasures {
+					t.Errorf("ingest: measures %q, want %q", s.Measures, ingestMeasures)
+				}
 			case ScenarioE2E:
 				if s.Extra["accepted"] != float64(s.Count) {
 					t.Errorf("e2e: %v accepted, %d delivered", s.Extra["accepted"], s.Count)
@@ -289,8 +295,8 @@ func TestCancelStopsPromptly(t *testing.T) {
 	}
 }
 
-// TestIngestRounds: ingest with the baseline in alternating rounds, the
-// gateway given time to deliver before each baseline slice.
+// TestIngestRounds: ingest with the baseline in alternating rounds, with
+// the CPU each side costs.
 func TestIngestRounds(t *testing.T) {
 	t.Parallel()
 	opts := shortOptions(ScenarioIngest)
@@ -302,7 +308,12 @@ func TestIngestRounds(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkComplete(t, rep, true)
-	if s := rep.Scenarios[0]; !strings.HasSuffix(s.Mode, "3 rounds") {
+	s := rep.Scenarios[0]
+	if !strings.HasSuffix(s.Mode, "3 rounds") {
 		t.Errorf("mode %q does not say it ran in rounds", s.Mode)
+	}
+	// CPU per request of each side, the server child's included in ours.
+	if x := s.Extra; x["cpu_us_per_req"] <= 0 || x["baseline_cpu_us_per_req"] <= 0 || x["cpu_ratio"] <= 0 {
+		t.Errorf("no CPU figures in %v", x)
 	}
 }
