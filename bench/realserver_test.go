@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,6 +130,9 @@ func TestScenariosAgainstRealServer(t *testing.T) {
 				for _, s := range rep.Scenarios {
 					if s.Goal == nil || s.OfGoal <= 0 {
 						t.Errorf("%s: goal %+v of goal %v", s.label(), s.Goal, s.OfGoal)
+					}
+					if _, ok := s.Extra[extraOthersCores]; !ok && runtime.GOOS == "linux" {
+						t.Errorf("%s: no %s in %v", s.label(), extraOthersCores, s.Extra)
 					}
 				}
 				// Over QUIC, both bare-stream baselines beside the tunnel.

@@ -81,3 +81,46 @@ func (r *runner) alternateCPU(ctx context.Context, label string, ours, base func
 	}
 	return res[0], res[1]
 }
+
+// extraOthersCores is the CPU the machine's other processes used while a
+// scenario measured, in cores.
+const extraOthersCores = "others_cores"
+
+// neighbourWatch measures the CPU the rest of the machine (every process
+// but this one and pids) spends while a scenario runs. Paths that run in
+// different numbers of processes get different shares of a loaded machine,
+// so their rate ratio moves with this figure.
+type neighbourWatch struct {
+	pids       []int
+	start      time.Time
+	busy, ours time.Duration
+	ok         bool
+}
+
+func watchNeighbours(pids []int) *neighbourWatch {
+	w := &neighbourWatch{pids: pids, start: time.Now()}
+	var ok1, ok2 bool
+	w.busy, ok1 = machineBusy()
+	w.ours, ok2 = processCPU(pids)
+	w.ok = ok1 && ok2
+	return w
+}
+
+// cores is the neighbours' average CPU use since the watch began, in cores
+// (0 and false when unknown).
+func (w *neighbourWatch) cores() (float64, bool) {
+	busy, ok1 := machineBusy()
+	ours, ok2 := processCPU(w.pids)
+	el := time.Since(w.start)
+	if !w.ok || !ok1 || !ok2 || el <= 0 {
+		return 0, false
+	}
+	return max(float64((busy-w.busy)-(ours-w.ours))/float64(el), 0), true
+}
+
+// report sets extraOthersCores on res when it is known.
+func (w *neighbourWatch) report(res *ScenarioResult) {
+	if c, ok := w.cores(); ok {
+		res.setExtra(extraOthersCores, c)
+	}
+}

@@ -50,3 +50,33 @@ func processCPU(pids []int) (time.Duration, bool) {
 	}
 	return total, true
 }
+
+// machineBusy is the CPU time all of the machine's CPUs have spent busy
+// since boot (/proc/stat: user, nice, system and steal; interrupt time is
+// left out, as it is charged to no process). ok is false when it cannot be
+// read.
+func machineBusy() (time.Duration, bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return parseMachineBusy(string(line))
+}
+
+// parseMachineBusy reads the aggregate "cpu" line of /proc/stat.
+func parseMachineBusy(line string) (time.Duration, bool) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 8} { // user nice system steal
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil || v < 0 {
+			return 0, false
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, true
+}

@@ -11,3 +11,6 @@ func childSysProcAttr() *syscall.SysProcAttr { return nil }
 
 // processCPU is not measured off Linux.
 func processCPU([]int) (time.Duration, bool) { return 0, false }
+
+// machineBusy is not measured off Linux.
+func machineBusy() (time.Duration, bool) { return 0, false }

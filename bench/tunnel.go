@@ -93,39 +93,52 @@ func (r *runner) tunnelHTTP(ctx context.Context) (ScenarioResult, error) {
 			return r.phase(sg.newWorker)
 		}
 	}
-	phase := func(label, base string) loadResult { return r.measure(ctx, label, mk(base)) }
-	if tunErr == nil && r.opts.Baseline && r.opts.Rounds > 1 {
-		lr, br := r.alternateCPU(ctx, ScenarioTunnelHTTP, mk("http://"+tun.addr), mk(app.url()), nil, tun.pids)
-		r.client.CloseIdleConnections()
-		tun.close()
-		fill(&res, lr, "req/s")
-		fillBaseline(&res, br.throughput(), br.rec.latency())
+	// phase measures one side alone, with the CPU it costs (this process's
+	// plus pids').
+	phase := func(label, base string, pids []int) loadResult {
+		cpu0, ok0 := processCPU(pids)
+		lr := r.measure(ctx, label, mk(base))
+		cpu1, ok1 := processCPU(pids)
+		lr.cpu, lr.cpuOK = cpu1-cpu0, ok0 && ok1
+		return lr
+	}
+	var lr, br loadResult
+	switch {
+	case tunErr == nil && r.opts.Baseline && r.opts.Rounds > 1:
+		nw := watchNeighbours(tun.pids)
+		lr, br = r.alternateCPU(ctx, ScenarioTunnelHTTP, mk("http://"+tun.addr), mk(app.url()), nil, tun.pids)
+		nw.report(&res)
 		res.Mode += fmt.Sprintf(", %d rounds", r.opts.Rounds)
-		// CPU per request, the harness's plus the server's and agent's on
-		// the tunnel's side: steadier than rates on a shared machine.
-		if t, d := lr.cpuPerOK(), br.cpuPerOK(); t > 0 && d > 0 && len(tun.pids) > 0 {
-			res.setExtra("cpu_us_per_req", t)
-			res.setExtra("direct_cpu_us_per_req", d)
-			res.setExtra("cpu_ratio", d/t)
+	case tunErr == nil:
+		nw := watchNeighbours(tun.pids)
+		lr = phase(ScenarioTunnelHTTP, "http://"+tun.addr, tun.pids)
+		if r.opts.Baseline {
+			br = phase(ScenarioTunnelHTTP+" direct", app.url(), nil)
 		}
-		if err := br.rec.firstError(); err != nil && res.FirstError == "" {
-			res.FirstError = "direct: " + err.Error()
-		}
-		return res, ctx.Err()
+		nw.report(&res)
+	case r.opts.Baseline:
+		br = phase(ScenarioTunnelHTTP+" direct", app.url(), nil)
 	}
 	if tunErr == nil {
-		fill(&res, phase(ScenarioTunnelHTTP, "http://"+tun.addr), "req/s")
 		// Idle keep-alive connections through the forward would hold the
 		// server's shutdown for its whole drain timeout.
 		r.client.CloseIdleConnections()
 		tun.close()
+		fill(&res, lr, "req/s")
 	}
 	if r.opts.Baseline {
-		lr := phase(ScenarioTunnelHTTP+" direct", app.url())
-		fillBaseline(&res, lr.throughput(), lr.rec.latency())
-		if err := lr.rec.firstError(); err != nil && res.FirstError == "" {
+		fillBaseline(&res, br.throughput(), br.rec.latency())
+		if err := br.rec.firstError(); err != nil && res.FirstError == "" {
 			res.FirstError = "direct: " + err.Error()
 		}
+	}
+	// CPU per request, the harness's plus the server's and agent's on the
+	// tunnel's side: unlike the rates, it does not lean towards the side
+	// with more processes when neighbours load the machine (goals.go).
+	if t, d := lr.cpuPerOK(), br.cpuPerOK(); t > 0 && d > 0 && len(tun.pids) > 0 {
+		res.setExtra("cpu_us_per_req", t)
+		res.setExtra("direct_cpu_us_per_req", d)
+		res.setExtra(extraCPURatio, d/t)
 	}
 	if tunErr != nil {
 		return res, tunErr
@@ -204,9 +217,15 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 			targets = append(targets, bare2)
 		}
 	}
+	var pids []int
+	for _, t := range targets {
+		pids = append(pids, t.pids...)
+	}
+	nw := watchNeighbours(pids)
 	if err := r.bulkRounds(ctx, targets); err != nil {
 		return res, err
 	}
+	nw.report(&res)
 	if tunnel != nil {
 		res.Throughput, res.Latency, res.Count, res.DurationSeconds = tunnel.mbps(), tunnel.rec.latency(), tunnel.rec.ok.Load(), tunnel.elapsed.Seconds()
 	}
@@ -232,8 +251,13 @@ func (r *runner) tunnelTCP(ctx context.Context) (ScenarioResult, error) {
 			res.setExtra(c.key, c.t.cpuPerMB())
 		}
 	}
-	if q, t := res.Extra["quic_cpu_us_per_mb"], res.Extra["cpu_us_per_mb"]; q > 0 && t > 0 {
-		res.setExtra("cpu_ratio_to_quic", q/t)
+	if t := res.Extra["cpu_us_per_mb"]; t > 0 {
+		if q := res.Extra["quic_cpu_us_per_mb"]; q > 0 {
+			res.setExtra("cpu_ratio_to_quic", q/t)
+		}
+		if q := res.Extra["quic_2proc_cpu_us_per_mb"]; q > 0 {
+			res.setExtra(extraCPURatioToQUIC2, q/t)
+		}
 	}
 	if tunErr != nil {
 		return res, tunErr
