@@ -49,6 +49,8 @@ type envOpts struct {
 	noTunnel      bool // the node runs no tunnel (no --tunnel-addr)
 	minFree       int64
 	membership    Membership // the node is a cluster member's
+	// tunnelMembers, with membership, is the cluster's tunnel directory.
+	tunnelMembers func(context.Context) ([]TunnelMember, error)
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -80,6 +82,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Tunnel: tunnel}
 	if o.membership != nil {
 		cfg.Membership = o.membership
+		cfg.TunnelMembers = o.tunnelMembers
 		cfg.Cluster = func(context.Context) (api.ClusterStatus, error) { return api.ClusterStatus{NodeID: 1}, nil }
 		cfg.ClusterPartitions = func() ([]api.ClusterPartition, error) {
 			return []api.ClusterPartition{{Partition: 3, Leader: 2, Term: 7, AppliedIndex: 42, Delivering: true}}, nil

@@ -30,7 +30,7 @@ const maxSourceSecrets = 8
 
 // withSecret is the answer that creates an agent or rotates its secret.
 func (s *Server) withSecret(a model.Agent, created bool) AgentOut {
-	out := s.agentOut(a)
+	out := s.agentOut(a, nil)
 	out.Secret = a.Secret
 	if e := s.enrollment(a, created); e != nil {
 		out.EnrollCommand = e.Command
@@ -68,8 +68,8 @@ func destinationOut(d model.Destination, clear bool) DestinationOut {
 	return DestinationOut{Destination: d}
 }
 
-func (s *Server) agentOut(a model.Agent) AgentOut {
-	out := AgentOut{Agent: a}
+func (s *Server) agentOut(a model.Agent, members []TunnelMember) AgentOut {
+	out := AgentOut{Agent: a, Members: agentMembers(a.ID, members)}
 	out.Agent.Secret = ""
 	if s.cfg.Agents != nil {
 		out.Online, out.LastSeen = s.cfg.Agents.Online(a.ID)
@@ -461,9 +461,10 @@ func (s *Server) listAgents(*http.Request, httprouter.Params, principal) (int, a
 // Agents lists the agents by id with their online state.
 func (s *Server) Agents() []AgentOut {
 	snap := s.node.Snapshot()
+	members := s.tunnelMembers()
 	var out []AgentOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Agents)) {
-		out = append(out, s.agentOut(snap.Agents[k]))
+		out = append(out, s.agentOut(snap.Agents[k], members))
 	}
 	return out
 }
@@ -473,7 +474,7 @@ func (s *Server) getAgent(_ *http.Request, ps httprouter.Params, _ principal) (i
 	if !ok {
 		return 0, nil, errNotFound("no agent %q", ps.ByName("id"))
 	}
-	return http.StatusOK, s.agentOut(a), nil
+	return http.StatusOK, s.agentOut(a, s.tunnelMembers()), nil
 }
 
 func (s *Server) createAgent(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
@@ -506,7 +507,7 @@ func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal)
 	if err := s.node.Apply(actors.Change{Agents: []model.Agent{a}, KeepAgentSecrets: true, Actor: p.actor()}); err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, s.agentOut(a), nil
+	return http.StatusOK, s.agentOut(a, nil), nil
 }
 
 func (s *Server) deleteAgent(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {

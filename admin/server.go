@@ -59,6 +59,10 @@ type Config struct {
 	// Membership adds and removes members (with Cluster; nil on a single
 	// node).
 	Membership Membership
+	// TunnelMembers reads the cluster's tunnel directory (with Cluster
+	// and Tunnel; nil on a single node): enrollment names every member's
+	// tunnel, and agents and forwards show their state on each member.
+	TunnelMembers func(context.Context) ([]TunnelMember, error)
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration

@@ -75,18 +75,11 @@ func (s *Server) enrollment(a model.Agent, created bool) *Enrollment {
 		return nil
 	}
 	e := &Enrollment{Tunnel: t.Addr, ID: a.ID, Secret: a.Secret, ServerFingerprint: t.Fingerprint,
-		AllowedTargets: slices.Clone(a.AllowedTargets), Created: created}
+		Tunnels: s.tunnelEndpoints(s.tunnelMembers()), AllowedTargets: slices.Clone(a.AllowedTargets), Created: created}
 	if e.AllowedTargets == nil {
 		e.AllowedTargets = []string{}
 	}
-	args := []string{"agentd", "join", "--tunnel", t.Addr, "--id", a.ID, "--secret", a.Secret, "--server-fingerprint", t.Fingerprint}
-	for _, target := range a.AllowedTargets {
-		args = append(args, "--allow", target)
-	}
-	for i, arg := range args {
-		args[i] = shellQuote(arg)
-	}
-	e.Command = strings.Join(args, " ")
+	e.Command = joinCommand(e.Tunnels, a)
 	return e
 }
 
@@ -130,8 +123,8 @@ func (s *Server) Enroll(id string, allowed []string, p Principal) (*Enrollment, 
 
 // --- forwards ---
 
-func (s *Server) forwardOut(f model.Forward) ForwardOut {
-	out := ForwardOut{Forward: f}
+func (s *Server) forwardOut(f model.Forward, members []TunnelMember) ForwardOut {
+	out := ForwardOut{Forward: f, Members: forwardMembers(f, members)}
 	if s.cfg.Agents != nil {
 		out.AgentOnline, _ = s.cfg.Agents.Online(f.Agent)
 	}
@@ -145,9 +138,10 @@ func (s *Server) listForwards(*http.Request, httprouter.Params, principal) (int,
 // Forwards lists the raw TCP forwards by listen address.
 func (s *Server) Forwards() []ForwardOut {
 	snap := s.node.Snapshot()
+	members := s.tunnelMembers()
 	var out []ForwardOut
 	for _, k := range slices.Sorted(maps.Keys(snap.Forwards)) {
-		out = append(out, s.forwardOut(snap.Forwards[k]))
+		out = append(out, s.forwardOut(snap.Forwards[k], members))
 	}
 	return out
 }
@@ -157,7 +151,7 @@ func (s *Server) getForward(_ *http.Request, ps httprouter.Params, _ principal) 
 	if !ok {
 		return 0, nil, errNotFound("no forward listening on %q", ps.ByName("listen"))
 	}
-	return http.StatusOK, s.forwardOut(f), nil
+	return http.StatusOK, s.forwardOut(f, s.tunnelMembers()), nil
 }
 
 // createForward checks what Apply cannot see before it writes: that the
@@ -197,7 +191,7 @@ func (s *Server) CreateForward(f model.Forward, p Principal) (ForwardOut, error)
 	if err := s.apply(actors.Change{Forwards: []model.Forward{f}}, p); err != nil {
 		return ForwardOut{}, err
 	}
-	return s.forwardOut(f), nil
+	return s.forwardOut(f, s.tunnelMembers()), nil
 }
 
 func (s *Server) deleteForward(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {

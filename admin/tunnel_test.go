@@ -1,13 +1,19 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal"
 )
 
@@ -248,5 +254,92 @@ func TestAgentDestinationTargetChecked(t *testing.T) {
 	}
 	if got := e.node.Snapshot().Destinations["billing"].URL; got != "http://hooks.internal:8080/in" {
 		t.Fatalf("refused update changed the url to %q", got)
+	}
+}
+
+// TestTunnelMembers: on a cluster member, enrollment names every member's
+// tunnel (one pin when they share a certificate, else one per tunnel in
+// the same order), and agents and forwards show their state on each
+// member as the tunnel directory holds it.
+func TestTunnelMembers(t *testing.T) {
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	var (
+		mu      sync.Mutex // the directory is read on the server's goroutines
+		members []TunnelMember
+	)
+	set := func(ms []TunnelMember) {
+		mu.Lock()
+		defer mu.Unlock()
+		members = ms
+	}
+	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
+		tunnelMembers: func(context.Context) ([]TunnelMember, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(members), nil
+		}})
+	set([]TunnelMember{
+		{Node: 3, Addr: "n3:7443", Fingerprint: "sha256:abcd", ReportedAt: at, Reachable: false,
+			Sessions:  map[string]api.MemberSession{"office": {Online: true, Transport: "quic", Remote: "10.0.0.9:5000", Since: at}},
+			Listeners: map[string]string{"127.0.0.1:5432": ""}},
+		{Node: 1, Addr: "gw.example:7443", Fingerprint: "sha256:abcd", ReportedAt: at, Reachable: true,
+			Listeners: map[string]string{"127.0.0.1:5432": "listen tcp 127.0.0.1:5432: bind: address already in use"}},
+		{Node: 2, Addr: "n2:7443", Fingerprint: "sha256:abcd", ReportedAt: at, Reachable: true,
+			Sessions: map[string]api.MemberSession{"office": {Online: true, Transport: "tcp", Since: at}}},
+	})
+	var enr Enrollment
+	e.must(http.StatusCreated, "POST", "/api/v1/agents/office/enrollment", map[string]any{"allowed_targets": []string{"db.internal:5432"}}, &enr)
+	want := "agentd join --tunnel gw.example:7443 --tunnel n2:7443 --tunnel n3:7443 --id office --secret " + enr.Secret +
+		" --server-fingerprint sha256:abcd --allow db.internal:5432"
+	if enr.Command != want || len(enr.Tunnels) != 3 || enr.Tunnels[2] != (api.TunnelEndpoint{Node: 3, Addr: "n3:7443", Fingerprint: "sha256:abcd"}) {
+		t.Fatalf("enrollment with members sharing a certificate: %+v\nwant command %s", enr, want)
+	}
+	// Each member its own certificate; one not reported yet is not named,
+	// but the answering member always is.
+	set([]TunnelMember{{Node: 3, Addr: "n3:7443", Fingerprint: "sha256:03", ReportedAt: at}})
+	e.must(http.StatusCreated, "POST", "/api/v1/agents/office/enrollment", nil, &enr)
+	want = "agentd join --tunnel gw.example:7443 --tunnel n3:7443 --id office --secret " + enr.Secret +
+		" --server-fingerprint sha256:abcd --server-fingerprint sha256:03 --allow db.internal:5432"
+	if enr.Command != want {
+		t.Fatalf("enrollment with a pin each:\n got %s\nwant %s", enr.Command, want)
+	}
+
+	listen := freeTCP(t)
+	directory := func(on3 map[string]string) []TunnelMember {
+		return []TunnelMember{
+			{Node: 1, Addr: "gw.example:7443", Fingerprint: "sha256:abcd", ReportedAt: at, Reachable: true, Listeners: map[string]string{listen: ""}},
+			{Node: 3, Addr: "n3:7443", Fingerprint: "sha256:03", ReportedAt: at, Reachable: false,
+				Sessions:  map[string]api.MemberSession{"office": {Online: true, Transport: "quic", Remote: "10.0.0.9:5000", Since: at}},
+				Listeners: on3},
+		}
+	}
+	set(directory(map[string]string{listen: "listen tcp: address already in use"}))
+	var a AgentOut
+	e.must(http.StatusOK, "GET", "/api/v1/agents/office", nil, &a)
+	wantSessions := []api.MemberSession{
+		{Node: 1, Tunnel: "gw.example:7443", ReportedAt: at, Reachable: true},
+		{Node: 3, Tunnel: "n3:7443", Online: true, Transport: "quic", Remote: "10.0.0.9:5000", Since: at, ReportedAt: at},
+	}
+	if !reflect.DeepEqual(a.Members, wantSessions) {
+		t.Fatalf("agent members:\n got %+v\nwant %+v", a.Members, wantSessions)
+	}
+
+	var f ForwardOut
+	e.must(http.StatusCreated, "POST", "/api/v1/forwards", map[string]any{"listen": listen, "agent": "office", "target": "db.internal:5432"}, &f)
+	wantListeners := []api.MemberListener{
+		{Node: 1, Listening: true, ReportedAt: at, Reachable: true},
+		{Node: 3, Error: "listen tcp: address already in use", AgentOnline: true, ReportedAt: at},
+	}
+	var page Page[ForwardOut]
+	e.must(http.StatusOK, "GET", "/api/v1/forwards", nil, &page)
+	if len(page.Items) != 1 || !reflect.DeepEqual(page.Items[0].Members, wantListeners) || !reflect.DeepEqual(f.Members, wantListeners) {
+		t.Fatalf("forward members:\n got %+v (created %+v)\nwant %+v", page.Items, f.Members, wantListeners)
+	}
+	// A member that has not started the forward yet says so.
+	set(directory(map[string]string{}))
+	var got ForwardOut
+	e.must(http.StatusOK, "GET", "/api/v1/forwards/"+url.PathEscape(listen), nil, &got)
+	if m := got.Members[1]; m.Listening || !strings.Contains(m.Error, "not started") {
+		t.Fatalf("forward on a member without it: %+v", m)
 	}
 }

@@ -24,8 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/webhookops/webhookops/actors/refusals"
@@ -62,11 +64,14 @@ type Registry struct {
 
 	closeOnce sync.Once
 
+	changed atomic.Pointer[func()] // SetOnChange's
+
 	mu       sync.Mutex // guards the fields below
 	started  bool
 	closed   bool
 	agents   map[string]model.Agent
 	forwards map[string]*runningForward
+	failed   map[string]string // forwards that cannot listen: why, by listen address
 }
 
 type runningForward struct {
@@ -84,7 +89,7 @@ func New(cfg Config) (*Registry, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1), refusals: cfg.Refusals,
-		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}}
+		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}, failed: map[string]string{}}
 	cfg.Tunnel.Auth = tunnelproto.AuthenticatorFunc(r.lookup)
 	cfg.Tunnel.OnEvent = r.onEvent
 	if cfg.Tunnel.Logger == nil {
@@ -138,8 +143,39 @@ func (r *Registry) audit(e wal.AuditEntry) {
 	r.db.Commit(b, nil)
 }
 
+// SetOnChange makes f hear of every change to what Listeners and the
+// server's sessions report: a session up or down, a forward started,
+// stopped or failing. f runs on the tunnel's goroutines and must not
+// block (a cluster member's reporter only marks itself dirty).
+func (r *Registry) SetOnChange(f func()) { r.changed.Store(&f) }
+
+func (r *Registry) notify() {
+	if f := r.changed.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// Sessions lists the agents' live sessions on this node's tunnel.
+func (r *Registry) Sessions() []tunnelproto.SessionInfo { return r.srv.Sessions() }
+
+// Listeners reports this node's forwards by listen address: "" for one
+// listening, else why it cannot.
+func (r *Registry) Listeners() map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]string, len(r.forwards)+len(r.failed))
+	for listen := range r.forwards {
+		out[listen] = ""
+	}
+	maps.Copy(out, r.failed)
+	return out
+}
+
 // onEvent audits a session event.
 func (r *Registry) onEvent(e tunnelproto.Event) {
+	if e.Kind == tunnelproto.EventOnline || e.Kind == tunnelproto.EventOffline {
+		defer r.notify()
+	}
 	detail := map[string]string{"remote_addr": e.RemoteAddr}
 	if e.Code != tunnelproto.CodeNone {
 		detail["code"] = e.Code.String()
@@ -193,8 +229,10 @@ func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]
 			}
 		}
 	}
+	defer r.notify()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	clear(r.failed)
 	for listen, rf := range r.forwards {
 		if f, ok := forwards[listen]; !ok || f != rf.f {
 			rf.cancel()
@@ -208,6 +246,7 @@ func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]
 		}
 		ln, err := net.Listen("tcp", f.Listen)
 		if err != nil {
+			r.failed[listen] = err.Error()
 			r.log.Error("forward cannot listen", "listen", f.Listen, "agent", f.Agent, "target", f.Target, "err", err)
 			r.audit(wal.AuditEntry{At: time.Now().UTC(), Action: "forward.failed", ObjectType: "forward", ObjectID: listen, Detail: map[string]string{"error": err.Error()}})
 			continue

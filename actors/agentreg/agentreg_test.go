@@ -3,6 +3,7 @@ package agentreg
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -249,4 +250,73 @@ func TestConfiguredBeforeStart(t *testing.T) {
 	if _, err := DialTunnelOff(context.Background(), "dev", appAddr); err == nil || !strings.Contains(err.Error(), "--tunnel-addr") {
 		t.Fatalf("DialTunnelOff = %v", err)
 	}
+}
+
+// TestReportsSessionsAndListeners: what a cluster member reports of its
+// tunnel. Listeners says which forwards listen and why one cannot (its
+// address taken); Sessions lists the agent once it joined; the change
+// callback hears each of these.
+func TestReportsSessionsAndListeners(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer app.Close()
+	appAddr := strings.TrimPrefix(app.URL, "http://")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free := freeTCP(t)
+	var changes atomic.Int64
+	n, reg, _ := startNode(t, func(n *actors.Node) {
+		if err := n.Apply(actors.Change{Agents: []model.Agent{{ID: "dev", AllowedTargets: []string{appAddr}, Secret: "s"}}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	reg.SetOnChange(func() { changes.Add(1) })
+	err = n.Apply(actors.Change{Forwards: []model.Forward{
+		{Listen: free, Agent: "dev", Target: appAddr},
+		{Listen: taken.Addr().String(), Agent: "dev", Target: appAddr},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := reg.Listeners()
+	if len(ls) != 2 || ls[free] != "" || !strings.Contains(ls[taken.Addr().String()], "address already in use") {
+		t.Fatalf("Listeners = %q", ls)
+	}
+	if changes.Load() == 0 {
+		t.Fatal("a forward change was not heard")
+	}
+	if len(reg.Sessions()) != 0 {
+		t.Fatalf("sessions before any agent: %+v", reg.Sessions())
+	}
+	before := changes.Load()
+	runAgent(t, reg, "dev", "s", []string{appAddr})
+	waitOnline(t, reg, "dev", true)
+	if s := reg.Sessions(); len(s) != 1 || s[0].AgentID != "dev" {
+		t.Fatalf("Sessions = %+v", s)
+	}
+	for deadline := time.Now().Add(5 * time.Second); changes.Load() == before; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the session coming up was not heard")
+		}
+	}
+	// Deleting the forwards empties Listeners, the failed one included.
+	if err := n.Apply(actors.Change{DeleteForwards: []string{free, taken.Addr().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	if ls := reg.Listeners(); len(ls) != 0 {
+		t.Fatalf("Listeners after deleting every forward = %q", ls)
+	}
+}
+
+// freeTCP is a loopback address free to listen on now.
+func freeTCP(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -100,12 +100,25 @@
 //
 // # Membership
 //
-// Members are replicas of every partition. AddNode and RemoveNode make one
-// raft membership change per partition (retried, and idempotent, so a
+// Members are replicas of every partition (and of the tunnel directory).
+// AddNode and RemoveNode make one raft membership change per shard (retried, and idempotent, so a
 // retry after a partial failure finishes the job); a replacement takes a
 // new id and starts with Config.Join, catching up from the log or a
 // snapshot. Removal first, then the addition: a partition never waits for
 // a member that has nothing yet to make its quorum.
+//
+// # Tunnel directory
+//
+// Agents keep a session to every member (agentd joins them all), and a
+// destination's owner delivers through its own session. What each
+// member's tunnel is and holds lives in a small shard of its own,
+// TunnelShard (tunnels.go): each member proposes its whole tunnel state
+// (address, pin, agents in session, forwards listening or failing) on
+// start and on every change, and applying replaces that member's record.
+// It is volatile and small, so its state machine is in memory and
+// snapshots whole. Enrollment reads it to name every member's tunnel; the
+// admin API reads it to show an agent's session and a forward's listener
+// on each member.
 //
 // # What this package must never do
 //

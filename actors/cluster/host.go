@@ -183,6 +183,8 @@ type Cluster struct {
 	kick   chan struct{}        // a leader or an owner changed somewhere
 	closed chan struct{}
 	wg     sync.WaitGroup // ownLoop and its proposals and reads
+
+	reporter *tunnelReporter // guarded by mu; nil until ReportTunnel
 }
 
 func quietDragonboat() {
@@ -271,6 +273,10 @@ func Start(cfg Config) (*Cluster, error) {
 			nh.Close()
 			return nil, fmt.Errorf("cluster: partition %d: %w", p, err)
 		}
+	}
+	if err := c.startTunnelShard(members); err != nil {
+		nh.Close()
+		return nil, err
 	}
 	c.wg.Add(1)
 	go c.ownLoop()
@@ -389,9 +395,14 @@ func (c *Cluster) proposeInbox(ctx context.Context, refs []inboxRef) error {
 // propose commits cmd to part, retrying temporary failures until ctx or
 // the propose timeout ends.
 func (c *Cluster) propose(ctx context.Context, part uint16, cmd []byte) (sm.Result, error) {
+	return c.proposeTo(ctx, PartitionShard(part), fmt.Sprintf("partition %d", part), cmd)
+}
+
+// proposeTo commits cmd to shard (named name in errors), retrying
+// temporary failures until ctx or the propose timeout ends.
+func (c *Cluster) proposeTo(ctx context.Context, shard uint64, name string, cmd []byte) (sm.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProposeTimeout)
 	defer cancel()
-	shard := PartitionShard(part)
 	sess := c.nh.GetNoOPSession(shard)
 	backoff := 20 * time.Millisecond
 	for {
@@ -404,11 +415,11 @@ func (c *Cluster) propose(ctx context.Context, part uint16, cmd []byte) (sm.Resu
 			return res, nil
 		}
 		if !dragonboat.IsTempError(err) && !errors.Is(err, context.DeadlineExceeded) {
-			return sm.Result{}, fmt.Errorf("%w: partition %d: %v", actors.ErrUnavailable, part, err)
+			return sm.Result{}, fmt.Errorf("%w: %s: %v", actors.ErrUnavailable, name, err)
 		}
 		select {
 		case <-ctx.Done():
-			return sm.Result{}, fmt.Errorf("%w: partition %d: %v", actors.ErrUnavailable, part, err)
+			return sm.Result{}, fmt.Errorf("%w: %s: %v", actors.ErrUnavailable, name, err)
 		case <-c.closed:
 			return sm.Result{}, fmt.Errorf("%w: leaving the cluster", actors.ErrUnavailable)
 		case <-time.After(backoff):
@@ -714,21 +725,25 @@ func (c *Cluster) RemoveNode(ctx context.Context, id uint64) error {
 			return nil // not (or no longer) a member
 		}
 		if len(m.Nodes) <= 2 {
-			return fmt.Errorf("%w: partition shard %d has %d members; removing one would leave no quorum to lose", ErrMembership, shard, len(m.Nodes))
+			return fmt.Errorf("%w: shard %d has %d members; removing one would leave no quorum to lose", ErrMembership, shard, len(m.Nodes))
 		}
 		return c.nh.SyncRequestDeleteReplica(ctx, shard, id, m.ConfigChangeID)
 	})
 }
 
-// eachPartition reads every partition's membership (linearizably) and
-// runs change on it, one partition after another; it stops at the first
+// eachPartition reads every shard's membership (the tunnel directory's,
+// then every partition's, linearizably) and runs change on it, one shard
+// after another; it stops at the first
 // error. A change already made is skipped by change itself, so a retry
 // (of one try lost with a dead leader, or of the whole call after a
 // partial failure) finishes the job. Each partition gets 20 s, in tries of
 // 2 s: a request to a leader that just died is dropped, not refused.
 func (c *Cluster) eachPartition(ctx context.Context, change func(context.Context, uint64, *dragonboat.Membership) error) error {
+	shards := []uint64{TunnelShard}
 	for p := 0; p < c.part; p++ {
-		shard := PartitionShard(uint16(p))
+		shards = append(shards, PartitionShard(uint16(p)))
+	}
+	for _, shard := range shards {
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			err := func() error {
@@ -745,7 +760,7 @@ func (c *Cluster) eachPartition(ctx context.Context, change func(context.Context
 			}
 			retry := dragonboat.IsTempError(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, dragonboat.ErrRejected)
 			if !retry || time.Now().After(deadline) || ctx.Err() != nil {
-				return fmt.Errorf("partition %d: %w", p, err)
+				return fmt.Errorf("shard %d: %w", shard, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

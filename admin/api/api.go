@@ -107,6 +107,47 @@ type AgentOut struct {
 	// EnrollCommand, with Secret, is the agentd command line to start the
 	// agent with (the same as an enrollment's command).
 	EnrollCommand string `json:"enroll_command,omitempty"`
+	// Members, in a cluster, is the agent's session on each member's
+	// tunnel (Online and LastSeen above are the answering member's own).
+	// The member that delivers an agent-mode destination does it through
+	// its own session.
+	Members []MemberSession `json:"members,omitempty"`
+}
+
+// MemberSession is an agent's session on one cluster member, as that
+// member last reported it to the cluster's tunnel directory.
+type MemberSession struct {
+	Node      uint64    `json:"node"`
+	Tunnel    string    `json:"tunnel"` // the member's tunnel address
+	Online    bool      `json:"online"`
+	Since     time.Time `json:"since,omitzero"`
+	Remote    string    `json:"remote,omitempty"`
+	Transport string    `json:"transport,omitempty"`
+	// ReportedAt is when the member made the report; Reachable, whether
+	// the answering member could reach it just now (a member that died
+	// leaves its last report behind).
+	ReportedAt time.Time `json:"reported_at"`
+	Reachable  bool      `json:"reachable"`
+}
+
+// MemberListener is a forward on one cluster member, as that member last
+// reported it: whether it listens (or why not) and whether the agent has
+// a session there (a connection accepted without one is refused).
+type MemberListener struct {
+	Node        uint64    `json:"node"`
+	Listening   bool      `json:"listening"`
+	Error       string    `json:"error,omitempty"`
+	AgentOnline bool      `json:"agent_online"`
+	ReportedAt  time.Time `json:"reported_at"`
+	Reachable   bool      `json:"reachable"`
+}
+
+// TunnelEndpoint is one tunnel an agent dials: a single node's, or one
+// cluster member's (Node set).
+type TunnelEndpoint struct {
+	Node        uint64 `json:"node,omitempty"`
+	Addr        string `json:"addr"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // SecretRotation is the answer to a secret rotation: the new secret, the
@@ -129,12 +170,16 @@ type SecretRequest struct {
 // command line, ready to paste, and its parts. It is the only answer that
 // shows the agent's secret.
 type Enrollment struct {
-	Command           string   `json:"command"`
-	Tunnel            string   `json:"tunnel"`
-	ID                string   `json:"id"`
-	Secret            string   `json:"secret"`
-	ServerFingerprint string   `json:"server_fingerprint"`
-	AllowedTargets    []string `json:"allowed_targets"`
+	Command string `json:"command"`
+	// Tunnel and ServerFingerprint are the answering node's tunnel.
+	Tunnel            string `json:"tunnel"`
+	ID                string `json:"id"`
+	Secret            string `json:"secret"`
+	ServerFingerprint string `json:"server_fingerprint"`
+	// Tunnels is every tunnel the agent joins (the command names them
+	// all): the node's, or every cluster member's, by node id.
+	Tunnels        []TunnelEndpoint `json:"tunnels"`
+	AllowedTargets []string         `json:"allowed_targets"`
 	// Created is true when the agent did not exist before, false when
 	// its secret was rotated (which cut its live session).
 	Created bool `json:"created"`
@@ -152,4 +197,8 @@ type ForwardOut struct {
 	// AgentOnline reports whether the agent the forward goes through has
 	// a live session; while it has none, connections are refused.
 	AgentOnline bool `json:"agent_online"`
+	// Members, in a cluster, says which members listen for the forward
+	// and have the agent in session (AgentOnline is the answering
+	// member's own).
+	Members []MemberListener `json:"members,omitempty"`
 }

@@ -19,6 +19,9 @@ type ClusterNode struct {
 	// Leads is how many partitions the member leads, as the answering node
 	// last heard.
 	Leads int `json:"leads"`
+	// Tunnel is where agents dial the member's tunnel, as it reported
+	// it; empty when it runs none or has not reported yet.
+	Tunnel string `json:"tunnel,omitempty"`
 }
 
 // ClusterPartition is one replicated partition.

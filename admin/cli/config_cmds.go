@@ -552,10 +552,14 @@ func runAgentsList(ctx context.Context, c *cli.Context, cl *client.Client) error
 	}
 	return output(c, items, func(w io.Writer) error {
 		var rows [][]string
+		clustered := false
 		for _, a := range items {
-			rows = append(rows, []string{a.ID, orDash(strings.Join(a.AllowedTargets, " ")), strconv.FormatBool(a.Online), fmtTime(a.LastSeen)})
+			rows = append(rows, []string{a.ID, orDash(strings.Join(a.AllowedTargets, " ")), strconv.FormatBool(a.Online), fmtTime(a.LastSeen), agentMembersCell(a.Members)})
+			clustered = clustered || len(a.Members) > 0
 		}
-		return table(w, []string{"ID", "ALLOWED_TARGETS", "ONLINE", "LAST_SEEN"}, rows)
+		head := []string{"ID", "ALLOWED_TARGETS", "ONLINE", "LAST_SEEN", "MEMBERS"}
+		head, rows = membersColumn(clustered, head, rows)
+		return table(w, head, rows)
 	})
 }
 
@@ -568,7 +572,14 @@ func runAgentsGet(ctx context.Context, c *cli.Context, cl *client.Client) error 
 	if err != nil {
 		return err
 	}
-	return output(c, a, func(w io.Writer) error { return kv(w, a) })
+	return output(c, a, func(w io.Writer) error {
+		plain := a
+		plain.Members = nil
+		if err := kv(w, plain); err != nil {
+			return err
+		}
+		return agentMembersTable(w, a.Members)
+	})
 }
 
 func runAgentsCreate(ctx context.Context, c *cli.Context, cl *client.Client) error {
@@ -686,10 +697,14 @@ func runForwardsList(ctx context.Context, c *cli.Context, cl *client.Client) err
 	}
 	return output(c, items, func(w io.Writer) error {
 		var rows [][]string
+		clustered := false
 		for _, f := range items {
-			rows = append(rows, []string{f.Listen, f.Agent, f.Target, strconv.FormatBool(f.AgentOnline)})
+			rows = append(rows, []string{f.Listen, f.Agent, f.Target, strconv.FormatBool(f.AgentOnline), forwardMembersCell(f.Members)})
+			clustered = clustered || len(f.Members) > 0
 		}
-		return table(w, []string{"LISTEN", "AGENT", "TARGET", "AGENT_ONLINE"}, rows)
+		head := []string{"LISTEN", "AGENT", "TARGET", "AGENT_ONLINE", "MEMBERS"}
+		head, rows = membersColumn(clustered, head, rows)
+		return table(w, head, rows)
 	})
 }
 
@@ -702,7 +717,14 @@ func runForwardsGet(ctx context.Context, c *cli.Context, cl *client.Client) erro
 	if err != nil {
 		return err
 	}
-	return output(c, f, func(w io.Writer) error { return kv(w, f) })
+	return output(c, f, func(w io.Writer) error {
+		plain := f
+		plain.Members = nil
+		if err := kv(w, plain); err != nil {
+			return err
+		}
+		return forwardMembersTable(w, f.Members)
+	})
 }
 
 func runForwardsCreate(ctx context.Context, c *cli.Context, cl *client.Client) error {

@@ -46,8 +46,9 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	}
 	out := api.ClusterStatus{NodeID: st.NodeID, Nodes: []api.ClusterNode{}, Partitions: partitionsOut(st.Partitions)}
 	m.addDestinations(out.Partitions)
+	tunnels, _ := m.cl.Tunnels() // none: the status goes without tunnel addresses
 	for _, n := range st.Nodes {
-		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads})
+		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr})
 	}
 	return out, nil
 }

@@ -42,6 +42,13 @@ type clusterNode struct {
 // from the `cluster ca` and `cluster cert` commands.
 func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool, extra ...string) []*clusterNode {
 	t.Helper()
+	return startClusterNodesEach(t, bin, cfg, n, mTLS, func(*clusterNode) []string { return extra })
+}
+
+// startClusterNodesEach is startClusterNodes with each member's own extra
+// serve flags: extra is called once per member, before it starts.
+func startClusterNodesEach(t *testing.T, bin, cfg string, n int, mTLS bool, extra func(*clusterNode) []string) []*clusterNode {
+	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
 	if mTLS {
@@ -53,7 +60,8 @@ func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool, extra ..
 	var members []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
-			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1)), extraArgs: extra}
+			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
+		nodes[i].extraArgs = extra(nodes[i])
 		members = append(members, fmt.Sprintf("%d=%s", i+1, nodes[i].raft))
 		if mTLS {
 			id := strconv.Itoa(i + 1)

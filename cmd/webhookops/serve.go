@@ -233,6 +233,9 @@ func serve(c *cli.Context) error {
 	}
 	if cm != nil {
 		defer cm.Close()
+		if tunnel != nil {
+			cm.reportTunnel(tunnel)
+		}
 	}
 	admCfg := admin.Config{
 		Node: node, Logger: log,
@@ -247,6 +250,9 @@ func serve(c *cli.Context) error {
 		admCfg.Cluster = cm.status
 		admCfg.ClusterPartitions = cm.partitions
 		admCfg.Membership = cm
+		if tunnel != nil {
+			admCfg.TunnelMembers = cm.tunnelMembers
+		}
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {
