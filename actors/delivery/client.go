@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -104,6 +105,7 @@ type Client struct {
 
 	mu         sync.Mutex // guards the fields below
 	transports map[transportKey]*http.Transport
+	pools      map[transportKey]*h1Pool // plain-http destinations in mode http
 }
 
 // transportKey is what makes two destinations need different transports.
@@ -125,6 +127,9 @@ func (c *Client) CloseIdle() {
 	defer c.mu.Unlock()
 	for _, t := range c.transports {
 		t.CloseIdleConnections()
+	}
+	for _, p := range c.pools {
+		p.closeIdle()
 	}
 }
 
@@ -153,8 +158,14 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 	if timeout <= 0 {
 		timeout = model.DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	// The attempt's deadline. A pooled plain-http attempt puts it on its
+	// connection and watches ctx for cancellation; only the Transport gets
+	// a context of its own, whose timer and registration with its parent
+	// were a few percent of a delivery's CPU.
+	deadline := start.Add(timeout)
+	if pd, ok := ctx.Deadline(); ok && pd.Before(deadline) {
+		deadline = pd
+	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(r.Body))
 	if err != nil {
@@ -169,7 +180,7 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		return Result{Err: ErrURLUserinfo.Error()}
 	}
 
-	tr, err := c.transportFor(d)
+	tr, pool, err := c.transportFor(d, u.Scheme == "http")
 	if err != nil {
 		return Result{Err: err.Error()}
 	}
@@ -185,7 +196,19 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 
 	c.buildHeader(req, d, r)
 
-	resp, err := tr.RoundTrip(req)
+	var resp *http.Response
+	if pool != nil {
+		port := u.Port()
+		if port == "" {
+			port = "80"
+		}
+		resp, err = pool.roundTrip(ctx, deadline, req, net.JoinHostPort(u.Hostname(), port))
+	} else {
+		tctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		resp, err = tr.RoundTrip(req.WithContext(tctx))
+		ctx = tctx // for describeError
+	}
 	if err != nil {
 		return Result{Err: describeError(ctx, err, start, timeout)}
 	}
@@ -207,7 +230,9 @@ func describeError(ctx context.Context, err error, start time.Time, timeout time
 	if errors.As(err, &be) {
 		return be.Error()
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	// A plain-http attempt's connection carries the attempt's deadline,
+	// which can fire a moment before the context's own timer.
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || (ctx.Err() == nil && errors.Is(err, os.ErrDeadlineExceeded)) {
 		return fmt.Sprintf("timed out after %v (timeout %v)", time.Since(start).Round(time.Millisecond), timeout)
 	}
 	if errors.Is(ctx.Err(), context.Canceled) {
@@ -235,34 +260,48 @@ func readExcerpt(body io.Reader) []byte {
 }
 
 // transportFor returns the cached transport for d's combination of TLS
-// verification, private-network permission and agent, making it on first use.
-func (c *Client) transportFor(d model.Destination) (*http.Transport, error) {
+// verification, private-network permission and agent, making it on first
+// use; for a plain-http destination in mode http (plain), the pool of that
+// combination instead (h1Pool), and a nil transport.
+func (c *Client) transportFor(d model.Destination, plain bool) (*http.Transport, *h1Pool, error) {
 	k := transportKey{verifyTLS: d.TLSVerify()}
 	switch d.Mode {
 	case model.ModeHTTP:
 		k.allowPrivate = d.AllowPrivateNetwork
 	case model.ModeAgent:
 		if c.opts.AgentDial == nil {
-			return nil, ErrNoAgentDialer
+			return nil, nil, ErrNoAgentDialer
 		}
 		if d.Agent == "" {
-			return nil, ErrNoAgent
+			return nil, nil, ErrNoAgent
 		}
 		k.agent = d.Agent
+		plain = false
 	default:
-		return nil, fmt.Errorf("delivery: unknown destination mode %q (http or agent)", d.Mode)
+		return nil, nil, fmt.Errorf("delivery: unknown destination mode %q (http or agent)", d.Mode)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if plain {
+		p := c.pools[k]
+		if p == nil {
+			if c.pools == nil {
+				c.pools = make(map[transportKey]*h1Pool)
+			}
+			p = newH1Pool(c.newDialer(k))
+			c.pools[k] = p
+		}
+		return nil, p, nil
+	}
 	if t := c.transports[k]; t != nil {
-		return t, nil
+		return t, nil, nil
 	}
 	if c.transports == nil {
 		c.transports = make(map[transportKey]*http.Transport)
 	}
 	t := c.newTransport(k)
 	c.transports[k] = t
-	return t, nil
+	return t, nil, nil
 }
 
 func (c *Client) newTransport(k transportKey) *http.Transport {
@@ -276,9 +315,9 @@ func (c *Client) newTransport(k transportKey) *http.Transport {
 			MinVersion:         tls.VersionTLS12,
 		},
 		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    64,
-		IdleConnTimeout:        90 * time.Second,
+		MaxIdleConns:           h1MaxIdle,
+		MaxIdleConnsPerHost:    h1MaxIdlePerHost,
+		IdleConnTimeout:        h1IdleTimeout,
 		TLSHandshakeTimeout:    10 * time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// The excerpt is stored as received; asking for gzip would only
@@ -299,14 +338,19 @@ func (c *Client) newTransport(k transportKey) *http.Transport {
 		}
 		return t
 	}
-	dialer := &net.Dialer{
+	t.DialContext = c.newDialer(k).DialContext
+	return t
+}
+
+// newDialer is the guarded dialer of mode http: every address it connects
+// to is checked (guardControl).
+func (c *Client) newDialer(k transportKey) *net.Dialer {
+	return &net.Dialer{
 		Timeout:   30 * time.Second, // the attempt's context is usually shorter
 		KeepAlive: 30 * time.Second,
 		Resolver:  c.opts.Resolver,
 		Control:   guardControl(k.allowPrivate),
 	}
-	t.DialContext = dialer.DialContext
-	return t
 }
 
 // buildHeader sets req's headers: filtered source headers, then the

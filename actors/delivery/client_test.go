@@ -467,10 +467,10 @@ func TestDeliverConcurrent(t *testing.T) {
 		recv(t, got)
 	}
 	c.mu.Lock()
-	n := len(c.transports)
+	n := len(c.transports) + len(c.pools)
 	c.mu.Unlock()
 	if n != 2 {
-		t.Fatalf("%d transports for 2 combinations", n)
+		t.Fatalf("%d transports and pools for 2 combinations", n)
 	}
 }
 

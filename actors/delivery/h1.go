@@ -1,0 +1,289 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// h1Pool makes attempts to plain-http destinations in mode "http" over
+// HTTP/1.1 keep-alive connections, each attempt wholly on the caller's
+// goroutine: it writes the request, reads the response and its body, and
+// puts the connection back. net/http's Transport runs a reader and a writer
+// goroutine per connection and hands every request and response between
+// them and the caller; under steady delivery those hand-offs, their
+// channels and timers were about a third of what an attempt cost. Requests
+// and responses are still written and parsed by net/http (Request.Write,
+// ReadResponse). https destinations keep the Transport (TLS, HTTP/2).
+//
+// One pool per transportKey: a connection dialled under one SSRF guard
+// setting is never reused under another.
+type h1Pool struct {
+	dialer *net.Dialer
+
+	mu      sync.Mutex // guards the fields below
+	idle    map[string][]*h1Conn
+	nIdle   int
+	janitor *time.Timer // armed while anything is idle
+}
+
+// Limits of the pool, as the Transport's (newTransport).
+const (
+	h1MaxIdle        = 1024
+	h1MaxIdlePerHost = 64
+	h1IdleTimeout    = 90 * time.Second
+)
+
+// errHeaderTooLarge is the attempt's error when a response's header goes
+// past maxResponseHeaderBytes.
+var errHeaderTooLarge = fmt.Errorf("response headers exceeded %d bytes; aborted", maxResponseHeaderBytes)
+
+// aLongTimeAgo is a deadline that has passed: it wakes a blocked read or
+// write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// h1Conn is one keep-alive connection. The reader under br stops at a limit
+// while a response header is read, so a receiver cannot make us buffer more
+// than maxResponseHeaderBytes of it.
+type h1Conn struct {
+	c      net.Conn
+	lr     limitReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	idleAt time.Time
+}
+
+type limitReader struct {
+	r io.Reader
+	n int64 // bytes left; at 0 reads fail with errHeaderTooLarge
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+func newH1Pool(dialer *net.Dialer) *h1Pool {
+	return &h1Pool{dialer: dialer, idle: map[string][]*h1Conn{}}
+}
+
+// roundTrip sends req to addr (host:port) and returns its response. Its body
+// must be read and closed: closing it puts the connection back when the
+// body was read to its end, and closes the connection otherwise. deadline
+// bounds the whole attempt, connect to last byte; cancelling ctx ends it
+// at once.
+//
+// A request that fails on a reused connection before any byte of an answer
+// arrived is sent once more on a fresh one: the receiver had closed the
+// idle connection (net/http does the same for requests marked idempotent,
+// as ours are).
+func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *http.Request, addr string) (*http.Response, error) {
+	for try := 0; ; try++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		cc, reused := p.get(addr)
+		if cc == nil {
+			dctx, cancel := context.WithDeadline(ctx, deadline)
+			c, err := p.dialer.DialContext(dctx, "tcp", addr)
+			cancel()
+			if err != nil {
+				if ctx.Err() == nil && errors.Is(dctx.Err(), context.DeadlineExceeded) {
+					err = fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+				}
+				return nil, err
+			}
+			cc = &h1Conn{c: c}
+			cc.lr.r = c
+			cc.br = bufio.NewReaderSize(&cc.lr, 4<<10)
+			cc.bw = bufio.NewWriterSize(c, 4<<10)
+		}
+		if err := cc.c.SetDeadline(deadline); err != nil {
+			cc.c.Close()
+			return nil, err
+		}
+		stop := context.AfterFunc(ctx, func() { cc.c.SetDeadline(aLongTimeAgo) })
+		resp, answered, err := cc.exchange(req)
+		if err == nil {
+			resp.Body = &h1Body{r: resp.Body, cc: cc, pool: p, addr: addr, stop: stop,
+				reuse: !resp.Close && !req.Close}
+			return resp, nil
+		}
+		stop()
+		cc.c.Close()
+		if !reused || answered || try > 0 || ctx.Err() != nil || req.GetBody == nil {
+			return nil, err
+		}
+		if req.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// exchange writes req and reads the response header, skipping 1xx
+// informational responses. answered reports whether any byte of an answer
+// arrived.
+func (cc *h1Conn) exchange(req *http.Request) (resp *http.Response, answered bool, err error) {
+	if err := req.Write(cc.bw); err != nil {
+		return nil, false, err
+	}
+	if err := cc.bw.Flush(); err != nil {
+		return nil, false, err
+	}
+	cc.lr.n = maxResponseHeaderBytes
+	if _, err := cc.br.Peek(1); err != nil {
+		return nil, false, err
+	}
+	for {
+		resp, err = http.ReadResponse(cc.br, req)
+		if err != nil {
+			return nil, true, err
+		}
+		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		cc.lr.n = maxResponseHeaderBytes // the next header gets its own budget
+	}
+	cc.lr.n = math.MaxInt64
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Close = true // the connection speaks something else now
+	}
+	return resp, true, nil
+}
+
+// h1Body is a response body on a pooled connection.
+type h1Body struct {
+	r     io.ReadCloser
+	cc    *h1Conn
+	pool  *h1Pool
+	addr  string
+	stop  func() bool
+	reuse bool
+	eof   bool
+	done  bool
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close puts the connection back if the body was read to its end and the
+// attempt's cancellation had not fired on it; otherwise it closes it.
+func (b *h1Body) Close() error {
+	if b.done {
+		return nil
+	}
+	b.done = true
+	// stop is false when the cancellation ran (or runs): the connection's
+	// deadline is spoiled, never reuse it.
+	if stopped := b.stop(); stopped && b.eof && b.reuse {
+		b.pool.put(b.addr, b.cc)
+		return nil
+	}
+	return b.cc.c.Close()
+}
+
+// get takes the most recently used idle connection to addr, if any.
+func (p *h1Pool) get(addr string) (*h1Conn, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conns := p.idle[addr]
+	for len(conns) > 0 {
+		cc := conns[len(conns)-1]
+		conns[len(conns)-1] = nil
+		conns = conns[:len(conns)-1]
+		p.nIdle--
+		if time.Since(cc.idleAt) < h1IdleTimeout {
+			p.setIdle(addr, conns)
+			return cc, true
+		}
+		cc.c.Close()
+	}
+	p.setIdle(addr, conns)
+	return nil, false
+}
+
+func (p *h1Pool) setIdle(addr string, conns []*h1Conn) {
+	if len(conns) == 0 {
+		delete(p.idle, addr)
+		return
+	}
+	p.idle[addr] = conns
+}
+
+// put keeps cc for the next attempt to addr, or closes it when the pool is
+// full.
+func (p *h1Pool) put(addr string, cc *h1Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nIdle >= h1MaxIdle || len(p.idle[addr]) >= h1MaxIdlePerHost {
+		cc.c.Close()
+		return
+	}
+	cc.idleAt = time.Now()
+	p.idle[addr] = append(p.idle[addr], cc)
+	p.nIdle++
+	if p.janitor == nil {
+		p.janitor = time.AfterFunc(h1IdleTimeout, p.sweep)
+	}
+}
+
+// sweep closes the connections idle for h1IdleTimeout, and comes back while
+// any stay idle.
+func (p *h1Pool) sweep() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.janitor = nil
+	for addr, conns := range p.idle {
+		kept := conns[:0]
+		for _, cc := range conns {
+			if time.Since(cc.idleAt) >= h1IdleTimeout {
+				cc.c.Close()
+				p.nIdle--
+				continue
+			}
+			kept = append(kept, cc)
+		}
+		clear(conns[len(kept):])
+		p.setIdle(addr, kept)
+	}
+	if p.nIdle > 0 {
+		p.janitor = time.AfterFunc(h1IdleTimeout, p.sweep)
+	}
+}
+
+// closeIdle closes every idle connection. The pool stays usable.
+func (p *h1Pool) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, conns := range p.idle {
+		for _, cc := range conns {
+			cc.c.Close()
+		}
+		delete(p.idle, addr)
+	}
+	p.nIdle = 0
+	if p.janitor != nil {
+		p.janitor.Stop()
+		p.janitor = nil
+	}
+}

@@ -1,0 +1,229 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawServer is a loopback HTTP/1.1 receiver written by hand, to answer in
+// ways net/http's server never does. serve runs once per connection, with
+// the connection's number (from 1); it returns when it is done with it.
+type rawServer struct {
+	ln       net.Listener
+	conns    atomic.Int32
+	requests atomic.Int32
+	wg       sync.WaitGroup
+}
+
+func newRawServer(t *testing.T, serve func(n int32, c net.Conn, br *bufio.Reader, s *rawServer)) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{ln: ln}
+	s.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := s.conns.Add(1)
+			s.wg.Go(func() {
+				defer c.Close()
+				serve(n, c, bufio.NewReader(c), s)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *rawServer) url() string { return "http://" + s.ln.Addr().String() + "/hook" }
+
+// readRequest reads one request with its body, counting it.
+func (s *rawServer) readRequest(br *bufio.Reader) bool {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, req.Body)
+	s.requests.Add(1)
+	return true
+}
+
+const okResponse = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// A receiver that closes a keep-alive connection after answering (its idle
+// timeout, say) must not cost a failed attempt: the next attempt finds the
+// pooled connection dead before any answer and goes out once more on a new
+// one, and the receiver sees each request once.
+func TestDeliverResendsOnAClosedKeepAlive(t *testing.T) {
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		if s.readRequest(br) {
+			io.WriteString(c, okResponse)
+		}
+	})
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	for i := range 3 {
+		if res := c.Deliver(context.Background(), d, Request{EventID: fmt.Sprint(i), Attempt: 1, Body: []byte("hi")}); !res.Success {
+			t.Fatalf("attempt %d: %+v", i, res)
+		}
+		time.Sleep(20 * time.Millisecond) // the receiver's close arrives
+	}
+	if n := srv.requests.Load(); n != 3 {
+		t.Fatalf("receiver saw %d requests for 3 attempts", n)
+	}
+}
+
+// Once an answer has begun, a broken connection fails the attempt: the
+// request is not sent again behind the actor's back.
+func TestDeliverNoResendAfterAnAnswerBegan(t *testing.T) {
+	srv := newRawServer(t, func(n int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		for s.readRequest(br) {
+			if n == 1 && s.requests.Load() == 1 {
+				io.WriteString(c, okResponse) // the first attempt succeeds, keep-alive
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Le") // then it breaks mid-header
+			return
+		}
+	})
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	if res := c.Deliver(context.Background(), d, Request{EventID: "a", Attempt: 1}); !res.Success {
+		t.Fatalf("first attempt: %+v", res)
+	}
+	res := c.Deliver(context.Background(), d, Request{EventID: "b", Attempt: 1})
+	if res.Success || res.StatusCode != 0 || res.Err == "" {
+		t.Fatalf("second attempt: %+v, want a failure", res)
+	}
+	if n := srv.requests.Load(); n != 2 {
+		t.Fatalf("receiver saw %d requests, want 2 (none sent again)", n)
+	}
+}
+
+// A response header larger than maxResponseHeaderBytes fails the attempt
+// without being buffered whole.
+func TestDeliverResponseHeaderLimit(t *testing.T) {
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		if !s.readRequest(br) {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Pad: " + strings.Repeat("a", 1000) + "\r\n"
+		for range 1000 { // about 1 MB of header
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+	})
+	c := newTestClient(t, Options{})
+	res := c.Deliver(context.Background(), loopbackDest(srv.url()), Request{EventID: "e", Attempt: 1})
+	if res.Success || res.StatusCode != 0 || !strings.Contains(res.Err, "exceeded") {
+		t.Fatalf("result %+v, want the header limit's error", res)
+	}
+}
+
+// 1xx informational answers come before the real one and are skipped.
+func TestDeliverSkipsInformationalResponses(t *testing.T) {
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		for s.readRequest(br) {
+			io.WriteString(c, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+
+				"HTTP/1.1 202 Accepted\r\nContent-Length: 4\r\n\r\nsure")
+		}
+	})
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	for i := range 2 {
+		res := c.Deliver(context.Background(), d, Request{EventID: fmt.Sprint(i), Attempt: 1})
+		if !res.Success || res.StatusCode != 202 || string(res.Response) != "sure" {
+			t.Fatalf("attempt %d: %+v, want 202 \"sure\"", i, res)
+		}
+	}
+	if n := srv.conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want the one reused", n)
+	}
+}
+
+// Bodies framed by chunks keep the connection; a body that runs to the
+// connection's close does not, and neither does one longer than the
+// excerpt and the drain together.
+func TestDeliverConnectionReuseByFraming(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		response string
+		conns    int32
+	}{
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 1},
+		{"until close", "HTTP/1.1 200 OK\r\n\r\nok", 3},
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", 3},
+		{"longer than the drain", fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s",
+			ResponseExcerptLimit+drainLimit+10, strings.Repeat("z", ResponseExcerptLimit+drainLimit+10)), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+				for s.readRequest(br) {
+					io.WriteString(c, tc.response)
+					if !strings.Contains(tc.response, "Length") && !strings.Contains(tc.response, "chunked") {
+						return // the body ends where the connection does
+					}
+				}
+			})
+			c := newTestClient(t, Options{})
+			d := loopbackDest(srv.url())
+			for i := range 3 {
+				if res := c.Deliver(context.Background(), d, Request{EventID: fmt.Sprint(i), Attempt: 1}); !res.Success {
+					t.Fatalf("attempt %d: %+v", i, res)
+				}
+			}
+			if n := srv.conns.Load(); n != tc.conns {
+				t.Fatalf("3 attempts over %d connections, want %d", n, tc.conns)
+			}
+		})
+	}
+}
+
+// An attempt cancelled while it waits for its answer leaves nothing behind
+// in the pool: the next attempt to the same receiver succeeds.
+func TestDeliverCancelledAttemptLeavesThePoolClean(t *testing.T) {
+	release := make(chan struct{})
+	srv := newRawServer(t, func(n int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		for s.readRequest(br) {
+			if s.requests.Load() == 2 {
+				<-release // the second attempt never gets its answer in time
+				return
+			}
+			io.WriteString(c, okResponse)
+		}
+	})
+	defer close(release)
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	if res := c.Deliver(context.Background(), d, Request{EventID: "a", Attempt: 1}); !res.Success {
+		t.Fatalf("first: %+v", res)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	if res := c.Deliver(ctx, d, Request{EventID: "b", Attempt: 1}); res.Success || !strings.Contains(res.Err, "canceled") {
+		t.Fatalf("cancelled: %+v", res)
+	}
+	for i := range 3 {
+		if res := c.Deliver(context.Background(), d, Request{EventID: fmt.Sprint("c", i), Attempt: 1}); !res.Success {
+			t.Fatalf("after the cancel, attempt %d: %+v", i, res)
+		}
+	}
+}
