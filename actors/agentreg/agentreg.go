@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -48,6 +47,10 @@ type Config struct {
 	// tunnel can fail as often as they like); share the node's. Nil: the
 	// registry starts its own and closes it.
 	Refusals *refusals.Tally
+	// RetryListen is how often a forward that cannot listen (its address
+	// taken, as by another cluster member on the same machine) tries
+	// again; zero is 5 s.
+	RetryListen time.Duration
 }
 
 // Registry is the tunnel server with the configured agents and forwards.
@@ -61,6 +64,8 @@ type Registry struct {
 	ctx    context.Context // cancelled by Close: forwards and Serve stop
 	cancel context.CancelFunc
 	serve  chan error // Serve's result, once Start ran
+	retry  time.Duration
+	loops  sync.WaitGroup // retryLoop
 
 	closeOnce sync.Once
 
@@ -71,7 +76,12 @@ type Registry struct {
 	closed   bool
 	agents   map[string]model.Agent
 	forwards map[string]*runningForward
-	failed   map[string]string // forwards that cannot listen: why, by listen address
+	failed   map[string]failedForward // forwards that cannot listen, by listen address
+}
+
+type failedForward struct {
+	f   model.Forward
+	err string
 }
 
 type runningForward struct {
@@ -89,7 +99,11 @@ func New(cfg Config) (*Registry, error) {
 		cfg.Logger = slog.Default()
 	}
 	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1), refusals: cfg.Refusals,
-		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}, failed: map[string]string{}}
+		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}, failed: map[string]failedForward{},
+		retry: cfg.RetryListen}
+	if r.retry <= 0 {
+		r.retry = 5 * time.Second
+	}
 	cfg.Tunnel.Auth = tunnelproto.AuthenticatorFunc(r.lookup)
 	cfg.Tunnel.OnEvent = r.onEvent
 	if cfg.Tunnel.Logger == nil {
@@ -117,6 +131,7 @@ func (r *Registry) Start() {
 	}
 	r.started = true
 	go func() { r.serve <- r.srv.Serve(r.ctx) }()
+	r.loops.Go(r.retryLoop)
 }
 
 // Addr is the tunnel's address (UDP for QUIC, TCP on the same port).
@@ -167,7 +182,9 @@ func (r *Registry) Listeners() map[string]string {
 	for listen := range r.forwards {
 		out[listen] = ""
 	}
-	maps.Copy(out, r.failed)
+	for listen, ff := range r.failed {
+		out[listen] = ff.err
+	}
 	return out
 }
 
@@ -244,23 +261,58 @@ func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]
 		if _, ok := r.forwards[listen]; ok || r.closed {
 			continue
 		}
-		ln, err := net.Listen("tcp", f.Listen)
-		if err != nil {
-			r.failed[listen] = err.Error()
-			r.log.Error("forward cannot listen", "listen", f.Listen, "agent", f.Agent, "target", f.Target, "err", err)
+		if err := r.startForward(f); err != nil {
+			r.log.Error("forward cannot listen; retrying", "listen", f.Listen, "agent", f.Agent, "target", f.Target, "err", err, "every", r.retry)
 			r.audit(wal.AuditEntry{At: time.Now().UTC(), Action: "forward.failed", ObjectType: "forward", ObjectID: listen, Detail: map[string]string{"error": err.Error()}})
-			continue
 		}
-		ctx, cancel := context.WithCancel(r.ctx)
-		rf := &runningForward{f: f, cancel: cancel, done: make(chan struct{})}
-		r.forwards[listen] = rf
-		go func() {
-			defer close(rf.done)
-			if err := r.srv.Forward(ctx, ln, f.Agent, f.Target); err != nil && ctx.Err() == nil {
-				r.log.Error("forward stopped", "listen", f.Listen, "err", err)
+	}
+}
+
+// startForward listens for f and serves it, or records why it cannot.
+// The caller holds mu.
+func (r *Registry) startForward(f model.Forward) error {
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		r.failed[f.Listen] = failedForward{f: f, err: err.Error()}
+		return err
+	}
+	delete(r.failed, f.Listen)
+	ctx, cancel := context.WithCancel(r.ctx)
+	rf := &runningForward{f: f, cancel: cancel, done: make(chan struct{})}
+	r.forwards[f.Listen] = rf
+	go func() {
+		defer close(rf.done)
+		if err := r.srv.Forward(ctx, ln, f.Agent, f.Target); err != nil && ctx.Err() == nil {
+			r.log.Error("forward stopped", "listen", f.Listen, "err", err)
+		}
+	}()
+	r.log.Info("forwarding", "listen", ln.Addr().String(), "agent", f.Agent, "target", f.Target)
+	return nil
+}
+
+// retryLoop tries the forwards that cannot listen again, every retry,
+// until Close: in a cluster on one machine, the member that held a
+// forward's port may die and another take it over.
+func (r *Registry) retryLoop() {
+	t := time.NewTicker(r.retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		started := 0
+		for _, ff := range r.failed {
+			if !r.closed && r.startForward(ff.f) == nil {
+				started++
 			}
-		}()
-		r.log.Info("forwarding", "listen", ln.Addr().String(), "agent", f.Agent, "target", f.Target)
+		}
+		r.mu.Unlock()
+		if started > 0 {
+			r.notify()
+		}
 	}
 }
 
@@ -278,6 +330,7 @@ func (r *Registry) Close() {
 		started := r.started
 		r.mu.Unlock()
 		r.cancel()
+		r.loops.Wait()
 		r.srv.Close()
 		if started {
 			<-r.serve

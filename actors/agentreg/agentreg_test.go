@@ -87,7 +87,7 @@ func newRegistry(t *testing.T, db *wal.DB) *Registry {
 	}
 	tcfg := tunnelproto.DefaultServerConfig()
 	tcfg.Addr, tcfg.TLSCert = "127.0.0.1:0", cert
-	reg, err := New(Config{Tunnel: tcfg, DB: db})
+	reg, err := New(Config{Tunnel: tcfg, DB: db, RetryListen: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,8 +254,8 @@ func TestConfiguredBeforeStart(t *testing.T) {
 
 // TestReportsSessionsAndListeners: what a cluster member reports of its
 // tunnel. Listeners says which forwards listen and why one cannot (its
-// address taken); Sessions lists the agent once it joined; the change
-// callback hears each of these.
+// address taken) and retries it until it listens; Sessions lists the
+// agent once it joined; the change callback hears each of these.
 func TestReportsSessionsAndListeners(t *testing.T) {
 	app := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer app.Close()
@@ -301,7 +301,16 @@ func TestReportsSessionsAndListeners(t *testing.T) {
 			t.Fatal("the session coming up was not heard")
 		}
 	}
-	// Deleting the forwards empties Listeners, the failed one included.
+	// Once its address is free, the forward that could not listen does,
+	// and that is heard too.
+	before = changes.Load()
+	taken.Close()
+	for deadline := time.Now().Add(5 * time.Second); reg.Listeners()[taken.Addr().String()] != "" || changes.Load() == before; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forward never listened (and was heard) once its address was free: %q, %d changes", reg.Listeners(), changes.Load()-before)
+		}
+	}
+	// Deleting the forwards empties Listeners.
 	if err := n.Apply(actors.Change{DeleteForwards: []string{free, taken.Addr().String()}}); err != nil {
 		t.Fatal(err)
 	}
