@@ -183,6 +183,11 @@ func (r *replays) stop() {
 	r.n.system.Root.StopFuture(r.pid).Wait()
 }
 
+// NewReplayID makes a replay id (model.ValidReplayID): the time, then
+// random bits. A cluster member that splits a replay among the members
+// delivering its destinations gives every part this one id.
+func NewReplayID(now time.Time) string { return newReplayID(now) }
+
 func newReplayID(now time.Time) string {
 	var b [4]byte
 	rand.Read(b[:])
@@ -194,13 +199,28 @@ func newReplayID(now time.Time) string {
 // it in the background. It returns once the record is durable. rec says
 // what to replay: EventID (one event), DeadLetters of Destination (with
 // EventIDs or Filter narrowing them), or the events matching Filter;
-// Destination, when set, is the only destination replayed to.
+// Destination, when set, is the only destination replayed to;
+// Destinations, when set, are the only ones (a cluster member's part). An
+// id already set (a part of a replay another member split) is kept; one
+// of another form, or one recorded here already, is refused.
 func (n *Node) StartReplay(rec model.Replay, objType, objID string) (model.Replay, error) {
 	if err := n.replayHere(rec); err != nil {
 		return model.Replay{}, err
 	}
 	r := n.replays
-	rec.ID = newReplayID(n.clock.Now())
+	switch {
+	case rec.ID == "":
+		rec.ID = newReplayID(n.clock.Now())
+	case !model.ValidReplayID(rec.ID):
+		return model.Replay{}, &model.FieldError{Field: "id", Message: fmt.Sprintf("%q is not a replay id", rec.ID)}
+	default:
+		if _, err := n.db.GetConfig(wal.KindReplay, rec.ID); err == nil {
+			return model.Replay{}, fmt.Errorf("%w: replay %s is recorded on this node already", ErrConflict, rec.ID)
+		} else if !errors.Is(err, wal.ErrNotFound) {
+			return model.Replay{}, err
+		}
+	}
+	rec.Members = nil
 	rec.Status = model.ReplayQueued
 	rec.CreatedAt = n.clock.Now().UTC()
 	if objType == "" {
@@ -250,19 +270,28 @@ func replayDetail(rec *model.Replay) map[string]string {
 }
 
 // replayHere refuses, on a cluster member, a replay it could not carry
-// out: a replay runs where its destination is delivered (the member
-// leading its partition), so it must name one destination this member
-// delivers.
+// out: a replay runs where its destinations are delivered (the member
+// leading their partitions), so it must name its destinations
+// (Destination, or Destinations for a part), all delivered here.
 func (n *Node) replayHere(rec model.Replay) error {
 	if n.member == nil {
+		if len(rec.Destinations) > 0 {
+			return &model.FieldError{Field: "destinations", Message: "a replay's part names destinations only in a cluster"}
+		}
 		return nil
 	}
-	if rec.Destination == "" {
-		return fmt.Errorf("%w: in a cluster a replay names one destination (each is replayed by the member that delivers it)", ErrElsewhere)
+	dests := rec.Destinations
+	if len(dests) == 0 && rec.Destination != "" {
+		dests = []string{rec.Destination}
 	}
-	if !n.Delivers(rec.Destination) {
-		return fmt.Errorf("%w: destination %q is delivered by the member leading partition %d; send the replay to that member (webhookops cluster status shows it)",
-			ErrElsewhere, rec.Destination, n.db.DestPartition(rec.Destination))
+	if len(dests) == 0 {
+		return fmt.Errorf("%w: in a cluster a replay names its destinations (each is replayed by the member that delivers it)", ErrElsewhere)
+	}
+	for _, d := range dests {
+		if !n.Delivers(d) {
+			return fmt.Errorf("%w: destination %q is delivered by the member leading partition %d; send the replay to that member (webhookops cluster status shows it)",
+				ErrElsewhere, d, n.db.DestPartition(d))
+		}
 	}
 	return nil
 }

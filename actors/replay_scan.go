@@ -133,6 +133,9 @@ func (r *replays) sendPairs(rec model.Replay, targets []replayTarget, slots chan
 			dests = []string{rec.Destination}
 		}
 		for _, d := range dests {
+			if len(rec.Destinations) > 0 && !slices.Contains(rec.Destinations, d) {
+				continue // another member's part
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-r.done:

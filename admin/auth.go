@@ -63,6 +63,10 @@ func (t Token) Wire() api.Token {
 type principal struct {
 	name string
 	role string
+	// bearer is the token presented: a cluster member forwards a request
+	// it cannot carry out to the member that can with the caller's own
+	// credential (peers.go). Never logged, never stored.
+	bearer string
 }
 
 // actor is the audit log's name for the principal.
@@ -172,7 +176,7 @@ func (ts *tokenSet) check(presented string) (principal, bool) {
 	if found < 0 {
 		return principal{}, false
 	}
-	return principal{name: list[found].tok.Name, role: list[found].tok.Role}, true
+	return principal{name: list[found].tok.Name, role: list[found].tok.Role, bearer: presented}, true
 }
 
 func (ts *tokenSet) empty() bool { return len(*ts.list.Load()) == 0 }

@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 
@@ -42,7 +43,15 @@ func (s *Server) ReplayEvent(id string, req EventReplayRequest, p Principal) (Re
 	if len(ev.Destinations) == 0 {
 		return Replay{}, errConflict("event %s has no destinations to replay to", id)
 	}
-	return s.node.StartReplay(Replay{EventID: ev.ID(), Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "event", ev.ID())
+	rec := Replay{EventID: ev.ID(), Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}
+	if s.clustered() {
+		dests := ev.Destinations
+		if req.Destination != "" {
+			dests = []string{req.Destination}
+		}
+		return s.startClustered(rec, dests, "event", ev.ID(), p)
+	}
+	return s.node.StartReplay(rec, "event", ev.ID())
 }
 
 func (s *Server) createReplay(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
@@ -71,7 +80,18 @@ func (s *Server) StartReplay(req ReplayRequest, p Principal) (Replay, error) {
 		}
 	}
 	f := req.EventFilter
-	return s.node.StartReplay(Replay{Filter: &f, Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}, "", "")
+	rec := Replay{Filter: &f, Destination: req.Destination, Reason: req.Reason, RequestedBy: p.actor()}
+	if s.clustered() {
+		dests := []string{req.Destination}
+		if req.Destination == "" {
+			dests = slices.Sorted(maps.Keys(s.node.Snapshot().Destinations))
+			if len(dests) == 0 {
+				return Replay{}, errConflict("no destinations to replay to")
+			}
+		}
+		return s.startClustered(rec, dests, "", "", p)
+	}
+	return s.node.StartReplay(rec, "", "")
 }
 
 func (s *Server) redrive(r *http.Request, ps httprouter.Params, p principal) (int, any, error) {
@@ -104,19 +124,27 @@ func (s *Server) Redrive(slug string, req RedriveRequest, p Principal) (Replay, 
 			return Replay{}, err
 		}
 	}
+	if s.clustered() {
+		return s.startClustered(rec, []string{slug}, "", "", p)
+	}
 	return s.node.StartReplay(rec, "", "")
 }
 
-func (s *Server) getReplay(_ *http.Request, ps httprouter.Params, _ principal) (int, any, error) {
-	rec, err := s.Replay(ps.ByName("id"))
+func (s *Server) getReplay(_ *http.Request, ps httprouter.Params, p principal) (int, any, error) {
+	rec, err := s.Replay(ps.ByName("id"), p)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, rec, nil
 }
 
-// Replay reads a replay: its live counts while it runs.
-func (s *Server) Replay(id string) (Replay, error) {
+// Replay reads a replay: its live counts while it runs. On a cluster
+// member that reaches the others (Config.Peers) it sums the replay's parts
+// on every member, read with p's token.
+func (s *Server) Replay(id string, p Principal) (Replay, error) {
+	if s.clustered() && s.cfg.Peers != nil {
+		return s.replayEverywhere(id, p)
+	}
 	rec, err := s.node.Replay(id)
 	if errors.Is(err, actors.ErrNotFound) {
 		return Replay{}, errNotFound("no replay %q", id)

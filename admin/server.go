@@ -63,6 +63,11 @@ type Config struct {
 	// and Tunnel; nil on a single node): enrollment names every member's
 	// tunnel, and agents and forwards show their state on each member.
 	TunnelMembers func(context.Context) ([]TunnelMember, error)
+	// Peers reach the other members' admin APIs (with Cluster): a replay
+	// asked of this member is carried out by the members that deliver its
+	// destinations. Nil: a member refuses (409 elsewhere) a replay of a
+	// destination it does not deliver.
+	Peers *Peers
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.
 	MetricsCacheFor time.Duration
@@ -381,6 +386,8 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/cluster", readOnly, s.getCluster)
 	s.handle(http.MethodPost, p+"/cluster/nodes", adminOnly, s.addClusterNode)
 	s.handle(http.MethodDelete, p+"/cluster/nodes/:id", adminOnly, s.removeClusterNode)
+	s.handle(http.MethodPost, p+"/cluster/replays", adminOnly, s.startReplayPart)
+	s.handle(http.MethodGet, p+"/cluster/replays/:id", readOnly, s.getReplayPart)
 
 	s.handle(http.MethodGet, p+"/audit", readOnly, s.listAudit)
 

@@ -228,7 +228,7 @@ func (d replayData) refresh() int {
 }
 
 func (u *UI) replay(w http.ResponseWriter, r *http.Request, c *call) {
-	rec, err := u.adm.Replay(r.PathValue("id"))
+	rec, err := u.adm.Replay(r.PathValue("id"), c.p)
 	if err != nil {
 		u.fail(w, r, c, err)
 		return

@@ -28,6 +28,7 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CERT"}, Usage: "PEM certificate of this member, for its --cluster-addr host"},
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_KEY"}, Usage: "PEM key for --cluster-cert"},
 		&cli.BoolFlag{Name: "join", EnvVars: []string{"WEBHOOKOPS_CLUSTER_JOIN"}, Usage: "this member was added to a running cluster with `webhookops cluster add-node` (it replaces a removed one): start without --initial-members and catch up from the others"},
+		memberAdminURLsFlag,
 		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
 	}
 }
@@ -113,8 +114,8 @@ func clusterMode(c *cli.Context) (bool, error) {
 	if c.String("cluster-addr") != "" {
 		return true, nil
 	}
-	if c.IsSet("node-id") || c.IsSet("initial-members") || c.IsSet("join") {
-		return false, fmt.Errorf("--node-id, --initial-members and --join need --cluster-addr")
+	if c.IsSet("node-id") || c.IsSet("initial-members") || c.IsSet("join") || c.IsSet(memberAdminURLsFlag.Name) {
+		return false, fmt.Errorf("--node-id, --initial-members, --join and --%s need --cluster-addr", memberAdminURLsFlag.Name)
 	}
 	return false, nil
 }

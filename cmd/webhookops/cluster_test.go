@@ -46,8 +46,20 @@ func startClusterNodes(t *testing.T, bin, cfg string, n int, mTLS bool, extra ..
 }
 
 // startClusterNodesEach is startClusterNodes with each member's own extra
-// serve flags: extra is called once per member, before it starts.
+// serve flags: extra is called once per member, before any starts.
 func startClusterNodesEach(t *testing.T, bin, cfg string, n int, mTLS bool, extra func(*clusterNode) []string) []*clusterNode {
+	t.Helper()
+	nodes := newClusterNodes(t, bin, n, mTLS)
+	for _, nd := range nodes {
+		nd.extraArgs = extra(nd)
+	}
+	startAll(t, bin, cfg, nodes)
+	return nodes
+}
+
+// newClusterNodes makes n members' addresses and data dirs (and their
+// certificates with mTLS) without starting them.
+func newClusterNodes(t *testing.T, bin string, n int, mTLS bool) []*clusterNode {
 	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
@@ -57,12 +69,9 @@ func startClusterNodesEach(t *testing.T, bin, cfg string, n int, mTLS bool, extr
 		}
 	}
 	nodes := make([]*clusterNode, n)
-	var members []string
 	for i := range nodes {
 		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
 			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
-		nodes[i].extraArgs = extra(nodes[i])
-		members = append(members, fmt.Sprintf("%d=%s", i+1, nodes[i].raft))
 		if mTLS {
 			id := strconv.Itoa(i + 1)
 			if out, err := exec.Command(bin, "cluster", "cert", "--dir", ca, "--node-id", id, "--host", "127.0.0.1").CombinedOutput(); err != nil {
@@ -86,10 +95,15 @@ func startClusterNodesEach(t *testing.T, bin, cfg string, n int, mTLS bool, extr
 			}
 		}
 	})
-	for _, nd := range nodes {
-		nd.start(t, bin, cfg, strings.Join(members, ","))
-	}
 	return nodes
+}
+
+// startAll starts nodes as the cluster's initial members.
+func startAll(t *testing.T, bin, cfg string, nodes []*clusterNode) {
+	t.Helper()
+	for _, nd := range nodes {
+		nd.start(t, bin, cfg, memberList(nodes))
+	}
 }
 
 // memberList is the --initial-members value of nodes.

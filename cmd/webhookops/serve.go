@@ -253,6 +253,9 @@ func serve(c *cli.Context) error {
 		if tunnel != nil {
 			admCfg.TunnelMembers = cm.tunnelMembers
 		}
+		if admCfg.Peers, err = memberPeers(c); err != nil {
+			return err
+		}
 	}
 	adm, err := admin.New(admCfg)
 	if err != nil {

@@ -110,6 +110,27 @@ type Replay struct {
 	// ScanDone is set once every delivery of the replay has been sent.
 	ScanDone bool   `json:"scan_done"`
 	Error    string `json:"error,omitempty"`
+	// In a cluster a replay is carried out by the members that deliver
+	// its destinations, one part on each under the replay's id. A part's
+	// Destinations are the ones its member replays to (none: Destination,
+	// or every destination of each event); a record read through the API
+	// sums the parts and lists their Members.
+	Destinations []string `json:"destinations,omitempty"`
+	Members      []uint64 `json:"members,omitempty"`
+}
+
+// ValidReplayID reports whether id has the form replay ids are made in:
+// "rpl_" and 24 lower-case hex digits.
+func ValidReplayID(id string) bool {
+	if len(id) != 28 || id[:4] != "rpl_" {
+		return false
+	}
+	for _, c := range id[4:] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // EventID formats an event id: "evt_" and the hex of the partition (2

@@ -1,0 +1,55 @@
+package actors
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
+)
+
+// A cluster member carries out its part of a replay another member split:
+// under the id it is given, to the destinations it is given (only those
+// it delivers), once per id.
+func TestMemberReplayPart(t *testing.T) {
+	s, srv := newSink(t, func(string, int) int { return 200 })
+	tn := startNodeWith(t, t.TempDir(), nil, baseChange(srv.URL, model.Destination{}), func(c *Config) { c.Member = true })
+	m := &testMember{localWriter: localWriter{tn.db}, lease: map[uint16]bool{}}
+	tn.UseMember(m)
+	part := tn.db.DestPartition("app")
+	m.setLease(part, true)
+	ev := putReplicated(t, tn.db, 1<<12, "k", "app", "elsewhere")
+	tn.Own(part)
+	s.wait(t, "k")
+	if other := tn.db.DestPartition("elsewhere"); other == part {
+		t.Fatalf("test setup: elsewhere shares app's partition %d", part)
+	}
+
+	id := NewReplayID(time.Now())
+	if !model.ValidReplayID(id) {
+		t.Fatalf("NewReplayID = %q, not a valid id", id)
+	}
+	rec := model.Replay{ID: id, EventID: ev.ID(), Destinations: []string{"app"}, RequestedBy: "test"}
+	got, err := tn.StartReplay(rec, "event", ev.ID())
+	if err != nil || got.ID != id {
+		t.Fatalf("StartReplay(part %s) = %+v, %v", id, got, err)
+	}
+	s.wait(t, "k")
+	eventually(t, "the part completes", func() bool {
+		r, err := tn.Replay(id)
+		return err == nil && r.Status == model.ReplayCompleted && r.Total == 1 && r.Succeeded == 1
+	})
+	if _, err := tn.StartReplay(rec, "event", ev.ID()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the same part again: %v, want ErrConflict", err)
+	}
+	var fe *model.FieldError
+	if _, err := tn.StartReplay(model.Replay{ID: "rpl_x", EventID: ev.ID(), Destinations: []string{"app"}}, "", ""); !errors.As(err, &fe) {
+		t.Fatalf("a malformed id: %v, want a field error", err)
+	}
+	if _, err := tn.StartReplay(model.Replay{EventID: ev.ID(), Destinations: []string{"app", "elsewhere"}}, "", ""); !errors.Is(err, ErrElsewhere) {
+		t.Fatalf("a part naming a destination delivered elsewhere: %v, want ErrElsewhere", err)
+	}
+	if n := len(s.received()); n != 2 {
+		t.Fatalf("app received %d deliveries, want 2 (the event and one replay)", n)
+	}
+}
