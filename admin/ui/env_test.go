@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -37,6 +38,9 @@ type node struct {
 type nodeOpts struct {
 	tls  bool             // serve the admin listener over TLS
 	seed func(db *wal.DB) // writes to the store before the admin server starts
+	// tunnelMembers, when set, makes the node a cluster member's with this
+	// tunnel directory.
+	tunnelMembers func(context.Context) ([]admin.TunnelMember, error)
 }
 
 // testClock is the UI's clock, moved by hand to expire sessions.
@@ -59,7 +63,7 @@ func (c *testClock) advance(d time.Duration) {
 
 func startNode(t *testing.T, o nodeOpts) *node {
 	t.Helper()
-	tn := testnode.Start(t, testnode.Options{Token: adminToken, Seed: o.seed,
+	tn := testnode.Start(t, testnode.Options{Token: adminToken, Seed: o.seed, TunnelMembers: o.tunnelMembers,
 		Tunnel: &admin.TunnelInfo{Addr: "gw.example:9700", Fingerprint: "sha256:00ff"}})
 	e := &node{t: t, tn: tn, adm: tn.Admin, in: tn.Ingest, clock: &testClock{}}
 	var err error

@@ -6,8 +6,10 @@ package testnode
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,6 +32,9 @@ type Options struct {
 	Token     string // the bootstrap admin token (--admin-token)
 	// Tunnel is what enrollment commands name; nil runs no tunnel.
 	Tunnel *admin.TunnelInfo
+	// TunnelMembers, when set, is a cluster's tunnel directory (the
+	// admin server's Config.TunnelMembers).
+	TunnelMembers func(context.Context) ([]admin.TunnelMember, error)
 	// Seed writes to the store before the admin server starts.
 	Seed func(*wal.DB)
 }
@@ -68,7 +73,7 @@ func Start(t testing.TB, o Options) *Node {
 		db.Close()
 		t.Fatal(err)
 	}
-	adm, err := admin.New(admin.Config{Node: n, BootstrapToken: o.Token, Tunnel: o.Tunnel})
+	adm, err := admin.New(admin.Config{Node: n, BootstrapToken: o.Token, Tunnel: o.Tunnel, TunnelMembers: o.TunnelMembers})
 	if err != nil {
 		n.Close()
 		db.Close()
@@ -125,4 +130,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// FreeAddr is a loopback TCP address free to listen on now.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
