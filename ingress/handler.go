@@ -167,7 +167,43 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.P
 	if res.Duplicate {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, response{EventID: res.EventID, Duplicate: res.Duplicate})
+	writeAnswer(w, status, res.EventID, res.Duplicate)
+}
+
+// jsonContentType is the Content-Type of every answer, shared: net/http
+// only reads header values.
+var jsonContentType = []string{"application/json"}
+
+// writeAnswer writes an accepted or duplicate event's answer: the bytes
+// writeJSON would write for response{id, duplicate}, put together without
+// an encoder (the encoder and its reflection were 2% of a node's CPU under
+// full ingest). An id with a byte JSON would escape goes through writeJSON.
+func writeAnswer(w http.ResponseWriter, status int, id string, duplicate bool) {
+	if !plainID(id) {
+		writeJSON(w, status, response{EventID: id, Duplicate: duplicate})
+		return
+	}
+	var buf [96]byte
+	b := append(buf[:0], `{"event_id":"`...)
+	b = append(b, id...)
+	b = append(b, `","duplicate":`...)
+	b = strconv.AppendBool(b, duplicate)
+	b = append(b, "}\n"...)
+	w.Header()["Content-Type"] = jsonContentType
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// plainID reports whether id is letters, digits, '_' and '-' only: JSON
+// writes it as it is.
+func plainID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // headerList flattens headers, names sorted, each name's values in order.

@@ -252,3 +252,20 @@ func BenchmarkIngest(b *testing.B) {
 		})
 	}
 }
+
+// The answer to an accepted or duplicate event is byte for byte what the
+// JSON encoder writes, for plain ids and for ids it must escape.
+func TestAnswerBytes(t *testing.T) {
+	for _, id := range []string{"evt_0001000000000000002a", "", "a-b_C9", `q"uo\te`, "é<>&", "tab\there"} {
+		for _, dup := range []bool{false, true} {
+			want := httptest.NewRecorder()
+			writeJSON(want, http.StatusAccepted, response{EventID: id, Duplicate: dup})
+			got := httptest.NewRecorder()
+			writeAnswer(got, http.StatusAccepted, id, dup)
+			if got.Code != want.Code || got.Body.String() != want.Body.String() || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+				t.Errorf("id %q duplicate %v: %d %q %q, want %d %q %q", id, dup, got.Code, got.Body, got.Header().Get("Content-Type"),
+					want.Code, want.Body, want.Header().Get("Content-Type"))
+			}
+		}
+	}
+}
