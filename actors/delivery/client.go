@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -167,12 +168,12 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		deadline = pd
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.URL, bytes.NewReader(r.Body))
+	u, err := url.Parse(d.URL)
 	if err != nil {
 		// The parse error quotes the URL, which may carry a token.
 		return Result{Err: ErrBadURL.Error()}
 	}
-	u := req.URL
+	u.Host = strings.TrimSuffix(u.Host, ":") // an empty port is the default one
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 		return Result{Err: ErrBadURL.Error()}
 	}
@@ -180,7 +181,13 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		return Result{Err: ErrURLUserinfo.Error()}
 	}
 
-	tr, pool, err := c.transportFor(d, u.Scheme == "http")
+	header, host := c.buildHeader(d, r)
+	if host == "" {
+		host = u.Host
+	}
+	// A Host that needs net/http's cleaning (a name to turn into punycode,
+	// say) goes through the Transport.
+	tr, pool, err := c.transportFor(d, u.Scheme == "http" && plainHost(host))
 	if err != nil {
 		return Result{Err: err.Error()}
 	}
@@ -194,19 +201,23 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		}
 	}
 
-	c.buildHeader(req, d, r)
-
 	var resp *http.Response
 	if pool != nil {
 		port := u.Port()
 		if port == "" {
 			port = "80"
 		}
-		resp, err = pool.roundTrip(ctx, deadline, req, net.JoinHostPort(u.Hostname(), port))
+		out := outgoing{target: u.RequestURI(), host: host, header: header, body: r.Body}
+		resp, err = pool.roundTrip(ctx, deadline, &out, net.JoinHostPort(u.Hostname(), port))
 	} else {
 		tctx, cancel := context.WithDeadline(ctx, deadline)
 		defer cancel()
-		resp, err = tr.RoundTrip(req.WithContext(tctx))
+		req, rerr := http.NewRequestWithContext(tctx, http.MethodPost, u.String(), bytes.NewReader(r.Body))
+		if rerr != nil {
+			return Result{Err: ErrBadURL.Error()}
+		}
+		req.Header, req.Host = header, host
+		resp, err = tr.RoundTrip(req)
 		ctx = tctx // for describeError
 	}
 	if err != nil {
@@ -353,11 +364,12 @@ func (c *Client) newDialer(k transportKey) *net.Dialer {
 	}
 }
 
-// buildHeader sets req's headers: filtered source headers, then the
-// destination's custom headers, then ours (see the package doc).
-func (c *Client) buildHeader(req *http.Request, d model.Destination, r Request) {
+// buildHeader returns the request's headers: filtered source headers, then
+// the destination's custom headers, then ours (see the package doc); and
+// the destination's custom Host, if it sets one.
+func (c *Client) buildHeader(d model.Destination, r Request) (h http.Header, host string) {
 	const ours = 6 // the most headers we add
-	h := make(http.Header, len(r.Headers)+len(d.Headers)+ours)
+	h = make(http.Header, len(r.Headers)+len(d.Headers)+ours)
 	// One backing array for the values: each header gets a capacity-capped
 	// window of it, so a repeated header's append copies out instead of
 	// overwriting its neighbour.
@@ -399,7 +411,7 @@ func (c *Client) buildHeader(req *http.Request, d model.Destination, r Request) 
 		key := http.CanonicalHeaderKey(name)
 		switch {
 		case key == "Host":
-			req.Host = value
+			host = value
 		case isHopByHop(key), key == "Content-Length", ourHeader(key) && key != hdrUserAgent:
 		default:
 			h[key] = one(value)
@@ -435,5 +447,5 @@ func (c *Client) buildHeader(req *http.Request, d model.Destination, r Request) 
 		// connection turns out dead, without sending the header.
 		h[hdrIdempotencyKey] = nil
 	}
-	req.Header = h
+	return h, host
 }

@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -20,9 +22,11 @@ import (
 // puts the connection back. net/http's Transport runs a reader and a writer
 // goroutine per connection and hands every request and response between
 // them and the caller; under steady delivery those hand-offs, their
-// channels and timers were about a third of what an attempt cost. Requests
-// and responses are still written and parsed by net/http (Request.Write,
-// ReadResponse). https destinations keep the Transport (TLS, HTTP/2).
+// channels and timers were about a third of what an attempt cost. The
+// request is written as Request.Write writes it, without building an
+// http.Request (outgoing.write); the answer is parsed by http.ReadResponse.
+// https destinations keep the Transport (TLS, HTTP/2), and so does a Host
+// that needs net/http's cleaning (plainHost).
 //
 // One pool per transportKey: a connection dialled under one SSRF guard
 // setting is never reused under another.
@@ -92,7 +96,7 @@ func newH1Pool(dialer *net.Dialer) *h1Pool {
 // arrived is sent once more on a fresh one: the receiver had closed the
 // idle connection (net/http does the same for requests marked idempotent,
 // as ours are).
-func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *http.Request, addr string) (*http.Response, error) {
+func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *outgoing, addr string) (*http.Response, error) {
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -120,26 +124,83 @@ func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *http.Re
 		stop := context.AfterFunc(ctx, func() { cc.c.SetDeadline(aLongTimeAgo) })
 		resp, answered, err := cc.exchange(req)
 		if err == nil {
-			resp.Body = &h1Body{r: resp.Body, cc: cc, pool: p, addr: addr, stop: stop,
-				reuse: !resp.Close && !req.Close}
+			resp.Body = &h1Body{r: resp.Body, cc: cc, pool: p, addr: addr, stop: stop, reuse: !resp.Close}
 			return resp, nil
 		}
 		stop()
 		cc.c.Close()
-		if !reused || answered || try > 0 || ctx.Err() != nil || req.GetBody == nil {
-			return nil, err
-		}
-		if req.Body, err = req.GetBody(); err != nil {
+		if !reused || answered || try > 0 || ctx.Err() != nil {
 			return nil, err
 		}
 	}
 }
 
+// outgoing is one attempt's request: a POST of body to target (the URL's
+// path and query) on host, with header.
+type outgoing struct {
+	target, host string
+	header       http.Header
+	body         []byte
+}
+
+// postRequest is what ReadResponse is told the request was: it reads only
+// the method (a HEAD's answer has no body). Shared, never written.
+var postRequest = &http.Request{Method: http.MethodPost}
+
+// write writes the request as net/http's Request.Write would for it, less
+// the sorting of header names (their order carries no meaning; each name's
+// values keep theirs): request line, Host, the header, Content-Length and
+// the body. Header names are tokens and values free of CR and LF
+// (buildHeader checks what is not ours; ours are made so), and a value
+// that is not anyway is written with spaces for its line breaks, as
+// net/http does.
+func (o *outgoing) write(bw *bufio.Writer) error {
+	bw.WriteString("POST ")
+	bw.WriteString(o.target)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(o.host)
+	bw.WriteString("\r\n")
+	for k, vs := range o.header {
+		for _, v := range vs {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			if strings.ContainsAny(v, "\r\n") {
+				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			}
+			bw.WriteString(strings.Trim(v, " \t"))
+			bw.WriteString("\r\n")
+		}
+	}
+	var n [20]byte
+	bw.WriteString("Content-Length: ")
+	bw.Write(strconv.AppendInt(n[:0], int64(len(o.body)), 10))
+	bw.WriteString("\r\n\r\n")
+	_, err := bw.Write(o.body)
+	return err
+}
+
+// plainHost reports whether host can go on the wire as it is: an ASCII
+// name or address with an optional port, nothing net/http's Request.Write
+// would clean (a non-ASCII name it turns into punycode, a zone, a path or
+// a space it cuts off).
+func plainHost(host string) bool {
+	if host == "" {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // exchange writes req and reads the response header, skipping 1xx
 // informational responses. answered reports whether any byte of an answer
 // arrived.
-func (cc *h1Conn) exchange(req *http.Request) (resp *http.Response, answered bool, err error) {
-	if err := req.Write(cc.bw); err != nil {
+func (cc *h1Conn) exchange(req *outgoing) (resp *http.Response, answered bool, err error) {
+	if err := req.write(cc.bw); err != nil {
 		return nil, false, err
 	}
 	if err := cc.bw.Flush(); err != nil {
@@ -150,7 +211,7 @@ func (cc *h1Conn) exchange(req *http.Request) (resp *http.Response, answered boo
 		return nil, false, err
 	}
 	for {
-		resp, err = http.ReadResponse(cc.br, req)
+		resp, err = http.ReadResponse(cc.br, postRequest)
 		if err != nil {
 			return nil, true, err
 		}

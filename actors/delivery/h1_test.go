@@ -227,3 +227,74 @@ func TestDeliverCancelledAttemptLeavesThePoolClean(t *testing.T) {
 		}
 	}
 }
+
+// The pool writes a request as net/http's Request.Write does (header names
+// aside, whose order it does not keep): a receiver parses the same thing.
+func TestOutgoingWritesWhatRequestWriteDoes(t *testing.T) {
+	header := http.Header{
+		"Content-Type":       {"application/json"},
+		"X-Multi":            {"1", "2"},
+		"X-Spaced":           {"  padded\t"},
+		"X-Broken":           {"a\r\nInjected: 1"},
+		"Webhook-Id":         {"evt_1"},
+		"User-Agent":         {"WebhookOps"},
+		hdrIdempotencyKey:    nil,
+		"X-Webhookops-Empty": {""},
+	}
+	for _, tc := range []struct {
+		name, target, host string
+		body               string
+	}{
+		{"body", "/hook?a=1&b=%20", "127.0.0.1:8080", `{"id":1}`},
+		{"empty body", "/", "app.example", ""},
+		{"ipv6", "/x", "[::1]:9", "z"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ours, theirs strings.Builder
+			bw := bufio.NewWriter(&ours)
+			out := outgoing{target: tc.target, host: tc.host, header: header, body: []byte(tc.body)}
+			if err := out.write(bw); err != nil || bw.Flush() != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequest(http.MethodPost, "http://"+tc.host+tc.target, strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header = header
+			if err := req.Write(&theirs); err != nil {
+				t.Fatal(err)
+			}
+			a, err := http.ReadRequest(bufio.NewReader(strings.NewReader(ours.String())))
+			if err != nil {
+				t.Fatalf("ours does not parse: %v\n%s", err, ours.String())
+			}
+			b, err := http.ReadRequest(bufio.NewReader(strings.NewReader(theirs.String())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ab, _ := io.ReadAll(a.Body)
+			bb, _ := io.ReadAll(b.Body)
+			if a.Method != b.Method || a.RequestURI != b.RequestURI || a.Host != b.Host || a.ContentLength != b.ContentLength ||
+				string(ab) != string(bb) || fmt.Sprint(a.TransferEncoding) != fmt.Sprint(b.TransferEncoding) {
+				t.Fatalf("ours:\n%s\nRequest.Write:\n%s", ours.String(), theirs.String())
+			}
+			if fmt.Sprint(a.Header) != fmt.Sprint(b.Header) { // fmt prints maps sorted
+				t.Fatalf("header %v, Request.Write's %v", a.Header, b.Header)
+			}
+		})
+	}
+}
+
+// A Host that is not plain ASCII goes out as net/http cleans it (punycode).
+func TestDeliverInternationalHost(t *testing.T) {
+	srv, got := newRecorder(t, nil)
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.URL)
+	d.Headers = map[string]string{"Host": "bücher.example"}
+	if res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1}); !res.Success {
+		t.Fatalf("%+v", res)
+	}
+	if h := recv(t, got).host; h != "xn--bcher-kva.example" {
+		t.Fatalf("Host %q, want the punycode form", h)
+	}
+}
