@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -123,4 +125,26 @@ func (w *neighbourWatch) report(res *ScenarioResult) {
 	if c, ok := w.cores(); ok {
 		res.setExtra(extraOthersCores, c)
 	}
+}
+
+// clockTicks is USER_HZ, the unit of the CPU times in /proc/stat and
+// /proc/PID/stat (100 on every Linux this runs on).
+const clockTicks = 100
+
+// parseMachineBusy reads the aggregate "cpu" line of Linux's /proc/stat
+// (USER_HZ ticks).
+func parseMachineBusy(line string) (time.Duration, bool) {
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, false
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 8} { // user nice system steal
+		v, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil || v < 0 {
+			return 0, false
+		}
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, true
 }

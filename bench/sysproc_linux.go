@@ -17,10 +17,6 @@ func childSysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
 
-// clockTicks is USER_HZ, the unit of /proc/PID/stat's CPU times (100 on
-// every Linux this runs on).
-const clockTicks = 100
-
 // processCPU is the user plus system CPU time of this process and of pids
 // (from /proc/PID/stat). ok is false when a figure cannot be read (not
 // Linux, a process gone).
@@ -62,21 +58,4 @@ func machineBusy() (time.Duration, bool) {
 	}
 	line, _, _ := bytes.Cut(b, []byte("\n"))
 	return parseMachineBusy(string(line))
-}
-
-// parseMachineBusy reads the aggregate "cpu" line of /proc/stat.
-func parseMachineBusy(line string) (time.Duration, bool) {
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0, false
-	}
-	var ticks int64
-	for _, i := range []int{1, 2, 3, 8} { // user nice system steal
-		v, err := strconv.ParseInt(f[i], 10, 64)
-		if err != nil || v < 0 {
-			return 0, false
-		}
-		ticks += v
-	}
-	return time.Duration(ticks) * time.Second / clockTicks, true
 }
