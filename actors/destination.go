@@ -166,6 +166,11 @@ func (d *destination) Receive(ctx actor.Context) {
 		if !d.dormant {
 			d.run(destsm.DeadExpired{N: m.n})
 		}
+	case orphanMsg:
+		d.entry.received.Add(1)
+		if !d.dormant && d.n.member != nil {
+			d.takeOrphan(m)
+		}
 	case parkedMsg:
 		if m.inc == d.inc {
 			d.retryParked()

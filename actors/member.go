@@ -25,7 +25,9 @@ import (
 //     there.
 //   - Events reach the owner's actors from the partitions' apply
 //     (EventApplied for destinations fed from the outbox, InboxApplied, in
-//     log order, for ordered ones).
+//     log order, for ordered ones), and orphans (an ordered destination's
+//     outbox entry whose inbox entry never came) from the sweep loop
+//     (orphans.go).
 //   - An attempt starts only while Member.Leased holds; otherwise it waits
 //     (parked in the actor) for the lease or for the actor to be stopped.
 //     So a node that was stopped past an election and continues sends

@@ -339,7 +339,9 @@ const (
 )
 
 // sweepLoop expires old dedupe keys from the shards every minute and old
-// finished events from the store every hour, both by the node's Clock.
+// finished events from the store every hour, both by the node's Clock; a
+// cluster member's also hands orphaned events to their ordered
+// destinations every minute (orphans.go).
 func (n *Node) sweepLoop() {
 	defer close(n.sweepDone)
 	tick := make(chan struct{}, 1)
@@ -354,6 +356,7 @@ func (n *Node) sweepLoop() {
 	t := arm()
 	defer func() { t.Stop() }()
 	var lastRetention time.Time
+	var orphans map[orphanKey]time.Time
 	for {
 		select {
 		case <-n.sweepStop:
@@ -362,6 +365,9 @@ func (n *Node) sweepLoop() {
 			t = arm()
 			for _, pid := range n.shards {
 				n.system.Root.Send(pid, sweepMsg{})
+			}
+			if n.cfg.Member {
+				orphans = n.sweepOrphans(orphans)
 			}
 			if now := n.clock.Now(); now.Sub(lastRetention) >= retentionEvery {
 				lastRetention = now

@@ -55,7 +55,11 @@
 // events apply, with no order to keep. A takeover loads the queue, then
 // the inbox in log order, then whatever the outboxes still hold for the
 // destination, oldest first (events committed whose sender never heard
-// 2xx; no order was promised for them).
+// 2xx; no order was promised for them). Between takeovers the owner's
+// node looks for such orphans every minute: an ordered destination's
+// outbox entry seen at two sweeps with no inbox entry is appended to the
+// queue then (actors/orphans.go), so an orphan waits a minute or two, not
+// for the next failover.
 //
 // # Ownership = leadership, fenced
 //

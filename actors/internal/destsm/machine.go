@@ -282,6 +282,11 @@ func (m *Machine) enqueue(now time.Time, e Enqueue) {
 	key := outboxKey{e.Part, e.Seq}
 	switch {
 	case e.Recovered:
+		if _, again := m.taken[key]; again {
+			// Taken from the outbox twice (at a takeover, then as an
+			// orphan before the first one's write landed): once is enough.
+			return
+		}
 		m.taken[key] = struct{}{}
 	case e.FromOutbox:
 		if _, ok := m.taken[key]; ok {
