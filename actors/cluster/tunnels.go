@@ -48,8 +48,14 @@ type TunnelReport struct {
 	// Listeners are the forwards this member runs, by listen address: ""
 	// when it listens, else why it cannot.
 	Listeners map[string]string `json:"listeners,omitempty"`
-	// At is when the member made the report, on its clock.
+	// At is when the member made the report, on its clock (shown to
+	// operators; never compared).
 	At time.Time `json:"at"`
+	// Run identifies the member's process (its reporter's start) and Seq
+	// counts its reports: a report of the same run with a lower Seq (a
+	// proposal retried that committed after a later one) is stale.
+	Run int64  `json:"run"`
+	Seq uint64 `json:"seq"`
 }
 
 // TunnelSession is one agent's session on a member.
@@ -74,10 +80,12 @@ func (r TunnelReport) Validate() error {
 type TunnelDirectory map[uint64]TunnelReport
 
 // Apply returns the directory with r in place of the member's previous
-// report; a report older than the one held (a retried proposal that
-// committed late) changes nothing.
+// report; a report of the same run older than the one held (a retried
+// proposal that committed late) changes nothing. A new run (the member
+// restarted) always replaces the old one's report, whatever the clocks
+// say.
 func (d TunnelDirectory) Apply(r TunnelReport) TunnelDirectory {
-	if old, ok := d[r.Node]; ok && r.At.Before(old.At) {
+	if old, ok := d[r.Node]; ok && r.Run == old.Run && r.Seq < old.Seq {
 		return d
 	}
 	next := maps.Clone(d)
@@ -149,13 +157,15 @@ type TunnelSource interface {
 type tunnelReporter struct {
 	src   TunnelSource
 	dirty chan struct{} // a change since the last report
+	run   int64         // this process's reports, for TunnelReport.Run
+	seq   uint64        // the last report's Seq
 }
 
 // ReportTunnel starts reporting src's state to the directory: once now,
 // then after each TunnelChanged, and again every interval (so a report
 // lost with a quorum is made again). Call it once, after Start.
 func (c *Cluster) ReportTunnel(src TunnelSource, every time.Duration) {
-	r := &tunnelReporter{src: src, dirty: make(chan struct{}, 1)}
+	r := &tunnelReporter{src: src, dirty: make(chan struct{}, 1), run: time.Now().UnixNano()}
 	c.mu.Lock()
 	c.reporter = r
 	c.mu.Unlock()
@@ -200,7 +210,8 @@ func (c *Cluster) reportLoop(r *tunnelReporter, every time.Duration) {
 		default:
 		}
 		rep := r.src.TunnelState()
-		rep.Node, rep.At = c.cfg.NodeID, c.cfg.Now().UTC()
+		r.seq++
+		rep.Node, rep.At, rep.Run, rep.Seq = c.cfg.NodeID, c.cfg.Now().UTC(), r.run, r.seq
 		cmd, err := json.Marshal(rep)
 		if err == nil {
 			_, err = c.proposeTo(context.Background(), TunnelShard, "the tunnel directory", cmd)

@@ -13,10 +13,13 @@ import (
 
 func TestTunnelDirectoryApply(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	r1 := TunnelReport{Node: 1, Addr: "n1:9700", Fingerprint: "sha256:aa", At: t0,
+	r1 := TunnelReport{Node: 1, Addr: "n1:9700", Fingerprint: "sha256:aa", At: t0, Run: 10, Seq: 1,
 		Sessions: map[string]TunnelSession{"office": {Remote: "10.0.0.9:5000", Transport: "quic", Since: t0}}}
-	r1b := TunnelReport{Node: 1, Addr: "n1:9700", Fingerprint: "sha256:aa", At: t0.Add(time.Second), Listeners: map[string]string{":5432": ""}}
-	r2 := TunnelReport{Node: 2, Addr: "n2:9700", Fingerprint: "sha256:bb", At: t0}
+	r1b := TunnelReport{Node: 1, Addr: "n1:9700", Fingerprint: "sha256:aa", At: t0.Add(time.Second), Run: 10, Seq: 2, Listeners: map[string]string{":5432": ""}}
+	// The member restarted with its clock set back: its new run's report
+	// replaces the old run's all the same.
+	r1new := TunnelReport{Node: 1, Addr: "n1:9700", Fingerprint: "sha256:aa", At: t0.Add(-time.Hour), Run: 20, Seq: 1}
+	r2 := TunnelReport{Node: 2, Addr: "n2:9700", Fingerprint: "sha256:bb", At: t0, Run: 5, Seq: 1}
 	cases := []struct {
 		name    string
 		reports []TunnelReport
@@ -26,6 +29,7 @@ func TestTunnelDirectoryApply(t *testing.T) {
 		{"a report replaces the member's whole record", []TunnelReport{r1, r1b}, TunnelDirectory{1: r1b}},
 		{"members are apart", []TunnelReport{r1, r2}, TunnelDirectory{1: r1, 2: r2}},
 		{"an older report committed late changes nothing", []TunnelReport{r1b, r1}, TunnelDirectory{1: r1b}},
+		{"a new run replaces the old, whatever the clock", []TunnelReport{r1b, r1new}, TunnelDirectory{1: r1new}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
