@@ -185,6 +185,7 @@ type Cluster struct {
 	wg     sync.WaitGroup // ownLoop and its proposals and reads
 
 	reporter *tunnelReporter // guarded by mu; nil until ReportTunnel
+	inbox    *inboxProposer
 }
 
 func quietDragonboat() {
@@ -226,6 +227,7 @@ func Start(cfg Config) (*Cluster, error) {
 		lease: map[uint16]time.Time{}, kick: make(chan struct{}, 1), closed: make(chan struct{}),
 		leaseFor: time.Duration(cfg.ElectionRTT) * cfg.RTT * 4 / 5}
 	c.writer = NewWriter(c, cfg.Audit)
+	c.inbox = newInboxProposer(c)
 	if cfg.Engine != nil {
 		cfg.Engine.UseMember(c.writer)
 	}
@@ -292,6 +294,7 @@ func (c *Cluster) Close() {
 	}
 	close(c.closed)
 	c.wg.Wait()
+	c.inbox.close()
 	c.writer.Wait()
 	c.nh.Close()
 }
@@ -350,7 +353,7 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 		for _, i := range inboxed {
 			refs = append(refs, inboxRef{dest: ev.Destinations[i], part: part, seq: seq})
 		}
-		if err := c.proposeInbox(ctx, refs); err != nil {
+		if err := c.inbox.propose(ctx, refs); err != nil {
 			return actors.IngestResult{}, err
 		}
 	}
@@ -363,33 +366,6 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 		c.cfg.Audit(a)
 	}
 	return actors.IngestResult{EventID: id, Duplicate: dup}, nil
-}
-
-// proposeInbox commits refs to the inboxes of their destinations'
-// partitions, one entry per partition, all at once.
-func (c *Cluster) proposeInbox(ctx context.Context, refs []inboxRef) error {
-	byPart := map[uint16][]inboxRef{}
-	for _, r := range refs {
-		p := c.cfg.DB.DestPartition(r.dest)
-		byPart[p] = append(byPart[p], r)
-	}
-	errs := make(chan error, len(byPart))
-	for p, rs := range byPart {
-		go func() {
-			res, err := c.propose(ctx, p, encodeInbox(rs))
-			if err == nil && res.Value != ResultAccepted {
-				err = fmt.Errorf("%w: partition %d refused an inbox entry (result %d)", actors.ErrUnavailable, p, res.Value)
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range byPart {
-		if err := <-errs; err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 // propose commits cmd to part, retrying temporary failures until ctx or

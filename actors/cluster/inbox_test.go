@@ -1,0 +1,108 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webhookops/webhookops/actors"
+	"github.com/webhookops/webhookops/wal"
+	"github.com/webhookops/webhookops/wal/model"
+)
+
+// orderedEngine delivers nothing and calls every destination ordered, so
+// each ingest proposes inbox entries.
+type orderedEngine struct{}
+
+func (orderedEngine) UseMember(actors.Member)             {}
+func (orderedEngine) Own(uint16)                          {}
+func (orderedEngine) Disown(uint16)                       {}
+func (orderedEngine) EventApplied(*wal.Event, []string)   {}
+func (orderedEngine) InboxApplied(string, uint16, uint64) {}
+func (orderedEngine) Ordered(string) bool                 { return true }
+
+// Concurrent ordered ingests share their inbox proposals: at most one
+// drain goroutine per destination partition runs (the review found a
+// goroutine per partition per ingest), fewer proposals than ingests go
+// out, and every event has its inbox entry in each destination's
+// partition before its Ingest returns.
+func TestInboxProposalsAreGroupedAndBounded(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	addr := freePort(t)
+	c, err := Start(Config{NodeID: 1, RaftAddr: addr, Members: map[uint64]string{1: addr}, Dir: t.TempDir(), DB: db,
+		RTT: 10 * time.Millisecond, Engine: orderedEngine{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for deadline := time.Now().Add(20 * time.Second); len(c.Owned()) < db.Partitions(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("owns %v after 20 s", c.Owned())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var dests []string
+	for p := range db.Partitions() {
+		dests = append(dests, destIn(db, uint16(p)))
+	}
+	var routes []model.Route
+	for _, d := range dests {
+		routes = append(routes, model.Route{Destination: d})
+	}
+	src := &actors.SourceView{Source: model.Source{Slug: "s", Routes: routes}}
+
+	const senders, each = 32, 8
+	var wg sync.WaitGroup
+	ids := make(chan string, senders*each)
+	errs := make(chan error, senders*each)
+	for i := range senders {
+		wg.Go(func() {
+			for j := range each {
+				res, err := c.Ingest(context.Background(), actors.IngestRequest{Source: "s", IdemKey: fmt.Sprintf("k%d-%d", i, j), Body: []byte("{}")}, src)
+				if err != nil {
+					errs <- err
+					return
+				}
+				// Ingest returned: the inbox entries are applied here.
+				ev, err := db.GetEventByID(res.EventID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, d := range dests {
+					if held, err := db.InboxHolds(d, ev.Seq); err != nil || !held {
+						errs <- fmt.Errorf("event %s: no inbox entry for %s when Ingest returned (%v)", res.EventID, d, err)
+						return
+					}
+				}
+				ids <- res.EventID
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(ids) != senders*each {
+		t.Fatalf("%d events ingested, want %d", len(ids), senders*each)
+	}
+	ip := c.inbox
+	ip.mu.Lock()
+	peak, proposals, drains := ip.peak, ip.proposals, ip.drains
+	ip.mu.Unlock()
+	t.Logf("%d ordered ingests over %d inbox partitions: %d inbox proposals (one each would be %d), at most %d drain goroutines at once",
+		senders*each, len(dests), proposals, senders*each*len(dests), peak)
+	if peak > db.Partitions() {
+		t.Fatalf("%d inbox drain goroutines at once; at most one per partition (%d)", peak, db.Partitions())
+	}
+	if drains != 0 {
+		t.Fatalf("%d drain goroutines left with nothing to propose", drains)
+	}
+	if proposals >= senders*each*len(dests) {
+		t.Fatalf("%d inbox proposals for %d ingests over %d partitions: none were grouped", proposals, senders*each, len(dests))
+	}
+}
