@@ -11,14 +11,18 @@
 //     entry in the synced commit before the 202; then the destination's queue
 //     entry) and no delivery starts: e2e measures delivery. The sink is the
 //     paused destination's URL, and a delivery reaching it fails the run.
-//     With --baseline --rounds it also reports the CPU per request of each
-//     side (ours: the harness and the server child; cpu_ratio is the
-//     baseline's over ours), steadier than the rates on a shared machine.
+//     With --baseline it also reports the CPU per request of each side
+//     (cpu_us_per_req: the harness and the server child;
+//     baseline_cpu_us_per_req; cpu_ratio, the baseline's over ours),
+//     steadier than the rates on a shared machine.
 //   - e2e: the same load, measured from the intended send time to the moment a
 //     local sink receives the delivery (matched on the X-Webhook-Id header, which
 //     the gateway forwards and which carries the send time). It also reports
 //     how many were delivered while the load ran (delivered_during_load) and
-//     how fast the rest went once it stopped (drain_per_s). With --ordering
+//     how fast the rest went once it stopped (drain_per_s), and the CPU the
+//     harness and the server child spent per delivery from the measured
+//     phase's start to the last delivery (cpu_us_per_delivery; with
+//     --baseline, cpu_ratio against the no-op handler's CPU per request). With --ordering
 //     ordered it also reports the ceiling of one ordered destination: a loop
 //     of sequential POSTs to the same sink over one keep-alive connection,
 //     run after the drain for --duration, from the harness's own process

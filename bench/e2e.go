@@ -26,10 +26,12 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 	warm := newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
 	main := newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
 	sk.resetStats(time.Time{}, main.prefix)
+	var mark cpuMark
 	lr := r.measure(ctx, ScenarioE2E, func(warmup bool) load {
 		if warmup {
 			return r.phase(warm.newWorker)
 		}
+		mark = markCPU(srv.pids())
 		return r.phase(main.newWorker)
 	})
 	accepted := lr.rec.ok.Load()
@@ -42,6 +44,11 @@ func (r *runner) e2e(ctx context.Context) (ScenarioResult, error) {
 	drainErr := sk.waitUnique(ctx, accepted, r.opts.DrainTimeout)
 	p.stop()
 	st := sk.stats()
+	// From the measured phase's start to the last delivery (the drain
+	// included; a warmup event still in flight then counts too).
+	if per := mark.perEvent(st.unique); per > 0 && len(srv.pids()) > 0 {
+		res.setExtra(extraCPUDelivery, per)
+	}
 	srv.close()
 
 	elapsed := st.last.Sub(lr.start)

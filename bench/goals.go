@@ -34,8 +34,9 @@ const (
 // 0.47 to 0.70 and 0.54 to 0.58. The CPU each side spends per request or
 // per MB is what its rate comes to when CPU is the limit.
 const (
-	// extraCPURatio is tunnel-http's direct CPU per request over the
-	// tunnel's.
+	// extraCPURatio is the baseline's CPU per request over ours:
+	// tunnel-http's direct over the tunnel's, ingest's and e2e's no-op
+	// handler over the gateway's (harness and server child together).
 	extraCPURatio = "cpu_ratio"
 	// extraCPURatioToQUIC2 is tunnel-tcp's CPU per MB of the bare quic-go
 	// stream across two processes over the tunnel's.

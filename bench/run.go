@@ -231,6 +231,49 @@ func (r *runner) startIngestServer(ctx context.Context, name string, sk *sink, m
 	}}, nil
 }
 
+// CPU figures of ingest and e2e: the CPU time per request (ingest) or per
+// delivery (e2e) of the harness and the server child together, the
+// baseline's (the harness with its no-op handler), and the baseline's over
+// ours. On a CPU-bound run the throughput ratio tends to cpu_ratio, which
+// holds still while neighbours come and go.
+const (
+	extraCPU         = "cpu_us_per_req"
+	extraCPUDelivery = "cpu_us_per_delivery"
+	extraBaselineCPU = "baseline_cpu_us_per_req"
+	// extraCPURatio (goals.go) is the baseline's over ours.
+)
+
+// pids lists the server child's process, if the harness started one.
+func (s *ingestServer) pids() []int {
+	if s.child == nil {
+		return nil
+	}
+	return []int{s.child.pid()}
+}
+
+// cpuMark is the CPU time this process and some children had used at one
+// moment (processCPU).
+type cpuMark struct {
+	pids []int
+	at   time.Duration
+	ok   bool
+}
+
+func markCPU(pids []int) cpuMark {
+	at, ok := processCPU(pids)
+	return cpuMark{pids: pids, at: at, ok: ok}
+}
+
+// perEvent is the CPU microseconds used since the mark per event of n; 0
+// when unknown.
+func (m cpuMark) perEvent(n int64) float64 {
+	now, ok := processCPU(m.pids)
+	if !m.ok || !ok || n <= 0 {
+		return 0
+	}
+	return float64((now - m.at).Microseconds()) / float64(n)
+}
+
 // baselineIngest runs the same load against the in-process no-op handler.
 func (r *runner) baselineIngest(ctx context.Context, res *ScenarioResult) error {
 	noop, err := startHTTPServer("", noopIngest())
@@ -238,10 +281,24 @@ func (r *runner) baselineIngest(ctx context.Context, res *ScenarioResult) error 
 		return fmt.Errorf("bench: baseline server: %w", err)
 	}
 	defer noop.Close()
-	lr := r.measure(ctx, res.Name+" baseline", func(bool) load {
+	var mark cpuMark
+	lr := r.measure(ctx, res.Name+" baseline", func(warmup bool) load {
+		if !warmup {
+			mark = markCPU(nil)
+		}
 		return r.phase(newSigner(r.client, noop.url(), r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
 	})
 	fillBaseline(res, lr.throughput(), lr.rec.latency())
+	if per := mark.perEvent(lr.rec.ok.Load()); per > 0 {
+		res.setExtra(extraBaselineCPU, per)
+		ours := res.Extra[extraCPU] // ingest
+		if ours == 0 {
+			ours = res.Extra[extraCPUDelivery] // e2e
+		}
+		if ours > 0 {
+			res.setExtra(extraCPURatio, per/ours)
+		}
+	}
 	if n := lr.rec.errs.Load(); n > 0 {
 		return fmt.Errorf("bench: baseline had %d errors, first: %v", n, lr.rec.firstError())
 	}
@@ -279,9 +336,18 @@ func (r *runner) ingest(ctx context.Context) (ScenarioResult, error) {
 		res, err = r.ingestAlternating(ctx, res, srv)
 		return res, errors.Join(err, r.pausedStayedSilent(sk))
 	}
-	lr := r.measure(ctx, ScenarioIngest, func(bool) load {
+	var mark cpuMark
+	lr := r.measure(ctx, ScenarioIngest, func(warmup bool) load {
+		if !warmup {
+			mark = markCPU(srv.pids())
+		}
 		return r.phase(newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
 	})
+	if len(srv.pids()) > 0 {
+		if per := mark.perEvent(lr.rec.ok.Load()); per > 0 {
+			res.setExtra(extraCPU, per)
+		}
+	}
 	srv.close()
 	fill(&res, lr, "req/s")
 	if err := r.pausedStayedSilent(sk); err != nil {
@@ -317,10 +383,7 @@ func (r *runner) ingestAlternating(ctx context.Context, res ScenarioResult, srv 
 	}
 	defer noop.Close()
 	main := newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize)
-	var pids []int
-	if srv.child != nil {
-		pids = []int{srv.child.pid()}
-	}
+	pids := srv.pids()
 	lr, br := r.alternateCPU(ctx, ScenarioIngest, func(warmup bool) load {
 		if warmup {
 			return r.phase(newSigner(r.client, srv.base, r.opts.Source, r.opts.Secret, r.opts.BodySize).newWorker)
@@ -336,9 +399,9 @@ func (r *runner) ingestAlternating(ctx context.Context, res ScenarioResult, srv 
 	// CPU-bound run the throughput ratio tends to it, and it holds still
 	// when neighbours come and go.
 	if o, b := lr.cpuPerOK(), br.cpuPerOK(); o > 0 && b > 0 && len(pids) > 0 {
-		res.setExtra("cpu_us_per_req", o)
-		res.setExtra("baseline_cpu_us_per_req", b)
-		res.setExtra("cpu_ratio", b/o)
+		res.setExtra(extraCPU, o)
+		res.setExtra(extraBaselineCPU, b)
+		res.setExtra(extraCPURatio, b/o)
 	}
 	if n := br.rec.errs.Load(); n > 0 {
 		return res, fmt.Errorf("bench: baseline had %d errors, first: %v", n, br.rec.firstError())

@@ -114,6 +114,12 @@ func TestScenariosAgainstFakeServer(t *testing.T) {
 					t.Errorf("destinations: extras %v", s.Extra)
 				}
 			}
+			// CPU per request or delivery of each side, the server child's
+			// included in ours.
+			if x := s.Extra; (name == ScenarioIngest || name == ScenarioE2E) &&
+				(x[extraCPU]+x[extraCPUDelivery] <= 0 || x[extraBaselineCPU] <= 0 || x[extraCPURatio] <= 0) {
+				t.Errorf("%s: no CPU figures in %v", name, x)
+			}
 		})
 	}
 }
@@ -313,7 +319,7 @@ func TestIngestRounds(t *testing.T) {
 		t.Errorf("mode %q does not say it ran in rounds", s.Mode)
 	}
 	// CPU per request of each side, the server child's included in ours.
-	if x := s.Extra; x["cpu_us_per_req"] <= 0 || x["baseline_cpu_us_per_req"] <= 0 || x["cpu_ratio"] <= 0 {
+	if x := s.Extra; x[extraCPU] <= 0 || x[extraBaselineCPU] <= 0 || x[extraCPURatio] <= 0 {
 		t.Errorf("no CPU figures in %v", x)
 	}
 }
