@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,20 @@ func TestNeighbourWatch(t *testing.T) {
 	watched.report(&res)
 	if _, ok := res.Extra[extraOthersCores]; !ok {
 		t.Errorf("report set no %s: %v", extraOthersCores, res.Extra)
+	}
+}
+
+func TestNeighbourNote(t *testing.T) {
+	for _, c := range []struct {
+		cores float64
+		warn  bool
+	}{{0, false}, {0.2, false}, {busyNeighbours - 0.01, false}, {busyNeighbours, true}, {1.35, true}} {
+		note := neighbourNote(c.cores)
+		if (note != "") != c.warn {
+			t.Errorf("neighbourNote(%v) = %q, want a warning: %v", c.cores, note, c.warn)
+		}
+		if c.warn && !strings.Contains(note, strconv.FormatFloat(c.cores, 'f', 1, 64)+" cores") {
+			t.Errorf("neighbourNote(%v) = %q, does not say how busy", c.cores, note)
+		}
 	}
 }

@@ -120,11 +120,33 @@ func (w *neighbourWatch) cores() (float64, bool) {
 	return max(float64((busy-w.busy)-(ours-w.ours))/float64(el), 0), true
 }
 
-// report sets extraOthersCores on res when it is known.
+// report sets extraOthersCores on res when it is known, and says in
+// res.Measures when the neighbours were busy enough to skew the rates.
 func (w *neighbourWatch) report(res *ScenarioResult) {
-	if c, ok := w.cores(); ok {
-		res.setExtra(extraOthersCores, c)
+	c, ok := w.cores()
+	if !ok {
+		return
 	}
+	res.setExtra(extraOthersCores, c)
+	if note := neighbourNote(c); note != "" {
+		if res.Measures != "" {
+			res.Measures += "; "
+		}
+		res.Measures += note
+	}
+}
+
+// busyNeighbours is the neighbours' CPU use, in cores, from which a
+// report warns that its rate ratios are skewed.
+const busyNeighbours = 0.5
+
+// neighbourNote is the warning for a run during which the neighbours used
+// cores, or "" when they were quiet enough.
+func neighbourNote(cores float64) string {
+	if cores < busyNeighbours {
+		return ""
+	}
+	return fmt.Sprintf("rates taken while other processes used %.1f cores: the rate ratio leans towards the side that runs in more processes; the CPU ratios hold better", cores)
 }
 
 // clockTicks is USER_HZ, the unit of the CPU times in /proc/stat and
