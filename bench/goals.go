@@ -61,7 +61,7 @@ func goalFor(name, transport, ordering string) *Goal {
 		case "quic":
 			// A forward's QUIC ends are always two processes; the same
 			// quic-go stream costs 2.6-3.0 ms of CPU per MB within one
-			// process and 3.6-3.8 across two, a cost no tunnel can avoid.
+			// process and 3.6-3.9 across two, a cost no tunnel can avoid.
 			return &Goal{extraCPURatioToQUIC2, 0.8, "0.8 of a bare quic-go stream across two processes, by CPU per MB"}
 		case "tcp":
 			// 1.5x the 155 MB/s a widely used reverse-proxy tool moves over
