@@ -98,7 +98,8 @@
 // two ends are always two processes, and on a small shared machine a
 // process pays CPU of its own for each wakeup from another (its scheduler,
 // sysmon, futexes) that one process handing packets to itself does not:
-// the same stream costs 30-45% more CPU per MB across two processes.
+// the same stream costs 30-50% more CPU per MB across two processes (four
+// runs, each pair in one run).
 //
 // The tunnel scenarios also report the CPU time each path costs per
 // request or per MB (this process's, plus the server's and agent's on the
