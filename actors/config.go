@@ -63,6 +63,18 @@ type Change struct {
 	DeleteDestinations []string
 	DeleteAgents       []string
 	DeleteForwards     []string
+	// Tokens are admin API tokens to create (their stored records: a
+	// hash, never the token); one whose name exists is refused.
+	// DeleteTokens revokes stored tokens. Neither writes an audit entry of
+	// its own: give them in Audit.
+	Tokens       []TokenRecord
+	DeleteTokens []string
+	// NewSigningSecrets, by destination slug: the signing secret a new
+	// destination in Destinations without one gets (a cluster member's
+	// proposal carries them, so every member stores the same secret);
+	// an existing destination keeps its own. Without an entry a new
+	// destination gets a generated one.
+	NewSigningSecrets map[string]string
 	// Actor names who made the change, for the audit log.
 	Actor string
 	// KeepAgentSecrets keeps an existing agent's secret when the change
@@ -78,14 +90,49 @@ type Change struct {
 // Apply validates the change against the current configuration and writes
 // it in one durable batch, with an audit entry per object changed; then
 // destinations hear of their new settings. A failed Apply writes nothing.
+//
+// On a cluster member (UseConfigReplicator) the change is proposed to the
+// metadata shard instead, and Apply returns once this member applied it
+// (ApplyCommitted), like every other member does.
 func (n *Node) Apply(c Change) error {
+	if r := n.replicator.Load(); r != nil {
+		return n.propose(*r, c)
+	}
 	n.cfgMu.Lock()
 	defer n.cfgMu.Unlock()
+	b := n.db.NewBatch()
+	st, err := n.stage(c, b, nil)
+	if err != nil || st == nil {
+		b.Discard()
+		return err
+	}
+	if err := n.db.CommitWait(b); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	n.publish(st)
+	return nil
+}
+
+// staged is a change written into a batch, to publish once it is durable.
+type staged struct {
+	old, next    *Snapshot
+	changedDests []string
+	deleted      []string // destinations
+	tokens       bool
+}
+
+// stage validates c against the current configuration and writes what it
+// changes into b, with its audit entries; nil and no error: nothing
+// changes. newSecret gives a new destination without a signing secret its
+// secret; nil generates one. The caller holds cfgMu and discards b on an
+// error.
+func (n *Node) stage(c Change, b *wal.Batch, newSecret func(slug string) (string, error)) (*staged, error) {
+	if newSecret == nil {
+		newSecret = func(string) (string, error) { return delivery.GenerateSigningSecret() }
+	}
 	old := n.Snapshot()
 	next := old.clone()
-	b := n.db.NewBatch()
 	var audits []audit
-	fail := func(err error) error { b.Discard(); return err }
 
 	for _, del := range []struct {
 		kind  string
@@ -100,11 +147,15 @@ func (n *Node) Apply(c Change) error {
 	} {
 		for _, id := range del.ids {
 			if !del.m(id) {
-				return fail(fmt.Errorf("%w: %s %q", ErrNotFound, del.kind, id))
+				return nil, fmt.Errorf("%w: %s %q", ErrNotFound, del.kind, id)
 			}
 			b.DeleteConfig(del.store, id)
 			audits = append(audits, audit{"config.deleted", del.kind, id, nil})
 		}
+	}
+	tokens, err := n.stageTokens(c, b)
+	if err != nil {
+		return nil, err
 	}
 	var changedDests []string
 	for _, k := range []kindChange{
@@ -126,9 +177,11 @@ func (n *Node) Apply(c Change) error {
 		},
 		upsert[model.Destination]{
 			field: "destinations", kind: "destination", items: c.Destinations,
-			key:  func(d model.Destination) string { return d.Slug },
-			get:  lookup(next.Destinations),
-			fill: keepDestinationSecrets,
+			key: func(d model.Destination) string { return d.Slug },
+			get: lookup(next.Destinations),
+			fill: func(d *model.Destination, prev model.Destination, existed bool) error {
+				return keepDestinationSecrets(d, prev, existed, newSecret)
+			},
 			put: func(b *wal.Batch, d model.Destination) error {
 				next.Destinations[d.Slug] = d
 				changedDests = append(changedDests, d.Slug)
@@ -167,19 +220,18 @@ func (n *Node) Apply(c Change) error {
 	} {
 		changed, err := k.stage(b)
 		if err != nil {
-			return fail(err)
+			return nil, err
 		}
 		audits = append(audits, changed...)
 	}
 	if err := next.check(); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if err := next.checkTargets(c); err != nil {
-		return fail(err)
+		return nil, err
 	}
-	if len(audits) == 0 {
-		b.Discard()
-		return nil
+	if len(audits) == 0 && !tokens {
+		return nil, nil
 	}
 	for _, a := range audits {
 		b.Audit(wal.AuditEntry{At: n.clock.Now().UTC(), Action: a.action, ObjectType: a.kind, ObjectID: a.id, Actor: c.Actor, Detail: a.detail})
@@ -190,18 +242,22 @@ func (n *Node) Apply(c Change) error {
 		}
 		b.Audit(e)
 	}
-	if err := n.db.CommitWait(b); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	return &staged{old: old, next: next, changedDests: changedDests, deleted: c.DeleteDestinations, tokens: tokens}, nil
+}
+
+// publish makes a staged change, durable now, the node's configuration.
+func (n *Node) publish(st *staged) {
+	n.snapshot.Store(st.next)
+	if st.tokens {
+		n.tokenGen.Add(1)
 	}
-	n.snapshot.Store(next)
 	if n.cfg.OnChange != nil {
-		n.cfg.OnChange(old, next)
+		n.cfg.OnChange(st.old, st.next)
 	}
-	for _, slug := range append(changedDests, c.DeleteDestinations...) {
+	for _, slug := range append(st.changedDests, st.deleted...) {
 		n.dests.notify(slug, configMsg{})
 	}
-	n.destinationsDeleted(c.DeleteDestinations)
-	return nil
+	n.destinationsDeleted(st.deleted)
 }
 
 // audit is one object's change, for the audit log.
@@ -265,13 +321,13 @@ func lookup[V any](m map[string]V) func(string) (V, bool) {
 }
 
 // keepDestinationSecrets keeps the signing secrets a change does not
-// carry, and generates a secret for a new destination without one.
-func keepDestinationSecrets(d *model.Destination, prev model.Destination, existed bool) error {
+// carry, and gives a new destination without one newSecret's.
+func keepDestinationSecrets(d *model.Destination, prev model.Destination, existed bool, newSecret func(slug string) (string, error)) error {
 	if d.SigningSecret == "" {
 		if existed && prev.SigningSecret != "" {
 			d.SigningSecret = prev.SigningSecret
 		} else {
-			sec, err := delivery.GenerateSigningSecret()
+			sec, err := newSecret(d.Slug)
 			if err != nil {
 				return err
 			}

@@ -156,6 +156,10 @@ type Node struct {
 
 	cfgMu    sync.Mutex // serialises configuration writes
 	snapshot atomic.Pointer[Snapshot]
+	// replicator: a cluster member's metadata shard, which takes every
+	// configuration change (replicated.go); nil for a single node.
+	replicator atomic.Pointer[ConfigReplicator]
+	tokenGen   atomic.Uint64 // counts changes to the stored admin tokens
 
 	ready     atomic.Bool
 	closing   atomic.Bool

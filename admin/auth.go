@@ -18,6 +18,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
 
@@ -75,6 +76,13 @@ func (p principal) actor() string { return "token:" + p.name }
 // tokenSet holds the tokens in memory; writes go through the store first.
 type tokenSet struct {
 	db *wal.DB
+	// node, when set, takes token writes as configuration changes (on a
+	// cluster member they replicate); the set reloads from the store when
+	// the node's token generation moved (a change here or on another
+	// member).
+	node      *actors.Node
+	gen       atomic.Uint64
+	bootstrap *tokenEntry
 
 	mu   sync.Mutex // serialises writes
 	list atomic.Pointer[[]tokenEntry]
@@ -125,28 +133,53 @@ func CheckBootstrapToken(t string) error {
 
 func loadTokens(db *wal.DB, bootstrap string) (*tokenSet, error) {
 	ts := &tokenSet{db: db}
-	stored, err := ListTokens(db)
-	if err != nil {
+	if bootstrap != "" {
+		ts.bootstrap = &tokenEntry{
+			tok:  Token{Name: BootstrapTokenName, Role: RoleAdmin, Prefix: tokenDisplayPrefix(bootstrap)},
+			hash: hashToken(bootstrap),
+		}
+	}
+	if err := ts.reload(); err != nil {
 		return nil, err
+	}
+	return ts, nil
+}
+
+// reload reads the stored tokens again.
+func (ts *tokenSet) reload() error {
+	var gen uint64
+	if ts.node != nil {
+		gen = ts.node.TokenGeneration()
+	}
+	stored, err := ListTokens(ts.db)
+	if err != nil {
+		return err
 	}
 	var list []tokenEntry
 	for _, t := range stored {
 		h, err := hex.DecodeString(t.Hash)
 		if err != nil || len(h) != sha256.Size {
-			return nil, fmt.Errorf("%w: token %q has a bad hash", wal.ErrCorrupt, t.Name)
+			return fmt.Errorf("%w: token %q has a bad hash", wal.ErrCorrupt, t.Name)
 		}
 		e := tokenEntry{tok: t}
 		copy(e.hash[:], h)
 		list = append(list, e)
 	}
-	if bootstrap != "" {
-		list = append(list, tokenEntry{
-			tok:  Token{Name: BootstrapTokenName, Role: RoleAdmin, Prefix: tokenDisplayPrefix(bootstrap)},
-			hash: hashToken(bootstrap),
-		})
+	if ts.bootstrap != nil {
+		list = append(list, *ts.bootstrap)
 	}
 	ts.list.Store(&list)
-	return ts, nil
+	ts.gen.Store(gen)
+	return nil
+}
+
+// current is the token list, read again first if the stored tokens
+// changed since it was read. A failed read keeps the list there is.
+func (ts *tokenSet) current() []tokenEntry {
+	if ts.node != nil && ts.node.TokenGeneration() != ts.gen.Load() {
+		ts.reload()
+	}
+	return *ts.list.Load()
 }
 
 func tokenDisplayPrefix(t string) string {
@@ -166,7 +199,7 @@ func tokenDisplayPrefix(t string) string {
 // index a shorter one (a panic) or another token (a wrong principal).
 func (ts *tokenSet) check(presented string) (principal, bool) {
 	h := hashToken(presented)
-	list := *ts.list.Load()
+	list := ts.current()
 	found := -1
 	for i := range list {
 		if subtle.ConstantTimeCompare(h[:], list[i].hash[:]) == 1 {
@@ -179,11 +212,11 @@ func (ts *tokenSet) check(presented string) (principal, bool) {
 	return principal{name: list[found].tok.Name, role: list[found].tok.Role, bearer: presented}, true
 }
 
-func (ts *tokenSet) empty() bool { return len(*ts.list.Load()) == 0 }
+func (ts *tokenSet) empty() bool { return len(ts.current()) == 0 }
 
 func (ts *tokenSet) all() []api.Token {
 	var out []api.Token
-	for _, e := range *ts.list.Load() {
+	for _, e := range ts.current() {
 		out = append(out, e.tok.Wire())
 	}
 	slices.SortFunc(out, func(a, b api.Token) int { return strings.Compare(a.Name, b.Name) })
@@ -197,10 +230,27 @@ func (ts *tokenSet) create(name, role, by string, now time.Time) (string, Token,
 	if err := validTokenReq(name, role); err != nil {
 		return "", Token{}, err
 	}
-	for _, e := range *ts.list.Load() {
+	for _, e := range ts.current() {
 		if e.tok.Name == name {
 			return "", Token{}, errConflict("a token named %q already exists", name)
 		}
+	}
+	if ts.node != nil {
+		secret, tok, err := newToken(name, role, by, now)
+		if err != nil {
+			return "", Token{}, err
+		}
+		raw, err := json.Marshal(tok)
+		if err != nil {
+			return "", Token{}, err
+		}
+		err = ts.node.Apply(actors.Change{Tokens: []actors.TokenRecord{{Name: name, Record: raw}}, Actor: by,
+			Audit: []wal.AuditEntry{tokenCreated(tok, now)}})
+		if err != nil {
+			return "", Token{}, err
+		}
+		tok.Hash = ""
+		return secret, tok, ts.reload()
 	}
 	secret, tok, err := CreateToken(ts.db, name, role, by, now)
 	if err != nil {
@@ -220,6 +270,14 @@ func (ts *tokenSet) revoke(name, by string, now time.Time) error {
 		if slices.ContainsFunc(*ts.list.Load(), func(e tokenEntry) bool { return e.tok.Name == name && e.tok.Hash == "" }) {
 			return errConflict("the bootstrap token comes from --admin-token; remove the flag and restart to revoke it")
 		}
+	}
+	if ts.node != nil {
+		err := ts.node.Apply(actors.Change{DeleteTokens: []string{name}, Actor: by,
+			Audit: []wal.AuditEntry{{At: now.UTC(), Action: "token.revoked", ObjectType: "token", ObjectID: name, Actor: by}}})
+		if err != nil {
+			return err
+		}
+		return ts.reload()
 	}
 	if err := RevokeToken(ts.db, name, by, now); err != nil {
 		return err
@@ -261,6 +319,24 @@ func ListTokens(db *wal.DB) ([]Token, error) {
 // CreateToken stores a new token's hash, audited, and returns the token in
 // clear. It does not check for an existing name; callers do.
 func CreateToken(db *wal.DB, name, role, by string, now time.Time) (string, Token, error) {
+	secret, tok, err := newToken(name, role, by, now)
+	if err != nil {
+		return "", Token{}, err
+	}
+	b := db.NewBatch()
+	if err := b.PutConfig(wal.KindToken, name, tok); err != nil {
+		b.Discard()
+		return "", Token{}, err
+	}
+	b.Audit(tokenCreated(tok, now))
+	if err := db.CommitWait(b); err != nil {
+		return "", Token{}, err
+	}
+	return secret, tok, nil
+}
+
+// newToken makes a token: the secret, in clear, and its record.
+func newToken(name, role, by string, now time.Time) (string, Token, error) {
 	if err := validTokenReq(name, role); err != nil {
 		return "", Token{}, err
 	}
@@ -269,18 +345,12 @@ func CreateToken(db *wal.DB, name, role, by string, now time.Time) (string, Toke
 		return "", Token{}, err
 	}
 	h := hashToken(secret)
-	tok := Token{Name: name, Role: role, Hash: hex.EncodeToString(h[:]), Prefix: tokenDisplayPrefix(secret), CreatedAt: now.UTC(), CreatedBy: by}
-	b := db.NewBatch()
-	if err := b.PutConfig(wal.KindToken, name, tok); err != nil {
-		b.Discard()
-		return "", Token{}, err
-	}
-	b.Audit(wal.AuditEntry{At: now.UTC(), Action: "token.created", ObjectType: "token", ObjectID: name, Actor: by,
-		Detail: map[string]string{"role": role, "prefix": tok.Prefix}})
-	if err := db.CommitWait(b); err != nil {
-		return "", Token{}, err
-	}
-	return secret, tok, nil
+	return secret, Token{Name: name, Role: role, Hash: hex.EncodeToString(h[:]), Prefix: tokenDisplayPrefix(secret), CreatedAt: now.UTC(), CreatedBy: by}, nil
+}
+
+func tokenCreated(tok Token, now time.Time) wal.AuditEntry {
+	return wal.AuditEntry{At: now.UTC(), Action: "token.created", ObjectType: "token", ObjectID: tok.Name, Actor: tok.CreatedBy,
+		Detail: map[string]string{"role": tok.Role, "prefix": tok.Prefix}}
 }
 
 // RevokeToken deletes a stored token, audited.

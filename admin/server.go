@@ -41,8 +41,12 @@ type Config struct {
 	Logger *slog.Logger
 	// BootstrapToken, when set, is an admin token held only in memory
 	// (--admin-token). When empty and the store holds no token, the
-	// server creates one; InitialToken returns it once.
+	// server creates one; InitialToken returns it once. On a cluster
+	// member it is created once the member has caught up with the
+	// metadata shard, if the cluster holds no token then, and handed to
+	// OnInitialToken instead.
 	BootstrapToken string
+	OnInitialToken func(token string)
 	// MetricsPublic serves /metrics without a token.
 	MetricsPublic bool
 	// Agents reports agent connections; nil is "unknown".
@@ -109,6 +113,10 @@ type Server struct {
 
 	initialMu    sync.Mutex
 	initialToken string // guarded by initialMu; handed out once
+	// initialDone is closed when initialTokenLater (a cluster member's)
+	// returned; nil when it never ran. stop ends it.
+	initialDone chan struct{}
+	stop        chan struct{}
 
 	// cfgMu makes an existence check and the Apply after it one step, so
 	// two creates of one slug cannot both succeed.
@@ -142,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		router: httprouter.New(),
 		reg:    prometheus.NewRegistry(),
+		stop:   make(chan struct{}),
 	}
 	s.logins = NewLoginLimiter(s.now)
 	if cfg.BootstrapToken != "" {
@@ -153,7 +162,15 @@ func New(cfg Config) (*Server, error) {
 	if s.tokens, err = loadTokens(s.db, cfg.BootstrapToken); err != nil {
 		return nil, err
 	}
-	if s.tokens.empty() {
+	s.tokens.node = cfg.Node
+	switch {
+	case !s.tokens.empty():
+	case cfg.Node.Replicated():
+		// A cluster member: tokens are the cluster's, and this member may
+		// not have caught up yet (nor have a quorum to write with).
+		s.initialDone = make(chan struct{})
+		go s.initialTokenLater()
+	default:
 		secret, _, err := s.tokens.create(InitialTokenName, RoleAdmin, "system", s.now())
 		if err != nil {
 			return nil, err
@@ -201,8 +218,47 @@ func (s *Server) InitialToken() string {
 // stop with it.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		close(s.stop)
+		if s.initialDone != nil {
+			<-s.initialDone
+		}
 		s.rollups.close()
 	})
+}
+
+// initialTokenLater creates the initial token on a cluster member, once
+// it has caught up with the metadata shard, if the cluster holds no token
+// then; another member that made one first wins. It retries every second
+// while no quorum answers, until Close.
+func (s *Server) initialTokenLater() {
+	defer close(s.initialDone)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.node.CatchUpConfig(ctx)
+		cancel()
+		if err == nil {
+			if !s.tokens.empty() {
+				return
+			}
+			secret, _, err := s.tokens.create(InitialTokenName, RoleAdmin, "system", s.now())
+			var ae *Error
+			switch {
+			case err == nil:
+				if s.cfg.OnInitialToken != nil {
+					s.cfg.OnInitialToken(secret)
+				}
+				return
+			case errors.Is(err, actors.ErrConflict), errors.As(err, &ae) && ae.Status == http.StatusConflict:
+				return
+			}
+			s.log.Debug("initial token: not created yet", "err", err)
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }

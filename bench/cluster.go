@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -89,6 +91,15 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 			c.kill()
 		}
 	}()
+	keyDir, clKey, err := r.tempDir("cluster-seal")
+	if err != nil {
+		return res, err
+	}
+	defer clKey()
+	sealKey := filepath.Join(keyDir, "seal.key")
+	if out, err := exec.Command(bin, "cluster", "seal-key", "--out", sealKey).CombinedOutput(); err != nil {
+		return res, fmt.Errorf("bench: cluster seal-key: %v: %s", err, out)
+	}
 	for i := range specs {
 		d, cl, err := r.tempDir("cluster-node" + strconv.Itoa(i+1))
 		if err != nil {
@@ -99,7 +110,7 @@ func (r *runner) cluster(ctx context.Context) (ScenarioResult, error) {
 			return res, err
 		}
 		specs[i].extraArgs = []string{"--cluster-addr", raft[i], "--node-id", strconv.Itoa(i + 1),
-			"--initial-members", members, "--admin-token", clusterBenchToken}
+			"--initial-members", members, "--admin-token", clusterBenchToken, "--cluster-seal-key", sealKey}
 		c, err := specs[i].start()
 		if err != nil {
 			return res, err

@@ -195,20 +195,7 @@ func (rb *ReplicaBatch) SetFence(term, node uint64) {
 // and commits the batch without waiting for an fsync (the raft log is
 // durable already). The batch cannot be used afterwards.
 func (rb *ReplicaBatch) CommitApplied(index uint64) error {
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], index)
-	rb.b.Set(replicaKey(rb.part, replicaApplied), v[:], nil)
-	rb.db.flushAudit(rb.b, []*Batch{rb.Batch})
-	rb.db.closeMu.RLock()
-	defer rb.db.closeMu.RUnlock()
-	defer rb.b.Close()
-	if rb.db.closed.Load() {
-		return ErrClosed
-	}
-	if err := rb.db.pdb.Apply(rb.b, pebble.NoSync); err != nil {
-		return fmt.Errorf("wal.CommitApplied: %w", err)
-	}
-	return nil
+	return rb.commitApplied(replicaKey(rb.part, replicaApplied), index)
 }
 
 // ReplicaState is what a partition's state machine resumes from.

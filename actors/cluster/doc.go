@@ -102,13 +102,42 @@
 // most max_in_flight of a parallel one, whose attempts keep their place
 // until their outcome is committed (destsm.Params.DurableSlots).
 //
+// # Metadata shard
+//
+// Configuration (sources, destinations, agents, forwards) and admin
+// tokens are one more raft shard (MetaShard), with a replica on every
+// member. The node proposes every configuration change there
+// (actors.Node.Apply on a member: validated and completed first, with
+// the secrets it generates chosen by the proposer) and answers once this
+// member applied it. Its state machine (metaSM, on-disk) hands each
+// committed change to the node (actors.Node.ApplyCommitted), which
+// validates it again against the configuration applied so far (equal on
+// every member, so every member decides the same) and writes it under
+// the keys a single node uses (c <kind> <slug>), with the shard's applied
+// index in the same Pebble batch; then the node's destinations, the
+// tunnel's registry and the admin API's tokens pick it up. A refusal is a
+// result value carrying the usual error kind (not found, conflict, a
+// field), never an error from Update. Snapshots hold every replicated
+// object, secrets opened from the member's store and the whole sealed
+// with the cluster key; a member restores them sealing with its own store
+// key, and reloads its configuration.
+//
+// Entries are sealed whole with the cluster sealing key (seal.go): kind,
+// version and key id in clear as associated data, then AES-GCM over the
+// change's JSON. A malformed or tampered entry is ResultBad and applies
+// nothing. One sealed with another key makes this member stop applying
+// (nothing more is recorded, so a restart with the right key applies it)
+// and tells serve to stop; a member whose store recorded another key id
+// refuses to start.
+//
 // # Membership
 //
-// Members are replicas of every partition (and of the tunnel directory).
-// AddNode and RemoveNode make one raft membership change per shard (retried, and idempotent, so a
-// retry after a partial failure finishes the job); a replacement takes a
-// new id and starts with Config.Join, catching up from the log or a
-// snapshot. Removal first, then the addition: a partition never waits for
+// Members are replicas of every partition, of the metadata shard and of
+// the tunnel directory. AddNode and RemoveNode make one raft membership
+// change per shard (retried, and idempotent, so a retry after a partial
+// failure finishes the job); a replacement takes a new id and starts with
+// Config.Join, catching up from the log or a snapshot. Removal first, then
+// the addition: a partition never waits for
 // a member that has nothing yet to make its quorum.
 //
 // # Tunnel directory

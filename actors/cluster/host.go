@@ -69,6 +69,13 @@ type Config struct {
 	// TLS turns on mutual TLS for raft traffic; required unless every
 	// member is on a loopback address (CheckTransport).
 	TLS TLSFiles
+	// Configs applies the metadata shard's committed configuration
+	// changes (the member's *actors.Node), and takes this member's
+	// proposals of them. Nil: no metadata shard runs (tests of the
+	// partitions alone). It needs SealKey.
+	Configs ConfigApplier
+	// SealKey seals what the metadata shard carries (seal.go).
+	SealKey *SealKey
 }
 
 // DefaultConfig returns the defaults: a 50 ms tick and elections after
@@ -84,6 +91,9 @@ func (c Config) Validate() error {
 	}
 	if c.DB == nil {
 		return errors.New("cluster: Config.DB is required")
+	}
+	if c.Configs != nil && c.SealKey == nil {
+		return errors.New("cluster: a member needs the cluster sealing key (--cluster-seal-key)")
 	}
 	if c.Dir == "" {
 		return errors.New("cluster: Config.Dir is required")
@@ -186,6 +196,7 @@ type Cluster struct {
 
 	reporter *tunnelReporter // guarded by mu; nil until ReportTunnel
 	inbox    *inboxProposer
+	meta     *metaShard // nil without Config.Configs
 }
 
 func quietDragonboat() {
@@ -256,6 +267,12 @@ func Start(cfg Config) (*Cluster, error) {
 		members = map[uint64]dragonboat.Target{}
 		for id, addr := range cfg.Members {
 			members[id] = addr
+		}
+	}
+	if cfg.Configs != nil {
+		if err := c.startMeta(members); err != nil {
+			nh.Close()
+			return nil, err
 		}
 	}
 	for p := 0; p < c.part; p++ {
@@ -716,6 +733,9 @@ func (c *Cluster) RemoveNode(ctx context.Context, id uint64) error {
 // 2 s: a request to a leader that just died is dropped, not refused.
 func (c *Cluster) eachPartition(ctx context.Context, change func(context.Context, uint64, *dragonboat.Membership) error) error {
 	shards := []uint64{TunnelShard}
+	if c.meta != nil {
+		shards = append(shards, MetaShard)
+	}
 	for p := 0; p < c.part; p++ {
 		shards = append(shards, PartitionShard(uint16(p)))
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,6 +29,7 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-ca", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CA"}, Usage: "PEM CA that signs every member's certificate (mutual TLS between members; required off loopback)"},
 		&cli.StringFlag{Name: "cluster-cert", EnvVars: []string{"WEBHOOKOPS_CLUSTER_CERT"}, Usage: "PEM certificate of this member, for its --cluster-addr host"},
 		&cli.StringFlag{Name: "cluster-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_KEY"}, Usage: "PEM key for --cluster-cert"},
+		&cli.StringFlag{Name: "cluster-seal-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_SEAL_KEY"}, Usage: "file of the cluster sealing key (" + cluster.SealKeyName + " from `webhookops cluster ca` or `cluster seal-key`), the same on every member: it seals the replicated configuration's secrets in the raft log and between members"},
 		&cli.BoolFlag{Name: "join", EnvVars: []string{"WEBHOOKOPS_CLUSTER_JOIN"}, Usage: "this member was added to a running cluster with `webhookops cluster add-node` (it replaces a removed one): start without --initial-members and catch up from the others"},
 		memberAdminURLsFlag,
 		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
@@ -37,6 +40,9 @@ func clusterFlags() []cli.Flag {
 type clusterMember struct {
 	cl   *cluster.Cluster
 	node *actors.Node
+	log  *slog.Logger
+	stop chan struct{}
+	wg   sync.WaitGroup // proposeFile
 }
 
 // status is the admin API's view of the cluster.
@@ -90,7 +96,68 @@ func (m *clusterMember) addDestinations(ps []api.ClusterPartition) {
 	}
 }
 
-func (m *clusterMember) Close() { m.cl.Close() }
+// Close leaves the cluster. Idempotent.
+func (m *clusterMember) Close() {
+	select {
+	case <-m.stop:
+		return
+	default:
+	}
+	close(m.stop)
+	m.cl.Close()
+	m.wg.Wait()
+}
+
+// proposeFile proposes the objects of the --config file to the metadata
+// shard, in the background: once this member has caught up with the
+// shard, and only if they change something (a restart with the same file
+// writes no entry). It retries while the shard has no quorum (the first
+// member of a new cluster starts alone). Members whose files disagree
+// overwrite each other's objects: the last proposal wins, and says so in
+// the log.
+func (m *clusterMember) proposeFile(ch actors.Change, path string) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			err := m.fileOnce(ch, path)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, actors.ErrUnavailable) {
+				m.log.Error("the cluster refused the config file", "file", path, "err", err)
+				return
+			}
+			select {
+			case <-m.stop:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+}
+
+func (m *clusterMember) fileOnce(ch actors.Change, path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	err := m.node.CatchUpConfig(ctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	changes, err := m.node.WouldChange(ch)
+	if err != nil {
+		return err
+	}
+	if !changes {
+		m.log.Info("config file matches the cluster's configuration", "file", path)
+		return nil
+	}
+	if err := m.node.Apply(ch); err != nil {
+		return err
+	}
+	m.log.Warn("config file proposed to the cluster: its objects replace the cluster's where they differ (the last proposal wins)", "file", path)
+	return nil
+}
 
 // AddNode and RemoveNode implement admin.Membership.
 func (m *clusterMember) AddNode(ctx context.Context, id uint64, addr string) error {
@@ -163,6 +230,13 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 			return nil, fmt.Errorf("--initial-members: %w", err)
 		}
 	}
+	if c.String("cluster-seal-key") == "" {
+		return nil, fmt.Errorf("a cluster member needs --cluster-seal-key: the same key file on every member (make one with `webhookops cluster seal-key --out %s`, or take %s from `webhookops cluster ca`)", cluster.SealKeyName, cluster.SealKeyName)
+	}
+	key, err := cluster.LoadSealKey(c.String("cluster-seal-key"))
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-seal-key: %w", err)
+	}
 	cl, err := cluster.Start(cluster.Config{
 		NodeID:       c.Uint64("node-id"),
 		RaftAddr:     addr,
@@ -175,13 +249,15 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 		Logger:       log.With("component", "cluster"),
 		Audit:        node.Audit,
 		Engine:       node,
+		Configs:      node,
+		SealKey:      key,
 		TLS:          cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")},
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions())
-	return &clusterMember{cl: cl, node: node}, nil
+	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions(), "seal_key_id", key.ID())
+	return &clusterMember{cl: cl, node: node, log: log.With("component", "cluster"), stop: make(chan struct{})}, nil
 }
 
 func clusterCommand() *cli.Command {
@@ -191,7 +267,7 @@ func clusterCommand() *cli.Command {
 		Subcommands: append([]*cli.Command{
 			{
 				Name:   "ca",
-				Usage:  "create a cluster CA (ca.pem, ca-key.pem) in --dir; keep its key off the nodes",
+				Usage:  "create a cluster CA (ca.pem, ca-key.pem; keep its key off the nodes) and the cluster sealing key (" + cluster.SealKeyName + ", for every member) in --dir",
 				Flags:  []cli.Flag{&cli.StringFlag{Name: "dir", Value: "cluster-ca", Usage: "directory for the CA"}},
 				Action: runClusterCA,
 			},
@@ -205,6 +281,12 @@ func clusterCommand() *cli.Command {
 				},
 				Action: runClusterCert,
 			},
+			{
+				Name:   "seal-key",
+				Usage:  "create a cluster sealing key file (give every member the same one with --cluster-seal-key)",
+				Flags:  []cli.Flag{&cli.StringFlag{Name: "out", Value: cluster.SealKeyName, Usage: "file to create (mode 0600); an existing one is kept"}},
+				Action: runClusterSealKey,
+			},
 			admincli.ClusterStatusCommand(),
 		}, admincli.ClusterNodeCommands()...),
 	}
@@ -215,7 +297,19 @@ func runClusterCA(c *cli.Context) error {
 		return err
 	}
 	cert, key := cluster.CAFiles(c.String("dir"))
-	fmt.Fprintf(c.App.Writer, "created %s and %s\n", cert, key)
+	seal := filepath.Join(c.String("dir"), cluster.SealKeyName)
+	if err := cluster.CreateSealKey(seal); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "created %s and %s, and the sealing key %s (copy it to every member: --cluster-seal-key)\n", cert, key, seal)
+	return nil
+}
+
+func runClusterSealKey(c *cli.Context) error {
+	if err := cluster.CreateSealKey(c.String("out")); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "created %s: give every member of the cluster this file with --cluster-seal-key\n", c.String("out"))
 	return nil
 }
 

@@ -31,6 +31,7 @@ var clusterLong = flag.Bool("cluster-long", false, "run the cluster process test
 type clusterNode struct {
 	tlsArgs             []string
 	extraArgs           []string // more serve flags, on every start
+	sealKey             string   // the cluster sealing key file, shared
 	id                  int
 	join                bool // added with cluster add-node: starts with --join
 	raft, ingest, admin string
@@ -63,14 +64,18 @@ func newClusterNodes(t *testing.T, bin string, n int, mTLS bool) []*clusterNode 
 	t.Helper()
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca")
+	seal := filepath.Join(dir, "seal.key")
 	if mTLS {
 		if out, err := exec.Command(bin, "cluster", "ca", "--dir", ca).CombinedOutput(); err != nil {
 			t.Fatalf("cluster ca: %v\n%s", err, out)
 		}
+		seal = filepath.Join(ca, "seal.key") // `cluster ca` makes it
+	} else if out, err := exec.Command(bin, "cluster", "seal-key", "--out", seal).CombinedOutput(); err != nil {
+		t.Fatalf("cluster seal-key: %v\n%s", err, out)
 	}
 	nodes := make([]*clusterNode, n)
 	for i := range nodes {
-		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
+		nodes[i] = &clusterNode{id: i + 1, sealKey: seal, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t),
 			dataDir: filepath.Join(dir, fmt.Sprintf("node%d", i+1))}
 		if mTLS {
 			id := strconv.Itoa(i + 1)
@@ -119,7 +124,7 @@ func (nd *clusterNode) start(t *testing.T, bin, cfg, members string) {
 	t.Helper()
 	args := append([]string{"--data-dir", nd.dataDir, "--config", cfg,
 		"--cluster-addr", nd.raft, "--node-id", strconv.Itoa(nd.id),
-		"--cluster-partitions", "4", "--admin-token", e2eToken}, nd.tlsArgs...)
+		"--cluster-partitions", "4", "--admin-token", e2eToken, "--cluster-seal-key", nd.sealKey}, nd.tlsArgs...)
 	args = append(args, nd.extraArgs...)
 	if nd.join {
 		args = append(args, "--join")
@@ -442,7 +447,7 @@ destinations:
 	nodes[2].c.kill9()
 	os.RemoveAll(nodes[2].dataDir)
 	cli("remove-node", "--id", "3")
-	repl := &clusterNode{id: 4, join: true, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "node4")}
+	repl := &clusterNode{id: 4, join: true, sealKey: nodes[0].sealKey, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "node4")}
 	out := cli("add-node", "--id", "4", "--address", repl.raft)
 	if !strings.Contains(out, repl.raft) {
 		t.Fatalf("add-node did not show the new member:\n%s", out)
@@ -631,7 +636,11 @@ func TestClusterDataDirMode(t *testing.T) {
 		"--initial-members", "1="+raft, "--cluster-partitions", "64")
 	refused("--cluster-partitions is 16", "--data-dir", single, "--cluster-addr", raft, "--node-id", "1", "--initial-members", "1="+raft)
 
-	member := &clusterNode{id: 1, raft: raft, ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "member")}
+	seal := filepath.Join(dir, "seal.key")
+	if out, err := exec.Command(bin, "cluster", "seal-key", "--out", seal).CombinedOutput(); err != nil {
+		t.Fatalf("cluster seal-key: %v\n%s", err, out)
+	}
+	member := &clusterNode{id: 1, sealKey: seal, raft: raft, ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, "member")}
 	member.start(t, bin, cfg, "1="+raft)
 	member.c.stop(t)
 	refused("belongs to cluster member 1", "--data-dir", member.dataDir)

@@ -204,6 +204,20 @@ func serve(c *cli.Context) error {
 		snap := node.Snapshot()
 		tunnel.agents.SetConfig(snap.Agents, snap.Forwards)
 	}
+	var fileChange *actors.Change
+	if file != nil && member {
+		// A member proposes the file to the metadata shard once it runs
+		// (proposeFile); a file the configuration here refuses stops it
+		// now.
+		fileChange = &actors.Change{
+			Sources: file.Sources, Destinations: file.Destinations, Agents: file.Agents, Forwards: file.Forwards,
+			Actor: "config:" + c.String("config"), KeepAgentSecrets: true,
+		}
+		if _, err := node.WouldChange(*fileChange); err != nil {
+			return fmt.Errorf("%s: %w", c.String("config"), err)
+		}
+		file = nil
+	}
 	if file != nil {
 		err := node.Apply(actors.Change{
 			Sources: file.Sources, Destinations: file.Destinations, Agents: file.Agents, Forwards: file.Forwards,
@@ -231,10 +245,15 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var memberFailed <-chan error
 	if cm != nil {
 		defer cm.Close()
+		memberFailed = cm.cl.Failed()
 		if tunnel != nil {
 			cm.reportTunnel(tunnel)
+		}
+		if fileChange != nil {
+			cm.proposeFile(*fileChange, c.String("config"))
 		}
 	}
 	admCfg := admin.Config{
@@ -247,6 +266,9 @@ func serve(c *cli.Context) error {
 		admCfg.Tunnel = &admin.TunnelInfo{Addr: tunnel.publicAddr, Fingerprint: tunnel.agents.Fingerprint()}
 	}
 	if cm != nil {
+		admCfg.OnInitialToken = func(tok string) {
+			fmt.Fprintf(os.Stderr, "\nNew cluster: created admin API token %q for every member (shown only now, store it safely):\n\n    %s\n\n", admin.InitialTokenName, tok)
+		}
 		admCfg.Cluster = cm.status
 		admCfg.ClusterPartitions = cm.partitions
 		admCfg.Membership = cm
@@ -330,6 +352,7 @@ func serve(c *cli.Context) error {
 		"sources", len(snap.Sources), "destinations", len(snap.Destinations),
 		"recovery", time.Since(start).Round(time.Millisecond))
 
+	var exitErr error // a member unfit to run stops with it
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
@@ -337,6 +360,9 @@ func serve(c *cli.Context) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			log.Error("server failed", "err", err)
 		}
+	case err := <-memberFailed:
+		log.Error("leaving the cluster", "err", err)
+		exitErr = err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -356,7 +382,7 @@ func serve(c *cli.Context) error {
 	node.Close()
 	adminSrv.Shutdown(ctx)
 	log.Info("stopped")
-	return nil
+	return exitErr
 }
 
 func displayAddr(a net.Addr) string {
