@@ -36,6 +36,9 @@ func (OfflineTokens) ListTokens(dir string) ([]api.Token, error) {
 func (OfflineTokens) CreateToken(dir, name, role, by string) (api.CreatedToken, error) {
 	var out api.CreatedToken
 	err := offline(dir, func(db *wal.DB) error {
+		if err := notMember(db, dir); err != nil {
+			return err
+		}
 		toks, err := ListTokens(db)
 		if err != nil {
 			return err
@@ -55,7 +58,26 @@ func (OfflineTokens) CreateToken(dir, name, role, by string) (api.CreatedToken, 
 
 // RevokeToken deletes a token of the dir, audited.
 func (OfflineTokens) RevokeToken(dir, name, by string) error {
-	return offline(dir, func(db *wal.DB) error { return RevokeToken(db, name, by, time.Now()) })
+	return offline(dir, func(db *wal.DB) error {
+		if err := notMember(db, dir); err != nil {
+			return err
+		}
+		return RevokeToken(db, name, by, time.Now())
+	})
+}
+
+// notMember refuses a cluster member's data dir: its tokens are the
+// cluster's, written through the metadata shard; a write here would stay
+// in this one store (and go at the member's next snapshot).
+func notMember(db *wal.DB, dir string) error {
+	id, err := db.ClusterMember()
+	if err != nil {
+		return err
+	}
+	if id != 0 {
+		return fmt.Errorf("%s belongs to cluster member %d: its tokens are the cluster's; create or revoke them through any member's admin API (drop --data-dir)", dir, id)
+	}
+	return nil
 }
 
 // offline opens the data dir for fn.
