@@ -302,6 +302,12 @@ func (s *Server) add(rt route) {
 			rt.raw.ServeHTTP(w, r)
 			return
 		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := s.catchUp(r.Context()); err != nil {
+				writeError(w, toError(err))
+				return
+			}
+		}
 		status, body, err := rt.h(r, ps, p)
 		if err != nil {
 			e := toError(err)
@@ -320,6 +326,19 @@ func (s *Server) add(rt route) {
 		}
 		writeJSON(w, status, body)
 	})
+}
+
+// catchUp, on a cluster member, waits until this member applied every
+// configuration change committed so far, so a write checks what it
+// changes against the latest configuration whichever member made it (one
+// linearizable read of the metadata shard; nothing on a single node).
+func (s *Server) catchUp(ctx context.Context) error {
+	if !s.node.Replicated() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return s.node.CatchUpConfig(ctx)
 }
 
 // authorize checks the bearer token against what the route needs. A

@@ -19,9 +19,9 @@ import (
 	"github.com/webhookops/webhookops/admin/api"
 )
 
-// adminCall sends one admin API request to a member with token and returns
+// adminAs sends one admin API request to a member with token and returns
 // the status and body.
-func adminCall(nd *clusterNode, method, path, token string, body any) (int, []byte, error) {
+func adminAs(nd *clusterNode, method, path, token string, body any) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -61,7 +61,7 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 // wantStatus is a check for eventually: path on nd with token answers code.
 func wantStatus(nd *clusterNode, method, path, token string, code int) func() error {
 	return func() error {
-		got, body, err := adminCall(nd, method, path, token, nil)
+		got, body, err := adminAs(nd, method, path, token, nil)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func TestClusterReplicatesConfig(t *testing.T) {
 	const srcSecret, destHeader = "meta-test-source-secret-0123456789", "meta-test-header-credential-987654"
 	create := func(nd *clusterNode, path string, body any, want int) []byte {
 		t.Helper()
-		code, out, err := adminCall(nd, "POST", path, e2eToken, body)
+		code, out, err := adminAs(nd, "POST", path, e2eToken, body)
 		if err != nil || code != want {
 			t.Fatalf("POST %s on member %d: %d %v: %s", path, nd.id, code, err, out)
 		}
@@ -149,22 +149,22 @@ func TestClusterReplicatesConfig(t *testing.T) {
 	eventually(t, 10*time.Second, "delivery of the event ingested on member 3", delivered("/d"))
 
 	// Revoked on member 2: refused on member 1.
-	if code, out, err := adminCall(m2, "DELETE", "/tokens/ops", e2eToken, nil); err != nil || code != 204 {
+	if code, out, err := adminAs(m2, "DELETE", "/tokens/ops", e2eToken, nil); err != nil || code != 204 {
 		t.Fatalf("revoke on member 2: %d %v %s", code, err, out)
 	}
 	eventually(t, 5*time.Second, "the revoked token refused on member 1", wantStatus(m1, "GET", "/sources", tok.Secret, 401))
 	// Refusals travel back to the proposer as the usual errors.
-	if code, out, _ := adminCall(m2, "DELETE", "/tokens/ops", e2eToken, nil); code != 404 {
+	if code, out, _ := adminAs(m2, "DELETE", "/tokens/ops", e2eToken, nil); code != 404 {
 		t.Fatalf("revoking it again on member 2: %d %s, want 404", code, out)
 	}
-	if code, out, _ := adminCall(m3, "POST", "/destinations", e2eToken, map[string]any{"slug": "d", "url": sink.URL + "/x"}); code != 409 {
+	if code, out, _ := adminAs(m3, "POST", "/destinations", e2eToken, map[string]any{"slug": "d", "url": sink.URL + "/x"}); code != 409 {
 		t.Fatalf("creating d again on member 3: %d %s, want 409", code, out)
 	}
 
 	// Member 3 is killed; changes go on without it.
 	m3.c.kill9()
 	create(m2, "/destinations", map[string]any{"slug": "d2", "url": sink.URL + "/d2", "ordering": "ordered", "allow_private_network": true}, 201)
-	if code, out, err := adminCall(m1, "PUT", "/sources/s", e2eToken, map[string]any{"slug": "s", "provider": "generic",
+	if code, out, err := adminAs(m1, "PUT", "/sources/s", e2eToken, map[string]any{"slug": "s", "provider": "generic",
 		"secrets": []string{srcSecret}, "routes": []map[string]any{{"destination": "d"}, {"destination": "d2"}}}); err != nil || code != 200 {
 		t.Fatalf("routing s to d2 on member 1: %d %v %s", code, err, out)
 	}
@@ -187,7 +187,7 @@ func TestClusterReplicatesConfig(t *testing.T) {
 	m3.start(t, bin, cfg, memberList(nodes))
 	eventually(t, 20*time.Second, "d2 on member 3 after its restart", wantStatus(m3, "GET", "/destinations/d2", e2eToken, 200))
 	eventually(t, 5*time.Second, "the token made while member 3 was down", func() error {
-		code, body, err := adminCall(m3, "GET", "/tokens", e2eToken, nil)
+		code, body, err := adminAs(m3, "GET", "/tokens", e2eToken, nil)
 		if err != nil || code != 200 || !strings.Contains(string(body), `"late"`) || strings.Contains(string(body), `"ops"`) {
 			return fmt.Errorf("%d %v %s", code, err, body)
 		}
