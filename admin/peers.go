@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -290,6 +292,53 @@ func (s *Server) replayEverywhere(id string, p Principal) (Replay, error) {
 	return out, nil
 }
 
+// replaysEverywhere lists the replays of every member, newest first,
+// after cursor: each member's own page of them, the parts of one replay
+// summed. A member that does not answer is left out (and logged).
+func (s *Server) replaysEverywhere(cursor string, limit int, p Principal) (Page[Replay], error) {
+	items, next, err := s.node.Replays(cursor, limit)
+	if err != nil {
+		return Page[Replay]{}, err
+	}
+	parts := map[string][]replayPart{}
+	more := next != ""
+	for _, r := range items {
+		parts[r.ID] = append(parts[r.ID], replayPart{member: s.cfg.Peers.Self, rec: r})
+	}
+	q := url.Values{"limit": {strconv.Itoa(limit)}}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	for peer := range s.cfg.Peers.URLs {
+		if peer == s.cfg.Peers.Self {
+			continue
+		}
+		var page Page[Replay]
+		if err := s.cfg.Peers.call(context.Background(), peer, http.MethodGet, "/api/v1/cluster/replays?"+q.Encode(), p.bearer, nil, &page); err != nil {
+			s.log.Warn("listing replays: a member's are left out", "member", peer, "err", err)
+			continue
+		}
+		more = more || page.NextCursor != ""
+		for _, r := range page.Items {
+			parts[r.ID] = append(parts[r.ID], replayPart{member: peer, rec: r})
+		}
+	}
+	ids := slices.Sorted(maps.Keys(parts))
+	slices.Reverse(ids)
+	if len(ids) > limit {
+		ids, more = ids[:limit], true
+	}
+	out := make([]Replay, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, mergeReplayParts(parts[id]))
+	}
+	next = ""
+	if more && len(ids) > 0 {
+		next = ids[len(ids)-1]
+	}
+	return newPage(out, next), nil
+}
+
 func isNotFound(err error) bool { return toError(err).Status == http.StatusNotFound }
 
 // --- the routes members call on each other ---
@@ -337,6 +386,23 @@ func (s *Server) startReplayPart(r *http.Request, _ httprouter.Params, p princip
 		return 0, nil, err
 	}
 	return http.StatusAccepted, rec, nil
+}
+
+// listReplayParts is GET /api/v1/cluster/replays: this member's replays
+// (its parts of split ones) only, newest first.
+func (s *Server) listReplayParts(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
+	if !s.clustered() {
+		return 0, nil, errNotClustered()
+	}
+	cursor, limit, err := replayPageQuery(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	items, next, err := s.node.Replays(cursor, limit)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, newPage(items, next), nil
 }
 
 // getReplayPart is GET /api/v1/cluster/replays/{id}: this member's part

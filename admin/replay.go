@@ -152,25 +152,39 @@ func (s *Server) Replay(id string, p Principal) (Replay, error) {
 	return rec, err
 }
 
-func (s *Server) listReplays(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
-	limit, err := queryLimit(r, 50, 500)
+func (s *Server) listReplays(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
+	cursor, limit, err := replayPageQuery(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	for k := range r.URL.Query() {
-		if k != "limit" && k != "cursor" {
-			return 0, nil, errBadRequest("unknown_field", k, "unknown query parameter %q", k)
-		}
-	}
-	page, err := s.Replays(r.URL.Query().Get("cursor"), limit)
+	page, err := s.Replays(cursor, limit, p)
 	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, page, nil
 }
 
-// Replays lists replays, newest first, after cursor.
-func (s *Server) Replays(cursor string, limit int) (Page[Replay], error) {
+// replayPageQuery reads a replay list's ?cursor= and ?limit=.
+func replayPageQuery(r *http.Request) (string, int, error) {
+	limit, err := queryLimit(r, 50, 500)
+	if err != nil {
+		return "", 0, err
+	}
+	for k := range r.URL.Query() {
+		if k != "limit" && k != "cursor" {
+			return "", 0, errBadRequest("unknown_field", k, "unknown query parameter %q", k)
+		}
+	}
+	return r.URL.Query().Get("cursor"), limit, nil
+}
+
+// Replays lists replays, newest first, after cursor. On a cluster member
+// that reaches the others (Config.Peers) the list covers every member, the
+// parts of one replay summed, read with p's token.
+func (s *Server) Replays(cursor string, limit int, p Principal) (Page[Replay], error) {
+	if s.clustered() && s.cfg.Peers != nil {
+		return s.replaysEverywhere(cursor, limit, p)
+	}
 	items, next, err := s.node.Replays(cursor, limit)
 	if err != nil {
 		return Page[Replay]{}, err

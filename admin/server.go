@@ -461,6 +461,7 @@ func (s *Server) routesTable() {
 	s.handle(http.MethodGet, p+"/cluster", readOnly, s.getCluster)
 	s.handle(http.MethodPost, p+"/cluster/nodes", adminOnly, s.addClusterNode)
 	s.handle(http.MethodDelete, p+"/cluster/nodes/:id", adminOnly, s.removeClusterNode)
+	s.handle(http.MethodGet, p+"/cluster/replays", readOnly, s.listReplayParts)
 	s.handle(http.MethodPost, p+"/cluster/replays", adminOnly, s.startReplayPart)
 	s.handle(http.MethodGet, p+"/cluster/replays/:id", readOnly, s.getReplayPart)
 

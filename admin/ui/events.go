@@ -202,7 +202,7 @@ type replaysData struct {
 }
 
 func (u *UI) replays(w http.ResponseWriter, r *http.Request, c *call) {
-	page, err := u.adm.Replays(r.URL.Query().Get("cursor"), pageSize)
+	page, err := u.adm.Replays(r.URL.Query().Get("cursor"), pageSize, c.p)
 	if err != nil {
 		u.fail(w, r, c, err)
 		return

@@ -219,6 +219,17 @@ func TestClusterReplayForwarded(t *testing.T) {
 		}
 	}
 
+	// Every member lists both, newest first, the parts summed.
+	for _, nd := range nodes {
+		var page api.Page[model.Replay]
+		if _, err := adminCall(nd, "GET", "/api/v1/replays?limit=10", nil, &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != 2 || page.Items[0].ID != all.ID || page.Items[0].Total != 4 || page.Items[1].ID != one.ID || page.Items[1].Total != 1 {
+			t.Fatalf("replays listed on member %d: %+v; want %s (4 deliveries) then %s (1)", nd.id, page.Items, all.ID, one.ID)
+		}
+	}
+
 	// Each delivered once per replay, all with the event's webhook-id.
 	time.Sleep(300 * time.Millisecond)
 	for dest, want := range map[string]int{"a": 3, "b": 2, "c": 2, "d": 2} {
