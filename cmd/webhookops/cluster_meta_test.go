@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -218,4 +219,59 @@ func TestClusterReplicatesConfig(t *testing.T) {
 		})
 	}
 	t.Logf("%v: done", time.Since(began).Round(time.Millisecond))
+}
+
+// TestClusterInitialToken: a new cluster started without --admin-token
+// (the README's three-node start) makes one initial admin token, printed
+// by the member that made it, and it works on every member.
+func TestClusterInitialToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three servers as child processes")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	seal := filepath.Join(dir, "seal.key")
+	if out, err := exec.Command(bin, "cluster", "seal-key", "--out", seal).CombinedOutput(); err != nil {
+		t.Fatalf("cluster seal-key: %v\n%s", err, out)
+	}
+	nodes := make([]*clusterNode, 3)
+	for i := range nodes {
+		nodes[i] = &clusterNode{id: i + 1, raft: freeAddr(t), ingest: freeAddr(t), admin: freeAddr(t), dataDir: filepath.Join(dir, fmt.Sprint(i+1))}
+	}
+	for _, nd := range nodes {
+		nd.c = startServe(t, bin, nd.ingest, nd.admin, "--data-dir", nd.dataDir, "--cluster-addr", nd.raft,
+			"--node-id", fmt.Sprint(nd.id), "--initial-members", memberList(nodes), "--cluster-partitions", "4", "--cluster-seal-key", seal)
+		defer nd.c.kill9()
+	}
+	tokenRE := regexp.MustCompile(`created admin API token "initial" for every member[^\n]*\n\s*(whops_[A-Za-z0-9_-]+)`)
+	var tok string
+	eventually(t, 20*time.Second, "the initial token printed", func() error {
+		var found []string
+		for _, nd := range nodes {
+			if m := tokenRE.FindStringSubmatch(nd.c.log.String()); m != nil {
+				found = append(found, m[1])
+			}
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("no member printed it")
+		}
+		tok = found[0]
+		return nil
+	})
+	for _, nd := range nodes {
+		eventually(t, 5*time.Second, "the initial token on every member", wantStatus(nd, "GET", "/tokens", tok, 200))
+	}
+	// One token, printed once, whichever members raced to make it.
+	time.Sleep(2 * time.Second)
+	printed := 0
+	for _, nd := range nodes {
+		printed += len(tokenRE.FindAllString(nd.c.log.String(), -1))
+	}
+	code, body, err := adminAs(nodes[2], "GET", "/tokens", tok, nil)
+	if err != nil || code != 200 || strings.Count(string(body), `"name"`) != 1 {
+		t.Fatalf("tokens on member 3: %d %v %s", code, err, body)
+	}
+	if printed != 1 {
+		t.Fatalf("the initial token was printed %d times", printed)
+	}
 }
