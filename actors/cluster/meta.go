@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -249,7 +250,7 @@ func (c *Cluster) startMeta(members map[uint64]dragonboat.Target) error {
 		CompactionOverhead: 100,
 	}
 	factory := func(uint64, uint64) sm.IOnDiskStateMachine {
-		return &metaSM{db: c.cfg.DB, key: key, apply: c.cfg.Configs, fail: c.meta.fail}
+		return &metaSM{db: c.cfg.DB, key: key, apply: c.cfg.Configs, fail: c.meta.fail, log: c.log}
 	}
 	if err := c.nh.StartOnDiskReplica(members, c.cfg.Join, factory, rc); err != nil {
 		return fmt.Errorf("cluster: metadata shard: %w", err)
@@ -325,6 +326,7 @@ type metaSM struct {
 	key   *SealKey
 	apply ConfigApplier
 	fail  func(error)
+	log   *slog.Logger // nil: quiet
 
 	// Owned by the apply goroutine.
 	keyID   []byte // recorded in the store; nil for none yet
@@ -483,6 +485,10 @@ func (m *metaSM) RecoverFromSnapshot(r io.Reader, _ <-chan struct{}) error {
 		return fmt.Errorf("cluster: metadata snapshot: %w", err)
 	}
 	m.keyID = m.key.id
+	if m.log != nil {
+		m.log.Info("configuration restored from a metadata snapshot", "applied_index", snap.Applied,
+			"sources", len(snap.Config.Sources), "destinations", len(snap.Config.Destinations), "agents", len(snap.Config.Agents), "tokens", len(snap.Config.Tokens))
+	}
 	return m.apply.ReloadConfig()
 }
 

@@ -275,3 +275,71 @@ func TestClusterInitialToken(t *testing.T) {
 		t.Fatalf("the initial token was printed %d times", printed)
 	}
 }
+
+// TestClusterConfigSnapshotCatchUp: a member that was down while more
+// changes were made than the metadata shard keeps in its log catches up
+// from a snapshot streamed by another member (sealed with the cluster key,
+// restored with its own store key), then takes changes from the log again.
+func TestClusterConfigSnapshotCatchUp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three servers as child processes")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	os.WriteFile(cfg, []byte("sources:\n  - slug: base\n    provider: generic\n    verify: none\n"), 0o600)
+	nodes := startClusterNodes(t, bin, cfg, 3, false, "--log-level", "info") // to see the restore
+	m1, m3 := nodes[0], nodes[2]
+	eventually(t, 30*time.Second, "the file's source on member 3", wantStatus(m3, "GET", "/sources/base", e2eToken, 200))
+	m3.c.kill9()
+
+	// More entries than the shard's snapshot interval (1,000) plus the
+	// log it keeps behind a snapshot (100): member 3 can only catch up
+	// from a snapshot.
+	const n = 1150
+	began := time.Now()
+	for i := 0; i < n; i++ {
+		body := map[string]any{"slug": fmt.Sprintf("d%04d", i), "url": "https://example.com/hook"}
+		if i%2 == 1 { // and deletes, so the snapshot is not just the sum of the entries
+			code, out, err := adminAs(m1, "DELETE", fmt.Sprintf("/destinations/d%04d", i-1), e2eToken, nil)
+			if err != nil || code != 204 {
+				t.Fatalf("delete %d: %d %v %s", i-1, code, err, out)
+			}
+		}
+		if code, out, err := adminAs(m1, "POST", "/destinations", e2eToken, body); err != nil || code != 201 {
+			t.Fatalf("create %d: %d %v %s", i, code, err, out)
+		}
+	}
+	t.Logf("%d changes through member 1 in %v", n+n/2, time.Since(began).Round(time.Millisecond))
+	code, body, err := adminAs(m1, "GET", "/destinations", e2eToken, nil)
+	if err != nil || code != 200 {
+		t.Fatalf("list on member 1: %d %v", code, err)
+	}
+	var want api.Page[api.DestinationOut]
+	json.Unmarshal(body, &want)
+
+	restarted := time.Now()
+	m3.start(t, bin, cfg, memberList(nodes))
+	last := fmt.Sprintf("/destinations/d%04d", n-1)
+	eventually(t, 30*time.Second, "the last destination on member 3", wantStatus(m3, "GET", last, e2eToken, 200))
+	t.Logf("member 3 caught up %v after its restart", time.Since(restarted).Round(time.Millisecond))
+	if !strings.Contains(m3.c.log.String(), "configuration restored from a metadata snapshot") {
+		t.Fatalf("member 3 did not restore a snapshot:\n%s", m3.c.log)
+	}
+	code, body, err = adminAs(m3, "GET", "/destinations", e2eToken, nil)
+	var got api.Page[api.DestinationOut]
+	json.Unmarshal(body, &got)
+	if err != nil || code != 200 || len(got.Items) != len(want.Items) {
+		t.Fatalf("member 3 lists %d destinations, member 1 %d (%d %v)", len(got.Items), len(want.Items), code, err)
+	}
+	for i := range want.Items {
+		if got.Items[i].Slug != want.Items[i].Slug || got.Items[i].SigningSecret != want.Items[i].SigningSecret {
+			t.Fatalf("destination %d: member 3 %+v, member 1 %+v", i, got.Items[i], want.Items[i])
+		}
+	}
+	// The log again after the snapshot.
+	if code, out, err := adminAs(m1, "POST", "/destinations", e2eToken, map[string]any{"slug": "after", "url": "https://example.com/a"}); err != nil || code != 201 {
+		t.Fatalf("create after: %d %v %s", code, err, out)
+	}
+	eventually(t, 5*time.Second, "a change after the snapshot on member 3", wantStatus(m3, "GET", "/destinations/after", e2eToken, 200))
+}
