@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/webhookops/webhookops/actors/cluster"
 	"github.com/webhookops/webhookops/admin"
 )
 
@@ -73,16 +74,20 @@ func memberPeers(c *cli.Context) (*admin.Peers, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	return newMemberPeers(raw, c.Uint64("node-id"), cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")})
+}
+
+// newMemberPeers is memberPeers from the flags' values.
+func newMemberPeers(raw string, self uint64, files cluster.TLSFiles) (*admin.Peers, error) {
 	urls, err := parseMemberURLs(raw)
 	if err != nil {
 		return nil, fmt.Errorf("--%s: %w", memberAdminURLsFlag.Name, err)
 	}
-	self := c.Uint64("node-id")
 	if _, ok := urls[self]; !ok {
 		return nil, fmt.Errorf("--%s: this member (%d) is not among them", memberAdminURLsFlag.Name, self)
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
-	if ca := c.String("cluster-ca"); ca != "" {
+	if ca := files.CA; ca != "" {
 		pool, err := x509.SystemCertPool()
 		if err != nil {
 			pool = x509.NewCertPool()
@@ -96,7 +101,7 @@ func memberPeers(c *cli.Context) (*admin.Peers, error) {
 		}
 		tc.RootCAs = pool
 	}
-	if cert, key := c.String("cluster-cert"), c.String("cluster-key"); cert != "" && key != "" {
+	if cert, key := files.Cert, files.Key; cert != "" && key != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
 			return nil, fmt.Errorf("--cluster-cert/--cluster-key: %w", err)

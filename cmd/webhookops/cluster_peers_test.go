@@ -1,8 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
+	"io"
+	"log"
 	"maps"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"testing"
+
+	"github.com/webhookops/webhookops/actors/cluster"
 )
 
 func TestParseMemberURLs(t *testing.T) {
@@ -29,5 +37,78 @@ func TestParseMemberURLs(t *testing.T) {
 		if got, err := parseMemberURLs(in); err == nil {
 			t.Errorf("parseMemberURLs(%q) = %v, want an error", in, got)
 		}
+	}
+}
+
+// A member reaches another member's admin API over https with a
+// certificate from the cluster CA (`cluster cert`), verified against
+// --cluster-ca and presenting its own; a certificate from another CA is
+// refused.
+func TestMemberPeersTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	other := filepath.Join(dir, "other")
+	for _, d := range []string{ca, other} {
+		if err := cluster.CreateCA(d); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []uint64{1, 2} {
+			if err := cluster.IssueNode(d, id, []string{"127.0.0.1"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	serve := func(caDir string) (*httptest.Server, chan string) {
+		cert, key := cluster.NodeFiles(caDir, 2)
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients := make(chan string, 1)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if len(r.TLS.PeerCertificates) > 0 {
+				clients <- r.TLS.PeerCertificates[0].Subject.CommonName
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequestClientCert}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is the point
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		return srv, clients
+	}
+	caCert, _ := cluster.CAFiles(ca)
+	cert, key := cluster.NodeFiles(ca, 1)
+	files := cluster.TLSFiles{CA: caCert, Cert: cert, Key: key}
+
+	good, clients := serve(ca)
+	p, err := newMemberPeers("1=https://127.0.0.1:1,2="+good.URL, 1, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p.Client.Get(p.URLs[2] + "/healthz")
+	if err != nil {
+		t.Fatalf("a member's admin API with a cluster certificate: %v", err)
+	}
+	resp.Body.Close()
+	if cn := <-clients; cn == "" {
+		t.Fatal("the member presented no certificate")
+	}
+
+	bad, _ := serve(other)
+	p, err = newMemberPeers("1=https://127.0.0.1:1,2="+bad.URL, 1, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := p.Client.Get(p.URLs[2] + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatal("a certificate from another CA was accepted")
+	}
+
+	if _, err := newMemberPeers("2=https://127.0.0.1:1", 1, files); err == nil {
+		t.Fatal("member 1 missing from the list was accepted")
+	}
+	if _, err := newMemberPeers("1=https://127.0.0.1:1", 1, cluster.TLSFiles{CA: filepath.Join(dir, "missing.pem")}); err == nil {
+		t.Fatal("a missing CA file was accepted")
 	}
 }
