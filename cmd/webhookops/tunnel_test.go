@@ -62,21 +62,7 @@ func TestTunnelEndToEnd(t *testing.T) {
 	appAddr := app.Listener.Addr().String()
 
 	// A private TCP echo server, reached only through the forward.
-	echoLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echoLn.Close()
-	go func() {
-		for {
-			c, err := echoLn.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	echoAddr := echoLn.Addr().String()
+	echoAddr := startEcho(t)
 
 	dir := t.TempDir()
 	secret := []byte("tunnel-e2e-source-secret")
@@ -224,6 +210,26 @@ agents:
 	agent.Process.Signal(syscall.SIGTERM)
 	srv.stop(t)
 	t.Logf("total %v", time.Since(start).Round(time.Millisecond))
+}
+
+// startEcho runs a TCP echo server on loopback until the test ends.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // freeUDP picks a free loopback UDP port for the tunnel.
