@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webhookops/webhookops/admin"
+	"github.com/webhookops/webhookops/admin/api"
+	"github.com/webhookops/webhookops/admin/internal/testnode"
 )
 
 func TestAgentsEnrollAndForwards(t *testing.T) {
@@ -50,7 +55,7 @@ func TestAgentsEnrollAndForwards(t *testing.T) {
 		t.Fatalf("forward to a target the agent does not allow: %d %s", code, errOut)
 	}
 	out, _, code = run(t, srv, "forwards", "list")
-	if code != 0 || !strings.Contains(out, "LISTEN") || !strings.Contains(out, listen) {
+	if code != 0 || !strings.Contains(out, "LISTEN") || !strings.Contains(out, listen) || strings.Contains(out, "MEMBERS") {
 		t.Fatalf("forwards list: %d\n%s", code, out)
 	}
 	out, _, code = run(t, srv, "forwards", "get", listen, "--json")
@@ -67,5 +72,53 @@ func TestAgentsEnrollAndForwards(t *testing.T) {
 	}
 	if _, _, code = run(t, srv, "forwards", "delete", listen); code != ExitNotFound {
 		t.Fatalf("second delete: %d", code)
+	}
+}
+
+// TestClusterMembersColumns: on a cluster member, agents and forwards
+// lists have a MEMBERS column (each member's session or listener, ? where
+// the member is unreachable now), and get shows a table per member; a
+// single node's lists have no such column.
+func TestClusterMembersColumns(t *testing.T) {
+	listen := testnode.FreeAddr(t)
+	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	tn := testnode.Start(t, testnode.Options{Dir: t.TempDir(), SecretKey: key, Token: token,
+		Tunnel: &admin.TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"},
+		TunnelMembers: func(context.Context) ([]admin.TunnelMember, error) {
+			return []admin.TunnelMember{
+				{Node: 1, Addr: "gw.example:7443", Fingerprint: "sha256:abcd", ReportedAt: at, Reachable: true,
+					Sessions:  map[string]api.MemberSession{"dev": {Online: true, Transport: "quic", Remote: "10.0.0.9:5000", Since: at}},
+					Listeners: map[string]string{listen: ""}},
+				{Node: 2, Addr: "n2.example:7443", Fingerprint: "sha256:abcd", ReportedAt: at,
+					Listeners: map[string]string{listen: "address already in use"}},
+			}, nil
+		}})
+	s := &server{Node: tn, api: httptest.NewServer(tn.Admin)}
+	t.Cleanup(s.stop)
+	srv := s.api.URL
+	if _, errOut, code := run(t, srv, "agents", "create", "dev", "--allow", "db.internal:5432"); code != 0 {
+		t.Fatalf("agents create: %d %s", code, errOut)
+	}
+	if _, errOut, code := run(t, srv, "forwards", "create", "--listen", listen, "--agent", "dev", "--target", "db.internal:5432"); code != 0 {
+		t.Fatalf("forwards create: %d %s", code, errOut)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"agents", "list"}, []string{"MEMBERS", "1:up 2:down?"}},
+		{[]string{"agents", "get", "dev"}, []string{"NODE", "TUNNEL", "n2.example:7443", "10.0.0.9:5000", "quic"}},
+		{[]string{"forwards", "list"}, []string{"MEMBERS", "1:up 2:no?"}},
+		{[]string{"forwards", "get", listen}, []string{"LISTENING", "address already in use"}},
+	} {
+		out, errOut, code := run(t, srv, c.args...)
+		for _, w := range c.want {
+			if code != 0 || !strings.Contains(out, w) {
+				t.Fatalf("%v: %d %s\nwant %q in:\n%s", c.args, code, errOut, w, out)
+			}
+		}
+		if strings.Contains(out, `"node"`) {
+			t.Fatalf("%v shows members as JSON in its table:\n%s", c.args, out)
+		}
 	}
 }
