@@ -51,6 +51,10 @@ type envOpts struct {
 	membership    Membership // the node is a cluster member's
 	// tunnelMembers, with membership, is the cluster's tunnel directory.
 	tunnelMembers func(context.Context) ([]TunnelMember, error)
+	// partitions and peers, with membership, replace the partitions'
+	// leaders and reach the other members.
+	partitions func() ([]api.ClusterPartition, error)
+	peers      *Peers
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -87,6 +91,10 @@ func newEnv(t *testing.T, o envOpts) *env {
 		cfg.ClusterPartitions = func() ([]api.ClusterPartition, error) {
 			return []api.ClusterPartition{{Partition: 3, Leader: 2, Term: 7, AppliedIndex: 42, Delivering: true}}, nil
 		}
+		if o.partitions != nil {
+			cfg.ClusterPartitions = o.partitions
+		}
+		cfg.Peers = o.peers
 	}
 	adm, err := New(cfg)
 	if err != nil {

@@ -133,20 +133,23 @@ func (s *Server) owners(dests []string) (map[uint64][]string, error) {
 	return out, nil
 }
 
+// replayRetries and replayRetryPause bound how long starting a replay
+// waits for its destinations' partitions to settle: a member that no
+// longer (or not yet) delivers a destination answers 409 elsewhere, a
+// partition electing a leader has none; a failover is over in about a
+// second.
+const (
+	replayRetries    = 6
+	replayRetryPause = 300 * time.Millisecond
+)
+
 // startClustered starts rec on the members that deliver its destinations
 // (dests: rec.Destination, or every destination it may reach), one part
 // each under one id, here for what this member delivers and through Peers
-// for the rest. The answer sums the parts.
+// for the rest. A destination whose member turns out to be another (its
+// partition changed leader meanwhile) is tried again on the new one. The
+// answer sums the parts.
 func (s *Server) startClustered(rec Replay, dests []string, objType, objID string, p Principal) (Replay, error) {
-	byOwner, err := s.owners(dests)
-	if err != nil {
-		return Replay{}, err
-	}
-	ids := make([]uint64, 0, len(byOwner))
-	for id := range byOwner {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
 	if s.cfg.Peers == nil {
 		// No way to reach the others: carried out here, or refused as
 		// another member's (409 elsewhere).
@@ -156,33 +159,53 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 		return s.node.StartReplay(rec, objType, objID)
 	}
 	self := s.cfg.Peers.Self
-	if len(ids) > 1 {
-		rec.ID = actors.NewReplayID(time.Now())
-	}
+	rec.ID = actors.NewReplayID(time.Now())
 	var got []replayPart
 	var failed []string
-	for _, id := range ids {
-		part := rec
-		if part.Destination == "" {
-			part.Destinations = byOwner[id]
+	var lastErr error
+	todo := dests
+	for attempt := 0; len(todo) > 0; attempt++ {
+		if attempt > 0 {
+			time.Sleep(replayRetryPause)
 		}
-		var r Replay
-		var err error
-		if id == self {
-			r, err = s.node.StartReplay(part, objType, objID)
-		} else {
-			err = s.cfg.Peers.call(context.Background(), id, http.MethodPost, "/api/v1/cluster/replays", p.bearer, part, &r)
-		}
+		again := attempt+1 < replayRetries
+		byOwner, err := s.owners(todo)
 		if err != nil {
-			if len(ids) == 1 {
-				return Replay{}, err
+			if again && toError(err).Status == http.StatusServiceUnavailable {
+				continue // a partition without a leader: an election runs
 			}
-			failed = append(failed, fmt.Sprintf("member %d (%s): %v", id, strings.Join(byOwner[id], ", "), err))
-			continue
+			lastErr = err
+			failed = append(failed, fmt.Sprintf("%s: %v", strings.Join(todo, ", "), err))
+			break
 		}
-		got = append(got, replayPart{member: id, rec: r})
+		todo = nil
+		for _, id := range slices.Sorted(maps.Keys(byOwner)) {
+			part := rec
+			if part.Destination == "" {
+				part.Destinations = byOwner[id]
+			}
+			var r Replay
+			var err error
+			if id == self {
+				r, err = s.node.StartReplay(part, objType, objID)
+			} else {
+				err = s.cfg.Peers.call(context.Background(), id, http.MethodPost, "/api/v1/cluster/replays", p.bearer, part, &r)
+			}
+			switch {
+			case err == nil:
+				got = append(got, replayPart{member: id, rec: r})
+			case again && toError(err).Code == "elsewhere":
+				todo = append(todo, byOwner[id]...)
+			default:
+				lastErr = err
+				failed = append(failed, fmt.Sprintf("member %d (%s): %v", id, strings.Join(byOwner[id], ", "), err))
+			}
+		}
 	}
-	if len(got) == 0 {
+	switch {
+	case len(got) == 0 && len(failed) == 1:
+		return Replay{}, lastErr // as the member said it (404, 409, ...)
+	case len(got) == 0:
 		return Replay{}, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "no member could start the replay: " + strings.Join(failed, "; ")}
 	}
 	out := mergeReplayParts(got)

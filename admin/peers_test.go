@@ -1,10 +1,15 @@
 package admin
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/admin/api"
 	"github.com/webhookops/webhookops/wal/model"
 )
 
@@ -59,5 +64,69 @@ func TestMergeReplayParts(t *testing.T) {
 				t.Fatalf("merged = %+v; want members %v, destinations %v, %d succeeded, %d failed, created %v", got, members, dests, ok, failed, earliest)
 			}
 		})
+	}
+}
+
+// A replay asked of a member goes, with the caller's token, to the member
+// leading the destination's partition; one that answers 409 elsewhere (it
+// lost the partition, or has not taken it over yet) is asked again, and
+// the replay reads as that member's part.
+func TestReplayForwardedRetriesElsewhere(t *testing.T) {
+	var mu sync.Mutex
+	var asked []Replay
+	var tokens []string
+	member2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/cluster/replays" {
+			http.NotFound(w, r)
+			return
+		}
+		var in Replay
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			t.Errorf("the forwarded part does not decode: %v", err)
+		}
+		mu.Lock()
+		asked = append(asked, in)
+		tokens = append(tokens, r.Header.Get("Authorization"))
+		first := len(asked) == 1
+		mu.Unlock()
+		if first {
+			writeError(w, &Error{Status: http.StatusConflict, Code: "elsewhere", Message: "not yet the owner"})
+			return
+		}
+		in.Status, in.RequestedBy = model.ReplayQueued, "token:bootstrap"
+		writeJSON(w, http.StatusAccepted, in)
+	}))
+	defer member2.Close()
+	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
+		partitions: func() ([]api.ClusterPartition, error) {
+			var out []api.ClusterPartition
+			for p := range 8 {
+				out = append(out, api.ClusterPartition{Partition: uint16(p), Leader: 2})
+			}
+			return out, nil
+		},
+		peers: &Peers{Self: 1, URLs: map[uint64]string{1: "http://127.0.0.1:1", 2: member2.URL}},
+	})
+	sk := newSink(t)
+	secret := e.setup(sk, nil)
+	id := e.ingest("shop", secret, "k1", `{"a":1}`)
+
+	var rec Replay
+	e.must(http.StatusAccepted, "POST", "/api/v1/events/"+id+"/replay", map[string]any{"reason": "moved"}, &rec)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(asked) != 2 || asked[0].ID != asked[1].ID || !model.ValidReplayID(asked[1].ID) {
+		t.Fatalf("member 2 was asked %+v; want twice, under one replay id", asked)
+	}
+	if p := asked[1]; p.EventID != id || !slices.Equal(p.Destinations, []string{"app"}) || p.Reason != "moved" {
+		t.Fatalf("forwarded part = %+v", p)
+	}
+	for _, tok := range tokens {
+		if tok != "Bearer "+testToken {
+			t.Fatalf("forwarded with %q, want the caller's token", tok)
+		}
+	}
+	if rec.ID != asked[1].ID || !slices.Equal(rec.Members, []uint64{2}) || rec.Status != model.ReplayQueued {
+		t.Fatalf("answer = %+v; want member 2's part of %s", rec, asked[1].ID)
 	}
 }
