@@ -99,6 +99,19 @@ func (d TunnelDirectory) Apply(r TunnelReport) TunnelDirectory {
 // Nodes lists the members reported, by id.
 func (d TunnelDirectory) Nodes() []uint64 { return slices.Sorted(maps.Keys(d)) }
 
+// Of keeps the reports of members: a member removed from the cluster
+// leaves its last report in the state machine, and its tunnel must not be
+// named any more.
+func (d TunnelDirectory) Of(members map[uint64]string) TunnelDirectory {
+	out := TunnelDirectory{}
+	for id, r := range d {
+		if _, ok := members[id]; ok {
+			out[id] = r
+		}
+	}
+	return out
+}
+
 // tunnelSM is the directory's state machine: the directory, replaced
 // whole on each apply, so Lookup reads a consistent copy without a lock
 // held across the caller.
@@ -232,13 +245,20 @@ func (c *Cluster) reportLoop(r *tunnelReporter, every time.Duration) {
 }
 
 // Tunnels reads the tunnel directory from this member's replica (it may
-// lag the others by what raft has not applied here yet).
+// lag the others by what raft has not applied here yet), with the reports
+// of the shard's current members only.
 func (c *Cluster) Tunnels() (TunnelDirectory, error) {
 	v, err := c.nh.StaleRead(TunnelShard, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: tunnel directory: %w", err)
 	}
 	dir, _ := v.(TunnelDirectory)
+	info := c.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true})
+	for _, si := range info.ShardInfoList {
+		if si.ShardID == TunnelShard && !si.Pending && len(si.Replicas) > 0 {
+			return dir.Of(si.Replicas), nil
+		}
+	}
 	return dir, nil
 }
 

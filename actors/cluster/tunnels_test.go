@@ -42,6 +42,11 @@ func TestTunnelDirectoryApply(t *testing.T) {
 			}
 		})
 	}
+	// Of keeps current members' reports only.
+	d := TunnelDirectory{}.Apply(r1).Apply(r2)
+	if got := d.Of(map[uint64]string{2: "n2:7101", 4: "n4:7101"}); !reflect.DeepEqual(got, TunnelDirectory{2: r2}) {
+		t.Fatalf("Of(2, 4) = %+v", got)
+	}
 	// Apply never changes the directory it is given: a reader holding it
 	// keeps a consistent copy.
 	held := TunnelDirectory{}.Apply(r1)
