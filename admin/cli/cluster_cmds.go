@@ -77,9 +77,9 @@ func clusterTables(w io.Writer, s api.ClusterStatus) error {
 		if !n.Reachable {
 			reach = "NO"
 		}
-		rows = append(rows, []string{u(n.ID), n.Address, reach, strconv.Itoa(n.Leads)})
+		rows = append(rows, []string{u(n.ID), n.Address, reach, strconv.Itoa(n.Leads), orDash(n.Tunnel)})
 	}
-	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS"}, rows); err != nil {
+	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS", "TUNNEL"}, rows); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

@@ -122,3 +122,21 @@ func TestClusterMembersColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTablesNameTunnels: cluster status names each member's tunnel,
+// "-" for one that runs none or has not reported.
+func TestClusterTablesNameTunnels(t *testing.T) {
+	var b strings.Builder
+	err := clusterTables(&b, api.ClusterStatus{NodeID: 1, Nodes: []api.ClusterNode{
+		{ID: 1, Address: "10.0.0.1:7101", Reachable: true, Leads: 2, Tunnel: "gw1.example:9700"},
+		{ID: 2, Address: "10.0.0.2:7101"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(b.String(), "\n")
+	if len(lines) < 5 || !strings.Contains(lines[2], "TUNNEL") || !strings.HasSuffix(strings.TrimSpace(lines[3]), "gw1.example:9700") ||
+		!strings.HasSuffix(strings.TrimSpace(lines[4]), "-") {
+		t.Fatalf("cluster status:\n%s", b.String())
+	}
+}
