@@ -521,10 +521,10 @@ func (d *destination) startAttempt(s destsm.StartAttempt, now time.Time) destsm.
 	}
 	self, n, inc := d.self, d.n, d.inc
 	if !ordered {
-		go func() {
+		n.workers.Schedule(func() {
 			defer n.attempts.Done()
 			n.deliver(self, inc, s, now, cfg, ev)
-		}()
+		})
 		return nil
 	}
 	skipped := func() { n.system.Root.Send(self, attemptSkipped{inc: inc, id: s.ID}) }

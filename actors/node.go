@@ -153,6 +153,8 @@ type Node struct {
 	attemptsMu sync.Mutex // guards attempts.Add against Close's Wait
 	draining   bool       // guarded by attemptsMu: no new attempts
 	attempts   sync.WaitGroup
+	// workers runs shard and destination mailbox turns and attempts.
+	workers *workers
 
 	cfgMu    sync.Mutex // serialises configuration writes
 	snapshot atomic.Pointer[Snapshot]
@@ -252,6 +254,7 @@ func Start(cfg Config) (*Node, error) {
 		n.cancel()
 		return nil, err
 	}
+	n.workers = newWorkers()
 	n.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		// protoactor logs every start and dead letter at info; keep warnings.
 		return slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}).With("component", "actors")
@@ -259,7 +262,7 @@ func Start(cfg Config) (*Node, error) {
 	for i := 0; i < cfg.Shards; i++ {
 		idx := i
 		props := actor.PropsFromProducer(func() actor.Actor { return &shard{n: n, index: idx} },
-			actor.WithGuardian(supervision()))
+			actor.WithGuardian(supervision()), actor.WithDispatcher(n.workers))
 		n.shards = append(n.shards, n.system.Root.Spawn(props))
 	}
 	go n.sweepLoop()
@@ -286,7 +289,7 @@ func supervision() actor.SupervisorStrategy {
 
 func (n *Node) spawnDestination(slug string, e *destEntry) *actor.PID {
 	props := actor.PropsFromProducer(func() actor.Actor { return &destination{n: n, slug: slug, entry: e} },
-		actor.WithGuardian(supervision()))
+		actor.WithGuardian(supervision()), actor.WithDispatcher(n.workers))
 	return n.system.Root.Spawn(props)
 }
 
@@ -489,6 +492,9 @@ func (n *Node) Close() {
 			n.system.Root.StopFuture(pid).Wait()
 		}
 		n.system.Shutdown()
+		if !n.workers.stop(n.cfg.DrainTimeout) {
+			n.log.Warn("actor turns still running after shutdown", "waited", n.cfg.DrainTimeout)
+		}
 	})
 }
 
