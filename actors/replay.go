@@ -28,6 +28,13 @@ import (
 // coordinator; a delivery that several replays rode on finishes all of
 // them. A deleted destination finishes its outstanding pairs as failed.
 // Nothing polls delivery records.
+//
+// On a cluster member a replay runs where its destinations are delivered
+// (replayHere). A replay over destinations that several members deliver
+// is split by the admin API (admin/peers.go) into one part per member,
+// each recorded under the same id with the destinations it covers
+// (model.Replay.Destinations); the scan skips pairs of other members'
+// destinations.
 
 // maxOutstanding bounds how many pairs one replay has sent and not yet
 // seen finish; past it, its scan waits. It keeps a replay of millions of
