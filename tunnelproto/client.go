@@ -36,6 +36,10 @@ type ClientConfig struct {
 	ServerFingerprint string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnMembers, when set, hears the gateway cluster's tunnels whenever the
+	// server sends them (after OK, and on every change), on the session's
+	// control goroutine: it must not block.
+	OnMembers func([]Member)
 
 	// HandshakeTimeout bounds dialling and authenticating (10 s).
 	HandshakeTimeout time.Duration
@@ -534,7 +538,7 @@ func (c *Client) Serve(ctx context.Context, h Handler) error {
 	return fmt.Errorf("tunnelproto.Serve: %w", sessionError(acceptErr))
 }
 
-// readControl reads PONG and GOAWAY until the session ends. Silence longer
+// readControl reads PONG, MEMBERS and GOAWAY until the session ends. Silence longer
 // than the heartbeat timeout ends it.
 func (c *Client) readControl() error {
 	timeout := c.cfg.HeartbeatTimeout
@@ -555,6 +559,16 @@ func (c *Client) readControl() error {
 		}
 		switch typ {
 		case FramePong:
+		case FrameMembers:
+			if c.cfg.OnMembers == nil {
+				continue
+			}
+			f, _, err := parseMembers(p)
+			if err != nil {
+				c.log.Warn("ignoring a malformed MEMBERS frame", "err", err)
+				continue
+			}
+			c.cfg.OnMembers(f.members())
 		case FrameGoAway:
 			ga, _, _ := parseGoAway(p)
 			// The server closes the connection next; its close carries the

@@ -8,6 +8,8 @@ package tunnelproto
 //
 //	1  (2026) first version: HELLO/CHALLENGE/AUTH/OK/ERROR handshake bound to
 //	   the TLS exporter, PING/PONG heartbeats, GOAWAY, OPEN/OPEN_OK per stream.
+//	   Added since, ignorable (no version change): MEMBERS, the cluster's
+//	   tunnels, server → agent.
 //
 // Never reuse a frame type or error code; add new ones. A change that an old
 // peer cannot ignore (a new required field, a new meaning) bumps Version.
@@ -41,6 +43,10 @@ const (
 	MaxTargetLen = 512
 	// MaxReasonLen bounds the human readable text in ERROR and GOAWAY.
 	MaxReasonLen = 512
+	// MaxMembers bounds the tunnels in MEMBERS, and MaxMemberAddrLen each
+	// one's host:port (12 of the longest fit in MaxPayloadLen).
+	MaxMembers       = 12
+	MaxMemberAddrLen = 255
 
 	nonceLen = 32 // HELLO client nonce, CHALLENGE server nonce
 	proofLen = 32 // HMAC-SHA256 output in AUTH
@@ -63,6 +69,7 @@ const (
 	FrameGoAway    FrameType = 0x08 // either way, control stream
 	FrameOpen      FrameType = 0x09 // server → agent, first frame of a data stream
 	FrameOpenOK    FrameType = 0x0a // agent → server, answer to OPEN
+	FrameMembers   FrameType = 0x0b // server → agent, control stream
 )
 
 func (t FrameType) String() string {
@@ -87,6 +94,8 @@ func (t FrameType) String() string {
 		return "OPEN"
 	case FrameOpenOK:
 		return "OPEN_OK"
+	case FrameMembers:
+		return "MEMBERS"
 	}
 	return "UNKNOWN"
 }

@@ -33,6 +33,7 @@ func TestWireNumbers(t *testing.T) {
 		{"FrameGoAway", int(FrameGoAway), 0x08},
 		{"FrameOpen", int(FrameOpen), 0x09},
 		{"FrameOpenOK", int(FrameOpenOK), 0x0a},
+		{"FrameMembers", int(FrameMembers), 0x0b},
 
 		{"KindHTTP", int(KindHTTP), 1},
 		{"KindTCP", int(KindTCP), 2},

@@ -18,7 +18,8 @@
 //     this TLS connection's exporter value, so a captured proof is useless on
 //     any other connection; per-address failure rate limits (none per id: no lockout by id).
 //   - Sessions: heartbeats, last-seen, GOAWAY, a new session replacing an
-//     old one, Disconnect for revocation; one stream per forwarded request
+//     old one, Disconnect for revocation; MEMBERS, a cluster's tunnels told
+//     to agents (Server.SetMembers, ClientConfig.OnMembers); one stream per forwarded request
 //     or TCP connection, opened by the server (Dial, Forward, Transport) and
 //     answered by the agent (Client.Serve, Request).
 //   - The two transports behind one small interface (conn, stream in
@@ -65,7 +66,8 @@
 //	  |          || server nonce || TLS exporter)) --------->|  Lookup(id), verify
 //	  |                                                      |
 //	  |<--- OK(heartbeat interval) | ERROR(code, reason) ----|
-//	  |                                                      |
+//	  |<--- MEMBERS(address, pin ...) -----------------------|  a cluster's tunnels,
+//	  |                                                      |  again on a change
 //	  |---- PING(seq) every interval ----------------------->|  last seen
 //	  |<--- PONG(seq) ---------------------------------------|
 //	  |<--- GOAWAY(code, reason) ----------------------------|  drain, replaced,

@@ -32,6 +32,8 @@ func sampleFrames() []frame {
 		&goAwayFrame{Code: CodeReplaced, Reason: []byte("replaced")},
 		&openFrame{RequestID: 7, Kind: KindHTTP, Target: []byte("localhost:3000")},
 		&openOKFrame{RequestID: 7},
+		&membersFrame{Members: []memberEntry{{Fingerprint: nonce, Addr: []byte("n1.example:9700")}, {Fingerprint: proof, Addr: []byte("[::1]:9700")}}},
+		&membersFrame{Members: []memberEntry{}},
 	}
 }
 
@@ -142,6 +144,8 @@ func parseByType(t FrameType, b []byte) (any, int, error) {
 		return parseOpen(b)
 	case FrameOpenOK:
 		return parseOpenOK(b)
+	case FrameMembers:
+		return parseMembers(b)
 	}
 	panic("unknown frame type")
 }

@@ -81,7 +81,7 @@ func readFrame(r io.Reader, buf *frameBuf) (FrameType, []byte, error) {
 	}
 }
 
-func knownFrameType(t FrameType) bool { return t >= FrameHello && t <= FrameOpenOK }
+func knownFrameType(t FrameType) bool { return t >= FrameHello && t <= FrameMembers }
 
 // parseFrame parses one whole frame (header and payload) from b. It returns
 // io.EOF if b holds only part of a frame, and a nil frame for an unknown type
@@ -150,6 +150,10 @@ func parsePayload(t FrameType, p []byte) (frame, error) {
 	case FrameOpenOK:
 		var x openOKFrame
 		x, _, err = parseOpenOK(p)
+		f = &x
+	case FrameMembers:
+		var x membersFrame
+		x, _, err = parseMembers(p)
 		f = &x
 	default:
 		return nil, nil

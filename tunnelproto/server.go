@@ -51,6 +51,7 @@ type Server struct {
 	pending    map[conn]string            // connections still in the handshake, by source IP
 	pendingIP  map[string]int             // how many of them each source IP has
 	transports map[string]*http.Transport // by agent id, see Transport
+	members    []byte                     // the encoded MEMBERS frame; nil: none (SetMembers)
 }
 
 // NewServer validates cfg and binds the UDP socket and the TCP listener
@@ -455,6 +456,7 @@ func (s *Server) handleConn(c conn) {
 	if !s.register(sess) {
 		return
 	}
+	s.sendMembers(sess)
 	sess.run()
 }
 
