@@ -127,9 +127,14 @@ func (c Config) clientConfig(ep Endpoint) tunnelproto.ClientConfig {
 
 // Agent connects to the gateway and serves its streams.
 type Agent struct {
-	cfg      Config
-	log      *slog.Logger
-	sessions []*session // one per tunnel, in Config.Tunnels' order
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex      // guards the fields below
+	sessions []*session      // Config.Tunnels' in order, then those learned from MEMBERS
+	run      context.Context // Run's, once it started: learned sessions run under it
+	wg       sync.WaitGroup  // every session's loop
+	mismatch bool            // a MEMBERS list did not name every configured tunnel (logged once)
 }
 
 // New validates cfg.
@@ -140,7 +145,7 @@ func New(cfg Config) (*Agent, error) {
 	cfg = cfg.withDefaults()
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.ID)}
 	for _, ep := range cfg.Tunnels {
-		a.sessions = append(a.sessions, &session{ep: ep, log: a.log.With("tunnel", ep.Addr), st: SessionState{Tunnel: ep.Addr}})
+		a.sessions = append(a.sessions, a.newSession(ep, false))
 	}
 	return a, nil
 }
@@ -152,11 +157,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if len(a.cfg.Allow) == 0 {
 		a.log.Warn("the allow list is empty: every request from the gateway will be refused")
 	}
-	var wg sync.WaitGroup
+	a.mu.Lock()
+	a.run = ctx
 	for _, s := range a.sessions {
-		wg.Go(func() { a.keep(ctx, s) })
+		a.start(s)
 	}
-	wg.Wait()
+	a.mu.Unlock()
+	a.wg.Wait()
 	a.log.Info("stopped")
 	return nil
 }
@@ -170,6 +177,7 @@ func (a *Agent) keep(ctx context.Context, s *session) {
 		start := time.Now()
 		cc := a.cfg.clientConfig(s.ep)
 		cc.Transport = transportFor(a.cfg.Transport, fellBackAt, start)
+		cc.OnMembers = a.learn
 		client, err := tunnelproto.Dial(ctx, cc)
 		if ctx.Err() != nil {
 			if client != nil {

@@ -15,6 +15,14 @@
 //     reports each one (up or not, transport, sessions so far, failures,
 //     the last error); the log says which tunnel every line is about and
 //     how many sessions are up ("sessions_up=2/3").
+//   - Following the cluster: a member's server tells its agents every
+//     member's tunnel and pin (tunnelproto MEMBERS, after OK and on every
+//     change). The agent joins the members it was not given and stops a
+//     learned session once its member leaves the list; the tunnels given in
+//     Config stay, with their own pins. It follows only a list that names
+//     every configured tunnel by the same address, so it never keeps two
+//     sessions to one server under two names (they would replace each
+//     other forever).
 //   - The reconnect loop, per tunnel: capped, jittered exponential backoff
 //     (1 s to 30 s by default), reset after a session that stayed up for
 //     HealthyAfter; every reconnect is logged with its reason.

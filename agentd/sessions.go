@@ -1,9 +1,12 @@
 package agentd
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,20 +77,43 @@ type SessionState struct {
 	Sessions  int       // sessions that came up so far
 	Failures  int       // attempts or sessions that ended in an error so far
 	LastError string    // why the last attempt or session ended, if it failed
+	Learned   bool      // the cluster named this tunnel (MEMBERS); not given in Config
 }
 
 // session is one tunnel's reconnect loop's state.
 type session struct {
-	ep  Endpoint
-	log *slog.Logger
-	mu  sync.Mutex // guards st
-	st  SessionState
+	ep      Endpoint
+	learned bool // from MEMBERS, not Config.Tunnels
+	log     *slog.Logger
+	stop    context.CancelFunc // ends this session's loop alone; set by start
+
+	mu sync.Mutex // guards st
+	st SessionState
 }
 
-// Sessions reports every tunnel's session, in Config.Tunnels' order.
+func (a *Agent) newSession(ep Endpoint, learned bool) *session {
+	return &session{ep: ep, learned: learned, log: a.log.With("tunnel", ep.Addr), st: SessionState{Tunnel: ep.Addr, Learned: learned}}
+}
+
+// start runs s's loop under Run's context. The caller holds a.mu, and Run
+// has started.
+func (a *Agent) start(s *session) {
+	ctx, cancel := context.WithCancel(a.run)
+	s.stop = cancel
+	a.wg.Go(func() {
+		defer cancel()
+		a.keep(ctx, s)
+	})
+}
+
+// Sessions reports every tunnel's session: Config.Tunnels' in order, then
+// those learned from the cluster.
 func (a *Agent) Sessions() []SessionState {
-	out := make([]SessionState, len(a.sessions))
-	for i, s := range a.sessions {
+	a.mu.Lock()
+	ss := slices.Clone(a.sessions)
+	a.mu.Unlock()
+	out := make([]SessionState, len(ss))
+	for i, s := range ss {
 		s.mu.Lock()
 		out[i] = s.st
 		s.mu.Unlock()
@@ -95,15 +121,72 @@ func (a *Agent) Sessions() []SessionState {
 	return out
 }
 
+// learn follows the cluster's members as a session's server told them
+// (MEMBERS): a session to each member not yet joined, pinned with the pin
+// the list gives; a learned session to a member no longer listed stops,
+// and one whose pin changed starts again with the new pin. The tunnels
+// given in Config are kept whatever the list says, with their own pins.
+// It follows only a list that names every configured tunnel by the same
+// address: a cluster that names its tunnels otherwise (a DNS alias given
+// to --tunnel, say) would have the agent keep two sessions to one
+// server, which replace each other forever.
+func (a *Agent) learn(ms []tunnelproto.Member) {
+	listed := make(map[string]Endpoint, len(ms))
+	for _, m := range ms {
+		ep := Endpoint{Addr: m.Addr, Fingerprint: m.Fingerprint}
+		if validEndpoints([]Endpoint{ep}) == nil {
+			listed[m.Addr] = ep
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.run == nil || a.run.Err() != nil {
+		return
+	}
+	for _, ep := range a.cfg.Tunnels {
+		if _, ok := listed[ep.Addr]; !ok {
+			if !a.mismatch {
+				a.mismatch = true
+				a.log.Warn("the cluster's list of tunnels does not name this one as --tunnel does: not following the cluster's members; enroll again to get every member's address",
+					"tunnel", ep.Addr, "listed", slices.Sorted(maps.Keys(listed)))
+			}
+			return
+		}
+	}
+	running := make(map[string]*session, len(a.sessions))
+	kept := a.sessions[:0:0]
+	for _, s := range a.sessions {
+		ep, ok := listed[s.ep.Addr]
+		if s.learned && (!ok || ep.Fingerprint != s.ep.Fingerprint) {
+			s.stop()
+			s.log.Info("left the cluster's tunnels (or its pin changed); session stopped")
+			continue
+		}
+		running[s.ep.Addr] = s
+		kept = append(kept, s)
+	}
+	a.sessions = kept
+	for _, addr := range slices.Sorted(maps.Keys(listed)) {
+		if _, ok := running[addr]; ok {
+			continue
+		}
+		s := a.newSession(listed[addr], true)
+		a.sessions = append(a.sessions, s)
+		a.start(s)
+		s.log.Info("joining a tunnel the cluster named", "fingerprint", s.ep.Fingerprint)
+	}
+}
+
 // up counts the sessions up, as "n/total" for the log.
 func (a *Agent) up() string {
+	st := a.Sessions()
 	n := 0
-	for _, st := range a.Sessions() {
-		if st.Connected {
+	for _, s := range st {
+		if s.Connected {
 			n++
 		}
 	}
-	return fmt.Sprintf("%d/%d", n, len(a.sessions))
+	return fmt.Sprintf("%d/%d", n, len(st))
 }
 
 // connected records that s's session came up; it returns the sessions up.

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webhookops/webhookops/tunnelproto"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -156,5 +158,72 @@ func TestWrongPinOnOneTunnel(t *testing.T) {
 	}
 	if ok, _ := bad.srv.Online("agent-1"); ok {
 		t.Fatal("agent connected to a server whose certificate it did not pin")
+	}
+}
+
+// TestFollowsTheClustersTunnels: an agent enrolled with one member's
+// tunnel joins the others its server names (MEMBERS), each pinned with the
+// pin the list gives, and stops a learned session once the list drops it.
+// A list that does not name the configured tunnel is not followed.
+func TestFollowsTheClustersTunnels(t *testing.T) {
+	a1, b, c := newEnv(t), newEnv(t), newEnv(t)
+	logs := &syncBuffer{}
+	cfg := a1.config()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	ag, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := a1.runAgent(ag)
+	defer stop()
+	a1.waitOnline()
+
+	members := func(es ...*env) []tunnelproto.Member {
+		var ms []tunnelproto.Member
+		for _, e := range es {
+			ms = append(ms, tunnelproto.Member{Addr: e.addr, Fingerprint: e.fp})
+		}
+		return ms
+	}
+	if err := a1.srv.SetMembers(members(a1, b, c)); err != nil {
+		t.Fatal(err)
+	}
+	b.waitOnline()
+	c.waitOnline()
+	waitSessions(t, ag, "joined the two learned tunnels", func(ss []SessionState) bool {
+		return len(ss) == 3 && !ss[0].Learned && ss[1].Learned && ss[2].Learned && ss[1].Connected && ss[2].Connected
+	})
+
+	// c leaves the cluster: its session stops; b's stays.
+	if err := a1.srv.SetMembers(members(a1, b)); err != nil {
+		t.Fatal(err)
+	}
+	waitSessions(t, ag, "stopped the session to the member that left", func(ss []SessionState) bool { return len(ss) == 2 })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if on, _ := c.srv.Online("agent-1"); !on {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent kept its session to a member that left")
+		}
+	}
+	if on, _ := b.srv.Online("agent-1"); !on {
+		t.Fatal("the session to b ended with c's")
+	}
+
+	// A list that does not name a1 as configured: not followed, said once.
+	if err := b.srv.SetMembers(members(b, c)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "not following the cluster's members"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mismatch was not logged:\n%s", logs)
+		}
+	}
+	if ss := ag.Sessions(); len(ss) != 2 {
+		t.Fatalf("a list not naming the configured tunnel changed the sessions: %+v", ss)
+	}
+	if on, _ := c.srv.Online("agent-1"); on {
+		t.Fatal("joined c from a list that did not name the configured tunnel")
 	}
 }
