@@ -35,6 +35,8 @@ const (
 	KindForward     = 'f'
 	KindToken       = 't'
 	KindReplay      = 'y'
+	// KindMember holds a cluster's member records (its metadata shard).
+	KindMember = 'm'
 	// KindRollup holds the admin dashboard's per-minute counts.
 	KindRollup = 'n'
 )

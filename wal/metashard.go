@@ -40,7 +40,7 @@ var (
 )
 
 // ReplicatedKinds are the config kinds a cluster's metadata shard holds.
-var ReplicatedKinds = []byte{KindSource, KindDestination, KindAgent, KindForward, KindToken}
+var ReplicatedKinds = []byte{KindSource, KindDestination, KindAgent, KindForward, KindToken, KindMember}
 
 // MetaBatch is one committed metadata entry's writes.
 type MetaBatch struct{ *Batch }
@@ -111,7 +111,8 @@ type ConfigSet struct {
 	Destinations []model.Destination        `json:"destinations"`
 	Agents       []SecretAgent              `json:"agents"`
 	Forwards     []model.Forward            `json:"forwards"`
-	Tokens       map[string]json.RawMessage `json:"tokens"` // name -> the stored record (a hash, no secret)
+	Tokens       map[string]json.RawMessage `json:"tokens"`  // name -> the stored record (a hash, no secret)
+	Members      map[string]json.RawMessage `json:"members"` // id -> the member record
 }
 
 // SecretAgent is an agent with its secret, which model.Agent never
@@ -142,12 +143,21 @@ func (db *DB) ReadConfigSet() (ConfigSet, error) {
 	if cs.Forwards, err = db.Forwards(); err != nil {
 		return cs, err
 	}
-	cs.Tokens = map[string]json.RawMessage{}
-	err = db.LoadConfig(KindToken, func(name string, raw []byte) error {
-		cs.Tokens[name] = append(json.RawMessage(nil), raw...)
+	if cs.Tokens, err = db.rawConfig(KindToken); err != nil {
+		return cs, err
+	}
+	cs.Members, err = db.rawConfig(KindMember)
+	return cs, err
+}
+
+// rawConfig reads every object of a kind as its stored JSON.
+func (db *DB) rawConfig(kind byte) (map[string]json.RawMessage, error) {
+	out := map[string]json.RawMessage{}
+	err := db.LoadConfig(kind, func(slug string, raw []byte) error {
+		out[slug] = append(json.RawMessage(nil), raw...)
 		return nil
 	})
-	return cs, err
+	return out, err
 }
 
 // RestoreConfigSet replaces every object of the replicated kinds with cs
@@ -181,11 +191,16 @@ func (db *DB) RestoreConfigSet(cs ConfigSet, applied uint64, keyID []byte) error
 			return err
 		}
 	}
-	for name, raw := range cs.Tokens {
-		if !json.Valid(raw) {
-			return fmt.Errorf("wal.RestoreConfigSet: %w: token %q", ErrCorrupt, name)
+	for _, kind := range []struct {
+		k    byte
+		objs map[string]json.RawMessage
+	}{{KindToken, cs.Tokens}, {KindMember, cs.Members}} {
+		for slug, raw := range kind.objs {
+			if !json.Valid(raw) {
+				return fmt.Errorf("wal.RestoreConfigSet: %w: %q of kind %q", ErrCorrupt, slug, kind.k)
+			}
+			b.b.Set(configKey(kind.k, slug), raw, nil)
 		}
-		b.b.Set(configKey(KindToken, name), raw, nil)
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], applied)

@@ -136,7 +136,10 @@
 // the tunnel directory. AddNode and RemoveNode make one raft membership
 // change per shard (retried, and idempotent, so a retry after a partial
 // failure finishes the job); a replacement takes a new id and starts with
-// Config.Join, catching up from the log or a snapshot. Removal first, then
+// Config.Join, catching up from the log or a snapshot. The metadata shard
+// records the members too (members.go: the initial ones at the first
+// start, then each add and removal once every shard made it), so any
+// member lists them from its own store. Removal first, then
 // the addition: a partition never waits for
 // a member that has nothing yet to make its quorum.
 //

@@ -692,7 +692,7 @@ func (c *Cluster) AddNode(ctx context.Context, id uint64, addr string) error {
 	if err := CheckTransport(map[uint64]string{id: addr}, c.cfg.TLS); err != nil {
 		return fmt.Errorf("%w: %v", ErrMembership, err)
 	}
-	return c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
+	err := c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
 		if a, ok := m.Nodes[id]; ok {
 			if a == addr {
 				return nil // added already (a retry)
@@ -704,6 +704,10 @@ func (c *Cluster) AddNode(ctx context.Context, id uint64, addr string) error {
 		}
 		return c.nh.SyncRequestAddReplica(ctx, shard, id, addr, m.ConfigChangeID)
 	})
+	if err != nil {
+		return err
+	}
+	return c.recordMembers(ctx, membersWire{Set: []MemberRecord{{ID: id, Address: addr, Added: c.cfg.Now().UTC()}}})
 }
 
 // RemoveNode removes node id from every partition (a dead member, before
@@ -713,7 +717,7 @@ func (c *Cluster) RemoveNode(ctx context.Context, id uint64) error {
 	if id == c.cfg.NodeID {
 		return fmt.Errorf("%w: node %d cannot remove itself; ask another member", ErrMembership, id)
 	}
-	return c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
+	err := c.eachPartition(ctx, func(ctx context.Context, shard uint64, m *dragonboat.Membership) error {
 		if _, ok := m.Nodes[id]; !ok {
 			return nil // not (or no longer) a member
 		}
@@ -722,6 +726,10 @@ func (c *Cluster) RemoveNode(ctx context.Context, id uint64) error {
 		}
 		return c.nh.SyncRequestDeleteReplica(ctx, shard, id, m.ConfigChangeID)
 	})
+	if err != nil {
+		return err
+	}
+	return c.recordMembers(ctx, membersWire{Remove: []uint64{id}})
 }
 
 // eachPartition reads every shard's membership (the tunnel directory's,
@@ -769,6 +777,10 @@ type Status struct {
 	NodeID     uint64
 	Nodes      []NodeStatus
 	Partitions []PartitionStatus
+	// Meta is the metadata shard; Recorded the members it records
+	// (members.go). Nil without a metadata shard.
+	Meta     *MetaStatus
+	Recorded map[uint64]MemberRecord
 }
 
 // NodeStatus is one member.
@@ -840,6 +852,9 @@ func (c *Cluster) Status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	st.Partitions = parts
+	if err := c.addMembership(&st, addrs); err != nil {
+		return Status{}, err
+	}
 	leads := map[uint64]int{}
 	for _, p := range parts {
 		if p.Leader != 0 {

@@ -38,7 +38,8 @@ type ConfigApplier interface {
 
 // Metadata entry kinds. Never redefine a byte; add a new one.
 const (
-	metaKindChange = 1 // a configuration change, sealed
+	metaKindChange  = 1 // a configuration change, sealed
+	metaKindMembers = 2 // a membership record (members.go), sealed
 )
 
 // metaVersion is the version of a change's encoding (the JSON of
@@ -72,7 +73,12 @@ type metaEntry struct {
 
 // encodeMetaChange seals a change's encoding with key.
 func encodeMetaChange(key *SealKey, plain []byte) []byte {
-	hdr := append([]byte{metaKindChange, metaVersion}, key.id...)
+	return encodeMeta(metaKindChange, key, plain)
+}
+
+// encodeMeta seals an entry of kind with key.
+func encodeMeta(kind byte, key *SealKey, plain []byte) []byte {
+	hdr := append([]byte{kind, metaVersion}, key.id...)
 	return key.seal(bytes.Clone(hdr), hdr, plain)
 }
 
@@ -83,7 +89,7 @@ func decodeMetaEntry(b []byte) (metaEntry, error) {
 		return metaEntry{}, errBadEntry
 	}
 	e := metaEntry{kind: b[0], version: b[1], keyID: b[2:metaHeaderLen], header: b[:metaHeaderLen], sealed: b[metaHeaderLen:]}
-	if e.kind != metaKindChange || e.version != metaVersion {
+	if e.kind != metaKindChange && e.kind != metaKindMembers || e.version != metaVersion {
 		return metaEntry{}, errBadEntry
 	}
 	return e, nil
@@ -256,6 +262,10 @@ func (c *Cluster) startMeta(members map[uint64]dragonboat.Target) error {
 		return fmt.Errorf("cluster: metadata shard: %w", err)
 	}
 	c.cfg.Configs.UseConfigReplicator(c)
+	if !c.cfg.Join {
+		c.wg.Add(1)
+		go c.recordInitialMembers()
+	}
 	return nil
 }
 
@@ -369,7 +379,11 @@ func (m *metaSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			ents[i].Result = sm.Result{Value: ResultBad}
 			continue
 		}
-		res, err := m.applyChange(e, ents[i].Index)
+		apply := m.applyChange
+		if e.kind == metaKindMembers {
+			apply = m.applyMembers
+		}
+		res, err := apply(e, ents[i].Index)
 		if err != nil {
 			return nil, err
 		}
@@ -409,6 +423,29 @@ func (m *metaSM) applyChange(e metaEntry, index uint64) (sm.Result, error) {
 		return sm.Result{}, err
 	}
 	return sm.Result{Value: ResultRefused, Data: encodeRefusal(refused)}, nil
+}
+
+// applyMembers opens and applies one members entry.
+func (m *metaSM) applyMembers(e metaEntry, index uint64) (sm.Result, error) {
+	plain, err := m.key.open(e.header, e.sealed)
+	if err != nil {
+		return sm.Result{Value: ResultBad}, m.skip(index)
+	}
+	mb := m.db.NewMetaBatch()
+	m.recordKey(mb)
+	ok, err := m.applyMembersEntry(plain, mb)
+	if err != nil || !ok {
+		mb.Discard()
+		if err != nil {
+			return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+		}
+		return sm.Result{Value: ResultBad}, m.skip(index)
+	}
+	if err := mb.CommitApplied(index); err != nil {
+		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+	}
+	m.keyID = m.key.id
+	return sm.Result{Value: ResultAccepted}, nil
 }
 
 // skip records index as applied with nothing else.

@@ -3,7 +3,10 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -300,6 +303,8 @@ func FuzzMetaUpdate(f *testing.F) {
 		{[]byte(`{"agents":[{"id":"a","secret":"s"}],"forwards":[{"listen":"127.0.0.1:1","agent":"a","target":"127.0.0.1:2"}]}`), true},
 		{[]byte(`{"tokens":[{"name":"t","record":{"name":"t"}}],"delete_tokens":["t"]}`), true},
 		{[]byte(`nonsense`), true},
+		{encodeMeta(metaKindMembers, key, []byte(`{"set":[{"id":1,"address":"h:1"}],"if_none":true}`)), false},
+		{encodeMeta(metaKindMembers, key, []byte(`{"remove":[0]}`)), false},
 	} {
 		f.Add(seed.cmd, seed.sealed)
 	}
@@ -334,4 +339,87 @@ func FuzzMetaUpdate(f *testing.F) {
 		}
 		m.stalled = false // a foreign key stops a replica; the fuzzer goes on
 	})
+}
+
+func TestApplyMembers(t *testing.T) {
+	a1, a2 := MemberRecord{ID: 1, Address: "h:1", Initial: true}, MemberRecord{ID: 2, Address: "h:2", Initial: true}
+	have := map[uint64]MemberRecord{1: a1, 2: a2}
+	for _, tc := range []struct {
+		name    string
+		have    map[uint64]MemberRecord
+		w       membersWire
+		put     []MemberRecord
+		del     []uint64
+		refused bool
+	}{
+		{name: "initial, none yet", have: nil, w: membersWire{Set: []MemberRecord{a1, a2}, IfNone: true}, put: []MemberRecord{a1, a2}},
+		{name: "initial again: the first wins", have: have, w: membersWire{Set: []MemberRecord{{ID: 1, Address: "other:1"}}, IfNone: true}},
+		{name: "add", have: have, w: membersWire{Set: []MemberRecord{{ID: 4, Address: "h:4"}}}, put: []MemberRecord{{ID: 4, Address: "h:4"}}},
+		{name: "add again, same address", have: have, w: membersWire{Set: []MemberRecord{{ID: 2, Address: "h:2"}}}},
+		{name: "remove", have: have, w: membersWire{Remove: []uint64{2}}, del: []uint64{2}},
+		{name: "remove one not recorded", have: have, w: membersWire{Remove: []uint64{3}}},
+		{name: "id 0", have: have, w: membersWire{Set: []MemberRecord{{ID: 0, Address: "h:0"}}}, refused: true},
+		{name: "no address", have: have, w: membersWire{Set: []MemberRecord{{ID: 5}}}, refused: true},
+		{name: "set and removed at once", have: have, w: membersWire{Set: []MemberRecord{{ID: 5, Address: "h:5"}}, Remove: []uint64{5}}, refused: true},
+		{name: "remove 0", have: have, w: membersWire{Remove: []uint64{0}}, refused: true},
+	} {
+		put, del, ok := applyMembers(tc.have, tc.w)
+		if ok == tc.refused || !slices.Equal(put, tc.put) || !slices.Equal(del, tc.del) {
+			t.Errorf("%s: put %v del %v ok %v; want put %v del %v refused %v", tc.name, put, del, ok, tc.put, tc.del, tc.refused)
+		}
+	}
+}
+
+// TestMetaMembers: member entries are applied by the state machine and
+// travel in its snapshots.
+func TestMetaMembers(t *testing.T) {
+	key := testKey(t, 1)
+	node, db := memberNode(t, t.TempDir())
+	m := &metaSM{db: db, key: key, apply: node, fail: func(error) {}}
+	m.Open(nil)
+	entry := func(w membersWire) []byte {
+		plain, _ := json.Marshal(w)
+		return encodeMeta(metaKindMembers, key, plain)
+	}
+	out, err := m.Update([]sm.Entry{
+		{Index: 1, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 1, Address: "h:1"}, {ID: 2, Address: "h:2"}, {ID: 3, Address: "h:3"}}, IfNone: true})},
+		{Index: 2, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 9, Address: "x:9"}}, IfNone: true})},
+		{Index: 3, Cmd: entry(membersWire{Remove: []uint64{3}})},
+		{Index: 4, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 4, Address: "h:4"}}})},
+		{Index: 5, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 0, Address: "h:0"}}})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []uint64{ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultBad} {
+		if out[i].Result.Value != want {
+			t.Errorf("entry %d: %d, want %d", i+1, out[i].Result.Value, want)
+		}
+	}
+	ids := func(db *wal.DB) []uint64 {
+		recs, err := readMembers(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Sorted(maps.Keys(recs))
+	}
+	if got := ids(db); !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Fatalf("recorded %v, want [1 2 4]", got)
+	}
+	ctx, err := m.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := m.SaveSnapshot(ctx, &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	n2, db2 := memberNode(t, t.TempDir())
+	m2 := &metaSM{db: db2, key: key, apply: n2, fail: func(error) {}}
+	if err := m2.RecoverFromSnapshot(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(db2); !slices.Equal(got, []uint64{1, 2, 4}) {
+		t.Fatalf("restored %v, want [1 2 4]", got)
+	}
 }

@@ -7,6 +7,21 @@ type ClusterStatus struct {
 	NodeID     uint64             `json:"node_id"`
 	Nodes      []ClusterNode      `json:"nodes"`
 	Partitions []ClusterPartition `json:"partitions"`
+	// Metadata is the metadata shard (configuration, tokens, member
+	// records) as the answering node sees it.
+	Metadata *ClusterMetadata `json:"metadata,omitempty"`
+}
+
+// ClusterMetadata is the metadata shard: while it has no leader,
+// configuration changes and token writes answer 503.
+type ClusterMetadata struct {
+	Replicas     []uint64 `json:"replicas"`
+	Leader       uint64   `json:"leader"` // 0: none known
+	Term         uint64   `json:"term"`
+	AppliedIndex uint64   `json:"applied_index"`
+	// SealKeyID names the cluster sealing key the answering node seals
+	// with (a hash of it, not the key).
+	SealKeyID string `json:"seal_key_id"`
 }
 
 // ClusterNode is one member.
@@ -22,6 +37,9 @@ type ClusterNode struct {
 	// Tunnel is where agents dial the member's tunnel, as it reported
 	// it; empty when it runs none or has not reported yet.
 	Tunnel string `json:"tunnel,omitempty"`
+	// Recorded: the metadata shard records the node as a member (an
+	// initial member, or one added with add-node and not removed since).
+	Recorded bool `json:"recorded"`
 }
 
 // ClusterPartition is one replicated partition.

@@ -82,6 +82,20 @@ func clusterTables(w io.Writer, s api.ClusterStatus) error {
 	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS", "TUNNEL"}, rows); err != nil {
 		return err
 	}
+	if m := s.Metadata; m != nil {
+		leader := "none"
+		if m.Leader != 0 {
+			leader = u(m.Leader)
+		}
+		var recorded []string
+		for _, n := range s.Nodes {
+			if n.Recorded {
+				recorded = append(recorded, u(n.ID))
+			}
+		}
+		fmt.Fprintf(w, "\nmetadata shard: leader %s, term %d, applied %d, replicas %v; recorded members %v; sealing key id %s\n",
+			leader, m.Term, m.AppliedIndex, m.Replicas, recorded, m.SealKeyID)
+	}
 	fmt.Fprintln(w)
 	rows = rows[:0]
 	for _, p := range s.Partitions {

@@ -55,7 +55,11 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	m.addDestinations(out.Partitions)
 	tunnels, _ := m.cl.Tunnels() // none: the status goes without tunnel addresses
 	for _, n := range st.Nodes {
-		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr})
+		_, recorded := st.Recorded[n.ID]
+		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr, Recorded: recorded})
+	}
+	if ms := st.Meta; ms != nil {
+		out.Metadata = &api.ClusterMetadata{Replicas: ms.Replicas, Leader: ms.Leader, Term: ms.Term, AppliedIndex: ms.Applied, SealKeyID: ms.SealKeyID}
 	}
 	return out, nil
 }

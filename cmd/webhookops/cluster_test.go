@@ -496,6 +496,24 @@ destinations:
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The metadata shard records the members add-node and remove-node
+	// left, and the replacement reads them from its own store.
+	eventually(t, 10*time.Second, "members 1, 2 and 4 recorded, on the replacement", func() error {
+		st, err := clusterStatus(repl)
+		if err != nil {
+			return err
+		}
+		var recorded []uint64
+		for _, n := range st.Nodes {
+			if n.Recorded {
+				recorded = append(recorded, n.ID)
+			}
+		}
+		if m := st.Metadata; m == nil || m.Leader == 0 || !slices.Equal(m.Replicas, []uint64{1, 2, 4}) || !slices.Equal(recorded, []uint64{1, 2, 4}) {
+			return fmt.Errorf("metadata %+v, recorded %v", st.Metadata, recorded)
+		}
+		return nil
+	})
 	post(nodes, "joined", 20)
 
 	// /metrics: each partition is delivered by exactly one member, and only
