@@ -16,7 +16,6 @@ import (
 
 	"github.com/lni/dragonboat/v4"
 	"github.com/lni/dragonboat/v4/config"
-	dblog "github.com/lni/dragonboat/v4/logger"
 	"github.com/lni/dragonboat/v4/raftio"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
@@ -199,15 +198,6 @@ type Cluster struct {
 	meta     *metaShard // nil without Config.Configs
 }
 
-func quietDragonboat() {
-	for _, name := range []string{"config", "dragonboat", "gossip", "grpc", "logdb", "pebblekv", "raft",
-		"raftpb", "registry", "rsm", "server", "settings", "tan", "tools", "transport"} {
-		dblog.GetLogger(name).SetLevel(dblog.WARNING)
-	}
-	// raft logs every election step as a warning; a failover is normal.
-	dblog.GetLogger("raft").SetLevel(dblog.ERROR)
-}
-
 // Start joins the cluster: it starts the NodeHost and a replica of every
 // partition, and returns without waiting for leaders.
 func Start(cfg Config) (*Cluster, error) {
@@ -233,7 +223,8 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	quietDragonboat()
+	routeRaftLogs()
+	raftLogTo.Store(cfg.Logger)
 	c := &Cluster{cfg: cfg, log: cfg.Logger, part: cfg.DB.Partitions(), owned: map[uint16]Fence{},
 		lease: map[uint16]time.Time{}, kick: make(chan struct{}, 1), closed: make(chan struct{}),
 		leaseFor: time.Duration(cfg.ElectionRTT) * cfg.RTT * 4 / 5}
