@@ -170,6 +170,10 @@ func (r *Registry) notify() {
 	}
 }
 
+// SetMembers tells every agent, now and on each new session, the
+// cluster's tunnels (a cluster member's; see tunnelproto.Server.SetMembers).
+func (r *Registry) SetMembers(ms []tunnelproto.Member) error { return r.srv.SetMembers(ms) }
+
 // Sessions lists the agents' live sessions on this node's tunnel.
 func (r *Registry) Sessions() []tunnelproto.SessionInfo { return r.srv.Sessions() }
 

@@ -262,6 +262,26 @@ func (c *Cluster) Tunnels() (TunnelDirectory, error) {
 	return dir, nil
 }
 
+// WatchTunnels calls f with the directory (Tunnels) every interval until
+// Close, and at once; a read that fails is skipped. f runs on one
+// goroutine, one call at a time.
+func (c *Cluster) WatchTunnels(every time.Duration, f func(TunnelDirectory)) {
+	c.wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if dir, err := c.Tunnels(); err == nil {
+				f(dir)
+			}
+			select {
+			case <-c.closed:
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
 // startTunnelShard starts this member's replica of the directory.
 func (c *Cluster) startTunnelShard(members map[uint64]dragonboat.Target) error {
 	rc := config.Config{

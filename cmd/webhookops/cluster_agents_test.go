@@ -86,6 +86,13 @@ func (ac *agentCluster) startAgentd(enr admin.Enrollment) *logBuf {
 	if len(args) < 2 || args[0] != "agentd" || args[1] != "join" {
 		ac.t.Fatalf("enrollment command %q", enr.Command)
 	}
+	return ac.startAgentdArgs(args)
+}
+
+// startAgentdArgs runs `agentd join ...` (args as an enrollment gives
+// them, "agentd" first) as a child process.
+func (ac *agentCluster) startAgentdArgs(args []string) *logBuf {
+	ac.t.Helper()
 	log := &logBuf{}
 	cmd := exec.Command(ac.agentd, append(args[1:], "--log-level", "debug", "--log-format", "json")...)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -102,7 +109,9 @@ func (ac *agentCluster) startAgentd(enr admin.Enrollment) *logBuf {
 // member's tunnel, and enrollment on one member answers an agentd command
 // that joins all three, pinning each member's own certificate. The
 // agent's credential is replicated, so agentd has a session with each
-// member, and another member's API shows the agent's session on each.
+// member, and another member's API shows the agent's session on each. An
+// agent given one member's tunnel joins the others, which that member
+// names to it (MEMBERS).
 func TestClusterAgentTunnels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs three servers and agentd as child processes")
@@ -169,6 +178,31 @@ func TestClusterAgentTunnels(t *testing.T) {
 		t.Fatalf("agentd never logged three sessions up:\n%s", agentLog)
 	}
 	t.Logf("%v: agent sessions as node 2 sees them: %+v", time.Since(began).Round(time.Millisecond), a.Members)
+
+	// An agent given node 1's tunnel alone (as one enrolled before the
+	// others joined) hears every member's tunnel from node 1 and joins
+	// them all by itself.
+	var solo admin.Enrollment
+	ac.api(n1).must(http.StatusCreated, "POST", "/api/v1/agents/solo/enrollment", map[string]any{"allowed_targets": []string{app.Listener.Addr().String()}}, &solo)
+	first := solo.Tunnels[0]
+	soloLog := ac.startAgentdArgs([]string{"agentd", "join", "--tunnel", first.Addr, "--server-fingerprint", first.Fingerprint,
+		"--id", "solo", "--secret", solo.Secret, "--allow", app.Listener.Addr().String()})
+	learned := time.Now()
+	if !waitFor(20*time.Second, func() bool {
+		a = admin.AgentOut{}
+		ac.api(n2).call("GET", "/api/v1/agents/solo", nil, &a)
+		ok := len(a.Members) == 3
+		for _, m := range a.Members {
+			ok = ok && m.Online
+		}
+		return ok
+	}) {
+		t.Fatalf("an agent given one tunnel never joined every member: %+v\nagentd log:\n%s", a.Members, soloLog)
+	}
+	if !strings.Contains(soloLog.String(), "joining a tunnel the cluster named") {
+		t.Fatalf("agentd did not say it joined the tunnels it learned:\n%s", soloLog)
+	}
+	t.Logf("an agent given one tunnel was in session with all three %v after it started", time.Since(learned).Round(time.Millisecond))
 }
 
 // arrivals records the webhook-ids an app received, and when each first

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"log/slog"
+	"net"
 	"time"
 
 	"github.com/webhookops/webhookops/actors/cluster"
 	"github.com/webhookops/webhookops/admin"
 	"github.com/webhookops/webhookops/admin/api"
+	"github.com/webhookops/webhookops/tunnelproto"
 )
 
 // tunnelReportEvery is how often a member reports its tunnel to the
@@ -25,12 +28,41 @@ func (s tunnelSource) TunnelState() cluster.TunnelReport {
 	return r
 }
 
+// tellAgentsEvery is how often a member reads the tunnel directory to tell
+// its agents the cluster's tunnels (only a change is sent).
+const tellAgentsEvery = time.Second
+
 // reportTunnel makes the member's tunnel known to the others: its
 // endpoint (so enrollment on any member names every member's tunnel), its
-// agents' sessions and its forwards' listeners.
-func (m *clusterMember) reportTunnel(t *tunnel) {
+// agents' sessions and its forwards' listeners; and tells its agents every
+// member's tunnel, so they join members added after their enrollment.
+func (m *clusterMember) reportTunnel(t *tunnel, log *slog.Logger) {
 	m.cl.ReportTunnel(tunnelSource{t}, tunnelReportEvery)
 	t.agents.SetOnChange(m.cl.TunnelChanged)
+	m.cl.WatchTunnels(tellAgentsEvery, func(dir cluster.TunnelDirectory) {
+		if err := t.agents.SetMembers(tunnelMembersOf(dir)); err != nil {
+			log.Warn("cannot tell agents the cluster's tunnels", "err", err)
+		}
+	})
+}
+
+// tunnelMembersOf is the directory's tunnels, by node id, at most as many
+// as one MEMBERS frame carries; a member whose --tunnel-public-addr is no
+// host:port agents could dial is left out.
+func tunnelMembersOf(dir cluster.TunnelDirectory) []tunnelproto.Member {
+	var ms []tunnelproto.Member
+	for _, id := range dir.Nodes() {
+		r := dir[id]
+		host, port, err := net.SplitHostPort(r.Addr)
+		if err != nil || host == "" || port == "" || len(r.Addr) > tunnelproto.MaxMemberAddrLen {
+			continue
+		}
+		if _, err := tunnelproto.ParseFingerprint(r.Fingerprint); err != nil || len(ms) == tunnelproto.MaxMembers {
+			continue
+		}
+		ms = append(ms, tunnelproto.Member{Addr: r.Addr, Fingerprint: r.Fingerprint})
+	}
+	return ms
 }
 
 // tunnelMembers is the admin API's view of the tunnel directory, with each

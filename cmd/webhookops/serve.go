@@ -250,7 +250,7 @@ func serve(c *cli.Context) error {
 		defer cm.Close()
 		memberFailed = cm.cl.Failed()
 		if tunnel != nil {
-			cm.reportTunnel(tunnel)
+			cm.reportTunnel(tunnel, log)
 		}
 		if fileChange != nil {
 			cm.proposeFile(*fileChange, c.String("config"))
