@@ -92,8 +92,17 @@ func TestClusterReplayForwarded(t *testing.T) {
 		var st api.ClusterStatus
 		for deadline := time.Now().Add(60 * time.Second); ; {
 			var err error
+			// Settled, and the configuration (proposed to the metadata
+			// shard by the members at start) applied: every destination
+			// listed.
 			if st, err = clusterStatus(nodes[0]); err == nil && settled(st) {
-				break
+				listed := 0
+				for _, p := range st.Partitions {
+					listed += len(p.Destinations)
+				}
+				if listed == len(slugs) {
+					break
+				}
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("the cluster never settled: %+v %v\n%s", st, err, nodes[0].c.log)
@@ -115,8 +124,26 @@ func TestClusterReplayForwarded(t *testing.T) {
 		if try == 5 {
 			t.Fatalf("member %d leads every partition after %d restarts of it", owners[0], try)
 		}
+		// Down until the others have taken every partition over (a
+		// member's view of a leader that just died is stale for an
+		// election timeout), then back.
 		nd := nodes[owners[0]-1]
+		other := nodes[owners[0]%3]
 		nd.c.kill9()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			st, err := clusterStatus(other)
+			movedAll := err == nil && len(st.Partitions) > 0
+			for _, p := range st.Partitions {
+				movedAll = movedAll && p.Leader != 0 && p.Leader != uint64(nd.id) && p.Owner == p.Leader && p.OwnerTerm == p.Term
+			}
+			if movedAll {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d's partitions were not taken over: %+v %v", nd.id, st, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		nd.start(t, bin, cfg, memberList(nodes))
 	}
 	byID := func(id int) *clusterNode { return nodes[id-1] }
