@@ -28,6 +28,9 @@ type Config struct {
 	Secret string
 	// Allow lists the host:port targets this agent will connect to.
 	Allow []string
+	// Static keeps to Tunnels: the tunnels a cluster's members name
+	// (MEMBERS) are not joined. By default the agent follows them.
+	Static bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 

@@ -22,7 +22,7 @@
 //     Config stay, with their own pins. It follows only a list that names
 //     every configured tunnel by the same address, so it never keeps two
 //     sessions to one server under two names (they would replace each
-//     other forever).
+//     other forever). Config.Static (agentd join --static) turns it off.
 //   - The reconnect loop, per tunnel: capped, jittered exponential backoff
 //     (1 s to 30 s by default), reset after a session that stayed up for
 //     HealthyAfter; every reconnect is logged with its reason.

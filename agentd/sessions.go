@@ -131,6 +131,9 @@ func (a *Agent) Sessions() []SessionState {
 // to --tunnel, say) would have the agent keep two sessions to one
 // server, which replace each other forever.
 func (a *Agent) learn(ms []tunnelproto.Member) {
+	if a.cfg.Static {
+		return
+	}
 	listed := make(map[string]Endpoint, len(ms))
 	for _, m := range ms {
 		ep := Endpoint{Addr: m.Addr, Fingerprint: m.Fingerprint}

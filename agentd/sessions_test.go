@@ -227,3 +227,22 @@ func TestFollowsTheClustersTunnels(t *testing.T) {
 		t.Fatal("joined c from a list that did not name the configured tunnel")
 	}
 }
+
+// TestStaticKeepsToItsTunnels: with Static the agent joins no tunnel a
+// member names.
+func TestStaticKeepsToItsTunnels(t *testing.T) {
+	a1, b := newEnv(t), newEnv(t)
+	cfg := a1.config()
+	cfg.Static = true
+	ag, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := a1.runAgent(ag)
+	defer stop()
+	a1.waitOnline()
+	ag.learn([]tunnelproto.Member{{Addr: a1.addr, Fingerprint: a1.fp}, {Addr: b.addr, Fingerprint: b.fp}})
+	if ss := ag.Sessions(); len(ss) != 1 {
+		t.Fatalf("a static agent joined what the cluster named: %+v", ss)
+	}
+}

@@ -67,6 +67,7 @@ func joinCommand() *cli.Command {
 			&cli.StringFlag{Name: "secret", Usage: "agent secret (prefer --secret-file or AGENTD_SECRET: flags show in ps)", EnvVars: []string{"AGENTD_SECRET"}},
 			&cli.StringFlag{Name: "secret-file", Usage: "read the agent secret from `FILE`", EnvVars: []string{"AGENTD_SECRET_FILE"}},
 			&cli.StringSliceFlag{Name: "server-fingerprint", Usage: "pinned gateway certificate, `sha256:HEX`: one for every --tunnel, or one per --tunnel in the same order (repeat, or comma-separated)", EnvVars: []string{"AGENTD_SERVER_FINGERPRINT"}, Required: true},
+			&cli.BoolFlag{Name: "static", Usage: "keep to the --tunnel addresses: do not join the other cluster members a gateway names (by default agentd joins every member, so one added later is joined too)", EnvVars: []string{"AGENTD_STATIC"}},
 			&cli.StringSliceFlag{Name: "allow", Usage: "`HOST:PORT` this agent may connect to (repeat, or comma-separated)", EnvVars: []string{"AGENTD_ALLOW"}},
 			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json", EnvVars: []string{"AGENTD_LOG_FORMAT"}},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error", EnvVars: []string{"AGENTD_LOG_LEVEL"}},
@@ -105,6 +106,7 @@ func join(c *cli.Context) error {
 	cfg.ID = c.String("id")
 	cfg.Secret = secret
 	cfg.Allow = c.StringSlice("allow")
+	cfg.Static = c.Bool("static")
 	cfg.Logger = log
 	cfg.DialTimeout = c.Duration("dial-timeout")
 	cfg.DrainTimeout = c.Duration("drain-timeout")
