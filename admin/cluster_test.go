@@ -95,6 +95,9 @@ func TestClusterMembershipAPI(t *testing.T) {
 		`webhookops_cluster_term{partition="3"} 7`,
 		`webhookops_cluster_applied_index{partition="3"} 42`,
 		`webhookops_cluster_delivering{partition="3"} 1`,
+		`webhookops_cluster_metadata_leader 3`,
+		`webhookops_cluster_metadata_term 5`,
+		`webhookops_cluster_metadata_applied_index 17`,
 	} {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -91,6 +91,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 		cfg.ClusterPartitions = func() ([]api.ClusterPartition, error) {
 			return []api.ClusterPartition{{Partition: 3, Leader: 2, Term: 7, AppliedIndex: 42, Delivering: true}}, nil
 		}
+		cfg.ClusterMetadata = func() (api.ClusterMetadata, error) {
+			return api.ClusterMetadata{Replicas: []uint64{1, 2, 3}, Leader: 3, Term: 5, AppliedIndex: 17}, nil
+		}
 		if o.partitions != nil {
 			cfg.ClusterPartitions = o.partitions
 		}

@@ -32,6 +32,9 @@ type stateCollector struct {
 	raftTerm       *prometheus.Desc
 	raftApplied    *prometheus.Desc
 	raftDelivering *prometheus.Desc
+	metaLeader     *prometheus.Desc
+	metaTerm       *prometheus.Desc
+	metaApplied    *prometheus.Desc
 
 	mu    sync.Mutex // guards the cache
 	at    time.Time
@@ -51,13 +54,16 @@ func newStateCollector(s *Server) *stateCollector {
 		raftLeader:     prometheus.NewDesc("webhookops_cluster_leader", "Cluster member: the node leading the partition as this node knows it (0 while none is).", []string{"partition"}, nil),
 		raftTerm:       prometheus.NewDesc("webhookops_cluster_term", "Cluster member: the partition's raft term as this node knows it.", []string{"partition"}, nil),
 		raftApplied:    prometheus.NewDesc("webhookops_cluster_applied_index", "Cluster member: the last raft entry of the partition applied here; the commit lag of a replica is the largest over the members minus its own.", []string{"partition"}, nil),
+		metaLeader:     prometheus.NewDesc("webhookops_cluster_metadata_leader", "Cluster member: the node leading the metadata shard (configuration, tokens) as this node knows it; 0 while none is, when configuration writes answer 503.", nil, nil),
+		metaTerm:       prometheus.NewDesc("webhookops_cluster_metadata_term", "Cluster member: the metadata shard's raft term as this node knows it.", nil, nil),
+		metaApplied:    prometheus.NewDesc("webhookops_cluster_metadata_applied_index", "Cluster member: the last metadata shard entry applied here; a member behind the others has not picked up the latest configuration yet.", nil, nil),
 		raftDelivering: prometheus.NewDesc("webhookops_cluster_delivering", "Cluster member: 1 while this node delivers the partition's destinations (it leads the partition and holds its lease).", []string{"partition"}, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.queueDepth, c.deadLetters, c.paused, c.agents, c.agentsUp, c.replays,
-		c.raftLeader, c.raftTerm, c.raftApplied, c.raftDelivering} {
+		c.raftLeader, c.raftTerm, c.raftApplied, c.raftDelivering, c.metaLeader, c.metaTerm, c.metaApplied} {
 		ch <- d
 	}
 }
@@ -122,6 +128,16 @@ func (c *stateCollector) gather() []prometheus.Metric {
 				prometheus.MustNewConstMetric(c.raftTerm, prometheus.GaugeValue, float64(p.Term), label),
 				prometheus.MustNewConstMetric(c.raftApplied, prometheus.GaugeValue, float64(p.AppliedIndex), label),
 				prometheus.MustNewConstMetric(c.raftDelivering, prometheus.GaugeValue, delivering, label))
+		}
+	}
+	if c.s.cfg.ClusterMetadata != nil {
+		if m, err := c.s.cfg.ClusterMetadata(); err != nil {
+			c.s.log.Warn("metrics: reading the metadata shard failed", "err", err)
+		} else {
+			out = append(out,
+				prometheus.MustNewConstMetric(c.metaLeader, prometheus.GaugeValue, float64(m.Leader)),
+				prometheus.MustNewConstMetric(c.metaTerm, prometheus.GaugeValue, float64(m.Term)),
+				prometheus.MustNewConstMetric(c.metaApplied, prometheus.GaugeValue, float64(m.AppliedIndex)))
 		}
 	}
 	return out

@@ -60,6 +60,10 @@ type Config struct {
 	// ClusterPartitions reports the partitions as this node sees them,
 	// asking no other member: raft metrics per partition on /metrics.
 	ClusterPartitions func() ([]api.ClusterPartition, error)
+	// ClusterMetadata reports the metadata shard as this node sees it,
+	// asking no other member (raft metrics of the shard on /metrics); nil
+	// on a single node.
+	ClusterMetadata func() (api.ClusterMetadata, error)
 	// Membership adds and removes members (with Cluster; nil on a single
 	// node).
 	Membership Membership

@@ -208,9 +208,24 @@ func (c *Cluster) addMembership(st *Status, addrs map[uint64]string) error {
 			addrs[id] = r.Address
 		}
 	}
-	ms, err := c.cfg.DB.ReadMetaState()
+	meta, err := c.MetaStatus()
 	if err != nil {
 		return err
+	}
+	st.Meta = meta
+	st.Recorded = recs
+	return nil
+}
+
+// MetaStatus reports the metadata shard as this member sees it, asking no
+// other member; nil without a metadata shard.
+func (c *Cluster) MetaStatus() (*MetaStatus, error) {
+	if c.meta == nil {
+		return nil, nil
+	}
+	ms, err := c.cfg.DB.ReadMetaState()
+	if err != nil {
+		return nil, err
 	}
 	meta := &MetaStatus{Applied: ms.Applied, SealKeyID: c.cfg.SealKey.ID()}
 	for _, si := range c.nh.GetNodeHostInfo(dragonboat.NodeHostInfoOption{SkipLogInfo: true}).ShardInfoList {
@@ -224,7 +239,5 @@ func (c *Cluster) addMembership(st *Status, addrs map[uint64]string) error {
 	if leader, term, valid, err := c.nh.GetLeaderID(MetaShard); err == nil && valid {
 		meta.Leader, meta.Term = leader, term
 	}
-	st.Meta = meta
-	st.Recorded = recs
-	return nil
+	return meta, nil
 }

@@ -59,9 +59,23 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr, Recorded: recorded})
 	}
 	if ms := st.Meta; ms != nil {
-		out.Metadata = &api.ClusterMetadata{Replicas: ms.Replicas, Leader: ms.Leader, Term: ms.Term, AppliedIndex: ms.Applied, SealKeyID: ms.SealKeyID}
+		m := metadataOut(ms)
+		out.Metadata = &m
 	}
 	return out, nil
+}
+
+// metadata is the metadata shard as this member sees it (for /metrics).
+func (m *clusterMember) metadata() (api.ClusterMetadata, error) {
+	ms, err := m.cl.MetaStatus()
+	if err != nil || ms == nil {
+		return api.ClusterMetadata{}, err
+	}
+	return metadataOut(ms), nil
+}
+
+func metadataOut(ms *cluster.MetaStatus) api.ClusterMetadata {
+	return api.ClusterMetadata{Replicas: ms.Replicas, Leader: ms.Leader, Term: ms.Term, AppliedIndex: ms.Applied, SealKeyID: ms.SealKeyID}
 }
 
 // partitions is the partitions as this member sees them, without asking

@@ -162,6 +162,19 @@ func TestClusterReplicatesConfig(t *testing.T) {
 		t.Fatalf("creating d again on member 3: %d %s, want 409", code, out)
 	}
 
+	// The metadata shard's raft health on /metrics, as on member 1.
+	req, _ := http.NewRequest("GET", "http://"+m1.admin+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eToken)
+	if resp, err := client.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`(?m)^webhookops_cluster_metadata_leader [1-3]$`).Match(b) || !strings.Contains(string(b), "webhookops_cluster_metadata_applied_index ") {
+			t.Fatalf("/metrics lacks the metadata shard:\n%s", b)
+		}
+	}
+
 	// Member 3 is killed; changes go on without it.
 	m3.c.kill9()
 	create(m2, "/destinations", map[string]any{"slug": "d2", "url": sink.URL + "/d2", "ordering": "ordered", "allow_private_network": true}, 201)

@@ -271,6 +271,7 @@ func serve(c *cli.Context) error {
 		}
 		admCfg.Cluster = cm.status
 		admCfg.ClusterPartitions = cm.partitions
+		admCfg.ClusterMetadata = cm.metadata
 		admCfg.Membership = cm
 		if tunnel != nil {
 			admCfg.TunnelMembers = cm.tunnelMembers
