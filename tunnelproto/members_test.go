@@ -68,7 +68,13 @@ func TestMembersToAgents(t *testing.T) {
 }
 
 func TestSetMembersRefusesBadInput(t *testing.T) {
-	s := startServer(t, newMemAuth(), nil)
+	// Not served: SetMembers validates before anything is sent.
+	cert, _ := testCerts(t)
+	s, err := NewServer(ServerConfig{Addr: "127.0.0.1:0", TLSCert: cert, Auth: newMemAuth(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	pin := "sha256:" + strings.Repeat("ab", 32)
 	many := make([]Member, MaxMembers+1)
 	for i := range many {
