@@ -38,6 +38,8 @@ var (
 )
 
 // Deliverer makes one delivery attempt. *delivery.Client is the real one.
+// Deliver bounds the attempt by d's timeout itself: the node passes its own
+// context, which is cancelled only when it stops.
 type Deliverer interface {
 	Deliver(ctx context.Context, d model.Destination, r delivery.Request) delivery.Result
 }
