@@ -45,6 +45,19 @@ func adminCall(nd *clusterNode, method, path string, in, out any) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// adminPost is adminCall for a POST that a member may refuse for a moment
+// with 503 (its metadata shard catching up or electing after a restart):
+// tried again for up to 15 s.
+func adminPost(nd *clusterNode, path string, in, out any) error {
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		code, err := adminCall(nd, "POST", path, in, out)
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // A replay asked of a member that does not deliver the destination is
 // carried out by the member that does (its partition's leader), delivered
 // once more to the sink with the event's webhook-id and audited there; a
@@ -201,7 +214,7 @@ func TestClusterReplayForwarded(t *testing.T) {
 
 	// One destination, asked of a member that does not deliver it.
 	var one model.Replay
-	if _, err := adminCall(notA, "POST", "/api/v1/events/"+ev.EventID+"/replay", map[string]string{"destination": "a", "reason": "forwarded"}, &one); err != nil {
+	if err := adminPost(notA, "/api/v1/events/"+ev.EventID+"/replay", map[string]string{"destination": "a", "reason": "forwarded"}, &one); err != nil {
 		t.Fatalf("replay on a member that does not deliver a: %v", err)
 	}
 	waitArrivals("a", 2)
@@ -232,7 +245,7 @@ func TestClusterReplayForwarded(t *testing.T) {
 	// Every destination of the event, asked of the same member: one id,
 	// a part on each destination's member.
 	var all model.Replay
-	if _, err := adminCall(notA, "POST", "/api/v1/events/"+ev.EventID+"/replay", map[string]string{"reason": "everywhere"}, &all); err != nil {
+	if err := adminPost(notA, "/api/v1/events/"+ev.EventID+"/replay", map[string]string{"reason": "everywhere"}, &all); err != nil {
 		t.Fatalf("replay over every destination: %v", err)
 	}
 	waitArrivals("a", 3)
