@@ -136,8 +136,8 @@ func (s *Server) owners(dests []string) (map[uint64][]string, error) {
 // replayRetries and replayRetryPause bound how long starting a replay
 // waits for its destinations' partitions to settle: a member that no
 // longer (or not yet) delivers a destination answers 409 elsewhere, a
-// partition electing a leader has none; a failover is over in about a
-// second.
+// partition electing a leader has none, a member whose metadata shard
+// elects answers 503; a failover is over in about a second.
 const (
 	replayRetries    = 6
 	replayRetryPause = 300 * time.Millisecond
@@ -194,7 +194,7 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 			switch {
 			case err == nil:
 				got = append(got, replayPart{member: id, rec: r})
-			case again && toError(err).Code == "elsewhere":
+			case again && retryablePart(err):
 				todo = append(todo, byOwner[id]...)
 			default:
 				lastErr = err
@@ -213,6 +213,15 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 		out.Error = strings.TrimPrefix(out.Error+"; not started on "+strings.Join(failed, "; "), "; ")
 	}
 	return out, nil
+}
+
+// retryablePart reports whether a part refused now may start if asked
+// again shortly: its member no longer (or not yet) delivers the
+// destinations, or it cannot answer for a moment (no answer, or its
+// metadata shard catching up after an election).
+func retryablePart(err error) bool {
+	e := toError(err)
+	return e.Code == "elsewhere" || e.Status == http.StatusServiceUnavailable
 }
 
 // replayPart is one member's part of a replay.

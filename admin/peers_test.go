@@ -69,9 +69,19 @@ func TestMergeReplayParts(t *testing.T) {
 
 // A replay asked of a member goes, with the caller's token, to the member
 // leading the destination's partition; one that answers 409 elsewhere (it
-// lost the partition, or has not taken it over yet) is asked again, and
-// the replay reads as that member's part.
-func TestReplayForwardedRetriesElsewhere(t *testing.T) {
+// lost the partition, or has not taken it over yet) or 503 (its metadata
+// shard electing) is asked again, and the replay reads as that member's
+// part.
+func TestReplayForwardedRetries(t *testing.T) {
+	for _, first := range []*Error{
+		{Status: http.StatusConflict, Code: "elsewhere", Message: "not yet the owner"},
+		{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the metadata shard: timeout"},
+	} {
+		t.Run(first.Code, func(t *testing.T) { testReplayForwardedRetries(t, first) })
+	}
+}
+
+func testReplayForwardedRetries(t *testing.T, refusal *Error) {
 	var mu sync.Mutex
 	var asked []Replay
 	var tokens []string
@@ -90,7 +100,7 @@ func TestReplayForwardedRetriesElsewhere(t *testing.T) {
 		first := len(asked) == 1
 		mu.Unlock()
 		if first {
-			writeError(w, &Error{Status: http.StatusConflict, Code: "elsewhere", Message: "not yet the owner"})
+			writeError(w, &Error{Status: refusal.Status, Code: refusal.Code, Message: refusal.Message})
 			return
 		}
 		in.Status, in.RequestedBy = model.ReplayQueued, "token:bootstrap"
