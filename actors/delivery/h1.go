@@ -32,6 +32,8 @@ import (
 // setting is never reused under another.
 type h1Pool struct {
 	dialer *net.Dialer
+	// idleTimeout closes a connection idle this long (h1IdleTimeout).
+	idleTimeout time.Duration
 
 	mu      sync.Mutex // guards the fields below
 	idle    map[string][]*h1Conn
@@ -83,7 +85,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 }
 
 func newH1Pool(dialer *net.Dialer) *h1Pool {
-	return &h1Pool{dialer: dialer, idle: map[string][]*h1Conn{}}
+	return &h1Pool{dialer: dialer, idleTimeout: h1IdleTimeout, idle: map[string][]*h1Conn{}}
 }
 
 // roundTrip sends req to addr (host:port) and returns its response. Its body
@@ -273,7 +275,7 @@ func (p *h1Pool) get(addr string) (*h1Conn, bool) {
 		conns[len(conns)-1] = nil
 		conns = conns[:len(conns)-1]
 		p.nIdle--
-		if time.Since(cc.idleAt) < h1IdleTimeout {
+		if time.Since(cc.idleAt) < p.idleTimeout {
 			p.setIdle(addr, conns)
 			return cc, true
 		}
@@ -304,11 +306,11 @@ func (p *h1Pool) put(addr string, cc *h1Conn) {
 	p.idle[addr] = append(p.idle[addr], cc)
 	p.nIdle++
 	if p.janitor == nil {
-		p.janitor = time.AfterFunc(h1IdleTimeout, p.sweep)
+		p.janitor = time.AfterFunc(p.idleTimeout, p.sweep)
 	}
 }
 
-// sweep closes the connections idle for h1IdleTimeout, and comes back while
+// sweep closes the connections idle for idleTimeout, and comes back while
 // any stay idle.
 func (p *h1Pool) sweep() {
 	p.mu.Lock()
@@ -317,7 +319,7 @@ func (p *h1Pool) sweep() {
 	for addr, conns := range p.idle {
 		kept := conns[:0]
 		for _, cc := range conns {
-			if time.Since(cc.idleAt) >= h1IdleTimeout {
+			if time.Since(cc.idleAt) >= p.idleTimeout {
 				cc.c.Close()
 				p.nIdle--
 				continue
@@ -328,7 +330,7 @@ func (p *h1Pool) sweep() {
 		p.setIdle(addr, kept)
 	}
 	if p.nIdle > 0 {
-		p.janitor = time.AfterFunc(h1IdleTimeout, p.sweep)
+		p.janitor = time.AfterFunc(p.idleTimeout, p.sweep)
 	}
 }
 

@@ -298,3 +298,42 @@ func TestDeliverInternationalHost(t *testing.T) {
 		t.Fatalf("Host %q, want the punycode form", h)
 	}
 }
+
+// A connection left idle for the idle timeout is closed by the pool, not
+// kept open for ever.
+func TestH1PoolClosesIdleConnections(t *testing.T) {
+	closed := make(chan struct{})
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		for s.readRequest(br) {
+			io.WriteString(c, okResponse)
+		}
+		close(closed) // the client hung up
+	})
+	p := newH1Pool(&net.Dialer{})
+	p.idleTimeout = 50 * time.Millisecond
+	defer p.closeIdle()
+	addr := strings.TrimSuffix(strings.TrimPrefix(srv.url(), "http://"), "/hook")
+	out := outgoing{target: "/hook", host: addr, header: http.Header{}, body: []byte("x")}
+	resp, err := p.roundTrip(context.Background(), time.Now().Add(5*time.Second), &out, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	p.mu.Lock()
+	kept := p.nIdle
+	p.mu.Unlock()
+	if kept != 1 {
+		t.Fatalf("%d idle connections after one attempt, want 1", kept)
+	}
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the idle connection was never closed")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.nIdle != 0 || len(p.idle) != 0 || p.janitor != nil {
+		t.Fatalf("after the sweep: %d idle, %d hosts, janitor %v", p.nIdle, len(p.idle), p.janitor != nil)
+	}
+}
