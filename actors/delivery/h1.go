@@ -198,16 +198,32 @@ func plainHost(host string) bool {
 	return true
 }
 
-// exchange writes req and reads the response header, skipping 1xx
-// informational responses. answered reports whether any byte of an answer
-// arrived.
+// exchange writes req and reads the response header. answered reports
+// whether any byte of an answer arrived.
 func (cc *h1Conn) exchange(req *outgoing) (resp *http.Response, answered bool, err error) {
-	if err := req.write(cc.bw); err != nil {
-		return nil, false, err
+	werr := req.write(cc.bw)
+	if werr == nil {
+		werr = cc.bw.Flush()
 	}
-	if err := cc.bw.Flush(); err != nil {
-		return nil, false, err
+	if werr != nil {
+		// The receiver may have answered and hung up before reading the
+		// whole body (a 413 for one too large, say): its answer is the
+		// outcome, as net/http's Transport takes it. The connection is
+		// done either way.
+		if resp, answered, err := cc.readAnswer(); err == nil {
+			resp.Close = true
+			return resp, answered, nil
+		} else if answered {
+			return nil, true, err
+		}
+		return nil, false, werr
 	}
+	return cc.readAnswer()
+}
+
+// readAnswer reads the response header, skipping 1xx informational
+// responses.
+func (cc *h1Conn) readAnswer() (resp *http.Response, answered bool, err error) {
 	cc.lr.n = maxResponseHeaderBytes
 	if _, err := cc.br.Peek(1); err != nil {
 		return nil, false, err

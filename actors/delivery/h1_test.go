@@ -337,3 +337,22 @@ func TestH1PoolClosesIdleConnections(t *testing.T) {
 		t.Fatalf("after the sweep: %d idle, %d hosts, janitor %v", p.nIdle, len(p.idle), p.janitor != nil)
 	}
 }
+
+// A receiver that answers before it has read the whole body and closes (a
+// 413 for a body too large, say) gives the attempt its answer, not a broken
+// pipe, as net/http's Transport does.
+func TestDeliverAnswerBeforeTheBodyIsRead(t *testing.T) {
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		if _, err := http.ReadRequest(br); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big!")
+		time.Sleep(50 * time.Millisecond)
+	})
+	c := newTestClient(t, Options{})
+	body := make([]byte, 64<<20)
+	res := c.Deliver(context.Background(), loopbackDest(srv.url()), Request{EventID: "e", Attempt: 1, Body: body})
+	if res.StatusCode != http.StatusRequestEntityTooLarge || string(res.Response) != "too big!" {
+		t.Fatalf("result %+v, want the receiver's 413", res)
+	}
+}
