@@ -27,8 +27,8 @@ import (
 // that delivers its destinations (the leader of their partitions),
 // whichever member it was asked of. A request goes with the caller's own
 // token, so the member that carries it out checks and audits the caller
-// as if asked directly (tokens are per member: the token must be valid on
-// both, as --admin-token is on every member started with it).
+// as if asked directly (tokens are replicated by the metadata shard, so a
+// token valid on one member is valid on all).
 //
 // Why the admin API and not protoactor remote between members: it is
 // already served on every member behind TLS and tokens, and a forwarded
