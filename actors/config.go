@@ -75,6 +75,13 @@ type Change struct {
 	// an existing destination keeps its own. Without an entry a new
 	// destination gets a generated one.
 	NewSigningSecrets map[string]string
+	// CreateOnly: every source, destination, agent and forward the change
+	// writes must be new (ErrConflict otherwise); UpdateOnly: each must
+	// exist (ErrNotFound otherwise). An API create or update says so, so
+	// that on a cluster member the check holds when the change is applied,
+	// not only when it was proposed (two members creating one slug at
+	// once: one wins, the other hears 409).
+	CreateOnly, UpdateOnly bool
 	// Actor names who made the change, for the audit log.
 	Actor string
 	// KeepAgentSecrets keeps an existing agent's secret when the change
@@ -131,6 +138,9 @@ func (n *Node) stage(c Change, b *wal.Batch, newSecret func(slug string) (string
 		newSecret = func(string) (string, error) { return delivery.GenerateSigningSecret() }
 	}
 	old := n.Snapshot()
+	if err := c.checkExisting(old); err != nil {
+		return nil, err
+	}
 	next := old.clone()
 	var audits []audit
 

@@ -103,3 +103,38 @@ func TestApplyChecksAgentTargets(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyCreateOnlyUpdateOnly: a change that must create refuses an
+// object that exists, one that must update refuses one that does not, and
+// neither writes anything then.
+func TestApplyCreateOnlyUpdateOnly(t *testing.T) {
+	d := model.Destination{Slug: "d", URL: "https://example.com/h"}
+	tn := startNode(t, t.TempDir(), nil, Change{Destinations: []model.Destination{d}})
+	changed := d
+	changed.URL = "https://example.com/changed"
+	fresh := model.Destination{Slug: "fresh", URL: "https://example.com/f"}
+	for _, tc := range []struct {
+		name   string
+		change Change
+		want   error
+	}{
+		{"create an existing one", Change{Destinations: []model.Destination{changed}, CreateOnly: true}, ErrConflict},
+		{"create it with a new one", Change{Destinations: []model.Destination{fresh, changed}, CreateOnly: true}, ErrConflict},
+		{"update a missing one", Change{Sources: []model.Source{{Slug: "nope", Provider: "generic", Verify: "none"}}, UpdateOnly: true}, ErrNotFound},
+		{"update a missing agent", Change{Agents: []model.Agent{{ID: "a"}}, UpdateOnly: true}, ErrNotFound},
+	} {
+		if err := tn.Apply(tc.change); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	snap := tn.Snapshot()
+	if _, ok := snap.Destinations["fresh"]; ok || snap.Destinations["d"].URL != d.URL || len(snap.Sources) != 0 || len(snap.Agents) != 0 {
+		t.Fatalf("a refused change wrote: %+v", snap)
+	}
+	if err := tn.Apply(Change{Destinations: []model.Destination{changed}, UpdateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Apply(Change{Destinations: []model.Destination{fresh}, CreateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -209,3 +209,41 @@ func (n *Node) stageTokens(c Change, b *wal.Batch) (changed bool, err error) {
 	}
 	return len(c.Tokens)+len(c.DeleteTokens) > 0, nil
 }
+
+// checkExisting refuses what CreateOnly and UpdateOnly rule out, against
+// the configuration snap.
+func (c Change) checkExisting(snap *Snapshot) error {
+	if !c.CreateOnly && !c.UpdateOnly {
+		return nil
+	}
+	type named struct {
+		kind, key string
+		exists    bool
+	}
+	var objs []named
+	for _, s := range c.Sources {
+		_, ok := snap.Sources[s.Slug]
+		objs = append(objs, named{"source", s.Slug, ok})
+	}
+	for _, d := range c.Destinations {
+		_, ok := snap.Destinations[d.Slug]
+		objs = append(objs, named{"destination", d.Slug, ok})
+	}
+	for _, a := range c.Agents {
+		_, ok := snap.Agents[a.ID]
+		objs = append(objs, named{"agent", a.ID, ok})
+	}
+	for _, f := range c.Forwards {
+		_, ok := snap.Forwards[f.Listen]
+		objs = append(objs, named{"forward", f.Listen, ok})
+	}
+	for _, o := range objs {
+		switch {
+		case c.CreateOnly && o.exists:
+			return fmt.Errorf("%w: a %s %q already exists", ErrConflict, o.kind, o.key)
+		case c.UpdateOnly && !o.exists:
+			return fmt.Errorf("%w: no %s %q", ErrNotFound, o.kind, o.key)
+		}
+	}
+	return nil
+}

@@ -138,7 +138,7 @@ func (s *Server) createSource(r *http.Request, _ httprouter.Params, p principal)
 	if _, ok := s.node.Snapshot().Sources[src.Slug]; ok {
 		return 0, nil, errConflict("a source %q already exists", src.Slug)
 	}
-	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, CreateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, sourceOut(src, true), nil
@@ -168,7 +168,7 @@ func (s *Server) updateSource(r *http.Request, ps httprouter.Params, p principal
 	default:
 		return 0, nil, errBadRequest("validation_failed", "secrets", "secrets change only by rotation: POST %s/sources/%s/secrets, then DELETE the old one", APIPrefix, slug)
 	}
-	if err := s.apply(actors.Change{Sources: []model.Source{src}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, UpdateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, sourceOut(src, false), nil
@@ -219,7 +219,7 @@ func (s *Server) rotateSourceSecret(r *http.Request, ps httprouter.Params, p pri
 	src.Secrets = append(slices.Clone(cur.Secrets), sec)
 	rotated := wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "source", ObjectID: slug,
 		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec), "secrets": itoa(len(src.Secrets))}}
-	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{rotated}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{rotated}, UpdateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	out := sourceOut(src, false)
@@ -245,7 +245,7 @@ func (s *Server) removeSourceSecret(_ *http.Request, ps httprouter.Params, p pri
 	src.Secrets = slices.Delete(slices.Clone(cur.Secrets), i, i+1)
 	revoked := wal.AuditEntry{At: s.now(), Action: "secret.revoked", ObjectType: "source", ObjectID: slug,
 		Detail: map[string]string{"secret_id": id, "secrets": itoa(len(src.Secrets))}}
-	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{revoked}}, p); err != nil {
+	if err := s.apply(actors.Change{Sources: []model.Source{src}, Audit: []wal.AuditEntry{revoked}, UpdateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, sourceOut(src, false), nil
@@ -322,7 +322,7 @@ func (s *Server) createDestination(r *http.Request, _ httprouter.Params, p princ
 	if _, ok := s.node.Snapshot().Destinations[d.Slug]; ok {
 		return 0, nil, errConflict("a destination %q already exists", d.Slug)
 	}
-	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, CreateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	// Apply generated the signing secret if none was given.
@@ -352,7 +352,7 @@ func (s *Server) updateDestination(r *http.Request, ps httprouter.Params, p prin
 	d.PreviousSigningSecret, d.PreviousSecretExpiresAt = cur.PreviousSigningSecret, cur.PreviousSecretExpiresAt
 	// Credentials sent back masked, as a read showed them, stay as they are.
 	d = d.KeepMaskedCredentials(cur)
-	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, UpdateOnly: true}, p); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, destinationOut(d, false), nil
@@ -391,7 +391,7 @@ func (s *Server) SetPaused(slug string, paused bool, p Principal) (DestinationOu
 		return DestinationOut{}, errNotFound("no destination %q", slug)
 	}
 	d.Paused = paused
-	if err := s.apply(actors.Change{Destinations: []model.Destination{d}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, UpdateOnly: true}, p); err != nil {
 		return DestinationOut{}, err
 	}
 	return destinationOut(d, false), nil
@@ -437,7 +437,7 @@ func (s *Server) RotateSigningSecret(slug, secret string, p Principal) (SecretRo
 	d.SigningSecret = sec
 	rotated := wal.AuditEntry{At: s.now(), Action: "secret.rotated", ObjectType: "destination", ObjectID: slug,
 		Detail: map[string]string{"secret_id": secretID(sec), "secret": actors.Mask(sec)}}
-	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, Audit: []wal.AuditEntry{rotated}}, p); err != nil {
+	if err := s.apply(actors.Change{Destinations: []model.Destination{d}, Audit: []wal.AuditEntry{rotated}, UpdateOnly: true}, p); err != nil {
 		return SecretRotation{}, err
 	}
 	out := destinationOut(d, false)
@@ -504,7 +504,7 @@ func (s *Server) updateAgent(r *http.Request, ps httprouter.Params, p principal)
 	if _, ok := s.node.Snapshot().Agents[id]; !ok {
 		return 0, nil, errNotFound("no agent %q", id)
 	}
-	if err := s.node.Apply(actors.Change{Agents: []model.Agent{a}, KeepAgentSecrets: true, Actor: p.actor()}); err != nil {
+	if err := s.node.Apply(actors.Change{Agents: []model.Agent{a}, KeepAgentSecrets: true, UpdateOnly: true, Actor: p.actor()}); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, s.agentOut(a, nil), nil

@@ -56,7 +56,7 @@ func (s *Server) putAgentSecret(id string, allowed []string, mode enrollMode, p 
 	if allowed != nil {
 		a.AllowedTargets = allowed
 	}
-	c := actors.Change{Agents: []model.Agent{a}}
+	c := actors.Change{Agents: []model.Agent{a}, CreateOnly: mode == enrollNew, UpdateOnly: mode == enrollExisting}
 	if cur.Secret != "" {
 		c.Audit = []wal.AuditEntry{{At: s.now(), Action: "secret.rotated", ObjectType: "agent", ObjectID: id,
 			Detail: map[string]string{"secret": actors.Mask(sec)}}}
@@ -188,7 +188,7 @@ func (s *Server) CreateForward(f model.Forward, p Principal) (ForwardOut, error)
 		return ForwardOut{}, errBadRequest("validation_failed", "listen", "cannot listen on %s: %v", f.Listen, err)
 	}
 	ln.Close()
-	if err := s.apply(actors.Change{Forwards: []model.Forward{f}}, p); err != nil {
+	if err := s.apply(actors.Change{Forwards: []model.Forward{f}, CreateOnly: true}, p); err != nil {
 		return ForwardOut{}, err
 	}
 	return s.forwardOut(f, s.tunnelMembers()), nil

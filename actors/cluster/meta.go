@@ -134,6 +134,8 @@ type changeWire struct {
 	NewSigningSecrets  map[string]string    `json:"new_signing_secrets,omitempty"`
 	Actor              string               `json:"actor,omitempty"`
 	KeepAgentSecrets   bool                 `json:"keep_agent_secrets,omitempty"`
+	CreateOnly         bool                 `json:"create_only,omitempty"`
+	UpdateOnly         bool                 `json:"update_only,omitempty"`
 	Audit              []wal.AuditEntry     `json:"audit,omitempty"`
 }
 
@@ -142,7 +144,7 @@ func encodeChange(c actors.Change) ([]byte, error) {
 		Sources: c.Sources, Destinations: c.Destinations, Forwards: c.Forwards,
 		DeleteSources: c.DeleteSources, DeleteDestinations: c.DeleteDestinations, DeleteAgents: c.DeleteAgents, DeleteForwards: c.DeleteForwards,
 		Tokens: c.Tokens, DeleteTokens: c.DeleteTokens, NewSigningSecrets: c.NewSigningSecrets,
-		Actor: c.Actor, KeepAgentSecrets: c.KeepAgentSecrets, Audit: c.Audit,
+		Actor: c.Actor, KeepAgentSecrets: c.KeepAgentSecrets, Audit: c.Audit, CreateOnly: c.CreateOnly, UpdateOnly: c.UpdateOnly,
 	}
 	for _, a := range c.Agents {
 		w.Agents = append(w.Agents, wal.SecretAgent{Agent: a, Secret: a.Secret})
@@ -165,7 +167,7 @@ func decodeChange(b []byte) (actors.Change, error) {
 		Sources: w.Sources, Destinations: w.Destinations, Forwards: w.Forwards,
 		DeleteSources: w.DeleteSources, DeleteDestinations: w.DeleteDestinations, DeleteAgents: w.DeleteAgents, DeleteForwards: w.DeleteForwards,
 		Tokens: w.Tokens, DeleteTokens: w.DeleteTokens, NewSigningSecrets: w.NewSigningSecrets,
-		Actor: w.Actor, KeepAgentSecrets: w.KeepAgentSecrets, Audit: w.Audit,
+		Actor: w.Actor, KeepAgentSecrets: w.KeepAgentSecrets, Audit: w.Audit, CreateOnly: w.CreateOnly, UpdateOnly: w.UpdateOnly,
 	}
 	for _, a := range w.Agents {
 		a.Agent.Secret = a.Secret

@@ -162,6 +162,24 @@ func TestClusterReplicatesConfig(t *testing.T) {
 		t.Fatalf("creating d again on member 3: %d %s, want 409", code, out)
 	}
 
+	// Two members create one slug at once: one wins, the other hears 409
+	// (the check holds when the change is applied, not only when it was
+	// proposed).
+	for round := 0; round < 5; round++ {
+		slug := fmt.Sprintf("race-%d", round)
+		codes := make(chan int, 2)
+		for _, nd := range []*clusterNode{m1, m2} {
+			go func() {
+				code, _, _ := adminAs(nd, "POST", "/destinations", e2eToken, map[string]any{"slug": slug, "url": sink.URL + "/" + slug})
+				codes <- code
+			}()
+		}
+		a, b := <-codes, <-codes
+		if min(a, b) != 201 || max(a, b) != 409 {
+			t.Fatalf("%s created on two members at once: %d and %d, want 201 and 409", slug, a, b)
+		}
+	}
+
 	// The metadata shard's raft health on /metrics, as on member 1.
 	req, _ := http.NewRequest("GET", "http://"+m1.admin+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+e2eToken)
