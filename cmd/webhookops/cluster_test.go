@@ -480,15 +480,14 @@ destinations:
 		for i := 0; ok && i < 4; i++ {
 			ok = slices.Equal(a.Partitions[i].Replicas, []uint64{1, 2, 4}) && b.Partitions[i].AppliedIndex >= a.Partitions[i].AppliedIndex
 		}
-		if ok {
-			// Status names each destination under its partition, once.
-			var listed []string
-			for _, p := range b.Partitions {
-				listed = append(listed, p.Destinations...)
-			}
-			if !slices.Equal(listed, []string{"d"}) {
-				t.Fatalf("cluster status lists destinations %q, want [d] once: %+v", listed, b)
-			}
+		// Status names each destination under its partition, once (from
+		// the configuration, which the replacement catches up with through
+		// the metadata shard, maybe after the partitions).
+		var listed []string
+		for _, p := range b.Partitions {
+			listed = append(listed, p.Destinations...)
+		}
+		if ok && slices.Equal(listed, []string{"d"}) {
 			break
 		}
 		if time.Now().After(deadline) {
