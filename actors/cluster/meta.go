@@ -312,11 +312,16 @@ func (c *Cluster) ProposeChange(ctx context.Context, ch actors.Change) error {
 // committed before it (retried through elections until ctx ends).
 func (c *Cluster) CatchUp(ctx context.Context) error {
 	for {
-		_, err := c.nh.SyncRead(ctx, MetaShard, nil)
+		// One try waits at most a second: a read asked of a leader that
+		// was just deposed (or before this member heard of one) is
+		// dropped, not refused, and would otherwise use up all of ctx.
+		try, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := c.nh.SyncRead(try, MetaShard, nil)
+		cancel()
 		if err == nil {
 			return nil
 		}
-		if !dragonboat.IsTempError(err) || ctx.Err() != nil {
+		if !dragonboat.IsTempError(err) && !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return fmt.Errorf("%w: the metadata shard: %v", actors.ErrUnavailable, err)
 		}
 		select {
