@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/webhookops/webhookops/admin/api"
+)
+
+// TestClusterTablesShowMetadata: cluster status prints the metadata
+// shard's leader, applied index, replicas, the members it records and the
+// sealing key id; "none" while it has no leader; no line on a status
+// without it.
+func TestClusterTablesShowMetadata(t *testing.T) {
+	st := api.ClusterStatus{NodeID: 2, Nodes: []api.ClusterNode{
+		{ID: 1, Address: "10.0.0.1:7101", Reachable: true, Recorded: true},
+		{ID: 2, Address: "10.0.0.2:7101", Reachable: true, Recorded: true},
+		{ID: 3, Address: "10.0.0.3:7101"},
+	}, Metadata: &api.ClusterMetadata{Replicas: []uint64{1, 2, 3}, Leader: 1, Term: 4, AppliedIndex: 99, SealKeyID: "0a1b2c3d4e5f6071"}}
+	for _, tc := range []struct {
+		leader uint64
+		want   string
+	}{
+		{1, "metadata shard: leader 1, term 4, applied 99, replicas [1 2 3]; recorded members [1 2]; sealing key id 0a1b2c3d4e5f6071"},
+		{0, "metadata shard: leader none,"},
+	} {
+		st.Metadata.Leader = tc.leader
+		var b strings.Builder
+		if err := clusterTables(&b, st); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(b.String(), tc.want) {
+			t.Errorf("cluster status lacks %q:\n%s", tc.want, b.String())
+		}
+	}
+	st.Metadata = nil
+	var b strings.Builder
+	if err := clusterTables(&b, st); err != nil || strings.Contains(b.String(), "metadata") {
+		t.Fatalf("a status without a metadata shard: %v\n%s", err, b.String())
+	}
+}
