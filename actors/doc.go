@@ -35,7 +35,10 @@
 // The machine appends an event to the queue (acknowledging the outbox
 // entry in the same write), keeps a window of the queue in memory and has
 // the rest paged in by queue sequence, the same order the live path used.
-// Attempts run on goroutines and report back as messages; timers come from
+// Attempts run on goroutines and report back as messages (parallel ones,
+// like the shards' and destinations' mailbox turns, on the node's kept
+// workers, dispatch.go: a goroutine per turn grew a fresh stack every
+// time); timers come from
 // the injected Clock and arrive as messages; the due time of a retry is
 // stored, so a restart resumes the schedule. In ordered mode one event is
 // on the wire at a time: the machine hands the next ones over ahead,
@@ -50,7 +53,7 @@
 // commits of a busy disk take tens of milliseconds, and a smaller window
 // stalls the line on them), so a crash re-sends at most that many
 // events, oldest first, before going on in order. In parallel mode up to max_in_flight attempts run at once, each
-// on its own goroutine. After five consecutive failed
+// on a goroutine of its own while it runs. After five consecutive failed
 // attempts the circuit opens: one attempt at a time probes until one
 // succeeds. An optional rate limit spaces attempt starts.
 //
