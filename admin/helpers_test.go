@@ -55,7 +55,36 @@ type envOpts struct {
 	// leaders and reach the other members.
 	partitions func() ([]api.ClusterPartition, error)
 	peers      *Peers
+	// replicated: configuration changes go through a stand-in for a
+	// cluster's metadata shard (applied at once, here alone);
+	// onInitialToken is the server's OnInitialToken.
+	replicated     bool
+	onInitialToken func(string)
 }
+
+// localShard applies proposed changes as a metadata shard of one member
+// would, in the order proposed.
+type localShard struct {
+	mu    sync.Mutex
+	node  *actors.Node
+	db    *wal.DB
+	index uint64
+}
+
+func (l *localShard) ProposeChange(_ context.Context, c actors.Change) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.index++
+	mb := l.db.NewMetaBatch()
+	committed := false
+	err := l.node.ApplyCommitted(c, mb.Batch, func() error { committed = true; return mb.CommitApplied(l.index) })
+	if !committed {
+		mb.Discard()
+	}
+	return err
+}
+
+func (l *localShard) CatchUp(context.Context) error { return nil }
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
@@ -78,12 +107,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 		db.Close()
 		t.Fatal(err)
 	}
+	if o.replicated {
+		node.UseConfigReplicator(&localShard{node: node, db: db})
+	}
 	tunnel := &TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}
 	if o.noTunnel {
 		tunnel = nil
 	}
 	cfg := Config{Node: node, BootstrapToken: o.bootstrap, MetricsPublic: o.metricsPublic, MetricsCacheFor: time.Nanosecond,
-		Tunnel: tunnel}
+		Tunnel: tunnel, OnInitialToken: o.onInitialToken}
 	if o.membership != nil {
 		cfg.Membership = o.membership
 		cfg.TunnelMembers = o.tunnelMembers
