@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/wal"
 	"github.com/webhookops/webhookops/wal/model"
 )
 
@@ -21,6 +22,12 @@ func TestMemberReplayPart(t *testing.T) {
 	ev := putReplicated(t, tn.db, 1<<12, "k", "app", "elsewhere")
 	tn.Own(part)
 	s.wait(t, "k")
+	// A replay of an event still pending rides on its delivery
+	// (TestReplaysRidingOneDelivery): wait until that one is recorded.
+	eventually(t, "the first delivery is recorded", func() bool {
+		st, err := tn.db.DeliveryStatus("app", ev.Seq)
+		return err == nil && st == wal.StatusDelivered
+	})
 	if other := tn.db.DestPartition("elsewhere"); other == part {
 		t.Fatalf("test setup: elsewhere shares app's partition %d", part)
 	}
