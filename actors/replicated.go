@@ -92,21 +92,21 @@ func (n *Node) propose(r ConfigReplicator, c Change) error {
 // signing secret of each destination that carries none (used only if it is
 // new when the change is applied). changes: c changes something here.
 func (n *Node) prepare(c Change) (Change, bool, error) {
+	secrets := maps.Clone(c.NewSigningSecrets) // the caller's map stays as it was
 	for _, d := range c.Destinations {
-		if d.SigningSecret != "" || c.NewSigningSecrets[d.Slug] != "" {
+		if d.SigningSecret != "" || secrets[d.Slug] != "" {
 			continue
 		}
 		sec, err := delivery.GenerateSigningSecret()
 		if err != nil {
 			return c, false, err
 		}
-		if c.NewSigningSecrets == nil {
-			c.NewSigningSecrets = map[string]string{}
-		} else {
-			c.NewSigningSecrets = maps.Clone(c.NewSigningSecrets)
+		if secrets == nil {
+			secrets = map[string]string{}
 		}
-		c.NewSigningSecrets[d.Slug] = sec
+		secrets[d.Slug] = sec
 	}
+	c.NewSigningSecrets = secrets
 	n.cfgMu.Lock()
 	defer n.cfgMu.Unlock()
 	b := n.db.NewBatch()

@@ -386,11 +386,11 @@ func (m *metaSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			ents[i].Result = sm.Result{Value: ResultBad}
 			continue
 		}
-		apply := m.applyChange
+		applyEntry := m.applyChange
 		if e.kind == metaKindMembers {
-			apply = m.applyMembers
+			applyEntry = m.applyMembers
 		}
-		res, err := apply(e, ents[i].Index)
+		res, err := applyEntry(e, ents[i].Index)
 		if err != nil {
 			return nil, err
 		}
