@@ -11,6 +11,10 @@
 // served (and so none refused for want of configuration) before Start; one
 // that dials earlier retries as after any failed attempt.
 //
+// A forward listens always on a single node; on a cluster member
+// (Config.ListenWhileOnline) only while its agent has a session there, and
+// one whose port is taken tries again every RetryListen.
+//
 // One live session per agent is the tunnel server's rule; the registry
 // cuts a session whose agent was deleted or whose secret was rotated,
 // before SetConfig returns, so a rotated secret stops working at once.
@@ -51,7 +55,17 @@ type Config struct {
 	// taken, as by another cluster member on the same machine) tries
 	// again; zero is 5 s.
 	RetryListen time.Duration
+	// ListenWhileOnline: a forward listens only while its agent has a
+	// session here (a cluster member's: a client, or a load balancer's
+	// health check, then finds the port open only on members that can
+	// carry the connection). False: it listens whether or not the agent is
+	// in session (a single node; connections are refused meanwhile).
+	ListenWhileOnline bool
 }
+
+// noSession is why a forward waits when it listens only while its agent
+// has a session here.
+const noSession = "the agent has no session with this member"
 
 // Registry is the tunnel server with the configured agents and forwards.
 type Registry struct {
@@ -61,11 +75,13 @@ type Registry struct {
 	refusals *refusals.Tally
 	ownTally bool
 
-	ctx    context.Context // cancelled by Close: forwards and Serve stop
-	cancel context.CancelFunc
-	serve  chan error // Serve's result, once Start ran
-	retry  time.Duration
-	loops  sync.WaitGroup // retryLoop
+	ctx        context.Context // cancelled by Close: forwards and Serve stop
+	cancel     context.CancelFunc
+	serve      chan error // Serve's result, once Start ran
+	retry      time.Duration
+	onlineOnly bool           // Config.ListenWhileOnline
+	wake       chan struct{}  // an agent came or went: reconcile now
+	loops      sync.WaitGroup // reconcileLoop
 
 	closeOnce sync.Once
 
@@ -80,8 +96,9 @@ type Registry struct {
 }
 
 type failedForward struct {
-	f   model.Forward
-	err string
+	f       model.Forward
+	err     string
+	waiting bool // for its agent's session (onlineOnly), not failing
 }
 
 type runningForward struct {
@@ -100,7 +117,7 @@ func New(cfg Config) (*Registry, error) {
 	}
 	r := &Registry{db: cfg.DB, log: cfg.Logger, serve: make(chan error, 1), refusals: cfg.Refusals,
 		agents: map[string]model.Agent{}, forwards: map[string]*runningForward{}, failed: map[string]failedForward{},
-		retry: cfg.RetryListen}
+		retry: cfg.RetryListen, onlineOnly: cfg.ListenWhileOnline, wake: make(chan struct{}, 1)}
 	if r.retry <= 0 {
 		r.retry = 5 * time.Second
 	}
@@ -131,7 +148,7 @@ func (r *Registry) Start() {
 	}
 	r.started = true
 	go func() { r.serve <- r.srv.Serve(r.ctx) }()
-	r.loops.Go(r.retryLoop)
+	r.loops.Go(r.reconcileLoop)
 }
 
 // Addr is the tunnel's address (UDP for QUIC, TCP on the same port).
@@ -196,6 +213,12 @@ func (r *Registry) Listeners() map[string]string {
 func (r *Registry) onEvent(e tunnelproto.Event) {
 	if e.Kind == tunnelproto.EventOnline || e.Kind == tunnelproto.EventOffline {
 		defer r.notify()
+		if r.onlineOnly {
+			select {
+			case r.wake <- struct{}{}:
+			default:
+			}
+		}
 	}
 	detail := map[string]string{"remote_addr": e.RemoteAddr}
 	if e.Code != tunnelproto.CodeNone {
@@ -251,6 +274,7 @@ func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]
 		}
 	}
 	defer r.notify()
+	online := r.online()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.failed)
@@ -263,6 +287,10 @@ func (r *Registry) SetConfig(agents map[string]model.Agent, forwards map[string]
 	}
 	for listen, f := range forwards {
 		if _, ok := r.forwards[listen]; ok || r.closed {
+			continue
+		}
+		if r.onlineOnly && !online[f.Agent] {
+			r.failed[listen] = failedForward{f: f, err: noSession, waiting: true}
 			continue
 		}
 		if err := r.startForward(f); err != nil {
@@ -294,10 +322,12 @@ func (r *Registry) startForward(f model.Forward) error {
 	return nil
 }
 
-// retryLoop tries the forwards that cannot listen again, every retry,
+// reconcileLoop tries the forwards that cannot listen again, every retry,
 // until Close: in a cluster on one machine, the member that held a
-// forward's port may die and another take it over.
-func (r *Registry) retryLoop() {
+// forward's port may die and another take it over. With onlineOnly it
+// also starts a forward whose agent came into session here and stops one
+// whose agent left, at once (onEvent wakes it).
+func (r *Registry) reconcileLoop() {
 	t := time.NewTicker(r.retry)
 	defer t.Stop()
 	for {
@@ -305,19 +335,64 @@ func (r *Registry) retryLoop() {
 		case <-r.ctx.Done():
 			return
 		case <-t.C:
+		case <-r.wake:
 		}
-		r.mu.Lock()
-		started := 0
-		for _, ff := range r.failed {
-			if !r.closed && r.startForward(ff.f) == nil {
-				started++
-			}
-		}
-		r.mu.Unlock()
-		if started > 0 {
+		if r.reconcile(r.online()) {
 			r.notify()
 		}
 	}
+}
+
+// reconcile stops the forwards whose agent left (onlineOnly) and starts
+// those that can listen now; it reports whether anything changed. It
+// waits for stopped forwards' connections to end without holding mu (the
+// tunnel's handshakes read the agents under it).
+func (r *Registry) reconcile(online map[string]bool) bool {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return false
+	}
+	changed := false
+	var stopped []*runningForward
+	if r.onlineOnly {
+		for listen, rf := range r.forwards {
+			if !online[rf.f.Agent] {
+				rf.cancel()
+				stopped = append(stopped, rf)
+				delete(r.forwards, listen)
+				r.failed[listen] = failedForward{f: rf.f, err: noSession, waiting: true}
+				r.log.Info("forward stopped until its agent is in session here", "listen", listen, "agent", rf.f.Agent)
+				changed = true
+			}
+		}
+	}
+	for listen, ff := range r.failed {
+		if r.onlineOnly && !online[ff.f.Agent] {
+			if !ff.waiting {
+				r.failed[listen] = failedForward{f: ff.f, err: noSession, waiting: true}
+				changed = true
+			}
+			continue
+		}
+		if r.startForward(ff.f) == nil || ff.waiting {
+			changed = true // listening now, or failing where it waited
+		}
+	}
+	r.mu.Unlock()
+	for _, rf := range stopped {
+		<-rf.done
+	}
+	return changed
+}
+
+// online is the set of agents in session here.
+func (r *Registry) online() map[string]bool {
+	out := map[string]bool{}
+	for _, s := range r.srv.Sessions() {
+		out[s.AgentID] = true
+	}
+	return out
 }
 
 // Close stops the forwards and the tunnel, telling agents to go away.

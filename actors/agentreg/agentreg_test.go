@@ -81,13 +81,23 @@ func waitStatus(t *testing.T, db *wal.DB, id, status string) {
 // newRegistry binds a registry on loopback with a fresh certificate.
 func newRegistry(t *testing.T, db *wal.DB) *Registry {
 	t.Helper()
+	return newRegistryWith(t, db, nil)
+}
+
+// newRegistryWith is newRegistry with its config changed by mutate.
+func newRegistryWith(t *testing.T, db *wal.DB, mutate func(*Config)) *Registry {
+	t.Helper()
 	cert, _, err := tunnelproto.LoadOrCreateCertificate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	tcfg := tunnelproto.DefaultServerConfig()
 	tcfg.Addr, tcfg.TLSCert = "127.0.0.1:0", cert
-	reg, err := New(Config{Tunnel: tcfg, DB: db, RetryListen: 50 * time.Millisecond})
+	cfg := Config{Tunnel: tcfg, DB: db, RetryListen: 50 * time.Millisecond}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	reg, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +110,18 @@ func newRegistry(t *testing.T, db *wal.DB) *Registry {
 // before, when set, runs before the registry starts.
 func startNode(t *testing.T, before func(*actors.Node)) (*actors.Node, *Registry, *wal.DB) {
 	t.Helper()
+	return startNodeWith(t, before, nil)
+}
+
+// startNodeWith is startNode with the registry's config changed by mutate.
+func startNodeWith(t *testing.T, before func(*actors.Node), mutate func(*Config)) (*actors.Node, *Registry, *wal.DB) {
+	t.Helper()
 	db, err := wal.Open(t.TempDir(), wal.Config{Partitions: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	reg := newRegistry(t, db)
+	reg := newRegistryWith(t, db, mutate)
 	t.Cleanup(reg.Close)
 	n, err := actors.Start(actors.Config{
 		DB:        db,
@@ -328,4 +344,46 @@ func freeTCP(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestListenWhileOnline: a cluster member's forward listens only while its
+// agent has a session there: not before the agent joins, at once when it
+// does, and no more once it leaves.
+func TestListenWhileOnline(t *testing.T) {
+	target := freeTCP(t) // nothing listens there; only the forward's port is checked
+	listen := freeTCP(t)
+	n, reg, _ := startNodeWith(t, func(n *actors.Node) {
+		err := n.Apply(actors.Change{Agents: []model.Agent{{ID: "dev", AllowedTargets: []string{target}, Secret: "s"}},
+			Forwards: []model.Forward{{Listen: listen, Agent: "dev", Target: target}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}, func(c *Config) { c.ListenWhileOnline, c.RetryListen = true, time.Hour })
+	_ = n
+	listening := func() bool {
+		c, err := net.DialTimeout("tcp", listen, time.Second)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}
+	if listening() || reg.Listeners()[listen] != noSession {
+		t.Fatalf("listening before the agent joined: %q", reg.Listeners())
+	}
+	stop := runAgent(t, reg, "dev", "s", []string{target})
+	waitOnline(t, reg, "dev", true)
+	// RetryListen is an hour: only the session's event can start it.
+	for deadline := time.Now().Add(5 * time.Second); !listening() || reg.Listeners()[listen] != ""; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forward never listened once the agent joined: %q", reg.Listeners())
+		}
+	}
+	stop()
+	waitOnline(t, reg, "dev", false)
+	for deadline := time.Now().Add(5 * time.Second); listening() || reg.Listeners()[listen] != noSession; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the forward still listened after the agent left: %q", reg.Listeners())
+		}
+	}
 }

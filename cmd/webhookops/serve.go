@@ -169,7 +169,7 @@ func serve(c *cli.Context) error {
 	// for the node and the tunnel, so their audit rows share one bound.
 	tally := refusals.Start(db, 0, log)
 	defer tally.Close()
-	tunnel, err := newTunnel(c, db, log, tally)
+	tunnel, err := newTunnel(c, db, log, tally, member)
 	if err != nil {
 		return err
 	}

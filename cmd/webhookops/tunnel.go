@@ -21,8 +21,10 @@ type tunnel struct {
 }
 
 // newTunnel binds the agents' listeners (QUIC on UDP, TCP+TLS on the same
-// port number) when --tunnel-addr is set; it serves from Start on.
-func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger, tally *refusals.Tally) (*tunnel, error) {
+// port number) when --tunnel-addr is set; it serves from Start on. A
+// cluster member's forwards listen only while their agent has a session
+// with it.
+func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger, tally *refusals.Tally, member bool) (*tunnel, error) {
 	addr := c.String("tunnel-addr")
 	if addr == "" {
 		return nil, nil
@@ -41,7 +43,7 @@ func newTunnel(c *cli.Context, db *wal.DB, log *slog.Logger, tally *refusals.Tal
 	if err != nil {
 		return nil, fmt.Errorf("tunnel certificate: %w", err)
 	}
-	a, err := agentreg.New(agentreg.Config{Tunnel: cfg, DB: db, Logger: log, Refusals: tally})
+	a, err := agentreg.New(agentreg.Config{Tunnel: cfg, DB: db, Logger: log, Refusals: tally, ListenWhileOnline: member})
 	if err != nil {
 		return nil, fmt.Errorf("--tunnel-addr: %w", err)
 	}
