@@ -1,10 +1,14 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -27,7 +31,10 @@ func errNotClustered() error {
 	return &Error{Status: http.StatusNotFound, Code: "not_clustered", Message: "this node runs alone (no --cluster-addr)"}
 }
 
-func (s *Server) getCluster(r *http.Request, _ httprouter.Params, _ principal) (int, any, error) {
+// getCluster answers the cluster as this member sees it, with every
+// member's applied index and lag per partition asked of the others
+// (?local=true: this member's view alone, what members ask each other).
+func (s *Server) getCluster(r *http.Request, _ httprouter.Params, p principal) (int, any, error) {
 	if s.cfg.Cluster == nil {
 		return 0, nil, errNotClustered()
 	}
@@ -35,7 +42,68 @@ func (s *Server) getCluster(r *http.Request, _ httprouter.Params, _ principal) (
 	if err != nil {
 		return 0, nil, &Error{Status: http.StatusServiceUnavailable, Code: "cluster_unavailable", Message: err.Error()}
 	}
+	if r.URL.Query().Get("local") != "true" && s.cfg.Peers != nil {
+		s.addLag(r.Context(), &st, p.bearer)
+	}
 	return http.StatusOK, st, nil
+}
+
+// statusWait bounds how long a status waits for each other member.
+const statusWait = time.Second
+
+// addLag asks every other member for its partitions, at once, and fills
+// in each partition's Applied; members that do not answer are listed in
+// LagUnknown.
+func (s *Server) addLag(ctx context.Context, st *api.ClusterStatus, bearer string) {
+	views := map[uint64][]api.ClusterPartition{st.NodeID: st.Partitions}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range st.Nodes {
+		if n.ID == st.NodeID {
+			continue
+		}
+		wg.Add(1)
+		go func(id uint64) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(ctx, statusWait)
+			defer cancel()
+			var other api.ClusterStatus
+			err := s.cfg.Peers.call(ctx, id, http.MethodGet, "/api/v1/cluster?local=true", bearer, nil, &other)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				st.LagUnknown = append(st.LagUnknown, id)
+				return
+			}
+			views[id] = other.Partitions
+		}(n.ID)
+	}
+	wg.Wait()
+	slices.Sort(st.LagUnknown)
+	applyLag(st.Partitions, views)
+}
+
+// applyLag sets each partition's Applied from the members' views of it
+// (member id -> its partitions): each member's applied index, and how far
+// it is behind the member furthest ahead.
+func applyLag(parts []api.ClusterPartition, views map[uint64][]api.ClusterPartition) {
+	for i := range parts {
+		var reps []api.ReplicaApplied
+		var top uint64
+		for id, ps := range views {
+			for _, p := range ps {
+				if p.Partition == parts[i].Partition {
+					reps = append(reps, api.ReplicaApplied{Node: id, AppliedIndex: p.AppliedIndex})
+					top = max(top, p.AppliedIndex)
+				}
+			}
+		}
+		slices.SortFunc(reps, func(a, b api.ReplicaApplied) int { return cmp.Compare(a.Node, b.Node) })
+		for j := range reps {
+			reps[j].Lag = top - reps[j].AppliedIndex
+		}
+		parts[i].Applied = reps
+	}
 }
 
 func (s *Server) membership() (Membership, error) {

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/webhookops/webhookops/admin/api"
 )
@@ -102,5 +104,81 @@ func TestClusterMembershipAPI(t *testing.T) {
 		if !strings.Contains(string(raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+func TestApplyLag(t *testing.T) {
+	parts := []api.ClusterPartition{{Partition: 0}, {Partition: 1}, {Partition: 2}}
+	views := map[uint64][]api.ClusterPartition{
+		1: {{Partition: 0, AppliedIndex: 10}, {Partition: 1, AppliedIndex: 5}, {Partition: 2, AppliedIndex: 7}},
+		2: {{Partition: 0, AppliedIndex: 10}, {Partition: 1, AppliedIndex: 9}},
+		3: {{Partition: 1, AppliedIndex: 2}, {Partition: 0, AppliedIndex: 4}},
+	}
+	applyLag(parts, views)
+	want := [][]api.ReplicaApplied{
+		{{Node: 1, AppliedIndex: 10}, {Node: 2, AppliedIndex: 10}, {Node: 3, AppliedIndex: 4, Lag: 6}},
+		{{Node: 1, AppliedIndex: 5, Lag: 4}, {Node: 2, AppliedIndex: 9}, {Node: 3, AppliedIndex: 2, Lag: 7}},
+		{{Node: 1, AppliedIndex: 7}}, // only member 1 reported partition 2
+	}
+	for i, p := range parts {
+		if fmt.Sprint(p.Applied) != fmt.Sprint(want[i]) {
+			t.Errorf("partition %d: %+v, want %+v", p.Partition, p.Applied, want[i])
+		}
+	}
+}
+
+// GET /api/v1/cluster asks the other members for their applied indexes,
+// with the caller's token, and says which did not answer; ?local=true
+// (what members ask each other) answers this member's view alone.
+func TestClusterStatusShowsLag(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	member2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.URL.String()+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		json.NewEncoder(w).Encode(api.ClusterStatus{NodeID: 2, Partitions: []api.ClusterPartition{{Partition: 0, AppliedIndex: 50}, {Partition: 1, AppliedIndex: 8}}})
+	}))
+	defer member2.Close()
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select { // answers after the status stopped waiting
+		case <-r.Context().Done():
+		case <-time.After(3 * statusWait):
+		}
+	}))
+	defer silent.Close()
+	status := func(context.Context) (api.ClusterStatus, error) {
+		return api.ClusterStatus{NodeID: 1,
+			Nodes:      []api.ClusterNode{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 4}},
+			Partitions: []api.ClusterPartition{{Partition: 0, AppliedIndex: 42}, {Partition: 1, AppliedIndex: 8}}}, nil
+	}
+	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{}, cluster: status,
+		peers: &Peers{Self: 1, URLs: map[uint64]string{2: member2.URL, 3: silent.URL}}}) // 4: not known
+
+	var st api.ClusterStatus
+	if code, raw := e.call("GET", "/api/v1/cluster", nil, &st); code != http.StatusOK {
+		t.Fatalf("status: %d %s", code, raw)
+	}
+	want := [][]api.ReplicaApplied{
+		{{Node: 1, AppliedIndex: 42, Lag: 8}, {Node: 2, AppliedIndex: 50}},
+		{{Node: 1, AppliedIndex: 8}, {Node: 2, AppliedIndex: 8}},
+	}
+	for i, p := range st.Partitions {
+		if fmt.Sprint(p.Applied) != fmt.Sprint(want[i]) {
+			t.Errorf("partition %d applied %+v, want %+v", p.Partition, p.Applied, want[i])
+		}
+	}
+	if fmt.Sprint(st.LagUnknown) != "[3 4]" {
+		t.Errorf("lag unknown for %v, want [3 4]", st.LagUnknown)
+	}
+	mu.Lock()
+	if len(asked) != 1 || asked[0] != "/api/v1/cluster?local=true Bearer "+testToken {
+		t.Errorf("member 2 was asked %q", asked)
+	}
+	mu.Unlock()
+
+	var local api.ClusterStatus
+	if code, raw := e.call("GET", "/api/v1/cluster?local=true", nil, &local); code != http.StatusOK || local.Partitions[0].Applied != nil || local.LagUnknown != nil {
+		t.Fatalf("local status: %d %s", code, raw)
 	}
 }

@@ -55,6 +55,9 @@ type envOpts struct {
 	// leaders and reach the other members.
 	partitions func() ([]api.ClusterPartition, error)
 	peers      *Peers
+	// cluster, with membership, replaces the status GET /api/v1/cluster
+	// starts from.
+	cluster func(context.Context) (api.ClusterStatus, error)
 	// replicated: configuration changes go through a stand-in for a
 	// cluster's metadata shard (applied at once, here alone);
 	// onInitialToken is the server's OnInitialToken.
@@ -130,6 +133,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 			cfg.ClusterPartitions = o.partitions
 		}
 		cfg.Peers = o.peers
+		if o.cluster != nil {
+			cfg.Cluster = o.cluster
+		}
 	}
 	adm, err := New(cfg)
 	if err != nil {

@@ -10,6 +10,18 @@ type ClusterStatus struct {
 	// Metadata is the metadata shard (configuration, tokens, member
 	// records) as the answering node sees it.
 	Metadata *ClusterMetadata `json:"metadata,omitempty"`
+	// LagUnknown lists the members the answering node asked for their
+	// applied indexes (see ClusterPartition.Applied) that did not answer
+	// within a second, or whose admin API it does not know.
+	LagUnknown []uint64 `json:"lag_unknown,omitempty"`
+}
+
+// ReplicaApplied is how far one member has applied a partition's log.
+type ReplicaApplied struct {
+	Node         uint64 `json:"node"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Lag is how many entries it is behind the member furthest ahead.
+	Lag uint64 `json:"lag"`
 }
 
 // ClusterMetadata is the metadata shard: while it has no leader,
@@ -60,6 +72,10 @@ type ClusterPartition struct {
 	// Delivering: the answering node delivers the partition's
 	// destinations now (it owns the partition and holds its lease).
 	Delivering bool `json:"delivering"`
+	// Applied is each member's applied index and lag, asked of the
+	// members through their admin APIs (absent with ?local=true, and
+	// without serve's peers; members that did not answer are left out).
+	Applied []ReplicaApplied `json:"applied,omitempty"`
 }
 
 // ClusterNodeRequest is POST /api/v1/cluster/nodes: add a member (a

@@ -110,7 +110,32 @@ func clusterTables(w io.Writer, s api.ClusterStatus) error {
 			}
 			reps += u(r)
 		}
-		rows = append(rows, []string{strconv.Itoa(int(p.Partition)), reps, leader, u(p.Term), u(p.Owner) + "@" + u(p.OwnerTerm), u(p.AppliedIndex), strconv.Itoa(len(p.Destinations))})
+		rows = append(rows, []string{strconv.Itoa(int(p.Partition)), reps, leader, u(p.Term), u(p.Owner) + "@" + u(p.OwnerTerm), u(p.AppliedIndex), worstLag(p.Applied), strconv.Itoa(len(p.Destinations))})
 	}
-	return table(w, []string{"PARTITION", "REPLICAS", "LEADER", "TERM", "OWNER@TERM", "APPLIED", "DESTINATIONS"}, rows)
+	if err := table(w, []string{"PARTITION", "REPLICAS", "LEADER", "TERM", "OWNER@TERM", "APPLIED", "LAG", "DESTINATIONS"}, rows); err != nil {
+		return err
+	}
+	if len(s.LagUnknown) > 0 {
+		_, err := fmt.Fprintf(w, "\nLAG leaves out members %v: they did not answer (or their admin API is not known here)\n", s.LagUnknown)
+		return err
+	}
+	return nil
+}
+
+// worstLag is the LAG column: how far the member furthest behind is
+// (and which), 0 when all have applied the same, - when not known.
+func worstLag(applied []api.ReplicaApplied) string {
+	if len(applied) == 0 {
+		return "-"
+	}
+	worst := applied[0]
+	for _, r := range applied[1:] {
+		if r.Lag > worst.Lag {
+			worst = r
+		}
+	}
+	if worst.Lag == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (node %d)", worst.Lag, worst.Node)
 }

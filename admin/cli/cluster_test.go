@@ -39,3 +39,26 @@ func TestClusterTablesShowMetadata(t *testing.T) {
 		t.Fatalf("a status without a metadata shard: %v\n%s", err, b.String())
 	}
 }
+
+// The LAG column names the member furthest behind in each partition; -
+// when no member's index is known; the members left out are named.
+func TestClusterTablesShowLag(t *testing.T) {
+	st := api.ClusterStatus{NodeID: 1, Partitions: []api.ClusterPartition{
+		{Partition: 0, Applied: []api.ReplicaApplied{{Node: 1, AppliedIndex: 9}, {Node: 2, AppliedIndex: 9}}},
+		{Partition: 1, Applied: []api.ReplicaApplied{{Node: 1, AppliedIndex: 9, Lag: 3}, {Node: 2, AppliedIndex: 2, Lag: 10}}},
+		{Partition: 2},
+	}, LagUnknown: []uint64{3}}
+	var b strings.Builder
+	if err := clusterTables(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"LAG", "10 (node 2)", "LAG leaves out members [3]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cluster status lacks %q:\n%s", want, out)
+		}
+	}
+	if got := []string{worstLag(st.Partitions[0].Applied), worstLag(nil)}; got[0] != "0" || got[1] != "-" {
+		t.Errorf("worstLag: %q", got)
+	}
+}
