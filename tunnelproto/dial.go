@@ -44,7 +44,9 @@ func (s *Server) dial(ctx context.Context, agentID string, kind Kind, target str
 	s.mu.Lock()
 	sess := s.sessions[agentID]
 	s.mu.Unlock()
-	if sess == nil || sess.draining.Load() {
+	// A draining server opens no new streams, also before Shutdown has
+	// reached this session to mark it.
+	if sess == nil || sess.draining.Load() || s.draining.Load() {
 		return nil, ErrAgentOffline
 	}
 
