@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,12 +39,80 @@ import (
 type Peers struct {
 	// Self is this member's id.
 	Self uint64
-	// URLs are the members' admin API base URLs (http[s]://host:port), by
-	// id, as the other members reach them.
+	// URLs are members' admin API base URLs (http[s]://host:port), by id,
+	// as the other members reach them, given by the operator (serve
+	// --member-admin-urls). A member listed here is reached at this URL
+	// whatever it recorded.
 	URLs map[uint64]string
+	// Recorded reads the members the metadata shard records and the admin
+	// URL each recorded for itself ("" for none), at every use, so the
+	// peers follow the records as they change. Nil: only URLs.
+	Recorded func() (map[uint64]string, error)
 	// Client sends the requests; its TLS configuration must trust the
 	// members' admin certificates. Nil: a client with a 10 s timeout.
 	Client *http.Client
+}
+
+// CheckMemberURL checks a member's admin API base URL and returns it as
+// scheme://host[:port]. Plain http is allowed only to a loopback IP: the
+// caller's token crosses with every forwarded request.
+func CheckMemberURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("%q: want http[s]://host:port", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
+			return "", fmt.Errorf("%q: plain http only to a loopback address (tokens cross with every forwarded request); use https", raw)
+		}
+	default:
+		return "", fmt.Errorf("%q: want http or https", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// url is member id's admin API base URL: the operator's (URLs) if it
+// gives one, else the one the member recorded. Without one the error is
+// why, for the caller to pass on.
+func (p *Peers) url(id uint64) (string, error) {
+	if u, ok := p.URLs[id]; ok {
+		return u, nil
+	}
+	if p.Recorded == nil {
+		return "", fmt.Errorf("member %d is not in --member-admin-urls", id)
+	}
+	recs, err := p.Recorded()
+	if err != nil {
+		return "", fmt.Errorf("the members' records cannot be read: %w", err)
+	}
+	raw, ok := recs[id]
+	switch {
+	case !ok:
+		return "", fmt.Errorf("member %d is not recorded as a member in the metadata shard (yet), and not in --member-admin-urls", id)
+	case raw == "":
+		return "", fmt.Errorf("member %d recorded no admin URL (its --admin-addr binds every interface, or serves plain http off loopback): start it with --admin-advertise-url, or give this member --member-admin-urls", id)
+	}
+	u, err := CheckMemberURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("member %d's recorded admin URL is refused here: %w; give this member --member-admin-urls", id, err)
+	}
+	return u, nil
+}
+
+// others lists the other members, by id: those in URLs and those
+// recorded.
+func (p *Peers) others() []uint64 {
+	ids := slices.Collect(maps.Keys(p.URLs))
+	if p.Recorded != nil {
+		if recs, err := p.Recorded(); err == nil {
+			ids = append(ids, slices.Collect(maps.Keys(recs))...)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	return slices.DeleteFunc(ids, func(id uint64) bool { return id == p.Self })
 }
 
 // peerTimeout bounds one request to another member.
@@ -51,12 +120,12 @@ const peerTimeout = 10 * time.Second
 
 // call sends one admin API request to member id and decodes its answer
 // into out. An answer with an error status comes back as that *Error, so
-// the caller sees what the member said (404, 409, ...).
+// the caller sees what the member said (404, 409, ...); a member whose
+// URL is not known here is 503.
 func (p *Peers) call(ctx context.Context, id uint64, method, path, bearer string, in, out any) error {
-	base, ok := p.URLs[id]
-	if !ok {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
-			Message: fmt.Sprintf("member %d's admin API address is not known here (serve --member-admin-urls)", id)}
+	base, err := p.url(id)
+	if err != nil {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	}
 	var body io.Reader
 	if in != nil {
@@ -186,15 +255,21 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 			}
 			var r Replay
 			var err error
+			unknown := false
 			if id == self {
 				r, err = s.node.StartReplay(part, objType, objID)
+			} else if _, why := s.cfg.Peers.url(id); why != nil {
+				// Asked again, it would still not be known.
+				unknown = true
+				err = &Error{Status: http.StatusConflict, Code: "elsewhere",
+					Message: fmt.Sprintf("member %d delivers %s (it leads the partition); this member cannot forward the replay to it: %v", id, quoteAll(byOwner[id]), why)}
 			} else {
 				err = s.cfg.Peers.call(context.Background(), id, http.MethodPost, "/api/v1/cluster/replays", p.bearer, part, &r)
 			}
 			switch {
 			case err == nil:
 				got = append(got, replayPart{member: id, rec: r})
-			case again && retryablePart(err):
+			case again && !unknown && retryablePart(err):
 				todo = append(todo, byOwner[id]...)
 			default:
 				lastErr = err
@@ -213,6 +288,15 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 		out.Error = strings.TrimPrefix(out.Error+"; not started on "+strings.Join(failed, "; "), "; ")
 	}
 	return out, nil
+}
+
+// quoteAll is strs quoted, comma-separated.
+func quoteAll(strs []string) string {
+	q := make([]string, len(strs))
+	for i, s := range strs {
+		q[i] = strconv.Quote(s)
+	}
+	return strings.Join(q, ", ")
 }
 
 // retryablePart reports whether a part refused now may start if asked
@@ -296,10 +380,7 @@ func (s *Server) replayEverywhere(id string, p Principal) (Replay, error) {
 	} else if !isNotFound(err) {
 		return Replay{}, err
 	}
-	for peer := range s.cfg.Peers.URLs {
-		if peer == s.cfg.Peers.Self {
-			continue
-		}
+	for _, peer := range s.cfg.Peers.others() {
 		var rec Replay
 		err := s.cfg.Peers.call(context.Background(), peer, http.MethodGet, "/api/v1/cluster/replays/"+url.PathEscape(id), p.bearer, nil, &rec)
 		switch {
@@ -341,10 +422,7 @@ func (s *Server) replaysEverywhere(cursor string, limit int, p Principal) (Page[
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
-	for peer := range s.cfg.Peers.URLs {
-		if peer == s.cfg.Peers.Self {
-			continue
-		}
+	for _, peer := range s.cfg.Peers.others() {
 		var page Page[Replay]
 		if err := s.cfg.Peers.call(context.Background(), peer, http.MethodGet, "/api/v1/cluster/replays?"+q.Encode(), p.bearer, nil, &page); err != nil {
 			s.log.Warn("listing replays: a member's are left out", "member", peer, "err", err)

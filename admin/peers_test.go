@@ -2,9 +2,11 @@ package admin
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,13 +110,7 @@ func testReplayForwardedRetries(t *testing.T, refusal *Error) {
 	}))
 	defer member2.Close()
 	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
-		partitions: func() ([]api.ClusterPartition, error) {
-			var out []api.ClusterPartition
-			for p := range 8 {
-				out = append(out, api.ClusterPartition{Partition: uint16(p), Leader: 2})
-			}
-			return out, nil
-		},
+		partitions: allLedBy(2),
 		peers: &Peers{Self: 1, URLs: map[uint64]string{1: "http://127.0.0.1:1", 2: member2.URL}},
 	})
 	sk := newSink(t)
@@ -138,5 +134,118 @@ func testReplayForwardedRetries(t *testing.T, refusal *Error) {
 	}
 	if rec.ID != asked[1].ID || !slices.Equal(rec.Members, []uint64{2}) || rec.Status != model.ReplayQueued {
 		t.Fatalf("answer = %+v; want member 2's part of %s", rec, asked[1].ID)
+	}
+}
+
+// A member forwards a replay to the admin URL the destination's member
+// recorded in the metadata shard, read at each replay (so a record that
+// changes is followed); --member-admin-urls (Peers.URLs) wins over a
+// record; a member with no usable URL is answered at once with 409,
+// naming the member and why.
+func TestReplayForwardedToRecordedURL(t *testing.T) {
+	var mu sync.Mutex
+	hits := map[string]int{}
+	member := func(name string, status int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var in Replay
+			json.NewDecoder(r.Body).Decode(&in)
+			mu.Lock()
+			hits[name]++
+			mu.Unlock()
+			if status != http.StatusAccepted {
+				writeError(w, &Error{Status: status, Code: "internal", Message: name + " should not be asked"})
+				return
+			}
+			in.Status = model.ReplayQueued
+			writeJSON(w, http.StatusAccepted, in)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	good, stale := member("good", http.StatusAccepted), member("stale", http.StatusInternalServerError)
+
+	var recMu sync.Mutex
+	recorded := map[uint64]string{1: "http://127.0.0.1:1"}
+	setRecord := func(u string, ok bool) {
+		recMu.Lock()
+		defer recMu.Unlock()
+		if recorded[2] = u; !ok {
+			delete(recorded, 2)
+		}
+	}
+	peers := &Peers{Self: 1, Recorded: func() (map[uint64]string, error) {
+		recMu.Lock()
+		defer recMu.Unlock()
+		return maps.Clone(recorded), nil
+	}}
+	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
+		partitions: allLedBy(2),
+		peers: peers,
+	})
+	sk := newSink(t)
+	secret := e.setup(sk, nil)
+	id := e.ingest("shop", secret, "k1", `{"a":1}`)
+	replay := func() (int, string) {
+		start := time.Now()
+		code, raw := e.call("POST", "/api/v1/events/"+id+"/replay", map[string]any{"destination": "app", "reason": "r"}, nil)
+		if code == http.StatusConflict && time.Since(start) >= replayRetryPause {
+			t.Errorf("a member without a URL was asked again (%v)", time.Since(start))
+		}
+		return code, string(raw)
+	}
+	asked := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[name]
+	}
+
+	for _, tc := range []struct {
+		record string
+		want   string // in the 409's message
+	}{
+		{"", "member 2 recorded no admin URL"},
+		{"http://10.0.0.2:8081", "plain http only to a loopback address"},
+	} {
+		setRecord(tc.record, true)
+		code, body := replay()
+		if code != http.StatusConflict || !strings.Contains(body, `"elsewhere"`) || !strings.Contains(body, "member 2 delivers \\\"app\\\"") || !strings.Contains(body, tc.want) {
+			t.Fatalf("record %q: %d %s; want 409 elsewhere naming member 2 and %q", tc.record, code, body, tc.want)
+		}
+	}
+	setRecord("", false)
+	if code, body := replay(); code != http.StatusConflict || !strings.Contains(body, "not recorded as a member") {
+		t.Fatalf("member 2 not recorded: %d %s", code, body)
+	}
+
+	setRecord(good.URL, true)
+	if code, body := replay(); code != http.StatusAccepted || asked("good") != 1 {
+		t.Fatalf("member 2 recorded %s: %d %s, asked %d times", good.URL, code, body, asked("good"))
+	}
+
+	// The operator's URL for a member wins over its record; the others'
+	// records still count.
+	over := &Peers{Self: 1, URLs: map[uint64]string{2: good.URL}, Recorded: func() (map[uint64]string, error) {
+		return map[uint64]string{1: "", 2: stale.URL, 3: "https://n3.example:8443"}, nil
+	}}
+	if u, err := over.url(2); u != good.URL || err != nil {
+		t.Fatalf("member 2 with --member-admin-urls and a record: %q, %v; want %q", u, err, good.URL)
+	}
+	if u, err := over.url(3); u != "https://n3.example:8443" || err != nil {
+		t.Fatalf("member 3, recorded only: %q, %v", u, err)
+	}
+	if others := over.others(); !slices.Equal(others, []uint64{2, 3}) {
+		t.Fatalf("others = %v, want [2 3]", others)
+	}
+}
+
+// allLedBy is a cluster's partitions (8) as a member sees them when member
+// leader leads all of them.
+func allLedBy(leader uint64) func() ([]api.ClusterPartition, error) {
+	return func() ([]api.ClusterPartition, error) {
+		var out []api.ClusterPartition
+		for p := range 8 {
+			out = append(out, api.ClusterPartition{Partition: uint16(p), Leader: leader})
+		}
+		return out, nil
 	}
 }

@@ -73,8 +73,9 @@ type Config struct {
 	TunnelMembers func(context.Context) ([]TunnelMember, error)
 	// Peers reach the other members' admin APIs (with Cluster): a replay
 	// asked of this member is carried out by the members that deliver its
-	// destinations. Nil: a member refuses (409 elsewhere) a replay of a
-	// destination it does not deliver.
+	// destinations (serve gives every member one: the URLs come from the
+	// metadata shard's member records). Nil: a member refuses (409
+	// elsewhere) a replay of a destination it does not deliver.
 	Peers *Peers
 	// MetricsCacheFor is how long a scrape's queue and dead-letter counts
 	// are reused; zero is 5 s.

@@ -29,7 +29,7 @@
 //	p <part:2> n <seq:8>                   event routed to no destination (index.go)
 //	p <part:2> i <dest> 0 <seq:8>          inbox (cluster): an ordered destination's event, in raft order (inbox.go)
 //	p <part:2> z a | z f                   replication state (cluster): applied raft index, fence (replica.go)
-//	c m <id>                               a cluster's member record (metadata shard)
+//	c m <id>                               a cluster's member record (metadata shard): raft address, admin URL
 //	m M                                    the cluster member this store belongs to, if any
 //	m R a | m R k                          metadata shard (cluster): applied raft index, id of
 //	                                       the cluster sealing key (metashard.go); the shard

@@ -139,7 +139,9 @@
 // Config.Join, catching up from the log or a snapshot. The metadata shard
 // records the members too (members.go: the initial ones at the first
 // start, then each add and removal once every shard made it), so any
-// member lists them from its own store. Removal first, then
+// member lists them from its own store; each member adds its own admin
+// URL to its record (adminurl.go), where the others find it to forward a
+// replay. Removal first, then
 // the addition: a partition never waits for
 // a member that has nothing yet to make its quorum.
 //

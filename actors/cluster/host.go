@@ -75,6 +75,10 @@ type Config struct {
 	Configs ConfigApplier
 	// SealKey seals what the metadata shard carries (seal.go).
 	SealKey *SealKey
+	// AdminURL is this member's admin API base URL as the other members
+	// reach it; the member records it in its member record (adminurl.go),
+	// "" recording that it has none.
+	AdminURL string
 }
 
 // DefaultConfig returns the defaults: a 50 ms tick and elections after

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -31,6 +32,10 @@ type MemberRecord struct {
 	Address string    `json:"address"` // its raft address
 	Added   time.Time `json:"added,omitzero"`
 	Initial bool      `json:"initial,omitempty"`
+	// AdminURL is the member's admin API base URL as the others reach it
+	// (serve --admin-advertise-url, or derived from its --admin-addr),
+	// recorded by the member itself; empty when it has none to give.
+	AdminURL string `json:"admin_url,omitempty"`
 }
 
 // membersWire is a members entry (sealed like a change).
@@ -40,7 +45,13 @@ type membersWire struct {
 	// IfNone: apply Set only if no member is recorded yet (the initial
 	// members, proposed by every member at its first start).
 	IfNone bool `json:"if_none,omitempty"`
+	// AdminURLs sets recorded members' admin URLs ("" clears one); an id
+	// not recorded is left alone (its member records it again later).
+	AdminURLs map[uint64]string `json:"admin_urls,omitempty"`
 }
+
+// maxAdminURL bounds a recorded admin URL.
+const maxAdminURL = 2048
 
 // applyMembers decides a members entry against the records there are:
 // the records to write and the ids to delete. ok is false for an entry
@@ -55,6 +66,11 @@ func applyMembers(have map[uint64]MemberRecord, w membersWire) (put []MemberReco
 	if slices.Contains(w.Remove, 0) {
 		return nil, nil, false
 	}
+	for id, u := range w.AdminURLs {
+		if id == 0 || len(u) > maxAdminURL {
+			return nil, nil, false
+		}
+	}
 	if w.IfNone && len(have) > 0 {
 		return nil, nil, true
 	}
@@ -67,6 +83,22 @@ func applyMembers(have map[uint64]MemberRecord, w membersWire) (put []MemberReco
 	for _, id := range w.Remove {
 		if _, ok := have[id]; ok {
 			del = append(del, id)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(w.AdminURLs)) {
+		at := slices.IndexFunc(put, func(r MemberRecord) bool { return r.ID == id })
+		r, ok := have[id]
+		if at >= 0 {
+			r, ok = put[at], true
+		}
+		if !ok || slices.Contains(del, id) || r.AdminURL == w.AdminURLs[id] {
+			continue
+		}
+		r.AdminURL = w.AdminURLs[id]
+		if at >= 0 {
+			put[at] = r
+		} else {
+			put = append(put, r)
 		}
 	}
 	return put, del, true
@@ -150,8 +182,21 @@ func (c *Cluster) recordInitialMembers() {
 		set = append(set, MemberRecord{ID: id, Address: addr, Initial: true})
 	}
 	slices.SortFunc(set, func(a, b MemberRecord) int { return int(a.ID) - int(b.ID) })
+	c.untilRecorded("recording the initial members", func(ctx context.Context, have map[uint64]MemberRecord) (bool, error) {
+		if len(have) > 0 {
+			return true, nil
+		}
+		return true, c.proposeMembers(ctx, membersWire{Set: set, IfNone: true})
+	})
+}
+
+// untilRecorded calls once with the recorded members, read after
+// catching up with the metadata shard, every second until it reports done
+// without an error or the member leaves. An error other than the shard
+// being unavailable for the moment is logged (what says what is done).
+func (c *Cluster) untilRecorded(what string, once func(ctx context.Context, have map[uint64]MemberRecord) (done bool, err error)) {
 	for {
-		err := func() error {
+		done, err := func() (bool, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			go func() {
@@ -162,19 +207,19 @@ func (c *Cluster) recordInitialMembers() {
 				}
 			}()
 			if err := c.CatchUp(ctx); err != nil {
-				return err
+				return false, err
 			}
 			have, err := readMembers(c.cfg.DB)
-			if err != nil || len(have) > 0 {
-				return err
+			if err != nil {
+				return false, err
 			}
-			return c.proposeMembers(ctx, membersWire{Set: set, IfNone: true})
+			return once(ctx, have)
 		}()
-		if err == nil {
+		if done && err == nil {
 			return
 		}
-		if !errors.Is(err, actors.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			c.log.Warn("recording the initial members", "err", err)
+		if err != nil && !errors.Is(err, actors.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			c.log.Warn(what, "err", err)
 		}
 		select {
 		case <-c.closed:

@@ -268,6 +268,8 @@ func (c *Cluster) startMeta(members map[uint64]dragonboat.Target) error {
 		c.wg.Add(1)
 		go c.recordInitialMembers()
 	}
+	c.wg.Add(1)
+	go c.recordAdminURL()
 	return nil
 }
 

@@ -362,6 +362,19 @@ func TestApplyMembers(t *testing.T) {
 		{name: "no address", have: have, w: membersWire{Set: []MemberRecord{{ID: 5}}}, refused: true},
 		{name: "set and removed at once", have: have, w: membersWire{Set: []MemberRecord{{ID: 5, Address: "h:5"}}, Remove: []uint64{5}}, refused: true},
 		{name: "remove 0", have: have, w: membersWire{Remove: []uint64{0}}, refused: true},
+		{name: "admin URL of a recorded member", have: have, w: membersWire{AdminURLs: map[uint64]string{2: "http://127.0.0.1:8082"}},
+			put: []MemberRecord{{ID: 2, Address: "h:2", Initial: true, AdminURL: "http://127.0.0.1:8082"}}},
+		{name: "admin URL unchanged", have: map[uint64]MemberRecord{2: {ID: 2, Address: "h:2", AdminURL: "https://n2:8443"}},
+			w: membersWire{AdminURLs: map[uint64]string{2: "https://n2:8443"}}},
+		{name: "admin URL cleared", have: map[uint64]MemberRecord{2: {ID: 2, Address: "h:2", AdminURL: "https://n2:8443"}},
+			w: membersWire{AdminURLs: map[uint64]string{2: ""}}, put: []MemberRecord{{ID: 2, Address: "h:2"}}},
+		{name: "admin URL of a member not recorded", have: have, w: membersWire{AdminURLs: map[uint64]string{7: "https://n7:8443"}}},
+		{name: "admin URL of a member added at once", have: have,
+			w:   membersWire{Set: []MemberRecord{{ID: 4, Address: "h:4"}}, AdminURLs: map[uint64]string{4: "https://n4:8443", 1: "http://127.0.0.1:8081"}},
+			put: []MemberRecord{{ID: 4, Address: "h:4", AdminURL: "https://n4:8443"}, {ID: 1, Address: "h:1", Initial: true, AdminURL: "http://127.0.0.1:8081"}}},
+		{name: "admin URL of a member removed at once", have: have, w: membersWire{Remove: []uint64{2}, AdminURLs: map[uint64]string{2: "https://n2:8443"}}, del: []uint64{2}},
+		{name: "admin URL of member 0", have: have, w: membersWire{AdminURLs: map[uint64]string{0: "https://n:1"}}, refused: true},
+		{name: "admin URL too long", have: have, w: membersWire{AdminURLs: map[uint64]string{1: "https://" + strings.Repeat("n", maxAdminURL)}}, refused: true},
 	} {
 		put, del, ok := applyMembers(tc.have, tc.w)
 		if ok == tc.refused || !slices.Equal(put, tc.put) || !slices.Equal(del, tc.del) {
@@ -387,11 +400,12 @@ func TestMetaMembers(t *testing.T) {
 		{Index: 3, Cmd: entry(membersWire{Remove: []uint64{3}})},
 		{Index: 4, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 4, Address: "h:4"}}})},
 		{Index: 5, Cmd: entry(membersWire{Set: []MemberRecord{{ID: 0, Address: "h:0"}}})},
+		{Index: 6, Cmd: entry(membersWire{AdminURLs: map[uint64]string{4: "https://n4:8443"}})},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []uint64{ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultBad} {
+	for i, want := range []uint64{ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultBad, ResultAccepted} {
 		if out[i].Result.Value != want {
 			t.Errorf("entry %d: %d, want %d", i+1, out[i].Result.Value, want)
 		}
@@ -421,5 +435,8 @@ func TestMetaMembers(t *testing.T) {
 	}
 	if got := ids(db2); !slices.Equal(got, []uint64{1, 2, 4}) {
 		t.Fatalf("restored %v, want [1 2 4]", got)
+	}
+	if recs, err := readMembers(db2); err != nil || recs[4].AdminURL != "https://n4:8443" {
+		t.Fatalf("restored member 4 = %+v, %v; want its admin URL", recs[4], err)
 	}
 }

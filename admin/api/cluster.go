@@ -52,6 +52,10 @@ type ClusterNode struct {
 	// Recorded: the metadata shard records the node as a member (an
 	// initial member, or one added with add-node and not removed since).
 	Recorded bool `json:"recorded"`
+	// AdminURL is the admin API URL the member recorded for the others
+	// (where a replay of a destination it delivers is forwarded); empty
+	// when it recorded none.
+	AdminURL string `json:"admin_url,omitempty"`
 }
 
 // ClusterPartition is one replicated partition.

@@ -77,9 +77,9 @@ func clusterTables(w io.Writer, s api.ClusterStatus) error {
 		if !n.Reachable {
 			reach = "NO"
 		}
-		rows = append(rows, []string{u(n.ID), n.Address, reach, strconv.Itoa(n.Leads), orDash(n.Tunnel)})
+		rows = append(rows, []string{u(n.ID), n.Address, reach, strconv.Itoa(n.Leads), orDash(n.Tunnel), orDash(n.AdminURL)})
 	}
-	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS", "TUNNEL"}, rows); err != nil {
+	if err := table(w, []string{"NODE", "ADDRESS", "REACHABLE", "LEADS", "TUNNEL", "ADMIN URL"}, rows); err != nil {
 		return err
 	}
 	if m := s.Metadata; m != nil {

@@ -13,7 +13,7 @@ import (
 // without it.
 func TestClusterTablesShowMetadata(t *testing.T) {
 	st := api.ClusterStatus{NodeID: 2, Nodes: []api.ClusterNode{
-		{ID: 1, Address: "10.0.0.1:7101", Reachable: true, Recorded: true},
+		{ID: 1, Address: "10.0.0.1:7101", Reachable: true, Recorded: true, AdminURL: "https://10.0.0.1:8443"},
 		{ID: 2, Address: "10.0.0.2:7101", Reachable: true, Recorded: true},
 		{ID: 3, Address: "10.0.0.3:7101"},
 	}, Metadata: &api.ClusterMetadata{Replicas: []uint64{1, 2, 3}, Leader: 1, Term: 4, AppliedIndex: 99, SealKeyID: "0a1b2c3d4e5f6071"}}
@@ -33,8 +33,12 @@ func TestClusterTablesShowMetadata(t *testing.T) {
 			t.Errorf("cluster status lacks %q:\n%s", tc.want, b.String())
 		}
 	}
-	st.Metadata = nil
 	var b strings.Builder
+	if err := clusterTables(&b, st); err != nil || !strings.Contains(b.String(), "ADMIN URL") || !strings.Contains(b.String(), "https://10.0.0.1:8443") {
+		t.Fatalf("cluster status lacks member 1's admin URL: %v\n%s", err, b.String())
+	}
+	st.Metadata = nil
+	b.Reset()
 	if err := clusterTables(&b, st); err != nil || strings.Contains(b.String(), "metadata") {
 		t.Fatalf("a status without a metadata shard: %v\n%s", err, b.String())
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +34,7 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "cluster-seal-key", EnvVars: []string{"WEBHOOKOPS_CLUSTER_SEAL_KEY"}, Usage: "file of the cluster sealing key (" + cluster.SealKeyName + " from `webhookops cluster ca` or `cluster seal-key`), the same on every member: it seals the replicated configuration's secrets in the raft log and between members"},
 		&cli.BoolFlag{Name: "join", EnvVars: []string{"WEBHOOKOPS_CLUSTER_JOIN"}, Usage: "this member was added to a running cluster with `webhookops cluster add-node` (it replaces a removed one): start without --initial-members and catch up from the others"},
 		memberAdminURLsFlag,
+		adminAdvertiseFlag,
 		&cli.IntFlag{Name: "cluster-partitions", Value: 16, EnvVars: []string{"WEBHOOKOPS_CLUSTER_PARTITIONS"}, Usage: "raft-replicated partitions, fixed at the cluster's first start (the same on every node)"},
 	}
 }
@@ -55,8 +58,9 @@ func (m *clusterMember) status(ctx context.Context) (api.ClusterStatus, error) {
 	m.addDestinations(out.Partitions)
 	tunnels, _ := m.cl.Tunnels() // none: the status goes without tunnel addresses
 	for _, n := range st.Nodes {
-		_, recorded := st.Recorded[n.ID]
-		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr, Recorded: recorded})
+		rec, recorded := st.Recorded[n.ID]
+		out.Nodes = append(out.Nodes, api.ClusterNode{ID: n.ID, Address: n.Address, Reachable: n.Reachable, Leads: n.Leads, Tunnel: tunnels[n.ID].Addr,
+			Recorded: recorded, AdminURL: rec.AdminURL})
 	}
 	if ms := st.Meta; ms != nil {
 		m := metadataOut(ms)
@@ -199,8 +203,8 @@ func clusterMode(c *cli.Context) (bool, error) {
 	if c.String("cluster-addr") != "" {
 		return true, nil
 	}
-	if c.IsSet("node-id") || c.IsSet("initial-members") || c.IsSet("join") || c.IsSet(memberAdminURLsFlag.Name) {
-		return false, fmt.Errorf("--node-id, --initial-members, --join and --%s need --cluster-addr", memberAdminURLsFlag.Name)
+	if c.IsSet("node-id") || c.IsSet("initial-members") || c.IsSet("join") || c.IsSet(memberAdminURLsFlag.Name) || c.IsSet(adminAdvertiseFlag.Name) {
+		return false, fmt.Errorf("--node-id, --initial-members, --join, --%s and --%s need --cluster-addr", memberAdminURLsFlag.Name, adminAdvertiseFlag.Name)
 	}
 	return false, nil
 }
@@ -231,12 +235,26 @@ func prepareStore(c *cli.Context, db *wal.DB, member bool) error {
 }
 
 // startCluster joins the cluster with the node's own store: the node
-// delivers what this member owns. It returns nil when serve runs a single
-// node.
-func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logger) (*clusterMember, error) {
+// delivers what this member owns, and records its admin URL (from
+// --admin-advertise-url or adminAddr, the admin listener's address,
+// secure when it serves TLS) for the others. It returns nil when serve
+// runs a single node.
+func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logger, adminAddr net.Addr, secure bool) (*clusterMember, error) {
 	addr := c.String("cluster-addr")
 	if addr == "" {
 		return nil, nil
+	}
+	var bound netip.AddrPort
+	if ta, ok := adminAddr.(*net.TCPAddr); ok {
+		bound = ta.AddrPort()
+	}
+	adminURL, why, err := adminAdvertiseURL(c.String(adminAdvertiseFlag.Name), bound, secure)
+	if err != nil {
+		return nil, err
+	}
+	if adminURL == "" {
+		log.Warn("this member records no admin URL: a replay asked of another member cannot be forwarded to it (409); start it with --"+adminAdvertiseFlag.Name,
+			"reason", why, "admin_addr", adminAddr.String())
 	}
 	var members map[uint64]string
 	switch join := c.Bool("join"); {
@@ -269,12 +287,13 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 		Engine:       node,
 		Configs:      node,
 		SealKey:      key,
+		AdminURL:     adminURL,
 		TLS:          cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")},
 	})
 	if err != nil {
 		return nil, err
 	}
-	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "members", len(members), "partitions", db.Partitions(), "seal_key_id", key.ID())
+	log.Info("cluster member", "node_id", c.Uint64("node-id"), "raft", addr, "admin_url", adminURL, "members", len(members), "partitions", db.Partitions(), "seal_key_id", key.ID())
 	return &clusterMember{cl: cl, node: node, log: log.With("component", "cluster"), stop: make(chan struct{})}, nil
 }
 

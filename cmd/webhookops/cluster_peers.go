@@ -4,9 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -18,14 +17,17 @@ import (
 	"github.com/webhookops/webhookops/admin"
 )
 
-// memberAdminURLsFlag lists the members' admin APIs, so a member forwards
-// a replay to the member that delivers its destinations.
+// memberAdminURLsFlag lists members' admin APIs, overriding what they
+// recorded in the metadata shard.
 var memberAdminURLsFlag = &cli.StringFlag{Name: "member-admin-urls", EnvVars: []string{"WEBHOOKOPS_MEMBER_ADMIN_URLS"},
-	Usage: "every member's admin API as the others reach it: 1=https://host:port,2=...; a replay asked of any member is then carried out by the members that deliver its destinations (without it a member refuses, 409, a replay of a destination another member delivers). http:// only on loopback; https:// is verified against --cluster-ca and the system roots"}
+	Usage: "members' admin APIs as this member reaches them: 1=https://host:port,2=...; a member listed here is reached at this URL instead of the one it recorded in the metadata shard (--admin-advertise-url), the others at theirs. A replay asked of any member is carried out by the members that deliver its destinations. http:// only on loopback; https:// is verified against --cluster-ca and the system roots"}
 
-// parseMemberURLs parses "1=https://host:port,2=...". Plain http is
-// allowed only to a loopback IP: the caller's token crosses with every
-// forwarded request.
+// adminAdvertiseFlag is the admin URL this member records for the others.
+var adminAdvertiseFlag = &cli.StringFlag{Name: "admin-advertise-url", EnvVars: []string{"WEBHOOKOPS_ADMIN_ADVERTISE_URL"},
+	Usage: "this member's admin API as the other members reach it (https://host:port; http:// only on loopback), recorded in the metadata shard so a replay asked of another member is forwarded here. Default: derived from --admin-addr when it names one address (a loopback one for plain http); none for a wildcard bind"}
+
+// parseMemberURLs parses "1=https://host:port,2=..." (admin.CheckMemberURL
+// for each URL).
 func parseMemberURLs(s string) (map[uint64]string, error) {
 	out := map[uint64]string{}
 	for _, part := range strings.Split(s, ",") {
@@ -44,20 +46,11 @@ func parseMemberURLs(s string) (map[uint64]string, error) {
 		if _, dup := out[n]; dup {
 			return nil, fmt.Errorf("member %d appears twice", n)
 		}
-		u, err := url.Parse(raw)
-		if err != nil || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return nil, fmt.Errorf("%q: want http[s]://host:port", part)
+		u, err := admin.CheckMemberURL(raw)
+		if err != nil {
+			return nil, fmt.Errorf("member %d: %w", n, err)
 		}
-		switch u.Scheme {
-		case "https":
-		case "http":
-			if ip := net.ParseIP(u.Hostname()); ip == nil || !ip.IsLoopback() {
-				return nil, fmt.Errorf("%q: plain http only to a loopback address (tokens cross with every forwarded request); use https", part)
-			}
-		default:
-			return nil, fmt.Errorf("%q: want http or https", part)
-		}
-		out[n] = u.Scheme + "://" + u.Host
+		out[n] = u
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no members")
@@ -65,26 +58,58 @@ func parseMemberURLs(s string) (map[uint64]string, error) {
 	return out, nil
 }
 
-// memberPeers is the admin API's way to the other members, or nil when
-// --member-admin-urls is not set. https answers are verified against the
-// system roots and --cluster-ca; the member presents its cluster
-// certificate when it has one.
-func memberPeers(c *cli.Context) (*admin.Peers, error) {
-	raw := c.String(memberAdminURLsFlag.Name)
-	if raw == "" {
-		return nil, nil
+// adminAdvertiseURL is the admin URL a member records for the others:
+// advertise (--admin-advertise-url) checked, or else derived from the
+// admin listener's bound address when that names the one address others
+// reach it at: http://127.0.0.1:PORT for a plain listener on loopback (a
+// cluster on one machine), https://IP:PORT for a TLS one on a given IP.
+// When none can be derived, url is "" and why says so; a bad advertise is
+// an error.
+func adminAdvertiseURL(advertise string, bound netip.AddrPort, secure bool) (url, why string, err error) {
+	if advertise != "" {
+		u, err := admin.CheckMemberURL(advertise)
+		if err != nil {
+			return "", "", fmt.Errorf("--%s: %w", adminAdvertiseFlag.Name, err)
+		}
+		if secure && strings.HasPrefix(u, "http://") {
+			return "", "", fmt.Errorf("--%s %s: the admin listener serves TLS; use https://", adminAdvertiseFlag.Name, advertise)
+		}
+		return u, "", nil
 	}
-	return newMemberPeers(raw, c.Uint64("node-id"), cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")})
+	ip := bound.Addr().Unmap()
+	switch {
+	case !bound.IsValid() || ip.IsUnspecified():
+		return "", "--admin-addr binds every interface, so which address the other members reach this one at cannot be derived", nil
+	case secure:
+		return "https://" + netip.AddrPortFrom(ip, bound.Port()).String(), "", nil
+	case ip.IsLoopback():
+		return "http://" + netip.AddrPortFrom(ip, bound.Port()).String(), "", nil
+	}
+	return "", "--admin-addr serves plain http off loopback, and tokens must not cross the network in clear (--admin-tls-cert)", nil
 }
 
-// newMemberPeers is memberPeers from the flags' values.
-func newMemberPeers(raw string, self uint64, files cluster.TLSFiles) (*admin.Peers, error) {
-	urls, err := parseMemberURLs(raw)
+// memberPeers is the admin API's way to the other members: the URLs they
+// record (recorded), overridden by --member-admin-urls. https answers are
+// verified against the system roots and --cluster-ca; the member presents
+// its cluster certificate when it has one.
+func memberPeers(c *cli.Context, recorded func() (map[uint64]string, error)) (*admin.Peers, error) {
+	p, err := newMemberPeers(c.String(memberAdminURLsFlag.Name), c.Uint64("node-id"), cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")})
 	if err != nil {
-		return nil, fmt.Errorf("--%s: %w", memberAdminURLsFlag.Name, err)
+		return nil, err
 	}
-	if _, ok := urls[self]; !ok {
-		return nil, fmt.Errorf("--%s: this member (%d) is not among them", memberAdminURLsFlag.Name, self)
+	p.Recorded = recorded
+	return p, nil
+}
+
+// newMemberPeers is memberPeers from the flags' values, without the
+// records; raw may be empty.
+func newMemberPeers(raw string, self uint64, files cluster.TLSFiles) (*admin.Peers, error) {
+	var urls map[uint64]string
+	if raw != "" {
+		var err error
+		if urls, err = parseMemberURLs(raw); err != nil {
+			return nil, fmt.Errorf("--%s: %w", memberAdminURLsFlag.Name, err)
+		}
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12}
 	if ca := files.CA; ca != "" {
@@ -111,4 +136,17 @@ func newMemberPeers(raw string, self uint64, files cluster.TLSFiles) (*admin.Pee
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tc
 	return &admin.Peers{Self: self, URLs: urls, Client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}, nil
+}
+
+// adminURLs reads the admin URL each recorded member recorded.
+func (m *clusterMember) adminURLs() (map[uint64]string, error) {
+	recs, err := m.cl.Members()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[uint64]string, len(recs))
+	for id, r := range recs {
+		out[id] = r.AdminURL
+	}
+	return out, nil
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"testing"
 
@@ -105,10 +106,62 @@ func TestMemberPeersTLS(t *testing.T) {
 		t.Fatal("a certificate from another CA was accepted")
 	}
 
-	if _, err := newMemberPeers("2=https://127.0.0.1:1", 1, files); err == nil {
-		t.Fatal("member 1 missing from the list was accepted")
+	// Without --member-admin-urls the client is the same; the URLs come
+	// from the members' records.
+	p, err = newMemberPeers("", 1, files)
+	if err != nil || len(p.URLs) != 0 || p.Client == nil {
+		t.Fatalf("peers without --member-admin-urls = %+v, %v", p, err)
 	}
 	if _, err := newMemberPeers("1=https://127.0.0.1:1", 1, cluster.TLSFiles{CA: filepath.Join(dir, "missing.pem")}); err == nil {
 		t.Fatal("a missing CA file was accepted")
+	}
+}
+
+// TestAdminAdvertiseURL: the admin URL a member records, from
+// --admin-advertise-url or its admin listener's bound address.
+func TestAdminAdvertiseURL(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	for _, tc := range []struct {
+		name      string
+		advertise string
+		bound     netip.AddrPort
+		secure    bool
+		want      string
+		none      bool // no URL, a reason
+		bad       bool // refused
+	}{
+		{name: "loopback, plain", bound: ap("127.0.0.1:8081"), want: "http://127.0.0.1:8081"},
+		{name: "IPv6 loopback, plain", bound: ap("[::1]:8082"), want: "http://[::1]:8082"},
+		{name: "IPv4 in IPv6 loopback", bound: ap("[::ffff:127.0.0.1]:8083"), want: "http://127.0.0.1:8083"},
+		{name: "loopback, TLS", bound: ap("127.0.0.1:8443"), secure: true, want: "https://127.0.0.1:8443"},
+		{name: "one address, TLS", bound: ap("10.0.0.2:8443"), secure: true, want: "https://10.0.0.2:8443"},
+		{name: "one address, plain", bound: ap("10.0.0.2:8081"), none: true},
+		{name: "wildcard IPv4", bound: ap("0.0.0.0:8081"), none: true},
+		{name: "wildcard IPv6, TLS", bound: ap("[::]:8443"), secure: true, none: true},
+		{name: "no address", none: true},
+		{name: "advertised beats a wildcard", advertise: "https://node2.example:8443/", bound: ap("0.0.0.0:8443"), secure: true, want: "https://node2.example:8443"},
+		{name: "advertised https before a TLS proxy", advertise: "https://node2.example", bound: ap("127.0.0.1:8081"), want: "https://node2.example"},
+		{name: "advertised loopback http", advertise: "http://127.0.0.1:9000", bound: ap("0.0.0.0:8081"), want: "http://127.0.0.1:9000"},
+		{name: "advertised http off loopback", advertise: "http://10.0.0.2:8081", bound: ap("10.0.0.2:8081"), bad: true},
+		{name: "advertised http to a TLS listener", advertise: "http://127.0.0.1:8443", bound: ap("127.0.0.1:8443"), secure: true, bad: true},
+		{name: "advertised with a path", advertise: "https://node2.example/admin", bad: true},
+		{name: "advertised without a scheme", advertise: "node2.example:8443", bad: true},
+		{name: "advertised with credentials", advertise: "https://u:p@node2.example", bad: true},
+	} {
+		got, why, err := adminAdvertiseURL(tc.advertise, tc.bound, tc.secure)
+		switch {
+		case tc.bad:
+			if err == nil {
+				t.Errorf("%s: %q, %q; want an error", tc.name, got, why)
+			}
+		case tc.none:
+			if err != nil || got != "" || why == "" {
+				t.Errorf("%s: %q, %q, %v; want no URL and a reason", tc.name, got, why, err)
+			}
+		default:
+			if err != nil || got != tc.want || why != "" {
+				t.Errorf("%s: %q, %q, %v; want %q", tc.name, got, why, err, tc.want)
+			}
+		}
 	}
 }

@@ -86,14 +86,10 @@ func TestClusterReplayForwarded(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf("sources:\n  - slug: s\n    provider: generic\n    secrets: [%q]\n    routes:\n%sdestinations:\n%s",
 		secret, strings.Join(routes, ""), strings.Join(dests, ""))), 0o600)
 
+	// No --member-admin-urls: each member records its admin URL (derived
+	// from its loopback --admin-addr) in the metadata shard, and the
+	// others forward to it from there.
 	nodes := newClusterNodes(t, bin, 3, false)
-	var urls []string
-	for _, nd := range nodes {
-		urls = append(urls, fmt.Sprintf("%d=http://%s", nd.id, nd.admin))
-	}
-	for _, nd := range nodes {
-		nd.extraArgs = []string{"--member-admin-urls", strings.Join(urls, ",")}
-	}
 	startAll(t, bin, cfg, nodes)
 
 	// Settled: every partition led, its takeover applied. The first
@@ -158,6 +154,27 @@ func TestClusterReplayForwarded(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		nd.start(t, bin, cfg, memberList(nodes))
+	}
+	// Every member lists every member's admin URL, as recorded.
+	for _, nd := range nodes {
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			st, err := clusterStatus(nd)
+			got := map[uint64]string{}
+			for _, n := range st.Nodes {
+				got[n.ID] = n.AdminURL
+			}
+			all := err == nil
+			for _, o := range nodes {
+				all = all && got[uint64(o.id)] == "http://"+o.admin
+			}
+			if all {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("member %d's status lists admin URLs %v (%v); want every member's http://<its --admin-addr>\n%s", nd.id, got, err, nd.c.log)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	byID := func(id int) *clusterNode { return nodes[id-1] }
 	var notA *clusterNode // a member that does not deliver a

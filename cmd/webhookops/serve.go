@@ -241,7 +241,7 @@ func serve(c *cli.Context) error {
 	if tunnel != nil {
 		tunnel.agents.Start()
 	}
-	cm, err := startCluster(c, node, db, log)
+	cm, err := startCluster(c, node, db, log, adminLn.Addr(), tlsCfg.admin != nil)
 	if err != nil {
 		return err
 	}
@@ -276,7 +276,7 @@ func serve(c *cli.Context) error {
 		if tunnel != nil {
 			admCfg.TunnelMembers = cm.tunnelMembers
 		}
-		if admCfg.Peers, err = memberPeers(c); err != nil {
+		if admCfg.Peers, err = memberPeers(c, cm.adminURLs); err != nil {
 			return err
 		}
 	}
