@@ -111,7 +111,7 @@ func testReplayForwardedRetries(t *testing.T, refusal *Error) {
 	defer member2.Close()
 	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
 		partitions: allLedBy(2),
-		peers: &Peers{Self: 1, URLs: map[uint64]string{1: "http://127.0.0.1:1", 2: member2.URL}},
+		peers:      &Peers{Self: 1, URLs: map[uint64]string{1: "http://127.0.0.1:1", 2: member2.URL}},
 	})
 	sk := newSink(t)
 	secret := e.setup(sk, nil)
@@ -180,7 +180,7 @@ func TestReplayForwardedToRecordedURL(t *testing.T) {
 	}}
 	e := newEnv(t, envOpts{bootstrap: testToken, membership: &fakeMembership{},
 		partitions: allLedBy(2),
-		peers: peers,
+		peers:      peers,
 	})
 	sk := newSink(t)
 	secret := e.setup(sk, nil)
