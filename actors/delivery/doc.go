@@ -55,7 +55,10 @@
 //     (they were about a third of a delivery's CPU under steady load). Either
 //     way steady delivery to a destination reuses its connections; both cap
 //     idle connections alike (1,024, 64 per host, 90 s), bound a response
-//     header to 64 KiB and skip 1xx answers.
+//     header to 64 KiB and skip 1xx answers. Neither sends a request on an
+//     idle connection the receiver closed or sent unasked bytes on (the
+//     pool peeks at it when taking it): those bytes would be taken for the
+//     next event's answer.
 //
 // # What it must never do
 //

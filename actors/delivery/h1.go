@@ -95,15 +95,21 @@ func newH1Pool(dialer *net.Dialer) *h1Pool {
 // at once.
 //
 // A request that fails on a reused connection before any byte of an answer
-// arrived is sent once more on a fresh one: the receiver had closed the
-// idle connection (net/http does the same for requests marked idempotent,
-// as ours are).
+// arrived is sent once more, the same bytes, on a newly dialled connection
+// (never another pooled one, which may be as dead): the receiver had closed
+// the connection, and may have read the request before it did (net/http
+// does the same for requests marked idempotent, as ours are; a receiver
+// dedupes on webhook-id).
 func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *outgoing, addr string) (*http.Response, error) {
 	for try := 0; ; try++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		cc, reused := p.get(addr)
+		var cc *h1Conn
+		reused := false
+		if try == 0 {
+			cc, reused = p.get(addr)
+		}
 		if cc == nil {
 			dctx, cancel := context.WithDeadline(ctx, deadline)
 			c, err := p.dialer.DialContext(dctx, "tcp", addr)
@@ -274,15 +280,33 @@ func (b *h1Body) Close() error {
 	b.done = true
 	// stop is false when the cancellation ran (or runs): the connection's
 	// deadline is spoiled, never reuse it.
-	if stopped := b.stop(); stopped && b.eof && b.reuse {
+	// Bytes buffered past the answer were never asked for: the next
+	// request on the connection would take them for its answer.
+	if stopped := b.stop(); stopped && b.eof && b.reuse && b.cc.br.Buffered() == 0 {
 		b.pool.put(b.addr, b.cc)
 		return nil
 	}
 	return b.cc.c.Close()
 }
 
-// get takes the most recently used idle connection to addr, if any.
+// get takes the most recently used idle connection to addr that is still
+// usable (idleUsable), if any, and closes the ones it finds dead.
 func (p *h1Pool) get(addr string) (*h1Conn, bool) {
+	for {
+		cc := p.pop(addr)
+		if cc == nil {
+			return nil, false
+		}
+		if idleUsable(cc.c) {
+			return cc, true
+		}
+		cc.c.Close()
+	}
+}
+
+// pop takes the most recently used idle connection to addr not idle for
+// idleTimeout, if any.
+func (p *h1Pool) pop(addr string) *h1Conn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	conns := p.idle[addr]
@@ -293,12 +317,12 @@ func (p *h1Pool) get(addr string) (*h1Conn, bool) {
 		p.nIdle--
 		if time.Since(cc.idleAt) < p.idleTimeout {
 			p.setIdle(addr, conns)
-			return cc, true
+			return cc
 		}
 		cc.c.Close()
 	}
 	p.setIdle(addr, conns)
-	return nil, false
+	return nil
 }
 
 func (p *h1Pool) setIdle(addr string, conns []*h1Conn) {
