@@ -228,7 +228,10 @@ func (cc *h1Conn) exchange(req *outgoing) (resp *http.Response, answered bool, e
 }
 
 // readAnswer reads the response header, skipping 1xx informational
-// responses.
+// responses. Their headers and the final one share one budget of
+// maxResponseHeaderBytes, as in net/http's Transport, so a receiver sending
+// 1xx answers for ever fails the attempt at once instead of holding it for
+// its timeout.
 func (cc *h1Conn) readAnswer() (resp *http.Response, answered bool, err error) {
 	cc.lr.n = maxResponseHeaderBytes
 	if _, err := cc.br.Peek(1); err != nil {
@@ -242,7 +245,6 @@ func (cc *h1Conn) readAnswer() (resp *http.Response, answered bool, err error) {
 		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
-		cc.lr.n = maxResponseHeaderBytes // the next header gets its own budget
 	}
 	cc.lr.n = math.MaxInt64
 	if resp.StatusCode == http.StatusSwitchingProtocols {

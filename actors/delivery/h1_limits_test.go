@@ -1,0 +1,180 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/webhookops/webhookops/wal/model"
+)
+
+// A receiver that answers with 1xx informational responses for ever fails
+// the attempt once their headers pass maxResponseHeaderBytes altogether, as
+// net/http's Transport counts them (one budget for every 1xx header and the
+// final one), instead of holding the attempt for its whole timeout.
+func TestDeliverEndlessInformationalResponses(t *testing.T) {
+	srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		if !s.readRequest(br) {
+			return
+		}
+		hint := "HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("a", 200) + ".css>; rel=preload\r\n\r\n"
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+			if _, err := io.WriteString(c, hint); err != nil {
+				return
+			}
+		}
+	})
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	d.Timeout = model.Duration(3 * time.Second)
+	res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1})
+	if res.Success || res.StatusCode != 0 || !strings.Contains(res.Err, "exceeded") {
+		t.Fatalf("result %+v, want the header limit's error", res)
+	}
+}
+
+// The destination's timeout covers every phase of an attempt on a pooled
+// connection: writing a body the receiver never reads, waiting for the
+// answer, and reading a body the receiver dribbles out.
+func TestDeliverTimeoutCoversEveryPhase(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name     string
+		body     int
+		serve    func(c net.Conn, br *bufio.Reader)
+		wantCode int // 0: a timeout error
+	}{
+		{"write", 64 << 20, func(c net.Conn, br *bufio.Reader) {
+			time.Sleep(1500 * time.Millisecond) // never reads the body
+		}, 0},
+		{"answer", 1, func(c net.Conn, br *bufio.Reader) {
+			if req, err := http.ReadRequest(br); err == nil {
+				io.Copy(io.Discard, req.Body)
+				br.ReadByte() // never answers; returns when the client hangs up
+			}
+		}, 0},
+		{"body", 1, func(c net.Conn, br *bufio.Reader) {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, req.Body)
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+			for range 30 {
+				if _, err := io.WriteString(c, "z"); err != nil {
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, _ *rawServer) { tc.serve(c, br) })
+			c := newTestClient(t, Options{})
+			d := loopbackDest(srv.url())
+			d.Timeout = model.Duration(timeout)
+			res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1, Body: make([]byte, tc.body)})
+			if tc.wantCode == 0 && (res.StatusCode != 0 || !strings.Contains(res.Err, "timed out")) {
+				t.Fatalf("result %+v, want a timeout", res)
+			}
+			if tc.wantCode != 0 && res.StatusCode != tc.wantCode {
+				t.Fatalf("result %+v, want status %d", res, tc.wantCode)
+			}
+			// Generous: the point is that the attempt ends near its
+			// timeout, not seconds later when the receiver gives up.
+			if res.Duration > timeout+2*time.Second {
+				t.Fatalf("attempt took %v with a %v timeout", res.Duration, timeout)
+			}
+		})
+	}
+}
+
+// 204 and 304 carry no body: the answer ends at its header and the
+// connection is reused, not read until it closes.
+func TestDeliverNoBodyStatuses(t *testing.T) {
+	for _, code := range []int{204, 304} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+				for s.readRequest(br) {
+					fmt.Fprintf(c, "HTTP/1.1 %d %s\r\n\r\n", code, http.StatusText(code))
+				}
+			})
+			c := newTestClient(t, Options{})
+			d := loopbackDest(srv.url())
+			d.Timeout = model.Duration(5 * time.Second)
+			for i := range 3 {
+				res := c.Deliver(context.Background(), d, Request{EventID: fmt.Sprint(i), Attempt: 1})
+				if res.StatusCode != code || res.Err != "" || len(res.Response) != 0 || res.Duration > 2*time.Second {
+					t.Fatalf("attempt %d: %+v", i, res)
+				}
+			}
+			if n := srv.conns.Load(); n != 1 {
+				t.Fatalf("3 attempts over %d connections, want 1", n)
+			}
+		})
+	}
+}
+
+// A connection dialled for a destination that allows private networks is
+// never handed to one that does not: the second destination, same name and
+// port, is refused at its own dial.
+func TestDeliverPoolsApartByGuardSetting(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	resolver := newTestResolver(t, dnsRecords{"loop.internal.test.": {netip.MustParseAddr("127.0.0.1")}})
+	c := newTestClient(t, Options{Resolver: resolver})
+	url := "http://loop.internal.test:" + port + "/"
+	allowed := model.Destination{Slug: "a", URL: url, AllowPrivateNetwork: true}
+	if res := c.Deliver(context.Background(), allowed, Request{EventID: "e", Attempt: 1}); !res.Success {
+		t.Fatalf("allowed: %+v", res)
+	}
+	refused := model.Destination{Slug: "b", URL: url}
+	res := c.Deliver(context.Background(), refused, Request{EventID: "e", Attempt: 1})
+	if res.Success || !strings.Contains(res.Err, "is loopback") {
+		t.Fatalf("refused: %+v, want the guard's refusal", res)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("receiver reached %d times, want once", n)
+	}
+}
+
+// Proxy settings in the environment are never used, on either path: a
+// proxy would dial for us, around the guard.
+func TestDeliverIgnoresProxyEnvironment(t *testing.T) {
+	var proxied atomic.Int32
+	proxy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { proxied.Add(1) }))
+	t.Cleanup(proxy.Close)
+	for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"} {
+		t.Setenv(k, proxy.URL)
+	}
+	t.Setenv("NO_PROXY", "")
+	t.Setenv("no_proxy", "")
+	plain, got := newRecorder(t, nil)
+	tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(tlsSrv.Close)
+	c := newTestClient(t, Options{})
+	if res := c.Deliver(context.Background(), loopbackDest(plain.URL), Request{EventID: "e", Attempt: 1}); !res.Success {
+		t.Fatalf("plain http: %+v", res)
+	}
+	recv(t, got)
+	d := loopbackDest(tlsSrv.URL)
+	off := false
+	d.VerifyTLS = &off
+	if res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1}); !res.Success {
+		t.Fatalf("https: %+v", res)
+	}
+	if n := proxied.Load(); n != 0 {
+		t.Fatalf("the environment's proxy got %d requests", n)
+	}
+}
