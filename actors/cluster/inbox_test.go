@@ -90,10 +90,18 @@ func TestInboxProposalsAreGroupedAndBounded(t *testing.T) {
 	if len(ids) != senders*each {
 		t.Fatalf("%d events ingested, want %d", len(ids), senders*each)
 	}
+	// A drain answers its callers before it looks for more and exits:
+	// give the last ones a moment to see nothing left.
 	ip := c.inbox
-	ip.mu.Lock()
-	peak, proposals, drains := ip.peak, ip.proposals, ip.drains
-	ip.mu.Unlock()
+	var peak, proposals, drains int
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(time.Millisecond) {
+		ip.mu.Lock()
+		peak, proposals, drains = ip.peak, ip.proposals, ip.drains
+		ip.mu.Unlock()
+		if drains == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	t.Logf("%d ordered ingests over %d inbox partitions: %d inbox proposals (one each would be %d), at most %d drain goroutines at once",
 		senders*each, len(dests), proposals, senders*each*len(dests), peak)
 	if peak > db.Partitions() {
