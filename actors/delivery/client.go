@@ -186,8 +186,9 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		host = u.Host
 	}
 	// A Host that needs net/http's cleaning (a name to turn into punycode,
-	// say) goes through the Transport.
-	tr, pool, err := c.transportFor(d, u.Scheme == "http" && plainHost(host))
+	// say) goes through the Transport, and so does a URL host the
+	// Transport would dial by its punycode form.
+	tr, pool, err := c.transportFor(d, u.Scheme == "http" && plainHost(host) && plainHost(u.Host))
 	if err != nil {
 		return Result{Err: err.Error()}
 	}

@@ -178,3 +178,56 @@ func TestDeliverIgnoresProxyEnvironment(t *testing.T) {
 		t.Fatalf("the environment's proxy got %d requests", n)
 	}
 }
+
+// A destination URL whose host is an international name is dialled by its
+// punycode form, also when a custom Host header is plain ASCII (which alone
+// would let the attempt take the pool).
+func TestDeliverInternationalURLHost(t *testing.T) {
+	srv, got := newRecorder(t, nil)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	resolver := newTestResolver(t, dnsRecords{"xn--bcher-kva.test.": {netip.MustParseAddr("127.0.0.1")}})
+	c := newTestClient(t, Options{Resolver: resolver})
+	for _, host := range []string{"", "plain.example"} {
+		d := loopbackDest("http://bücher.test:" + port + "/hook")
+		if host != "" {
+			d.Headers = map[string]string{"Host": host}
+		}
+		if res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1}); !res.Success {
+			t.Fatalf("custom Host %q: %+v", host, res)
+		}
+		want := host
+		if want == "" {
+			want = "xn--bcher-kva.test:" + port
+		}
+		if h := recv(t, got).host; h != want {
+			t.Fatalf("Host %q, want %q", h, want)
+		}
+	}
+}
+
+// CR or LF in a destination's custom header, name or value, or in its
+// custom Host, never reaches the wire: the header is dropped.
+func TestDeliverCustomHeaderInjection(t *testing.T) {
+	srv, got := newRecorder(t, nil)
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.URL)
+	d.Headers = map[string]string{
+		"X-Value":            "a\r\nX-Injected: 1",
+		"X-Lf":               "a\nX-Injected: 2",
+		"X-Name\r\nInjected": "3",
+		"Host":               "app.example\r\nX-Injected: 4",
+		"X-Kept":             "ok",
+	}
+	if res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1}); !res.Success {
+		t.Fatalf("%+v", res)
+	}
+	rec := recv(t, got)
+	for name := range rec.header {
+		if strings.Contains(name, "Injected") || name == "X-Value" || name == "X-Lf" {
+			t.Errorf("header %s = %q reached the receiver", name, rec.header[name])
+		}
+	}
+	if rec.header.Get("X-Kept") != "ok" || rec.host != srv.Listener.Addr().String() {
+		t.Fatalf("header %v, Host %q", rec.header, rec.host)
+	}
+}
