@@ -40,6 +40,7 @@ type env struct {
 	in     *httptest.Server
 	token  string
 	client *http.Client
+	shard  *localShard // envOpts.replicated
 }
 
 type envOpts struct {
@@ -68,10 +69,11 @@ type envOpts struct {
 // localShard applies proposed changes as a metadata shard of one member
 // would, in the order proposed.
 type localShard struct {
-	mu    sync.Mutex
-	node  *actors.Node
-	db    *wal.DB
-	index uint64
+	mu       sync.Mutex
+	node     *actors.Node
+	db       *wal.DB
+	index    uint64
+	catchUps atomic.Int64
 }
 
 func (l *localShard) ProposeChange(_ context.Context, c actors.Change) error {
@@ -87,7 +89,7 @@ func (l *localShard) ProposeChange(_ context.Context, c actors.Change) error {
 	return err
 }
 
-func (l *localShard) CatchUp(context.Context) error { return nil }
+func (l *localShard) CatchUp(context.Context) error { l.catchUps.Add(1); return nil }
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
@@ -110,8 +112,10 @@ func newEnv(t *testing.T, o envOpts) *env {
 		db.Close()
 		t.Fatal(err)
 	}
+	var shard *localShard
 	if o.replicated {
-		node.UseConfigReplicator(&localShard{node: node, db: db})
+		shard = &localShard{node: node, db: db}
+		node.UseConfigReplicator(shard)
 	}
 	tunnel := &TunnelInfo{Addr: "gw.example:7443", Fingerprint: "sha256:abcd"}
 	if o.noTunnel {
@@ -143,7 +147,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		db.Close()
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: o.dir, db: db, node: node, adm: adm, token: o.bootstrap, client: &http.Client{Timeout: 30 * time.Second}}
+	e := &env{t: t, dir: o.dir, db: db, node: node, adm: adm, token: o.bootstrap, client: &http.Client{Timeout: 30 * time.Second}, shard: shard}
 	if e.token == "" {
 		e.token = adm.InitialToken()
 	}

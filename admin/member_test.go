@@ -42,3 +42,26 @@ func TestMemberInitialToken(t *testing.T) {
 	default:
 	}
 }
+
+// TestMemberUnknownTokenCatchesUp: on a member, an unknown token makes the
+// server catch up with the metadata shard before refusing it (a token
+// made on another member a moment ago), at most once per 100 ms however
+// many come.
+func TestMemberUnknownTokenCatchesUp(t *testing.T) {
+	e := newEnv(t, envOpts{replicated: true, bootstrap: testToken})
+	bad := &env{t: t, api: e.api, token: "whops_not-a-token-of-this-cluster-0123456789", client: e.client}
+	began := time.Now()
+	for range 8 {
+		if code, _ := bad.call("GET", "/api/v1/sources", nil, nil); code != http.StatusUnauthorized && code != http.StatusTooManyRequests {
+			t.Fatalf("an unknown token: %d", code)
+		}
+	}
+	n, most := e.shard.catchUps.Load(), 1+int64(time.Since(began)/(100*time.Millisecond))
+	if n < 1 || n > most {
+		t.Fatalf("%d catch-ups for 8 unknown tokens in %v, want 1 to %d", n, time.Since(began), most)
+	}
+	single := newEnv(t, envOpts{bootstrap: testToken}) // no catch-up on a single node
+	if code, _ := (&env{t: t, api: single.api, token: bad.token, client: e.client}).call("GET", "/api/v1/sources", nil, nil); code != http.StatusUnauthorized {
+		t.Fatalf("an unknown token on a single node: %d", code)
+	}
+}

@@ -117,7 +117,9 @@ type Server struct {
 	tokens *tokenSet
 
 	initialMu    sync.Mutex
-	initialToken string // guarded by initialMu; handed out once
+	initialToken string     // guarded by initialMu; handed out once
+	authMu       sync.Mutex // guards authLast
+	authLast     time.Time  // the last authCatchUp
 	// initialDone is closed when initialTokenLater (a cluster member's)
 	// returned; nil when it never ran. stop ends it.
 	initialDone chan struct{}
@@ -346,6 +348,26 @@ func (s *Server) catchUp(ctx context.Context) error {
 	return s.node.CatchUpConfig(ctx)
 }
 
+// authCatchUp, on a cluster member, catches up with the metadata shard
+// before an unknown token is refused, at most once per 100 ms over all
+// requests (on top of the per-address limiter, so strangers' guesses cost
+// at most ten linearizable reads a second). It reports whether it did.
+func (s *Server) authCatchUp(ctx context.Context) bool {
+	if !s.node.Replicated() {
+		return false
+	}
+	s.authMu.Lock()
+	if time.Since(s.authLast) < 100*time.Millisecond {
+		s.authMu.Unlock()
+		return false
+	}
+	s.authLast = time.Now()
+	s.authMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return s.node.CatchUpConfig(ctx) == nil
+}
+
 // authorize checks the bearer token against what the route needs. A
 // refusal is answered and audited here.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (principal, bool) {
@@ -367,6 +389,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, a access) (pr
 		return principal{}, false
 	}
 	p, ok := s.tokens.check(tok)
+	if !ok && s.authCatchUp(r.Context()) {
+		// On a cluster member, a token made on another member a moment
+		// ago may not be applied here yet.
+		p, ok = s.tokens.check(tok)
+	}
 	if !ok {
 		s.logins.Failed(addr)
 		s.refuse(w, r, http.StatusUnauthorized, "unauthorized", "invalid", tokenDisplayPrefix(tok), "the token is not valid (revoked, mistyped or from another node)")
