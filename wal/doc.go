@@ -30,10 +30,11 @@
 //	p <part:2> i <dest> 0 <seq:8>          inbox (cluster): an ordered destination's event, in raft order (inbox.go)
 //	p <part:2> z a | z f                   replication state (cluster): applied raft index, fence (replica.go)
 //	c m <id>                               a cluster's member record (metadata shard): raft address, admin URL
+//	c p <entry id>                         a recent metadata shard entry's result (a retried proposal applies once)
 //	m M                                    the cluster member this store belongs to, if any
 //	m R a | m R k                          metadata shard (cluster): applied raft index, id of
 //	                                       the cluster sealing key (metashard.go); the shard
-//	                                       writes c s|d|a|f|t|m on a member
+//	                                       writes c s|d|a|f|t|m|p on a member
 //	m I                                    the indexes are complete (built once on open)
 //
 // An event's keys (e, k, o, n) live in the partition of hash(source, idem

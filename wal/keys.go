@@ -37,6 +37,10 @@ const (
 	KindReplay      = 'y'
 	// KindMember holds a cluster's member records (its metadata shard).
 	KindMember = 'm'
+	// KindProposal holds the metadata shard's recent entries by id with
+	// the result each got, so a proposal retried after a timeout is
+	// applied once (its second copy answers the first one's result).
+	KindProposal = 'p'
 	// KindRollup holds the admin dashboard's per-minute counts.
 	KindRollup = 'n'
 )

@@ -40,7 +40,7 @@ var (
 )
 
 // ReplicatedKinds are the config kinds a cluster's metadata shard holds.
-var ReplicatedKinds = []byte{KindSource, KindDestination, KindAgent, KindForward, KindToken, KindMember}
+var ReplicatedKinds = []byte{KindSource, KindDestination, KindAgent, KindForward, KindToken, KindMember, KindProposal}
 
 // MetaBatch is one committed metadata entry's writes.
 type MetaBatch struct{ *Batch }
@@ -113,6 +113,8 @@ type ConfigSet struct {
 	Forwards     []model.Forward            `json:"forwards"`
 	Tokens       map[string]json.RawMessage `json:"tokens"`  // name -> the stored record (a hash, no secret)
 	Members      map[string]json.RawMessage `json:"members"` // id -> the member record
+	// Proposals are the recent entries' results by entry id (KindProposal).
+	Proposals map[string]json.RawMessage `json:"proposals,omitempty"`
 }
 
 // SecretAgent is an agent with its secret, which model.Agent never
@@ -146,7 +148,10 @@ func (db *DB) ReadConfigSet() (ConfigSet, error) {
 	if cs.Tokens, err = db.rawConfig(KindToken); err != nil {
 		return cs, err
 	}
-	cs.Members, err = db.rawConfig(KindMember)
+	if cs.Members, err = db.rawConfig(KindMember); err != nil {
+		return cs, err
+	}
+	cs.Proposals, err = db.rawConfig(KindProposal)
 	return cs, err
 }
 
@@ -194,7 +199,7 @@ func (db *DB) RestoreConfigSet(cs ConfigSet, applied uint64, keyID []byte) error
 	for _, kind := range []struct {
 		k    byte
 		objs map[string]json.RawMessage
-	}{{KindToken, cs.Tokens}, {KindMember, cs.Members}} {
+	}{{KindToken, cs.Tokens}, {KindMember, cs.Members}, {KindProposal, cs.Proposals}} {
 		for slug, raw := range kind.objs {
 			if !json.Valid(raw) {
 				return fmt.Errorf("wal.RestoreConfigSet: %w: %q of kind %q", ErrCorrupt, slug, kind.k)

@@ -122,6 +122,13 @@
 // with the cluster key; a member restores them sealing with its own store
 // key, and reloads its configuration.
 //
+// A proposal retried after a try that timed out may commit twice (the
+// first copy was only slow); the state machine records each applied
+// entry's result under a hash of its bytes, unique per proposal, and
+// answers a second copy with it, applying nothing (meta.go, Retried
+// proposals): a create is not refused as a conflict with itself, and an
+// update never undoes a change committed between its two copies.
+//
 // Entries are sealed whole with the cluster sealing key (seal.go): kind,
 // version and key id in clear as associated data, then AES-GCM over the
 // change's JSON. A malformed or tampered entry is ResultBad and applies

@@ -3,6 +3,8 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -388,11 +390,25 @@ func (m *metaSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 			ents[i].Result = sm.Result{Value: ResultBad}
 			continue
 		}
+		id := entryID(ents[i].Cmd)
+		prior, again, err := m.prior(id)
+		if err != nil {
+			return nil, err
+		}
+		if again {
+			// A retried proposal's second copy: the first one's result,
+			// nothing applied.
+			if err := m.skip(ents[i].Index); err != nil {
+				return nil, err
+			}
+			ents[i].Result = prior
+			continue
+		}
 		applyEntry := m.applyChange
 		if e.kind == metaKindMembers {
 			applyEntry = m.applyMembers
 		}
-		res, err := applyEntry(e, ents[i].Index)
+		res, err := applyEntry(e, ents[i].Index, id)
 		if err != nil {
 			return nil, err
 		}
@@ -402,7 +418,7 @@ func (m *metaSM) Update(ents []sm.Entry) ([]sm.Entry, error) {
 }
 
 // applyChange opens and applies one change entry.
-func (m *metaSM) applyChange(e metaEntry, index uint64) (sm.Result, error) {
+func (m *metaSM) applyChange(e metaEntry, index uint64, id string) (sm.Result, error) {
 	plain, err := m.key.open(e.header, e.sealed)
 	if err != nil {
 		return sm.Result{Value: ResultBad}, m.skip(index)
@@ -417,7 +433,9 @@ func (m *metaSM) applyChange(e metaEntry, index uint64) (sm.Result, error) {
 	var commitErr error
 	refused := m.apply.ApplyCommitted(ch, mb.Batch, func() error {
 		committed = true
-		commitErr = mb.CommitApplied(index)
+		if commitErr = m.record(mb, index, id, sm.Result{Value: ResultAccepted}); commitErr == nil {
+			commitErr = mb.CommitApplied(index)
+		}
 		return commitErr
 	})
 	if committed {
@@ -428,14 +446,20 @@ func (m *metaSM) applyChange(e metaEntry, index uint64) (sm.Result, error) {
 		return sm.Result{Value: ResultAccepted}, nil
 	}
 	mb.Discard()
-	if err := m.skip(index); err != nil {
-		return sm.Result{}, err
+	res := sm.Result{Value: ResultRefused, Data: encodeRefusal(refused)}
+	mb = m.db.NewMetaBatch()
+	if err := m.record(mb, index, id, res); err != nil {
+		mb.Discard()
+		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
 	}
-	return sm.Result{Value: ResultRefused, Data: encodeRefusal(refused)}, nil
+	if err := mb.CommitApplied(index); err != nil {
+		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+	}
+	return res, nil
 }
 
 // applyMembers opens and applies one members entry.
-func (m *metaSM) applyMembers(e metaEntry, index uint64) (sm.Result, error) {
+func (m *metaSM) applyMembers(e metaEntry, index uint64, id string) (sm.Result, error) {
 	plain, err := m.key.open(e.header, e.sealed)
 	if err != nil {
 		return sm.Result{Value: ResultBad}, m.skip(index)
@@ -450,11 +474,86 @@ func (m *metaSM) applyMembers(e metaEntry, index uint64) (sm.Result, error) {
 		}
 		return sm.Result{Value: ResultBad}, m.skip(index)
 	}
+	if err := m.record(mb, index, id, sm.Result{Value: ResultAccepted}); err != nil {
+		mb.Discard()
+		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+	}
 	if err := mb.CommitApplied(index); err != nil {
 		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
 	}
 	m.keyID = m.key.id
 	return sm.Result{Value: ResultAccepted}, nil
+}
+
+// Retried proposals.
+//
+// proposeTo tries a proposal a second at a time and, after a try that
+// timed out, proposes the same bytes again; the first copy may still
+// commit (an apply slower than the try, a leader deposed after it
+// replicated the entry). A change applied twice is wrong: the second copy
+// of a create or a delete is refused (the caller hears 409 or 404 for a
+// change that was made, and a created token's secret is lost), and a
+// second copy of an update that commits after another member's change
+// undoes that change. So the state machine records every entry it applies
+// under the entry's id (a hash of its bytes, which the seal's random nonce
+// makes distinct for every proposal) with its result, in the batch that
+// applies it, and answers a copy with the first one's result, applying
+// nothing. Records older than proposalSpan entries are pruned every
+// pruneEvery indexes, by the index alone, so every replica keeps the same
+// ones; snapshots carry them (wal.ConfigSet.Proposals).
+const (
+	proposalSpan = 4096
+	pruneEvery   = 512
+)
+
+// proposalRecord is an applied entry's result (KindProposal).
+type proposalRecord struct {
+	Index uint64 `json:"index"`
+	Value uint64 `json:"value"`
+	Data  []byte `json:"data,omitempty"`
+}
+
+// entryID names an entry by its bytes.
+func entryID(cmd []byte) string {
+	h := sha256.Sum256(cmd)
+	return hex.EncodeToString(h[:16])
+}
+
+// prior reads the result of an entry applied before with the same id.
+func (m *metaSM) prior(id string) (sm.Result, bool, error) {
+	raw, err := m.db.GetConfig(wal.KindProposal, id)
+	switch {
+	case errors.Is(err, wal.ErrNotFound):
+		return sm.Result{}, false, nil
+	case err != nil:
+		return sm.Result{}, false, fmt.Errorf("cluster: metadata shard: %w", err)
+	}
+	var r proposalRecord
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return sm.Result{}, false, fmt.Errorf("cluster: metadata shard: %w: proposal record %s", wal.ErrCorrupt, id)
+	}
+	return sm.Result{Value: r.Value, Data: r.Data}, true, nil
+}
+
+// record stages entry id's result into mb, and at every pruneEvery-th
+// index the deletion of records older than proposalSpan entries.
+func (m *metaSM) record(mb *wal.MetaBatch, index uint64, id string, res sm.Result) error {
+	if err := mb.PutConfig(wal.KindProposal, id, proposalRecord{Index: index, Value: res.Value, Data: res.Data}); err != nil {
+		return err
+	}
+	if index%pruneEvery != 0 || index <= proposalSpan {
+		return nil
+	}
+	return m.db.LoadConfig(wal.KindProposal, func(slug string, raw []byte) error {
+		var r proposalRecord
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return fmt.Errorf("%w: proposal record %s", wal.ErrCorrupt, slug)
+		}
+		if r.Index <= index-proposalSpan {
+			mb.DeleteConfig(wal.KindProposal, slug)
+		}
+		return nil
+	})
 }
 
 // skip records index as applied with nothing else.

@@ -8,7 +8,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
@@ -438,5 +440,158 @@ func TestMetaMembers(t *testing.T) {
 	}
 	if recs, err := readMembers(db2); err != nil || recs[4].AdminURL != "https://n4:8443" {
 		t.Fatalf("restored member 4 = %+v, %v; want its admin URL", recs[4], err)
+	}
+}
+
+// openMetaSM is a metadata state machine over a fresh member's node.
+func openMetaSM(t *testing.T, key *SealKey) (*metaSM, *actors.Node, *wal.DB) {
+	t.Helper()
+	node, db := memberNode(t, t.TempDir())
+	m := &metaSM{db: db, key: key, apply: node, fail: func(error) {}}
+	if _, err := m.Open(nil); err != nil {
+		t.Fatal(err)
+	}
+	return m, node, db
+}
+
+// A proposal retried after a try that timed out can commit twice (the
+// same bytes: proposeTo proposes them again). The second copy answers the
+// first one's result and applies nothing: a create is not refused as a
+// conflict with itself, and an update does not undo another member's
+// change committed between the two copies. Snapshots carry what was
+// applied, so a replica restored from one answers a late copy the same.
+func TestMetaRetriedProposalAppliesOnce(t *testing.T) {
+	key := testKey(t, 1)
+	m, node, db := openMetaSM(t, key)
+	create := changeCmd(t, key, actors.Change{CreateOnly: true,
+		Destinations: []model.Destination{{Slug: "d", URL: "https://example.com/a"}}, NewSigningSecrets: map[string]string{"d": "whsec_a"}})
+	put := changeCmd(t, key, actors.Change{
+		Destinations: []model.Destination{{Slug: "e", URL: "https://example.com/a"}}, NewSigningSecrets: map[string]string{"e": "whsec_e"}})
+	update := changeCmd(t, key, actors.Change{UpdateOnly: true,
+		Destinations: []model.Destination{{Slug: "e", URL: "https://example.com/b"}}})
+	tok := changeCmd(t, key, actors.Change{Tokens: []actors.TokenRecord{{Name: "ops", Record: []byte(`{"name":"ops"}`)}}})
+	missing := changeCmd(t, key, actors.Change{DeleteSources: []string{"nope"}})
+	out, err := m.Update([]sm.Entry{
+		{Index: 1, Cmd: create}, {Index: 2, Cmd: put}, {Index: 3, Cmd: update},
+		{Index: 4, Cmd: slices.Clone(create)}, {Index: 5, Cmd: slices.Clone(put)},
+		{Index: 6, Cmd: tok}, {Index: 7, Cmd: slices.Clone(tok)},
+		{Index: 8, Cmd: missing}, {Index: 9, Cmd: slices.Clone(missing)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultAccepted, ResultRefused, ResultRefused}
+	for i, e := range out {
+		if e.Result.Value != want[i] {
+			t.Errorf("entry %d: result %d (%v), want %d", e.Index, e.Result.Value, decodeRefusal(e.Result.Data), want[i])
+		}
+	}
+	if err := decodeRefusal(out[8].Result.Data); !errors.Is(err, actors.ErrNotFound) {
+		t.Errorf("the copy of a refused change: %v, want the first one's refusal (not found)", err)
+	}
+	if d := node.Snapshot().Destinations["e"]; d.URL != "https://example.com/b" {
+		t.Errorf("destination URL %q after a late copy of its first write: the update in between was undone", d.URL)
+	}
+	if st, _ := db.ReadMetaState(); st.Applied != 9 {
+		t.Errorf("applied %d, want 9", st.Applied)
+	}
+
+	// A replica restored from a snapshot answers a copy the same.
+	ctx, err := m.PrepareSnapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := m.SaveSnapshot(ctx, &buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	m2, n2, _ := openMetaSM(t, key)
+	if err := m2.RecoverFromSnapshot(bytes.NewReader(buf.Bytes()), nil); err != nil {
+		t.Fatal(err)
+	}
+	out, err = m2.Update([]sm.Entry{{Index: 10, Cmd: slices.Clone(put)}, {Index: 11, Cmd: slices.Clone(tok)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range out {
+		if e.Result.Value != ResultAccepted {
+			t.Errorf("restored replica, copy at %d: result %d (%v), want the first one's (accepted)", e.Index, e.Result.Value, decodeRefusal(e.Result.Data))
+		}
+	}
+	if d := n2.Snapshot().Destinations["e"]; d.URL != "https://example.com/b" {
+		t.Errorf("restored replica: destination URL %q, want the update's", d.URL)
+	}
+}
+
+// Records of applied entries are pruned by index alone, proposalSpan
+// entries behind, so they stay bounded and equal on every replica.
+func TestMetaProposalRecordsPruned(t *testing.T) {
+	key := testKey(t, 1)
+	m, _, db := openMetaSM(t, key)
+	first := changeCmd(t, key, actors.Change{DeleteSources: []string{"nope"}})
+	var ents []sm.Entry
+	for i := uint64(1); i <= proposalSpan+pruneEvery; i++ {
+		cmd := first
+		if i > 1 {
+			cmd = changeCmd(t, key, actors.Change{DeleteSources: []string{"nope"}})
+		}
+		ents = append(ents, sm.Entry{Index: i, Cmd: cmd})
+	}
+	if _, err := m.Update(ents); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	db.LoadConfig(wal.KindProposal, func(string, []byte) error { n++; return nil })
+	if n != proposalSpan {
+		t.Errorf("%d records after %d entries, want the last %d", n, len(ents), proposalSpan)
+	}
+	if _, again, err := m.prior(entryID(first)); err != nil || again {
+		t.Errorf("the first entry's record: %v %v, want pruned", again, err)
+	}
+}
+
+// slowFirstApply is a member's node whose first committed change takes
+// longer to apply than one try of a proposal waits.
+type slowFirstApply struct {
+	*actors.Node
+	delay time.Duration
+	calls atomic.Int32
+}
+
+func (s *slowFirstApply) ApplyCommitted(c actors.Change, b *wal.Batch, commit func() error) error {
+	if s.calls.Add(1) == 1 {
+		time.Sleep(s.delay)
+	}
+	return s.Node.ApplyCommitted(c, b, commit)
+}
+
+// Through real raft: a change whose apply outlasts a one-second try is
+// proposed again by proposeTo, both copies commit, and the caller still
+// hears that its create succeeded (not 409 from its own first copy), and
+// the node applied it once.
+func TestMetaRetriedProposalAnswersOnce(t *testing.T) {
+	node, db := memberNode(t, t.TempDir())
+	slow := &slowFirstApply{Node: node, delay: 1500 * time.Millisecond}
+	addr := freePort(t)
+	c, err := Start(Config{NodeID: 1, RaftAddr: addr, Members: map[uint64]string{1: addr}, Dir: t.TempDir(), DB: db,
+		RTT: 10 * time.Millisecond, Configs: slow, SealKey: testKey(t, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.CatchUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = node.Apply(actors.Change{CreateOnly: true, Destinations: []model.Destination{{Slug: "d", URL: "https://example.com/h"}}})
+	if err != nil {
+		t.Fatalf("a create applied once answered %v", err)
+	}
+	if got := slow.calls.Load(); got != 1 {
+		t.Errorf("the node applied %d changes, want 1 (the retried copy answers the first one's result)", got)
+	}
+	if _, ok := node.Snapshot().Destinations["d"]; !ok {
+		t.Error("the destination is not there")
 	}
 }
