@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -44,4 +45,54 @@ func TestMemberTakesOrphans(t *testing.T) {
 	})
 	clock.Advance(sweepEvery)
 	quiet("a sweep after it was taken", 1)
+}
+
+// An outbox entry whose acknowledgement was lost (the ack proposal failed;
+// only a takeover acknowledges it again) outlived its event's retention:
+// the sweep then handed the expired event to its ordered destination,
+// whose actor waited for an event that no longer exists, failed after
+// eventWait, and met it again at every restart (takeOver reads the
+// outbox), delivering nothing more. Retention deletes the outbox entries
+// of the events it expires, so the destination goes on.
+func TestMemberSweepSkipsExpiredEvents(t *testing.T) {
+	s, srv := newSink(t, func(string, int) int { return 200 })
+	clock := NewManualClock(testStart)
+	tn := startNodeWith(t, t.TempDir(), clock, baseChange(srv.URL, model.Destination{Ordering: model.OrderingOrdered}), func(c *Config) {
+		c.Member = true
+		c.Retention, c.DedupeWindow = time.Hour, time.Hour
+	})
+	m := &testMember{localWriter: localWriter{tn.db}, lease: map[uint16]bool{}}
+	tn.UseMember(m)
+	part := tn.db.DestPartition("app")
+	m.setLease(part, true)
+	tn.Own(part)
+
+	// Delivered long ago; its outbox entry's acknowledgement was lost.
+	old := &wal.Event{Partition: tn.db.EventPartition("src", "old"), Seq: 1 << 12, Source: "src", IdemKey: "old",
+		ReceivedAt: testStart.Add(-2 * time.Hour), Body: []byte("{}"), Destinations: []string{"app"}}
+	b := tn.db.NewBatch()
+	b.PutEvent(old)
+	b.PutOutbox(old.Partition, old.Seq, "app")
+	b.PutDelivery(old.Seq, &wal.Delivery{Destination: "app", EventID: old.ID(), Status: wal.StatusDelivered})
+	if err := tn.db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(sweepEvery) // seen once; retention expires the event
+	eventually(t, "the event expired", func() bool {
+		_, err := tn.db.GetEvent(old.Partition, old.Seq)
+		return errors.Is(err, wal.ErrNotFound)
+	})
+	clock.Advance(sweepEvery) // seen twice
+	fresh := putReplicated(t, tn.db, 2<<12, "fresh", "app")
+	tn.EventApplied(fresh, nil)
+	s.wait(t, "fresh")
+	n := 0
+	tn.db.ScanOutbox(old.Partition, func(e wal.OutboxEntry) {
+		if e.EventSeq == old.Seq {
+			n++
+		}
+	})
+	if n != 0 {
+		t.Errorf("the expired event's outbox entry is still there")
+	}
 }

@@ -19,7 +19,8 @@ type Expired struct {
 
 // ExpireEvents deletes events received before cutoff whose every delivery
 // has finished (delivered or dead-lettered), with their dedupe keys,
-// delivery records, dead-letter entries and no-destination entries, in
+// outbox entries, delivery records, dead-letter entries and
+// no-destination entries, in
 // one batch. An event still pending anywhere
 // is kept, however old. It deletes at most limit events per call and
 // reports what it deleted; call it again while Events equals limit.
@@ -95,6 +96,11 @@ func (db *DB) collectExpired(b *Batch, cutoff time.Time, limit int, dead map[str
 			}
 			for i, d := range e.Destinations {
 				part := db.DestPartition(d)
+				// A cluster member's outbox entry whose acknowledgement
+				// was lost would outlive the event and name it to the
+				// next owner (or the orphan sweep), which would wait for
+				// an event that is gone.
+				b.b.Delete(outboxKey(uint16(p), seq, d), nil)
 				b.b.Delete(destKey(part, subDelivery, d, seq), nil)
 				b.b.Delete(destKey(part, subDead, d, seq), nil)
 				if statuses[i] == StatusDead {

@@ -286,3 +286,27 @@ func TestExpireRefusals(t *testing.T) {
 		t.Fatalf("left: %v", got)
 	}
 }
+
+// TestExpireEventsDeletesLingeringOutboxEntries: an outbox entry left
+// behind by a lost acknowledgement (a cluster member's) goes with its
+// expired event, so nothing names the event after it is gone.
+func TestExpireEventsDeletesLingeringOutboxEntries(t *testing.T) {
+	s := newRetentionStore(t)
+	e := s.put("lingering", retentionCutoff.Add(-time.Hour), map[string]string{"a": StatusDelivered, "b": StatusDead})
+	b := s.db.NewBatch()
+	b.PutOutbox(e.Partition, e.Seq, "a")
+	b.PutOutbox(e.Partition, e.Seq, "b")
+	if err := s.db.CommitWait(b); err != nil {
+		t.Fatal(err)
+	}
+	if x, err := s.db.ExpireEvents(retentionCutoff, 100); err != nil || x.Events != 1 {
+		t.Fatalf("ExpireEvents = %+v, %v; want 1 event", x, err)
+	}
+	var left []string
+	if err := s.db.ScanOutbox(e.Partition, func(o OutboxEntry) { left = append(left, o.Dest) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Fatalf("outbox entries of the expired event left: %v", left)
+	}
+}
