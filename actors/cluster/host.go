@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -359,10 +360,23 @@ func (c *Cluster) Ingest(ctx context.Context, r actors.IngestRequest, src *actor
 	dup := res.Value == ResultDuplicate
 	// The ordered destinations' inbox entries, before the sender hears
 	// 2xx; again for a duplicate, whose first try may have stopped short
-	// of them (the state machine adds each at most once).
+	// of them (the state machine adds each at most once), but only for
+	// the destinations the stored event has: a route added since must not
+	// get an event from before it.
 	if len(inboxed) > 0 {
+		var routed []string
+		if dup {
+			stored, err := c.cfg.DB.GetEvent(part, seq)
+			if err != nil {
+				return actors.IngestResult{}, fmt.Errorf("%w: partition %d: reading the event this one duplicates: %v", actors.ErrUnavailable, part, err)
+			}
+			routed = stored.Destinations
+		}
 		refs := make([]inboxRef, 0, len(inboxed))
 		for _, i := range inboxed {
+			if dup && !slices.Contains(routed, ev.Destinations[i]) {
+				continue
+			}
 			refs = append(refs, inboxRef{dest: ev.Destinations[i], part: part, seq: seq})
 		}
 		if err := c.inbox.propose(ctx, refs); err != nil {

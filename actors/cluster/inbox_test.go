@@ -23,21 +23,29 @@ func (orderedEngine) EventApplied(*wal.Event, []string)   {}
 func (orderedEngine) InboxApplied(string, uint16, uint64) {}
 func (orderedEngine) Ordered(string) bool                 { return true }
 
+// startOrderedMember starts a single member whose every destination is
+// ordered; it is closed (then its store) when the test ends.
+func startOrderedMember(t *testing.T) (*Cluster, *wal.DB) {
+	t.Helper()
+	db := openDB(t, t.TempDir())
+	addr := freePort(t)
+	c, err := Start(Config{NodeID: 1, RaftAddr: addr, Members: map[uint64]string{1: addr}, Dir: t.TempDir(), DB: db,
+		RTT: 10 * time.Millisecond, Engine: orderedEngine{}})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); db.Close() })
+	return c, db
+}
+
 // Concurrent ordered ingests share their inbox proposals: at most one
 // drain goroutine per destination partition runs (the review found a
 // goroutine per partition per ingest), fewer proposals than ingests go
 // out, and every event has its inbox entry in each destination's
 // partition before its Ingest returns.
 func TestInboxProposalsAreGroupedAndBounded(t *testing.T) {
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	addr := freePort(t)
-	c, err := Start(Config{NodeID: 1, RaftAddr: addr, Members: map[uint64]string{1: addr}, Dir: t.TempDir(), DB: db,
-		RTT: 10 * time.Millisecond, Engine: orderedEngine{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, db := startOrderedMember(t)
 	for deadline := time.Now().Add(20 * time.Second); len(c.Owned()) < db.Partitions(); {
 		if time.Now().After(deadline) {
 			t.Fatalf("owns %v after 20 s", c.Owned())
@@ -112,5 +120,44 @@ func TestInboxProposalsAreGroupedAndBounded(t *testing.T) {
 	}
 	if proposals >= senders*each*len(dests) {
 		t.Fatalf("%d inbox proposals for %d ingests over %d partitions: none were grouped", proposals, senders*each, len(dests))
+	}
+}
+
+// A sender's retry of an event is a duplicate: its inbox entries go again
+// (the first try may have stopped short of them), but only for the
+// destinations the stored event was routed to. A route added to the
+// source since (a provider retrying hours later) must not hand the old
+// event to a destination it never had: single-node serve would not
+// deliver it there, and its delivery record would never expire (retention
+// goes by the event's destinations).
+func TestDuplicateInboxesOnlyTheEventsDestinations(t *testing.T) {
+	c, db := startOrderedMember(t)
+	first, added := destIn(db, 0), destIn(db, 1)
+	src := &actors.SourceView{Source: model.Source{Slug: "s", Routes: []model.Route{{Destination: first}}}}
+	req := actors.IngestRequest{Source: "s", IdemKey: "k", Body: []byte("{}")}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var res actors.IngestResult
+	var err error
+	for {
+		// The partitions elect their leaders first.
+		if res, err = c.Ingest(ctx, req, src); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := &actors.SourceView{Source: model.Source{Slug: "s", Routes: []model.Route{{Destination: first}, {Destination: added}}}}
+	again, err := c.Ingest(ctx, req, later)
+	if err != nil || !again.Duplicate || again.EventID != res.EventID {
+		t.Fatalf("the retry: %+v %v, want a duplicate of %s", again, err, res.EventID)
+	}
+	_, seq, _ := wal.ParseEventID(res.EventID)
+	if held, err := db.InboxHolds(first, seq); err != nil || !held {
+		t.Errorf("%s's inbox: %v %v, want the event", first, held, err)
+	}
+	if held, err := db.InboxHolds(added, seq); err != nil || held {
+		t.Errorf("%s, routed after the event was stored, got an inbox entry for it (%v)", added, err)
 	}
 }
