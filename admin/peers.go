@@ -92,7 +92,7 @@ func (p *Peers) url(id uint64) (string, error) {
 	case !ok:
 		return "", fmt.Errorf("member %d is not recorded as a member in the metadata shard (yet), and not in --member-admin-urls", id)
 	case raw == "":
-		return "", fmt.Errorf("member %d recorded no admin URL (its --admin-addr binds every interface, or serves plain http off loopback): start it with --admin-advertise-url, or give this member --member-admin-urls", id)
+		return "", fmt.Errorf("member %d recorded no admin URL this member can reach (its --admin-addr binds every interface, serves plain http off loopback, or binds loopback on another machine): start it with --admin-advertise-url, or give this member --member-admin-urls", id)
 	}
 	u, err := CheckMemberURL(raw)
 	if err != nil {

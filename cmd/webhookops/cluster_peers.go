@@ -4,8 +4,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -146,7 +148,33 @@ func (m *clusterMember) adminURLs() (map[uint64]string, error) {
 	}
 	out := make(map[uint64]string, len(recs))
 	for id, r := range recs {
-		out[id] = r.AdminURL
+		out[id] = reachableAdminURL(r)
 	}
 	return out, nil
+}
+
+// reachableAdminURL is the admin URL a member recorded, or "" when it
+// names a loopback address while the member's raft address is not one:
+// that member runs on another machine, and the URL would reach whatever
+// listens on this machine's loopback at that port (this member itself, or
+// another process handed the caller's token).
+func reachableAdminURL(r cluster.MemberRecord) string {
+	u, err := url.Parse(r.AdminURL)
+	if err != nil || !isLoopbackHost(u.Hostname()) {
+		return r.AdminURL
+	}
+	host, _, err := net.SplitHostPort(r.Address)
+	if err != nil || !isLoopbackHost(host) {
+		return ""
+	}
+	return r.AdminURL
+}
+
+// isLoopbackHost reports whether host is a loopback IP or localhost.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

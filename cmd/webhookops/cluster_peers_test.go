@@ -165,3 +165,27 @@ func TestAdminAdvertiseURL(t *testing.T) {
 		}
 	}
 }
+
+// A member's recorded admin URL on loopback names that member only if its
+// raft address is on loopback too (every member on this machine);
+// otherwise it runs elsewhere, and the URL would hand the caller's token
+// to whatever listens on this machine's loopback at that port.
+func TestReachableAdminURL(t *testing.T) {
+	for _, tc := range []struct {
+		raft, admin, want string
+	}{
+		{"127.0.0.1:7102", "http://127.0.0.1:8082", "http://127.0.0.1:8082"},
+		{"[::1]:7102", "http://[::1]:8082", "http://[::1]:8082"},
+		{"localhost:7102", "https://127.0.0.1:8082", "https://127.0.0.1:8082"},
+		{"10.0.0.2:7102", "http://127.0.0.1:8082", ""},
+		{"node2.example:7102", "https://[::1]:8443", ""},
+		{"node2.example:7102", "https://localhost:8443", ""},
+		{"10.0.0.2:7102", "https://10.0.0.2:8443", "https://10.0.0.2:8443"},
+		{"node2.example:7102", "https://node2.example:8443", "https://node2.example:8443"},
+		{"10.0.0.2:7102", "", ""},
+	} {
+		if got := reachableAdminURL(cluster.MemberRecord{ID: 2, Address: tc.raft, AdminURL: tc.admin}); got != tc.want {
+			t.Errorf("raft %s, admin %q: %q, want %q", tc.raft, tc.admin, got, tc.want)
+		}
+	}
+}
