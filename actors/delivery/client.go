@@ -220,6 +220,11 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 		req.Header, req.Host = header, host
 		resp, err = tr.RoundTrip(req)
 		ctx = tctx // for describeError
+		if err == nil {
+			if err = checkStatus(resp.StatusCode); err != nil {
+				resp.Body.Close()
+			}
+		}
 	}
 	if err != nil {
 		return Result{Err: describeError(ctx, err, start, timeout)}
@@ -234,6 +239,16 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 	res.Response = readExcerpt(resp.Body)
 	resp.Body.Close()
 	return res
+}
+
+// checkStatus refuses a status code below 100, which http.ReadResponse
+// accepts ("HTTP/1.1 000 x"): the attempt would carry neither a status nor
+// an error.
+func checkStatus(code int) error {
+	if code < 100 {
+		return fmt.Errorf("malformed HTTP response: status code %03d", code)
+	}
+	return nil
 }
 
 // describeError turns a round-trip error into the attempt's Err text.

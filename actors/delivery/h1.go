@@ -84,6 +84,14 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+func newH1Conn(c net.Conn) *h1Conn {
+	cc := &h1Conn{c: c}
+	cc.lr.r = c
+	cc.br = bufio.NewReaderSize(&cc.lr, 4<<10)
+	cc.bw = bufio.NewWriterSize(c, 4<<10)
+	return cc
+}
+
 func newH1Pool(dialer *net.Dialer) *h1Pool {
 	return &h1Pool{dialer: dialer, idleTimeout: h1IdleTimeout, idle: map[string][]*h1Conn{}}
 }
@@ -120,10 +128,7 @@ func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *outgoin
 				}
 				return nil, err
 			}
-			cc = &h1Conn{c: c}
-			cc.lr.r = c
-			cc.br = bufio.NewReaderSize(&cc.lr, 4<<10)
-			cc.bw = bufio.NewWriterSize(c, 4<<10)
+			cc = newH1Conn(c)
 		}
 		if err := cc.c.SetDeadline(deadline); err != nil {
 			cc.c.Close()
@@ -242,7 +247,10 @@ func (cc *h1Conn) readAnswer() (resp *http.Response, answered bool, err error) {
 		if err != nil {
 			return nil, true, err
 		}
-		if resp.StatusCode < 100 || resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if err := checkStatus(resp.StatusCode); err != nil {
+			return nil, true, err
+		}
+		if resp.StatusCode > 199 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
 		}
 	}

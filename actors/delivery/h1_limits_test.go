@@ -231,3 +231,22 @@ func TestDeliverCustomHeaderInjection(t *testing.T) {
 		t.Fatalf("header %v, Host %q", rec.header, rec.host)
 	}
 }
+
+// A status code below 100 is a malformed answer: the attempt fails with an
+// error saying so, never with neither a status nor an error.
+func TestDeliverMalformedStatusCode(t *testing.T) {
+	for _, code := range []string{"000", "099"} {
+		t.Run(code, func(t *testing.T) {
+			srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+				for s.readRequest(br) {
+					io.WriteString(c, "HTTP/1.1 "+code+" Odd\r\nContent-Length: 2\r\n\r\nok")
+				}
+			})
+			c := newTestClient(t, Options{})
+			res := c.Deliver(context.Background(), loopbackDest(srv.url()), Request{EventID: "e", Attempt: 1})
+			if res.Success || res.StatusCode != 0 || res.Err != "malformed HTTP response: status code "+code {
+				t.Fatalf("result %+v, want the malformed status's error", res)
+			}
+		})
+	}
+}
