@@ -23,9 +23,18 @@ import (
 // has it already.
 
 // orphanAfter is how long an ordered destination's outbox entry must have
-// been seen without its inbox entry to count as an orphan: well past an
+// been seen without its inbox entry to count as an orphan: past an
 // ingest's two proposals (5 s each at most, retries included), so a slow
-// ingest is never overtaken.
+// ingest is rarely overtaken. It is not a bound: an ingest's inbox
+// reference can wait longer behind others in its partition's drain
+// (actors/cluster inbox.go) while its sender still waits (up to the
+// request's own deadline, 60 s on HTTP/1.1) and then hears 2xx. Taking
+// such an event early keeps order all the same: every event acknowledged
+// before it was sent had its inbox entry applied before this event was
+// even committed, so its message is ahead of the orphan's in the actor's
+// mailbox; events sent after its 2xx come after the take; and its own
+// late inbox entry is refused (the take's delivery record) or, racing the
+// take, dropped by the machine (taken twice) and acknowledged again.
 const orphanAfter = 30 * time.Second
 
 type orphanKey struct {

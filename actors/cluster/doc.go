@@ -60,6 +60,9 @@
 // outbox entry seen at two sweeps with no inbox entry is appended to the
 // queue then (actors/orphans.go), so an orphan waits a minute or two, not
 // for the next failover.
+// The two sweeps do not prove that no inbox entry is on its way (a sender
+// may still be waiting for it); taking such an event early keeps the
+// order anyway (orphanAfter in actors/orphans.go says why).
 //
 // # Ownership = leadership, fenced
 //
