@@ -65,6 +65,7 @@ type h1Conn struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
+	probe  idleProbe
 }
 
 type limitReader struct {
@@ -89,6 +90,7 @@ func newH1Conn(c net.Conn) *h1Conn {
 	cc.lr.r = c
 	cc.br = bufio.NewReaderSize(&cc.lr, 4<<10)
 	cc.bw = bufio.NewWriterSize(c, 4<<10)
+	cc.probe.init(c)
 	return cc
 }
 
@@ -300,14 +302,14 @@ func (b *h1Body) Close() error {
 }
 
 // get takes the most recently used idle connection to addr that is still
-// usable (idleUsable), if any, and closes the ones it finds dead.
+// usable (idleProbe), if any, and closes the ones it finds dead.
 func (p *h1Pool) get(addr string) (*h1Conn, bool) {
 	for {
 		cc := p.pop(addr)
 		if cc == nil {
 			return nil, false
 		}
-		if idleUsable(cc.c) {
+		if cc.probe.usable() {
 			return cc, true
 		}
 		cc.c.Close()
