@@ -163,3 +163,42 @@ func TestDeliverIgnoresUnsolicitedBytes(t *testing.T) {
 		})
 	}
 }
+
+// CloseIdle (what serve runs once the node has drained its attempts)
+// closes every pooled connection at once, and leaves no sweep armed; the
+// pool stays usable.
+func TestCloseIdleClosesPooledConnections(t *testing.T) {
+	hungUp := make(chan int32, 4)
+	srv := newRawServer(t, func(n int32, c net.Conn, br *bufio.Reader, s *rawServer) {
+		for s.readRequest(br) {
+			io.WriteString(c, okResponse)
+		}
+		hungUp <- n
+	})
+	c := newTestClient(t, Options{})
+	d := loopbackDest(srv.url())
+	if res := c.Deliver(context.Background(), d, Request{EventID: "a", Attempt: 1}); !res.Success {
+		t.Fatalf("%+v", res)
+	}
+	c.CloseIdle()
+	select {
+	case n := <-hungUp:
+		if n != 1 {
+			t.Fatalf("connection %d closed, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pooled connection stayed open after CloseIdle")
+	}
+	c.mu.Lock()
+	for k, p := range c.pools {
+		p.mu.Lock()
+		if p.nIdle != 0 || len(p.idle) != 0 || p.janitor != nil {
+			t.Errorf("pool %+v after CloseIdle: %d idle, janitor %v", k, p.nIdle, p.janitor != nil)
+		}
+		p.mu.Unlock()
+	}
+	c.mu.Unlock()
+	if res := c.Deliver(context.Background(), d, Request{EventID: "b", Attempt: 1}); !res.Success {
+		t.Fatalf("after CloseIdle: %+v", res)
+	}
+}
