@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -248,5 +249,53 @@ func TestDeliverMalformedStatusCode(t *testing.T) {
 				t.Fatalf("result %+v, want the malformed status's error", res)
 			}
 		})
+	}
+}
+
+// The timeout covers resolving and connecting too: a name server that
+// never answers ends the attempt at its timeout, as a timeout.
+func TestDeliverTimeoutCoversResolving(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The resolver's lookup outlives the attempt (net's lookups run on
+	// with its own timeouts, detached from the caller's deadline): end
+	// it with the test, its connections closed and no new ones.
+	var (
+		mu    sync.Mutex
+		done  bool
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		done = true
+		for _, c := range conns {
+			c.Close()
+		}
+		silent.Close()
+	})
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if done {
+			return nil, net.ErrClosed
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "udp", silent.LocalAddr().String())
+		if err == nil {
+			conns = append(conns, c)
+		}
+		return c, err
+	}}
+	c := newTestClient(t, Options{Resolver: resolver})
+	d := model.Destination{Slug: "d", URL: "http://hooks.example.test/", Timeout: model.Duration(300 * time.Millisecond)}
+	res := c.Deliver(context.Background(), d, Request{EventID: "e", Attempt: 1})
+	if res.StatusCode != 0 || !strings.Contains(res.Err, "timed out") {
+		t.Fatalf("result %+v, want a timeout", res)
+	}
+	if res.Duration > 2300*time.Millisecond {
+		t.Fatalf("attempt took %v with a 300ms timeout", res.Duration)
 	}
 }
