@@ -7,8 +7,11 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/webhookops/webhookops/tunnelproto"
 )
@@ -53,7 +56,7 @@ func validEndpoints(eps []Endpoint) error {
 	}
 	seen := make(map[string]bool, len(eps))
 	for _, ep := range eps {
-		if h, p, err := net.SplitHostPort(ep.Addr); err != nil || h == "" || p == "" {
+		if h, p, err := net.SplitHostPort(ep.Addr); err != nil || h == "" || !validPort(p) || strings.IndexFunc(h, badHostRune) >= 0 {
 			return fmt.Errorf("%w: Tunnels: %q is not host:port", ErrInvalidConfig, ep.Addr)
 		}
 		if seen[ep.Addr] {
@@ -66,6 +69,29 @@ func validEndpoints(eps []Endpoint) error {
 	}
 	return nil
 }
+
+// validPort reports whether p is a port a dial can use: a number from 1 to
+// 65535, or a service name ("https").
+func validPort(p string) bool {
+	if p == "" {
+		return false
+	}
+	if strings.Trim(p, "0123456789") == "" {
+		n, err := strconv.ParseUint(p, 10, 16)
+		return err == nil && n > 0
+	}
+	for _, c := range p {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// badHostRune: no host name or address holds a control character or a
+// space (a MEMBERS entry with one would be a session dialling nothing, for
+// ever).
+func badHostRune(r rune) bool { return r <= ' ' || r == 0x7f || r == utf8.RuneError }
 
 // SessionState is one tunnel's session as the agent sees it.
 type SessionState struct {

@@ -1,10 +1,12 @@
 package agentd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -244,5 +246,62 @@ func TestStaticKeepsToItsTunnels(t *testing.T) {
 	ag.learn([]tunnelproto.Member{{Addr: a1.addr, Fingerprint: a1.fp}, {Addr: b.addr, Fingerprint: b.fp}})
 	if ss := ag.Sessions(); len(ss) != 1 {
 		t.Fatalf("a static agent joined what the cluster named: %+v", ss)
+	}
+}
+
+// TestLearnedSessionKeepsToTheAllowList: a member the agent joined because
+// the cluster named it (MEMBERS) gets no more than the configured tunnel:
+// a target outside the agent's allow list is refused on that session too,
+// whatever the member's own server allows.
+func TestLearnedSessionKeepsToTheAllowList(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	forbidden := ln.Addr().String()
+	a1, b := newEnv(t, forbidden), newEnv(t, forbidden)
+	a1.run(a1.config("127.0.0.1:9"))
+	a1.waitOnline()
+	if err := a1.srv.SetMembers([]tunnelproto.Member{{Addr: a1.addr, Fingerprint: a1.fp}, {Addr: b.addr, Fingerprint: b.fp}}); err != nil {
+		t.Fatal(err)
+	}
+	b.waitOnline()
+	_, err = b.srv.Dial(context.Background(), "agent-1", tunnelproto.KindTCP, forbidden)
+	if !errors.Is(err, tunnelproto.ErrTargetNotAllowed) {
+		t.Fatalf("err = %v, want the agent's refusal on the learned session", err)
+	}
+}
+
+// TestLearnIgnoresBadEntries: entries of a MEMBERS list that are no
+// host:port a dial can use (a port out of range, control characters or
+// spaces) or carry no valid pin are skipped, and a list that is all bad
+// changes nothing.
+func TestLearnIgnoresBadEntries(t *testing.T) {
+	a1 := newEnv(t)
+	ag, err := New(a1.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1.runAgent(ag)
+	a1.waitOnline()
+	bad := []tunnelproto.Member{
+		{Addr: "no-port", Fingerprint: a1.fp},
+		{Addr: ":9700", Fingerprint: a1.fp},
+		{Addr: "host:", Fingerprint: a1.fp},
+		{Addr: "host:9700", Fingerprint: "sha256:zz"},
+		{Addr: "host:9700", Fingerprint: ""},
+		{Addr: "", Fingerprint: ""},
+		{Addr: "\x00\xff:\n", Fingerprint: a1.fp},
+		{Addr: "host:0", Fingerprint: a1.fp},
+		{Addr: "host:99999", Fingerprint: a1.fp},
+		{Addr: "a b:9700", Fingerprint: a1.fp},
+		{Addr: "host\r\n:9700", Fingerprint: a1.fp},
+	}
+	for _, list := range [][]tunnelproto.Member{nil, bad, append([]tunnelproto.Member{{Addr: a1.addr, Fingerprint: a1.fp}}, bad...)} {
+		ag.learn(list)
+		if ss := ag.Sessions(); len(ss) != 1 || ss[0].Learned {
+			t.Fatalf("after a list of %d bad entries: %+v", len(list), ss)
+		}
 	}
 }
