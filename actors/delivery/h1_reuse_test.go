@@ -128,6 +128,9 @@ func TestDeliverIgnoresUnsolicitedBytes(t *testing.T) {
 		{"second answer at once", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", 0},
 		{"second answer while idle", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", 30 * time.Millisecond},
 		{"body past its length", "HTTP/1.1 500 Nope\r\nContent-Length: 5\r\n\r\nstale", 0},
+		// Some servers say 408 on a keep-alive connection they time out
+		// (net/http's Transport drops such a connection quietly).
+		{"408 on the idle connection", "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 5\r\n\r\nstale", 30 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRawServer(t, func(_ int32, c net.Conn, br *bufio.Reader, s *rawServer) {
