@@ -88,6 +88,12 @@ func writeError(w http.ResponseWriter, e *Error) {
 	if e.Status == 0 {
 		e.Status = http.StatusInternalServerError
 	}
+	// Every 503 here means "not now": a cluster member without a
+	// metadata quorum, a store closing, a member that did not answer.
+	// Clients and proxies that honour Retry-After come back in a second.
+	if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.Status, ErrorBody{Error: e})
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webhookops/webhookops/actors"
 	"github.com/webhookops/webhookops/admin/api"
 )
 
@@ -180,5 +181,23 @@ func TestClusterStatusShowsLag(t *testing.T) {
 	var local api.ClusterStatus
 	if code, raw := e.call("GET", "/api/v1/cluster?local=true", nil, &local); code != http.StatusOK || local.Partitions[0].Applied != nil || local.LagUnknown != nil {
 		t.Fatalf("local status: %d %s", code, raw)
+	}
+}
+
+// A 503 (a member without a metadata quorum answers ErrUnavailable) says
+// when to come back; other errors do not.
+func TestUnavailableSaysRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: the metadata shard: timeout", actors.ErrUnavailable), "1"},
+		{actors.ErrConflict, ""},
+	} {
+		w := httptest.NewRecorder()
+		writeError(w, toError(tc.err))
+		if got := w.Header().Get("Retry-After"); got != tc.want {
+			t.Errorf("%v: %d Retry-After %q, want %q", tc.err, w.Code, got, tc.want)
+		}
 	}
 }
