@@ -159,6 +159,24 @@ func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Vo
 	}
 }
 
+// waitLocation waits until the tab's URL holds sub: a navigation started
+// by a click has committed.
+func waitLocation(sub string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for {
+			loc, err := chromedp.Location()(ctx, tg)
+			if err == nil && strings.Contains(loc, sub) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("the page never reached a URL with %q (at %s): %w", sub, loc, ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	})
+}
+
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	var s string
@@ -220,6 +238,9 @@ func TestBrowserDeadLetterFixRedrive(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#apply-filter")),
 		chromedp.SetValue(chromedp.CSS("#status"), "dead_lettered"),
 		chromedp.Click(chromedp.CSS("#apply-filter")),
+		// The unfiltered list shows the same row and count: wait for the
+		// filtered page, or the next click lands on a page being replaced.
+		waitLocation("status=dead_lettered"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-id="`+id+`"]`)),
 	)
 	if n := text(t, ctx, "#event-count"); n != "1" {
