@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,6 +223,12 @@ func (n *Node) StartReplay(rec model.Replay, objType, objID string) (model.Repla
 		return model.Replay{}, &model.FieldError{Field: "id", Message: fmt.Sprintf("%q is not a replay id", rec.ID)}
 	default:
 		if _, err := n.db.GetConfig(wal.KindReplay, rec.ID); err == nil {
+			// A forwarded part asked again (its first answer was lost to a
+			// timeout) is the one already running; anything else under
+			// the id is a conflict.
+			if had, err := n.Replay(rec.ID); err == nil && samePart(had, rec) {
+				return had, nil
+			}
 			return model.Replay{}, fmt.Errorf("%w: replay %s is recorded on this node already", ErrConflict, rec.ID)
 		} else if !errors.Is(err, wal.ErrNotFound) {
 			return model.Replay{}, err
@@ -596,4 +603,20 @@ func (c *replayCoordinator) persist(run *replayRun, wait bool) {
 	if err := c.n.db.CommitWait(b); err != nil {
 		c.n.log.Error("replay record not saved", "replay", run.rec.ID, "err", err)
 	}
+}
+
+// samePart reports whether b asks for what the recorded replay part a
+// was asked for: the same caller, events and destinations.
+func samePart(a, b model.Replay) bool {
+	return a.RequestedBy == b.RequestedBy && a.EventID == b.EventID && a.Destination == b.Destination &&
+		a.DeadLetters == b.DeadLetters && slices.Equal(a.EventIDs, b.EventIDs) &&
+		slices.Equal(a.Destinations, b.Destinations) && sameJSON(a.Filter, b.Filter)
+}
+
+// sameJSON compares filters as stored: a recorded one was read back from
+// JSON (times in another location, empty slices nil).
+func sameJSON(a, b *model.EventFilter) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -46,8 +47,16 @@ func TestMemberReplayPart(t *testing.T) {
 		r, err := tn.Replay(id)
 		return err == nil && r.Status == model.ReplayCompleted && r.Total == 1 && r.Succeeded == 1
 	})
-	if _, err := tn.StartReplay(rec, "event", ev.ID()); !errors.Is(err, ErrConflict) {
-		t.Fatalf("the same part again: %v, want ErrConflict", err)
+	// The same part asked again (a forwarding member whose first try timed
+	// out) is the one that ran: answered, not run twice; another request
+	// under the same id is a conflict.
+	if again, err := tn.StartReplay(rec, "event", ev.ID()); err != nil || again.ID != id || again.Status != model.ReplayCompleted {
+		t.Fatalf("the same part again: %+v, %v; want the completed part", again, err)
+	}
+	other := rec
+	other.RequestedBy = "someone else"
+	if _, err := tn.StartReplay(other, "event", ev.ID()); !errors.Is(err, ErrConflict) {
+		t.Fatalf("another part under the same id: %v, want ErrConflict", err)
 	}
 	var fe *model.FieldError
 	if _, err := tn.StartReplay(model.Replay{ID: "rpl_x", EventID: ev.ID(), Destinations: []string{"app"}}, "", ""); !errors.As(err, &fe) {
@@ -58,5 +67,33 @@ func TestMemberReplayPart(t *testing.T) {
 	}
 	if n := len(s.received()); n != 2 {
 		t.Fatalf("app received %d deliveries, want 2 (the event and one replay)", n)
+	}
+}
+
+func TestSamePart(t *testing.T) {
+	since := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	base := model.Replay{ID: "rpl_000000000000000000000001", RequestedBy: "ops", Destinations: []string{"a", "b"},
+		Filter: &model.EventFilter{Source: "shop", Since: since}}
+	for _, tc := range []struct {
+		name string
+		edit func(*model.Replay)
+		same bool
+	}{
+		{"the same request", func(*model.Replay) {}, true},
+		{"its record (status, tallies)", func(r *model.Replay) { r.Status, r.Total, r.Succeeded = model.ReplayCompleted, 4, 4 }, true},
+		{"an equal filter read back", func(r *model.Replay) { f := *r.Filter; r.Filter = &f }, true},
+		{"another caller", func(r *model.Replay) { r.RequestedBy = "eve" }, false},
+		{"other destinations", func(r *model.Replay) { r.Destinations = []string{"a"} }, false},
+		{"another filter", func(r *model.Replay) { r.Filter = &model.EventFilter{Source: "shop"} }, false},
+		{"no filter", func(r *model.Replay) { r.Filter = nil }, false},
+		{"one event", func(r *model.Replay) { r.EventID = "evt_1" }, false},
+		{"dead letters", func(r *model.Replay) { r.DeadLetters = true }, false},
+	} {
+		b := base
+		b.Destinations = slices.Clone(base.Destinations)
+		tc.edit(&b)
+		if got := samePart(base, b); got != tc.same {
+			t.Errorf("%s: samePart = %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }
