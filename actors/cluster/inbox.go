@@ -30,6 +30,7 @@ type inboxProposer struct {
 	// (tests).
 	drains, peak int
 	proposals    int
+	dropped      int // waits whose callers were gone before their proposal
 }
 
 // inboxQueue is one partition's references waiting for its drain
@@ -39,6 +40,33 @@ type inboxQueue struct{ pending []inboxWait }
 type inboxWait struct {
 	refs []inboxRef
 	done chan error // buffered: the drain never waits on a caller
+	// gone is closed once the caller stopped waiting (its request ended
+	// without a 2xx): its references are dropped, not proposed. Its
+	// event is committed without an answer, so no order was promised for
+	// it; the orphan sweep takes it (actors/orphans.go).
+	gone <-chan struct{}
+}
+
+// nextGroup takes from pending the next proposal's waits, up to
+// maxInboxRefs references (at least one wait), skipping those whose
+// callers are gone. It returns the group, what stays pending, and how
+// many waits it dropped. A pure decision on the queue.
+func nextGroup(pending []inboxWait) (group, rest []inboxWait, dropped int) {
+	refs := 0
+	for i, w := range pending {
+		select {
+		case <-w.gone:
+			dropped++
+			continue
+		default:
+		}
+		if len(group) > 0 && refs+len(w.refs) > maxInboxRefs {
+			return group, pending[i:], dropped
+		}
+		group = append(group, w)
+		refs += len(w.refs)
+	}
+	return group, nil, dropped
 }
 
 func newInboxProposer(c *Cluster) *inboxProposer {
@@ -56,7 +84,7 @@ func (ip *inboxProposer) propose(ctx context.Context, refs []inboxRef) error {
 	waits := make([]chan error, 0, len(byPart))
 	for p, rs := range byPart {
 		done := make(chan error, 1)
-		if err := ip.add(p, inboxWait{refs: rs, done: done}); err != nil {
+		if err := ip.add(p, inboxWait{refs: rs, done: done, gone: ctx.Done()}); err != nil {
 			return err
 		}
 		waits = append(waits, done)
@@ -102,22 +130,18 @@ func (ip *inboxProposer) drain(p uint16, q *inboxQueue) {
 	defer ip.wg.Done()
 	for {
 		ip.mu.Lock()
-		n, refs := 0, 0
-		for n < len(q.pending) && (n == 0 || refs+len(q.pending[n].refs) <= maxInboxRefs) {
-			refs += len(q.pending[n].refs)
-			n++
-		}
-		if n == 0 {
+		group, rest, dropped := nextGroup(q.pending)
+		q.pending = rest
+		ip.dropped += dropped
+		if len(group) == 0 {
 			delete(ip.parts, p)
 			ip.drains--
 			ip.mu.Unlock()
 			return
 		}
-		group := q.pending[:n:n]
-		q.pending = q.pending[n:]
 		ip.proposals++
 		ip.mu.Unlock()
-		all := make([]inboxRef, 0, refs)
+		var all []inboxRef
 		for _, w := range group {
 			all = append(all, w.refs...)
 		}

@@ -161,3 +161,41 @@ func TestDuplicateInboxesOnlyTheEventsDestinations(t *testing.T) {
 		t.Errorf("%s, routed after the event was stored, got an inbox entry for it (%v)", added, err)
 	}
 }
+
+// nextGroup groups waiting references up to maxInboxRefs and drops those
+// whose callers went away (their requests ended without a 2xx), so a
+// partition without a leader holds no more than the requests still
+// waiting on it.
+func TestNextGroup(t *testing.T) {
+	gone := make(chan struct{})
+	close(gone)
+	live := make(chan struct{})
+	w := func(n int, g chan struct{}) inboxWait {
+		return inboxWait{refs: make([]inboxRef, n), gone: g}
+	}
+	for _, tc := range []struct {
+		name                 string
+		pending              []inboxWait
+		group, rest, dropped int
+	}{
+		{"nothing", nil, 0, 0, 0},
+		{"all fit", []inboxWait{w(1, live), w(2, live)}, 2, 0, 0},
+		{"callers gone", []inboxWait{w(1, gone), w(2, live), w(3, gone)}, 1, 0, 2},
+		{"only gone", []inboxWait{w(1, gone), w(1, gone)}, 0, 0, 2},
+		{"over the cap", []inboxWait{w(maxInboxRefs-1, live), w(2, live), w(1, live)}, 1, 2, 0},
+		{"one wait over the cap alone", []inboxWait{w(maxInboxRefs+1, live), w(1, live)}, 1, 1, 0},
+		{"gone before the cap", []inboxWait{w(maxInboxRefs, gone), w(maxInboxRefs, live), w(1, live)}, 1, 1, 1},
+	} {
+		group, rest, dropped := nextGroup(tc.pending)
+		if len(group) != tc.group || len(rest) != tc.rest || dropped != tc.dropped {
+			t.Errorf("%s: group %d, rest %d, dropped %d; want %d, %d, %d", tc.name, len(group), len(rest), dropped, tc.group, tc.rest, tc.dropped)
+		}
+		for _, g := range group {
+			select {
+			case <-g.gone:
+				t.Errorf("%s: a gone caller's references are proposed", tc.name)
+			default:
+			}
+		}
+	}
+}
