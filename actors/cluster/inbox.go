@@ -97,7 +97,8 @@ func (ip *inboxProposer) propose(ctx context.Context, refs []inboxRef) error {
 				first = err
 			}
 		case <-ctx.Done():
-			// The proposals go on; the inbox takes each reference once.
+			// A proposal already made goes on (the inbox takes each
+			// reference once); one not made yet drops these (nextGroup).
 			return fmt.Errorf("%w: %v", actors.ErrUnavailable, ctx.Err())
 		}
 	}
