@@ -203,6 +203,23 @@ type Cluster struct {
 	meta     *metaShard // nil without Config.Configs
 }
 
+// replicaConfig is this member's raft settings for one shard: every shard
+// checks its quorum and pre-votes (a member back from a stop or a
+// partition does not depose a working leader); they differ in how often
+// they snapshot.
+func (c *Cluster) replicaConfig(shard, snapshotEntries, compactionOverhead uint64) config.Config {
+	return config.Config{
+		ReplicaID:          c.cfg.NodeID,
+		ShardID:            shard,
+		CheckQuorum:        true,
+		PreVote:            true,
+		ElectionRTT:        c.cfg.ElectionRTT,
+		HeartbeatRTT:       1,
+		SnapshotEntries:    snapshotEntries,
+		CompactionOverhead: compactionOverhead,
+	}
+}
+
 // Start joins the cluster: it starts the NodeHost and a replica of every
 // partition, and returns without waiting for leaders.
 func Start(cfg Config) (*Cluster, error) {
@@ -273,16 +290,7 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	for p := 0; p < c.part; p++ {
 		part := uint16(p)
-		rc := config.Config{
-			ReplicaID:          cfg.NodeID,
-			ShardID:            PartitionShard(part),
-			CheckQuorum:        true,
-			PreVote:            true, // a member back from a stop or a partition does not depose a working leader
-			ElectionRTT:        cfg.ElectionRTT,
-			HeartbeatRTT:       1,
-			SnapshotEntries:    20000,
-			CompactionOverhead: 5000,
-		}
+		rc := c.replicaConfig(PartitionShard(part), 20000, 5000)
 		factory := func(uint64, uint64) sm.IOnDiskStateMachine { return newPartitionSM(cfg.DB, part, c) }
 		if err := nh.StartOnDiskReplica(members, cfg.Join, factory, rc); err != nil {
 			nh.Close()

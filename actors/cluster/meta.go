@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	"github.com/lni/dragonboat/v4/config"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
 	"github.com/webhookops/webhookops/actors"
@@ -249,16 +248,7 @@ func (c *Cluster) startMeta(members map[uint64]dragonboat.Target) error {
 		return fmt.Errorf("cluster: this member's sealing key (id %s) is not the cluster's: its configuration was sealed with key id %x; give every member the same --cluster-seal-key", key.ID(), st.KeyID)
 	}
 	c.meta = &metaShard{failed: make(chan error, 1)}
-	rc := config.Config{
-		ReplicaID:          c.cfg.NodeID,
-		ShardID:            MetaShard,
-		CheckQuorum:        true,
-		PreVote:            true,
-		ElectionRTT:        c.cfg.ElectionRTT,
-		HeartbeatRTT:       1,
-		SnapshotEntries:    1000,
-		CompactionOverhead: 100,
-	}
+	rc := c.replicaConfig(MetaShard, 1000, 100)
 	factory := func(uint64, uint64) sm.IOnDiskStateMachine {
 		return &metaSM{db: c.cfg.DB, key: key, apply: c.cfg.Configs, fail: c.meta.fail, log: c.log}
 	}

@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/lni/dragonboat/v4"
-	"github.com/lni/dragonboat/v4/config"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 )
 
@@ -284,16 +283,7 @@ func (c *Cluster) WatchTunnels(every time.Duration, f func(TunnelDirectory)) {
 
 // startTunnelShard starts this member's replica of the directory.
 func (c *Cluster) startTunnelShard(members map[uint64]dragonboat.Target) error {
-	rc := config.Config{
-		ReplicaID:          c.cfg.NodeID,
-		ShardID:            TunnelShard,
-		CheckQuorum:        true,
-		PreVote:            true,
-		ElectionRTT:        c.cfg.ElectionRTT,
-		HeartbeatRTT:       1,
-		SnapshotEntries:    1000,
-		CompactionOverhead: 100,
-	}
+	rc := c.replicaConfig(TunnelShard, 1000, 100)
 	factory := func(uint64, uint64) sm.IStateMachine { return &tunnelSM{} }
 	if err := c.nh.StartReplica(members, c.cfg.Join, factory, rc); err != nil {
 		return fmt.Errorf("cluster: tunnel directory: %w", err)
