@@ -126,31 +126,43 @@ func (c Config) Validate() error {
 
 // ParseMembers parses "1=host:port,2=host:port,...".
 func ParseMembers(s string) (map[uint64]string, error) {
-	out := map[uint64]string{}
 	seen := map[string]uint64{}
+	return ParseIDList(s, "host:port", func(n uint64, addr string) (string, error) {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return "", err
+		}
+		if other, dup := seen[addr]; dup {
+			return "", fmt.Errorf("members %d and %d share the address %s", other, n, addr)
+		}
+		seen[addr] = n
+		return addr, nil
+	})
+}
+
+// ParseIDList parses a list of members' values, "1=v,2=v,...": ids above
+// 0, each once, at least one; check sees each value (its id first) and
+// returns it as kept. want names the value in errors ("host:port").
+func ParseIDList(s, want string, check func(id uint64, v string) (string, error)) (map[uint64]string, error) {
+	out := map[uint64]string{}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
-		id, addr, ok := strings.Cut(part, "=")
+		id, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return nil, fmt.Errorf("member %q: want id=host:port", part)
+			return nil, fmt.Errorf("member %q: want id=%s", part, want)
 		}
 		n, err := strconv.ParseUint(id, 10, 64)
 		if err != nil || n == 0 {
 			return nil, fmt.Errorf("member %q: the id must be a number above 0", part)
 		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("member %q: %v", part, err)
-		}
 		if _, dup := out[n]; dup {
 			return nil, fmt.Errorf("member id %d appears twice", n)
 		}
-		if other, dup := seen[addr]; dup {
-			return nil, fmt.Errorf("members %d and %d share the address %s", other, n, addr)
+		if out[n], err = check(n, v); err != nil {
+			return nil, fmt.Errorf("member %q: %w", part, err)
 		}
-		out[n], seen[addr] = addr, n
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no members")

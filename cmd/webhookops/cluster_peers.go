@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,33 +30,7 @@ var adminAdvertiseFlag = &cli.StringFlag{Name: "admin-advertise-url", EnvVars: [
 // parseMemberURLs parses "1=https://host:port,2=..." (admin.CheckMemberURL
 // for each URL).
 func parseMemberURLs(s string) (map[uint64]string, error) {
-	out := map[uint64]string{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		id, raw, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("%q: want id=URL", part)
-		}
-		n, err := strconv.ParseUint(id, 10, 64)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%q: the id must be a number above 0", part)
-		}
-		if _, dup := out[n]; dup {
-			return nil, fmt.Errorf("member %d appears twice", n)
-		}
-		u, err := admin.CheckMemberURL(raw)
-		if err != nil {
-			return nil, fmt.Errorf("member %d: %w", n, err)
-		}
-		out[n] = u
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no members")
-	}
-	return out, nil
+	return cluster.ParseIDList(s, "URL", func(_ uint64, raw string) (string, error) { return admin.CheckMemberURL(raw) })
 }
 
 // adminAdvertiseURL is the admin URL a member records for the others:
