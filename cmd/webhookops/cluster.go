@@ -39,6 +39,13 @@ func clusterFlags() []cli.Flag {
 	}
 }
 
+// clusterTLS is the member's mutual-TLS files (--cluster-ca, --cluster-cert,
+// --cluster-key): for raft traffic and for the requests it forwards to the
+// other members' admin APIs.
+func clusterTLS(c *cli.Context) cluster.TLSFiles {
+	return cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")}
+}
+
 // clusterMember is what serve holds of a running cluster member.
 type clusterMember struct {
 	cl   *cluster.Cluster
@@ -288,7 +295,7 @@ func startCluster(c *cli.Context, node *actors.Node, db *wal.DB, log *slog.Logge
 		Configs:      node,
 		SealKey:      key,
 		AdminURL:     adminURL,
-		TLS:          cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")},
+		TLS:          clusterTLS(c),
 	})
 	if err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func adminAdvertiseURL(advertise string, bound netip.AddrPort, secure bool) (url
 // verified against the system roots and --cluster-ca; the member presents
 // its cluster certificate when it has one.
 func memberPeers(c *cli.Context, recorded func() (map[uint64]string, error)) (*admin.Peers, error) {
-	p, err := newMemberPeers(c.String(memberAdminURLsFlag.Name), c.Uint64("node-id"), cluster.TLSFiles{CA: c.String("cluster-ca"), Cert: c.String("cluster-cert"), Key: c.String("cluster-key")})
+	p, err := newMemberPeers(c.String(memberAdminURLsFlag.Name), c.Uint64("node-id"), clusterTLS(c))
 	if err != nil {
 		return nil, err
 	}
