@@ -31,6 +31,11 @@ func errConflict(format string, args ...any) *Error {
 	return &Error{Status: http.StatusConflict, Code: "conflict", Message: fmt.Sprintf(format, args...)}
 }
 
+// errUnavailable is a 503: not now, retry (writeError adds Retry-After).
+func errUnavailable(format string, args ...any) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf(format, args...)}
+}
+
 // toError maps an error from the node or the store to the API shape.
 // field strips the "sources[0]." style prefix Apply puts on field names,
 // since the API handles one object at a time.

@@ -125,7 +125,7 @@ const peerTimeout = 10 * time.Second
 func (p *Peers) call(ctx context.Context, id uint64, method, path, bearer string, in, out any) error {
 	base, err := p.url(id)
 	if err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
+		return errUnavailable("%v", err)
 	}
 	var body io.Reader
 	if in != nil {
@@ -151,12 +151,12 @@ func (p *Peers) call(ctx context.Context, id uint64, method, path, bearer string
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf("member %d (%s) did not answer: %v", id, base, err)}
+		return errUnavailable("member %d (%s) did not answer: %v", id, base, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: fmt.Sprintf("member %d (%s): reading its answer: %v", id, base, err)}
+		return errUnavailable("member %d (%s): reading its answer: %v", id, base, err)
 	}
 	if resp.StatusCode >= 300 {
 		var eb api.ErrorBody
@@ -194,8 +194,7 @@ func (s *Server) owners(dests []string) (map[uint64][]string, error) {
 		p := s.db.DestPartition(d)
 		id := leader[p]
 		if id == 0 {
-			return nil, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
-				Message: fmt.Sprintf("partition %d (destination %q) has no leader now (an election is running); retry", p, d)}
+			return nil, errUnavailable("partition %d (destination %q) has no leader now (an election is running); retry", p, d)
 		}
 		out[id] = append(out[id], d)
 	}
@@ -281,7 +280,7 @@ func (s *Server) startClustered(rec Replay, dests []string, objType, objID strin
 	case len(got) == 0 && len(failed) == 1:
 		return Replay{}, lastErr // as the member said it (404, 409, ...)
 	case len(got) == 0:
-		return Replay{}, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "no member could start the replay: " + strings.Join(failed, "; ")}
+		return Replay{}, errUnavailable("no member could start the replay: %s", strings.Join(failed, "; "))
 	}
 	out := mergeReplayParts(got)
 	if len(failed) > 0 {
@@ -393,8 +392,7 @@ func (s *Server) replayEverywhere(id string, p Principal) (Replay, error) {
 	}
 	if len(parts) == 0 {
 		if len(missing) > 0 {
-			return Replay{}, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable",
-				Message: fmt.Sprintf("no replay %q here, and not every member answered: %s", id, strings.Join(missing, "; "))}
+			return Replay{}, errUnavailable("no replay %q here, and not every member answered: %s", id, strings.Join(missing, "; "))
 		}
 		return Replay{}, errNotFound("no replay %q", id)
 	}
