@@ -180,7 +180,7 @@ func (o *outgoing) write(bw *bufio.Writer) error {
 			bw.WriteString(k)
 			bw.WriteString(": ")
 			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+				v = lineBreakToSpace.Replace(v)
 			}
 			bw.WriteString(strings.Trim(v, " \t"))
 			bw.WriteString("\r\n")
@@ -193,6 +193,10 @@ func (o *outgoing) write(bw *bufio.Writer) error {
 	_, err := bw.Write(o.body)
 	return err
 }
+
+// lineBreakToSpace turns a header value's CR and LF into spaces, as
+// net/http's headerNewlineToSpace does. Made once: safe for concurrent use.
+var lineBreakToSpace = strings.NewReplacer("\r", " ", "\n", " ")
 
 // plainHost reports whether host can go on the wire as it is: an ASCII
 // name or address with an optional port, nothing net/http's Request.Write
