@@ -46,30 +46,32 @@ func forwardMembersCell(ms []api.MemberListener) string {
 
 // agentMembersTable shows an agent's session on each member.
 func agentMembersTable(w io.Writer, ms []api.MemberSession) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
 	var rows [][]string
 	for _, m := range ms {
 		rows = append(rows, []string{strconv.FormatUint(m.Node, 10), m.Tunnel, strconv.FormatBool(m.Online), orDash(m.Transport),
 			orDash(m.Remote), fmtTime(m.Since), fmtTime(m.ReportedAt), strconv.FormatBool(m.Reachable)})
 	}
-	return table(w, []string{"NODE", "TUNNEL", "ONLINE", "TRANSPORT", "REMOTE", "SINCE", "REPORTED", "REACHABLE"}, rows)
+	return membersTable(w, []string{"NODE", "TUNNEL", "ONLINE", "TRANSPORT", "REMOTE", "SINCE", "REPORTED", "REACHABLE"}, rows)
 }
 
 // forwardMembersTable shows a forward on each member.
 func forwardMembersTable(w io.Writer, ms []api.MemberListener) error {
-	if len(ms) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
 	var rows [][]string
 	for _, m := range ms {
 		rows = append(rows, []string{strconv.FormatUint(m.Node, 10), strconv.FormatBool(m.Listening), orDash(m.Error),
 			strconv.FormatBool(m.AgentOnline), fmtTime(m.ReportedAt), strconv.FormatBool(m.Reachable)})
 	}
-	return table(w, []string{"NODE", "LISTENING", "ERROR", "AGENT_ONLINE", "REPORTED", "REACHABLE"}, rows)
+	return membersTable(w, []string{"NODE", "LISTENING", "ERROR", "AGENT_ONLINE", "REPORTED", "REACHABLE"}, rows)
+}
+
+// membersTable is a get's table of members, after a blank line; nothing
+// on a single node (no rows).
+func membersTable(w io.Writer, head []string, rows [][]string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	return table(w, head, rows)
 }
 
 // membersColumn drops a list's last column, MEMBERS, on a single node
