@@ -144,7 +144,9 @@ func (p *h1Pool) roundTrip(ctx context.Context, deadline time.Time, req *outgoin
 		}
 		stop()
 		cc.c.Close()
-		if !reused || answered || try > 0 || ctx.Err() != nil {
+		// Only the first try takes a pooled connection (reused), so
+		// there is never a third.
+		if !reused || answered || ctx.Err() != nil {
 			return nil, err
 		}
 	}
