@@ -437,13 +437,8 @@ func (m *metaSM) applyChange(e metaEntry, index uint64, id string) (sm.Result, e
 	}
 	mb.Discard()
 	res := sm.Result{Value: ResultRefused, Data: encodeRefusal(refused)}
-	mb = m.db.NewMetaBatch()
-	if err := m.record(mb, index, id, res); err != nil {
-		mb.Discard()
-		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
-	}
-	if err := mb.CommitApplied(index); err != nil {
-		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+	if err := m.commitResult(m.db.NewMetaBatch(), index, id, res); err != nil {
+		return sm.Result{}, err
 	}
 	return res, nil
 }
@@ -464,15 +459,24 @@ func (m *metaSM) applyMembers(e metaEntry, index uint64, id string) (sm.Result, 
 		}
 		return sm.Result{Value: ResultBad}, m.skip(index)
 	}
-	if err := m.record(mb, index, id, sm.Result{Value: ResultAccepted}); err != nil {
-		mb.Discard()
-		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
-	}
-	if err := mb.CommitApplied(index); err != nil {
-		return sm.Result{}, fmt.Errorf("cluster: metadata shard: %w", err)
+	if err := m.commitResult(mb, index, id, sm.Result{Value: ResultAccepted}); err != nil {
+		return sm.Result{}, err
 	}
 	m.keyID = m.key.id
 	return sm.Result{Value: ResultAccepted}, nil
+}
+
+// commitResult records entry id's result into mb and commits mb as
+// applied up to index.
+func (m *metaSM) commitResult(mb *wal.MetaBatch, index uint64, id string, res sm.Result) error {
+	if err := m.record(mb, index, id, res); err != nil {
+		mb.Discard()
+		return fmt.Errorf("cluster: metadata shard: %w", err)
+	}
+	if err := mb.CommitApplied(index); err != nil {
+		return fmt.Errorf("cluster: metadata shard: %w", err)
+	}
+	return nil
 }
 
 // Retried proposals.
