@@ -188,7 +188,7 @@ func (c *Client) deliver(ctx context.Context, start time.Time, d model.Destinati
 	// A Host that needs net/http's cleaning (a name to turn into punycode,
 	// say) goes through the Transport, and so does a URL host the
 	// Transport would dial by its punycode form.
-	tr, pool, err := c.transportFor(d, u.Scheme == "http" && plainHost(host) && plainHost(u.Host))
+	tr, pool, err := c.transportFor(d, idleProbes && u.Scheme == "http" && plainHost(host) && plainHost(u.Host))
 	if err != nil {
 		return Result{Err: err.Error()}
 	}

@@ -49,8 +49,8 @@
 //   - Per (verify_tls, allow_private_network, agent) combination, cached for
 //     the life of the Client: for https and agent destinations an
 //     http.Transport (TLS, HTTP/2 where offered), and for plain-http
-//     destinations in mode "http" a pool of HTTP/1.1 keep-alive connections
-//     (h1Pool) on which each attempt runs wholly on its caller's goroutine,
+//     destinations in mode "http", on Linux, a pool of HTTP/1.1 keep-alive
+//     connections (h1Pool; elsewhere the Transport too: see idleProbes) on which each attempt runs wholly on its caller's goroutine,
 //     without the Transport's reader and writer goroutines per connection
 //     (they were about a third of a delivery's CPU under steady load). Either
 //     way steady delivery to a destination reuses its connections; both cap

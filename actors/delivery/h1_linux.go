@@ -5,6 +5,10 @@ import (
 	"syscall"
 )
 
+// idleProbes: this platform can peek at an idle connection, so
+// plain-http destinations use the pool (h1Pool).
+const idleProbes = true
+
 // idleProbe tells whether an idle keep-alive connection can carry the next
 // request: the receiver has neither closed nor reset it, and has sent
 // nothing on it since its last answer was read (bytes nobody asked for

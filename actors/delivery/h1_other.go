@@ -4,9 +4,14 @@ package delivery
 
 import "net"
 
-// idleProbe cannot peek at a connection on this platform: an idle
-// connection the receiver closed is found when a request fails on it, and
-// the request goes out again on a new connection (h1Pool.roundTrip).
+// idleProbes: this platform cannot peek at an idle connection, so the
+// pool could not keep its promise (no request on a connection the
+// receiver closed or sent unasked bytes on: those bytes would be read as
+// the next event's answer). Plain-http destinations go through the
+// Transport here, whose reader sees such bytes; the pool is not used.
+const idleProbes = false
+
+// idleProbe is never asked on this platform (see idleProbes).
 type idleProbe struct{}
 
 func (*idleProbe) init(net.Conn) {}
