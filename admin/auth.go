@@ -273,7 +273,7 @@ func (ts *tokenSet) revoke(name, by string, now time.Time) error {
 	}
 	if ts.node != nil {
 		err := ts.node.Apply(actors.Change{DeleteTokens: []string{name}, Actor: by,
-			Audit: []wal.AuditEntry{{At: now.UTC(), Action: "token.revoked", ObjectType: "token", ObjectID: name, Actor: by}}})
+			Audit: []wal.AuditEntry{tokenRevoked(name, by, now)}})
 		if err != nil {
 			return err
 		}
@@ -353,6 +353,10 @@ func tokenCreated(tok Token, now time.Time) wal.AuditEntry {
 		Detail: map[string]string{"role": tok.Role, "prefix": tok.Prefix}}
 }
 
+func tokenRevoked(name, by string, now time.Time) wal.AuditEntry {
+	return wal.AuditEntry{At: now.UTC(), Action: "token.revoked", ObjectType: "token", ObjectID: name, Actor: by}
+}
+
 // RevokeToken deletes a stored token, audited.
 func RevokeToken(db *wal.DB, name, by string, now time.Time) error {
 	if _, err := db.GetConfig(wal.KindToken, name); err != nil {
@@ -363,7 +367,7 @@ func RevokeToken(db *wal.DB, name, by string, now time.Time) error {
 	}
 	b := db.NewBatch()
 	b.DeleteConfig(wal.KindToken, name)
-	b.Audit(wal.AuditEntry{At: now.UTC(), Action: "token.revoked", ObjectType: "token", ObjectID: name, Actor: by})
+	b.Audit(tokenRevoked(name, by, now))
 	return db.CommitWait(b)
 }
 
