@@ -115,7 +115,7 @@ func (s *Server) membership() (Membership, error) {
 
 func membershipError(err error) error {
 	if errors.Is(err, ErrMembershipRefused) {
-		return &Error{Status: http.StatusBadRequest, Code: "membership_refused", Message: err.Error()}
+		return errBadRequest("membership_refused", "", "%v", err)
 	}
 	return &Error{Status: http.StatusServiceUnavailable, Code: "cluster_unavailable", Message: err.Error()}
 }
@@ -150,7 +150,7 @@ func (s *Server) removeClusterNode(r *http.Request, ps httprouter.Params, p prin
 	}
 	id, err := strconv.ParseUint(ps.ByName("id"), 10, 64)
 	if err != nil || id == 0 {
-		return 0, nil, &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: "node id: a number above 0"}
+		return 0, nil, errBadRequest("bad_request", "", "node id: a number above 0")
 	}
 	if err := m.RemoveNode(r.Context(), id); err != nil {
 		return 0, nil, membershipError(err)
