@@ -310,7 +310,6 @@ func (c *Client) transportFor(d model.Destination, plain bool) (*http.Transport,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if plain {
-		k.verifyTLS = false // no TLS on a plain connection: one pool for both
 		p := c.pools[k]
 		if p == nil {
 			if c.pools == nil {
